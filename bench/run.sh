@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# bench/run.sh SUITE [--quick] | list
+# Builds Release into build/ if needed and runs one benchmark suite. Prints one JSON
+# object per figure (DESIGN.md, "Contracts"); BENCHMARKS.md holds the latest figures.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${TOWERPS_BUILD_DIR:-$root/build}"
+
+# suite name -> what it measures; the program is build/bench/bench_<suite>.
+declare -A suites=(
+  [common]="CRC-32C and metrics recording beside their memory/atomic bounds"
+)
+
+usage() { echo "usage: bench/run.sh SUITE [--quick] | list" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+if [ "$1" = list ]; then
+  for s in $(printf '%s\n' "${!suites[@]}" | sort); do printf '%-12s %s\n' "$s" "${suites[$s]}"; done
+  exit 0
+fi
+suite="$1"; shift
+[ -n "${suites[$suite]+x}" ] || { echo "bench/run.sh: unknown suite '$suite' (bench/run.sh list)" >&2; exit 2; }
+
+if [ ! -x "$build/bench/bench_$suite" ]; then
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
+fi
+cmake --build "$build" --target "bench_$suite" >&2
+exec "$build/bench/bench_$suite" "$@"

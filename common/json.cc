@@ -1,0 +1,86 @@
+#include "common/json.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace towerps {
+
+void AppendJsonString(absl::string_view s, std::string* out) {
+  out->push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(out, "\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+void JsonObject::AppendKey(absl::string_view key) {
+  if (!body_.empty()) body_.push_back(',');
+  AppendJsonString(key, &body_);
+  body_.push_back(':');
+}
+
+JsonObject& JsonObject::Add(absl::string_view key, absl::string_view value) {
+  AppendKey(key);
+  AppendJsonString(value, &body_);
+  return *this;
+}
+
+JsonObject& JsonObject::Add(absl::string_view key, int64_t value) {
+  AppendKey(key);
+  absl::StrAppend(&body_, value);
+  return *this;
+}
+
+JsonObject& JsonObject::Add(absl::string_view key, uint64_t value) {
+  AppendKey(key);
+  absl::StrAppend(&body_, value);
+  return *this;
+}
+
+JsonObject& JsonObject::Add(absl::string_view key, double value) {
+  AppendKey(key);
+  if (std::isfinite(value)) {
+    absl::StrAppendFormat(&body_, "%.6g", value);
+  } else {
+    body_.append("null");
+  }
+  return *this;
+}
+
+JsonObject& JsonObject::Add(absl::string_view key, bool value) {
+  AppendKey(key);
+  body_.append(value ? "true" : "false");
+  return *this;
+}
+
+JsonObject& JsonObject::AddRaw(absl::string_view key, absl::string_view json) {
+  AppendKey(key);
+  body_.append(json.data(), json.size());
+  return *this;
+}
+
+}  // namespace towerps

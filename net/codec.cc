@@ -1,0 +1,95 @@
+#include "net/codec.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "kj/exception.h"
+
+namespace towerps::net {
+
+absl::Status CodecOptions::Validate() const {
+  if (traversal_limit_words == 0) {
+    return absl::InvalidArgumentError("traversal_limit_words must be > 0");
+  }
+  if (max_frame_bytes < 8) return absl::InvalidArgumentError("max_frame_bytes must be >= 8");
+  return absl::OkStatus();
+}
+
+std::string EncodeMessage(capnp::MessageBuilder& message) {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  kj::ArrayPtr<const char> bytes = words.asChars();
+  return std::string(bytes.begin(), bytes.size());
+}
+
+absl::StatusOr<std::unique_ptr<DecodedEnvelope>> DecodeEnvelope(absl::string_view frame,
+                                                                const CodecOptions& options) {
+  if (frame.size() > options.max_frame_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("frame of ", frame.size(),
+                                                   " bytes exceeds the limit of ",
+                                                   options.max_frame_bytes));
+  }
+  if (frame.size() < 8 || frame.size() % 8 != 0) {
+    return absl::DataLossError(
+        absl::StrCat("frame of ", frame.size(), " bytes is not a whole Cap'n Proto message"));
+  }
+  std::unique_ptr<DecodedEnvelope> decoded(new DecodedEnvelope());
+  kj::ArrayPtr<const capnp::word> words;
+  if (reinterpret_cast<uintptr_t>(frame.data()) % alignof(capnp::word) == 0) {
+    words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(frame.data()), frame.size() / 8);
+  } else {
+    decoded->copy_ = kj::heapArray<capnp::word>(frame.size() / 8);
+    std::memcpy(decoded->copy_.begin(), frame.data(), frame.size());
+    words = kj::arrayPtr(decoded->copy_.begin(), decoded->copy_.size());
+  }
+  capnp::ReaderOptions reader_options;
+  reader_options.traversalLimitInWords = options.traversal_limit_words;
+  KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&] {
+                decoded->reader_ =
+                    std::make_unique<capnp::FlatArrayMessageReader>(words, reader_options);
+                if (decoded->reader_->getEnd() != words.end()) {
+                  KJ_FAIL_REQUIRE("trailing bytes after the message");
+                }
+                decoded->envelope_ = decoded->reader_->getRoot<wire::Envelope>();
+                // Touch the variable-length field so a bad pointer fails here.
+                (void)decoded->envelope_.getSender();
+                (void)decoded->envelope_.getBody().which();
+              })) {
+    return absl::DataLossError(
+        absl::StrCat("malformed message: ", exception->getDescription().cStr()));
+  }
+  uint32_t version = decoded->envelope_.getVersion();
+  if (version != kWireVersion) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("wire version ", version, " is not supported (expected ", kWireVersion, ")"));
+  }
+  return decoded;
+}
+
+void InitEnvelope(wire::Envelope::Builder envelope, absl::string_view sender,
+                  uint64_t request_id) {
+  envelope.setVersion(kWireVersion);
+  envelope.setSender(kj::StringPtr(std::string(sender).c_str()));
+  envelope.setRequestId(request_id);
+}
+
+std::string EncodeError(absl::string_view sender, uint64_t request_id,
+                        const absl::Status& status) {
+  capnp::MallocMessageBuilder message;
+  auto envelope = message.initRoot<wire::Envelope>();
+  InitEnvelope(envelope, sender, request_id);
+  auto error = envelope.getBody().initError();
+  error.setCode(static_cast<uint32_t>(status.code()));
+  std::string text(status.message());
+  error.setMessage(text.c_str());
+  return EncodeMessage(message);
+}
+
+absl::Status StatusFromError(wire::Error::Reader error) {
+  uint32_t code = error.getCode();
+  if (code == 0 || code > static_cast<uint32_t>(absl::StatusCode::kUnauthenticated)) {
+    code = static_cast<uint32_t>(absl::StatusCode::kUnknown);
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code), error.getMessage().cStr());
+}
+
+}  // namespace towerps::net

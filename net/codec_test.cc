@@ -1,0 +1,70 @@
+#include "net/codec.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace towerps::net {
+namespace {
+
+std::string PingFrame(uint64_t request_id, uint64_t nonce) {
+  capnp::MallocMessageBuilder message;
+  auto envelope = message.initRoot<wire::Envelope>();
+  InitEnvelope(envelope, "worker/1", request_id);
+  envelope.getBody().initPing().setNonce(nonce);
+  return EncodeMessage(message);
+}
+
+TEST(CodecTest, RoundTrip) {
+  std::string frame = PingFrame(17, 99);
+  auto decoded = DecodeEnvelope(frame, CodecOptions());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  auto envelope = (*decoded)->envelope();
+  EXPECT_EQ(envelope.getVersion(), kWireVersion);
+  EXPECT_EQ(std::string(envelope.getSender().cStr()), "worker/1");
+  EXPECT_EQ(envelope.getRequestId(), 17u);
+  ASSERT_EQ(envelope.getBody().which(), wire::Envelope::Body::PING);
+  EXPECT_EQ(envelope.getBody().getPing().getNonce(), 99u);
+}
+
+TEST(CodecTest, UnalignedFrameIsCopied) {
+  std::string frame = PingFrame(1, 2);
+  std::string shifted = " " + frame;  // data() + 1 is not 8-byte aligned
+  auto decoded = DecodeEnvelope(absl::string_view(shifted).substr(1), CodecOptions());
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ((*decoded)->envelope().getBody().getPing().getNonce(), 2u);
+}
+
+TEST(CodecTest, TruncatedAndGarbageFramesAreDataLoss) {
+  std::string frame = PingFrame(1, 2);
+  for (size_t len = 0; len < frame.size(); len += 8) {
+    auto decoded = DecodeEnvelope(absl::string_view(frame).substr(0, len), CodecOptions());
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss) << len;
+  }
+  EXPECT_EQ(DecodeEnvelope(frame.substr(0, frame.size() - 3), CodecOptions()).status().code(),
+            absl::StatusCode::kDataLoss);
+  std::string garbage(64, '\xff');
+  EXPECT_EQ(DecodeEnvelope(garbage, CodecOptions()).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(CodecTest, OversizedFrameRefused) {
+  CodecOptions options;
+  options.max_frame_bytes = 16;
+  EXPECT_EQ(DecodeEnvelope(PingFrame(1, 2), options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CodecTest, ErrorReplyCarriesStatus) {
+  std::string frame = EncodeError("ps/0", 5, absl::InvalidArgumentError("dim 3 != 64"));
+  auto decoded = DecodeEnvelope(frame, CodecOptions());
+  ASSERT_TRUE(decoded.ok());
+  auto body = (*decoded)->envelope().getBody();
+  ASSERT_EQ(body.which(), wire::Envelope::Body::ERROR);
+  absl::Status status = StatusFromError(body.getError());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "dim 3 != 64");
+}
+
+}  // namespace
+}  // namespace towerps::net
