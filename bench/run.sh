@@ -9,6 +9,9 @@ build="${TOWERPS_BUILD_DIR:-$root/build}"
 # suite name -> what it measures; the program is build/bench/bench_<suite>.
 declare -A suites=(
   [common]="CRC-32C and metrics recording beside their memory/atomic bounds"
+  [sparse_emb]="embedding table pull/push/memory beside std::unordered_map and a flat gather"
+  [data]="prepare, generate and example-reader throughput"
+  [models]="layer forward/backward throughput beside OpenBLAS sgemm on the same shapes"
 )
 
 usage() { echo "usage: bench/run.sh SUITE [--quick] | list" >&2; exit 2; }
