@@ -1,0 +1,142 @@
+// The scheduler's bookkeeping, free of networking so it can be tested with a
+// FakeClock: membership and ranks, liveness, the global step clock with bounded
+// staleness, data-partition assignment and hand-over, checkpoint triggers and the
+// job's phases. The RPC layer (scheduler.h) calls it under its own mutex.
+//
+// Thread-compatible.
+//
+// Clock semantics: a worker reports the number of steps (batches) it has finished.
+// The global step is the sum over workers: the number of updates the parameters have
+// received, which drives the learning-rate schedule exactly as embedded mode's
+// batch counter does. Bounded staleness s: a worker may start its step t (0-based)
+// only while t - (slowest live worker's finished steps) <= s; s = 0 is synchronous,
+// s < 0 is unbounded (fully asynchronous).
+#ifndef TOWERPS_SCHEDULER_JOB_STATE_H_
+#define TOWERPS_SCHEDULER_JOB_STATE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace towerps::scheduler {
+
+enum class Role { kServer = 0, kWorker = 1 };
+enum class Phase { kRegistering = 0, kTraining = 1, kPaused = 2, kDone = 3, kFailed = 4 };
+
+const char* RoleName(Role role);
+const char* PhaseName(Phase phase);
+
+struct JobStateOptions {
+  // Parameter servers and workers the job waits for; > 0.
+  int num_servers = 1;
+  int num_workers = 1;
+  // Data partitions handed to workers (e.g. example shards); >= num_workers.
+  int num_partitions = 1;
+  // Bounded staleness in steps; 0 synchronous, < 0 unbounded.
+  int64_t staleness = -1;
+  // A node silent for longer than this is declared dead; > 0.
+  int64_t heartbeat_timeout_ms = 10000;
+  // Coordinated checkpoint every this many global steps (0 = never by steps).
+  int64_t checkpoint_every_steps = 0;
+  // ... or every this many milliseconds of training (0 = never by time).
+  int64_t checkpoint_every_ms = 0;
+
+  absl::Status Validate() const;
+};
+
+struct NodeInfo {
+  Role role = Role::kServer;
+  int rank = -1;
+  std::string endpoint;  // where the node serves RPCs (servers), or "" (workers)
+  bool alive = false;
+  int64_t last_heartbeat_ms = 0;
+  int64_t finished_steps = 0;  // workers: steps finished, as last reported
+  bool finished = false;       // workers: no data left; no longer paces the others
+};
+
+// A data partition and how far its reader got.
+struct PartitionInfo {
+  int id = 0;
+  int owner = -1;             // worker rank, or -1 while unassigned
+  bool done = false;          // fully consumed
+  int64_t resume_offset = 0;  // records consumed, for the hand-over
+};
+
+class JobState {
+ public:
+  explicit JobState(const JobStateOptions& options);
+
+  // Registers a node. `rank` = -1 asks for the next free rank; a rank whose node was
+  // declared dead may be re-taken by its restarted process. Moves to kTraining when
+  // every server and worker has registered. Errors: ResourceExhausted when the role
+  // is full, AlreadyExists when a live node holds the rank, InvalidArgument for a
+  // rank out of range.
+  absl::StatusOr<int> Register(Role role, int rank, const std::string& endpoint, int64_t now_ms);
+
+  // Records liveness. NotFound for an unregistered node.
+  absl::Status Heartbeat(Role role, int rank, int64_t now_ms);
+
+  // Declares nodes silent for longer than the timeout dead and returns them (each
+  // once). A dead worker's unfinished partitions become unassigned (hand-over).
+  std::vector<NodeInfo> DetectFailures(int64_t now_ms);
+
+  // A worker reports `finished_steps` (monotonic). Also a heartbeat.
+  absl::Status ReportClock(int rank, int64_t finished_steps, int64_t now_ms);
+
+  // Worker `rank` has consumed all its data: it stops pacing the others.
+  absl::Status MarkWorkerFinished(int rank);
+  bool AllWorkersFinished() const;
+
+  // Whether worker `rank` may start its step number `step` under bounded staleness.
+  bool MayStartStep(int rank, int64_t step) const;
+
+  // Sum of finished steps over all workers (live or not): updates applied so far.
+  int64_t global_step() const;
+
+  // Next partition for worker `rank` (its own unfinished ones first, then an
+  // unassigned one, e.g. from a dead worker), or nullopt when none is left.
+  std::optional<PartitionInfo> NextPartition(int rank);
+  // Progress on a partition owned by `rank`. FailedPrecondition if not its owner.
+  absl::Status ReportPartition(int rank, int partition, int64_t offset, bool done);
+  bool AllPartitionsDone() const;
+
+  // True when a checkpoint is due at `now_ms` (by steps or time) and none is running;
+  // the caller then runs it and calls CheckpointFinished.
+  bool CheckpointDue(int64_t now_ms) const;
+  void CheckpointStarted() { checkpoint_running_ = true; }
+  void CheckpointFinished(int64_t step, int64_t now_ms);
+  int64_t last_checkpoint_step() const { return last_checkpoint_step_; }
+
+  // Control: pause/resume training, finish or fail the job.
+  absl::Status Pause();
+  absl::Status Resume();
+  void SetPhase(Phase phase) { phase_ = phase; }
+  Phase phase() const { return phase_; }
+
+  const std::vector<NodeInfo>& servers() const { return servers_; }
+  const std::vector<NodeInfo>& workers() const { return workers_; }
+  const std::vector<PartitionInfo>& partitions() const { return partitions_; }
+  const JobStateOptions& options() const { return options_; }
+
+ private:
+  std::vector<NodeInfo>* NodesOf(Role role);
+  const NodeInfo* FindNode(Role role, int rank) const;
+  int64_t SlowestLiveWorkerSteps() const;
+
+  const JobStateOptions options_;
+  Phase phase_ = Phase::kRegistering;
+  std::vector<NodeInfo> servers_;
+  std::vector<NodeInfo> workers_;
+  std::vector<PartitionInfo> partitions_;
+  bool checkpoint_running_ = false;
+  int64_t last_checkpoint_step_ = 0;
+  int64_t last_checkpoint_ms_ = -1;  // -1 until training starts
+};
+
+}  // namespace towerps::scheduler
+
+#endif  // TOWERPS_SCHEDULER_JOB_STATE_H_

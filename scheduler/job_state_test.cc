@@ -1,0 +1,147 @@
+#include "scheduler/job_state.h"
+
+#include "gtest/gtest.h"
+
+namespace towerps::scheduler {
+namespace {
+
+JobStateOptions Options(int servers, int workers, int partitions, int64_t staleness) {
+  JobStateOptions o;
+  o.num_servers = servers;
+  o.num_workers = workers;
+  o.num_partitions = partitions;
+  o.staleness = staleness;
+  o.heartbeat_timeout_ms = 1000;
+  return o;
+}
+
+void RegisterAll(JobState* job, int servers, int workers) {
+  for (int s = 0; s < servers; ++s) {
+    ASSERT_TRUE(job->Register(Role::kServer, -1, "tcp://127.0.0.1:1", 0).ok());
+  }
+  for (int w = 0; w < workers; ++w) ASSERT_TRUE(job->Register(Role::kWorker, -1, "", 0).ok());
+}
+
+TEST(JobStateTest, OptionsValidated) {
+  EXPECT_TRUE(Options(2, 2, 4, 0).Validate().ok());
+  EXPECT_FALSE(Options(0, 2, 4, 0).Validate().ok());
+  EXPECT_FALSE(Options(2, 3, 2, 0).Validate().ok());
+}
+
+TEST(JobStateTest, RegistrationAssignsRanksAndStartsTraining) {
+  JobState job(Options(2, 1, 1, 0));
+  EXPECT_EQ(*job.Register(Role::kServer, -1, "tcp://a", 0), 0);
+  EXPECT_EQ(job.phase(), Phase::kRegistering);
+  EXPECT_EQ(*job.Register(Role::kServer, -1, "tcp://b", 0), 1);
+  EXPECT_EQ(job.Register(Role::kServer, -1, "tcp://c", 0).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(job.Register(Role::kWorker, 5, "", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*job.Register(Role::kWorker, 0, "", 0), 0);
+  EXPECT_EQ(job.phase(), Phase::kTraining);
+  EXPECT_EQ(job.Register(Role::kWorker, 0, "", 0).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(job.servers()[1].endpoint, "tcp://b");
+}
+
+TEST(JobStateTest, SynchronousStalenessZero) {
+  JobState job(Options(1, 2, 2, 0));
+  RegisterAll(&job, 1, 2);
+  EXPECT_TRUE(job.MayStartStep(0, 0));
+  ASSERT_TRUE(job.ReportClock(0, 1, 10).ok());
+  EXPECT_FALSE(job.MayStartStep(0, 1));  // worker 1 has not finished step 0
+  ASSERT_TRUE(job.ReportClock(1, 1, 10).ok());
+  EXPECT_TRUE(job.MayStartStep(0, 1));
+  EXPECT_EQ(job.global_step(), 2);
+  EXPECT_EQ(job.ReportClock(1, 0, 10).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(JobStateTest, BoundedAndUnboundedStaleness) {
+  JobState bounded(Options(1, 2, 2, 2));
+  RegisterAll(&bounded, 1, 2);
+  ASSERT_TRUE(bounded.ReportClock(0, 2, 0).ok());
+  EXPECT_TRUE(bounded.MayStartStep(0, 2));   // 2 ahead of worker 1 (0 steps)
+  ASSERT_TRUE(bounded.ReportClock(0, 3, 0).ok());
+  EXPECT_FALSE(bounded.MayStartStep(0, 3));  // would be 3 ahead
+  JobState async(Options(1, 2, 2, -1));
+  RegisterAll(&async, 1, 2);
+  ASSERT_TRUE(async.ReportClock(0, 1000, 0).ok());
+  EXPECT_TRUE(async.MayStartStep(0, 1000));
+}
+
+TEST(JobStateTest, FinishedWorkerStopsPacingOthers) {
+  JobState job(Options(1, 2, 2, 0));
+  RegisterAll(&job, 1, 2);
+  ASSERT_TRUE(job.ReportClock(0, 5, 0).ok());
+  EXPECT_FALSE(job.MayStartStep(0, 5));
+  ASSERT_TRUE(job.MarkWorkerFinished(1).ok());
+  EXPECT_TRUE(job.MayStartStep(0, 5));
+  EXPECT_FALSE(job.AllWorkersFinished());
+  ASSERT_TRUE(job.MarkWorkerFinished(0).ok());
+  EXPECT_TRUE(job.AllWorkersFinished());
+}
+
+TEST(JobStateTest, DeadWorkerIsDetectedAndItsPartitionsHandedOver) {
+  JobState job(Options(1, 2, 4, 0));
+  RegisterAll(&job, 1, 2);
+  ASSERT_TRUE(job.ReportPartition(1, 1, 700, false).ok());
+  ASSERT_TRUE(job.ReportPartition(1, 3, 50, true).ok());
+  EXPECT_EQ(job.ReportPartition(0, 1, 1, false).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(job.Heartbeat(Role::kWorker, 0, 900).ok());
+  ASSERT_TRUE(job.Heartbeat(Role::kServer, 0, 900).ok());
+  EXPECT_TRUE(job.DetectFailures(999).empty());
+  std::vector<NodeInfo> dead = job.DetectFailures(1500);  // worker 1 silent since 0
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].role, Role::kWorker);
+  EXPECT_EQ(dead[0].rank, 1);
+  EXPECT_TRUE(job.DetectFailures(1600).empty());  // reported once
+  EXPECT_EQ(job.Heartbeat(Role::kWorker, 1, 1600).code(), absl::StatusCode::kFailedPrecondition);
+  // The dead worker no longer paces the live one.
+  ASSERT_TRUE(job.ReportClock(0, 3, 1600).ok());
+  EXPECT_TRUE(job.MayStartStep(0, 3));
+  // Worker 0 finishes its own partitions, then takes over partition 1 at offset 700;
+  // partition 3 was done and is not handed over.
+  ASSERT_EQ(job.NextPartition(0)->id, 0);
+  ASSERT_TRUE(job.ReportPartition(0, 0, 10, true).ok());
+  ASSERT_EQ(job.NextPartition(0)->id, 2);
+  ASSERT_TRUE(job.ReportPartition(0, 2, 10, true).ok());
+  auto handed = job.NextPartition(0);
+  ASSERT_TRUE(handed.has_value());
+  EXPECT_EQ(handed->id, 1);
+  EXPECT_EQ(handed->resume_offset, 700);
+  ASSERT_TRUE(job.ReportPartition(0, 1, 900, true).ok());
+  EXPECT_FALSE(job.NextPartition(0).has_value());
+  EXPECT_TRUE(job.AllPartitionsDone());
+  // A restarted worker takes the dead rank back.
+  EXPECT_EQ(*job.Register(Role::kWorker, -1, "", 2000), 1);
+}
+
+TEST(JobStateTest, CheckpointTriggers) {
+  JobStateOptions o = Options(1, 1, 1, -1);
+  o.checkpoint_every_steps = 100;
+  o.checkpoint_every_ms = 60000;
+  JobState job(o);
+  RegisterAll(&job, 1, 1);
+  EXPECT_FALSE(job.CheckpointDue(10));
+  ASSERT_TRUE(job.ReportClock(0, 100, 10).ok());
+  EXPECT_TRUE(job.CheckpointDue(10));
+  job.CheckpointStarted();
+  EXPECT_FALSE(job.CheckpointDue(10));  // one at a time
+  job.CheckpointFinished(100, 20);
+  EXPECT_FALSE(job.CheckpointDue(30));
+  EXPECT_TRUE(job.CheckpointDue(60020));  // by time
+  EXPECT_EQ(job.last_checkpoint_step(), 100);
+}
+
+TEST(JobStateTest, PauseAndResume) {
+  JobState job(Options(1, 1, 1, -1));
+  EXPECT_EQ(job.Pause().code(), absl::StatusCode::kFailedPrecondition);
+  RegisterAll(&job, 1, 1);
+  ASSERT_TRUE(job.Pause().ok());
+  EXPECT_FALSE(job.MayStartStep(0, 0));
+  ASSERT_TRUE(job.Resume().ok());
+  EXPECT_TRUE(job.MayStartStep(0, 0));
+}
+
+}  // namespace
+}  // namespace towerps::scheduler
