@@ -20,6 +20,155 @@ struct Pong {
   nonce @0 :UInt64;    # the Ping's nonce
 }
 
+# --- membership and clock (scheduler) ---
+
+# A node announces itself. Reply: RegisterReply.
+struct Register {
+  role @0 :UInt8;          # 0 parameter server, 1 worker
+  rank @1 :Int32;          # requested rank, -1 for any free one
+  endpoint @2 :Text;       # where a server serves RPCs; empty for workers
+}
+
+# Reply to Register and to ClusterQuery: the rank and, once every node has
+# registered (phase >= training), the cluster layout.
+struct RegisterReply {
+  rank @0 :Int32;              # the rank granted (ClusterQuery: echo of the asker's)
+  phase @1 :UInt8;             # scheduler::Phase
+  serverEndpoints @2 :List(Text);  # by server rank; empty while registering
+  numVirtualShards @3 :UInt32; # virtual shards of the key space
+  shardOwners @4 :Data;        # u16 server rank per virtual shard
+  numWorkers @5 :UInt32;       # workers in the job
+}
+
+# Who is in the job now. Reply: RegisterReply.
+struct ClusterQuery {
+  role @0 :UInt8;          # the asker's role
+  rank @1 :Int32;          # the asker's rank
+}
+
+# Liveness. Reply: ClockReply.
+struct Heartbeat {
+  role @0 :UInt8;          # 0 server, 1 worker
+  rank @1 :Int32;          # the sender's rank
+}
+
+# A worker reports finished steps and asks whether it may start step `nextStep`.
+# Reply: ClockReply.
+struct Clock {
+  rank @0 :Int32;          # worker rank
+  finishedSteps @1 :Int64; # batches this worker has finished
+  nextStep @2 :Int64;      # the step it wants to start
+  finished @3 :Bool;       # the worker has no data left
+}
+
+struct ClockReply {
+  mayStart @0 :Bool;       # bounded staleness allows nextStep now
+  globalStep @1 :Int64;    # updates applied job-wide
+  learningRate @2 :Float32;  # the schedule's rate at globalStep (sparse and dense)
+  phase @3 :UInt8;         # scheduler::Phase
+}
+
+# A worker asks for its next data partition and reports progress on one.
+# Reply: PartitionReply.
+struct Partition {
+  rank @0 :Int32;          # worker rank
+  partition @1 :Int32;     # partition reported on, -1 for none
+  offset @2 :Int64;        # records consumed in it
+  done @3 :Bool;           # it is exhausted
+}
+
+struct PartitionReply {
+  partition @0 :Int32;     # next partition to read, -1 when none is left
+  offset @1 :Int64;        # where to resume in it
+}
+
+# --- parameters (parameter servers) ---
+
+# Rows of a sparse table. Reply: PullSparseReply.
+struct PullSparse {
+  table @0 :UInt32;        # table id in the model's feature config
+  keys @1 :Data;           # n u64 keys, little-endian
+  create @2 :Bool;         # create missing rows (training) or read zeros (export)
+  step @3 :Int64;          # global step, for admission and TTL bookkeeping
+}
+
+struct PullSparseReply {
+  dim @0 :UInt32;          # row width
+  rows @1 :Data;           # n * dim f32, in key order
+}
+
+# Gradients for unique keys of a sparse table. Reply: PushReply.
+struct PushSparse {
+  table @0 :UInt32;        # table id
+  keys @1 :Data;           # n u64 unique keys
+  grads @2 :Data;          # n * dim f32
+  learningRate @3 :Float32;  # rate for this update
+  step @4 :Int64;          # global step
+  clientId @5 :UInt64;     # with seq: a retried push is applied once
+  seq @6 :UInt64;          # per-client sequence number, increasing
+}
+
+struct PushReply {
+  duplicate @0 :Bool;      # this (clientId, seq) had been applied already
+}
+
+# This server's block of the dense parameters. Reply: PullDenseReply.
+struct PullDense {
+  unused @0 :Bool;         # reserved
+}
+
+struct PullDenseReply {
+  offset @0 :UInt64;       # first parameter index of this server's block
+  values @1 :Data;         # block f32 values
+  version @2 :Int64;       # dense updates applied to the block
+}
+
+# Gradient for this server's dense block. Reply: PushReply.
+struct PushDense {
+  grads @0 :Data;          # block f32 gradients
+  learningRate @1 :Float32; # rate for this update
+  step @2 :Int64;          # global step
+  clientId @3 :UInt64;     # with seq: applied once
+  seq @4 :UInt64;          # per-client sequence number
+}
+
+# Write (or load) this server's shards under `dir`. Reply: CheckpointReply.
+struct Checkpoint {
+  dir @0 :Text;            # checkpoint directory of the step
+  step @1 :Int64;          # global step being saved
+  restore @2 :Bool;        # load instead of save
+}
+
+struct CheckpointReply {
+  files @0 :List(Text);    # files written, relative to dir
+  bytes @1 :UInt64;        # bytes written
+}
+
+# A page of a table's rows, for export. Reply: ExportRowsReply.
+struct ExportRows {
+  table @0 :UInt32;        # table id
+  cursor @1 :UInt64;       # 0 to start; then the previous reply's nextCursor
+  maxRows @2 :UInt32;      # page size
+}
+
+struct ExportRowsReply {
+  keys @0 :Data;           # n u64
+  rows @1 :Data;           # n * dim f32
+  dim @2 :UInt32;          # row width
+  nextCursor @3 :UInt64;   # where the next page starts
+  done @4 :Bool;           # no rows after this page
+}
+
+# --- operator control (towerps ctl -> scheduler) ---
+
+struct Control {
+  command @0 :Text;        # status | pause | resume | checkpoint | stop
+}
+
+struct ControlReply {
+  statusJson @0 :Text;     # the job's status as one JSON object
+}
+
 struct Envelope {
   version @0 :UInt32;  # wire format version (kWireVersion in net/codec.h)
   sender @1 :Text;     # "<role>/<rank>" of the sender, for logs
@@ -28,5 +177,26 @@ struct Envelope {
     error @3 :Error;   # reply to a request that failed
     ping @4 :Ping;     # request: are you alive
     pong @5 :Pong;     # reply to ping
+    register @6 :Register;
+    registerReply @7 :RegisterReply;
+    clusterQuery @8 :ClusterQuery;
+    heartbeat @9 :Heartbeat;
+    clock @10 :Clock;
+    clockReply @11 :ClockReply;
+    partition @12 :Partition;
+    partitionReply @13 :PartitionReply;
+    pullSparse @14 :PullSparse;
+    pullSparseReply @15 :PullSparseReply;
+    pushSparse @16 :PushSparse;
+    pushReply @17 :PushReply;
+    pullDense @18 :PullDense;
+    pullDenseReply @19 :PullDenseReply;
+    pushDense @20 :PushDense;
+    checkpoint @21 :Checkpoint;
+    checkpointReply @22 :CheckpointReply;
+    exportRows @23 :ExportRows;
+    exportRowsReply @24 :ExportRowsReply;
+    control @25 :Control;
+    controlReply @26 :ControlReply;
   }
 }
