@@ -64,7 +64,8 @@ struct Clock {
 struct ClockReply {
   mayStart @0 :Bool;       # bounded staleness allows nextStep now
   globalStep @1 :Int64;    # updates applied job-wide
-  learningRate @2 :Float32;  # the schedule's rate at globalStep (sparse and dense)
+  lrScale @2 :Float32;     # the schedule (warmup + cosine) at globalStep, in [0, 1];
+                           # each optimizer's rate = its base rate * lrScale
   phase @3 :UInt8;         # scheduler::Phase
 }
 
@@ -88,7 +89,8 @@ struct PartitionReply {
 struct PullSparse {
   table @0 :UInt32;        # table id in the model's feature config
   keys @1 :Data;           # n u64 keys, little-endian
-  create @2 :Bool;         # create missing rows (training) or read zeros (export)
+  create @2 :Bool;         # create missing rows (training) or read zeros (export,
+                           # evaluation: the export dataflow pulls every entity's keys)
   step @3 :Int64;          # global step, for admission and TTL bookkeeping
 }
 
@@ -144,21 +146,6 @@ struct CheckpointReply {
   bytes @1 :UInt64;        # bytes written
 }
 
-# A page of a table's rows, for export. Reply: ExportRowsReply.
-struct ExportRows {
-  table @0 :UInt32;        # table id
-  cursor @1 :UInt64;       # 0 to start; then the previous reply's nextCursor
-  maxRows @2 :UInt32;      # page size
-}
-
-struct ExportRowsReply {
-  keys @0 :Data;           # n u64
-  rows @1 :Data;           # n * dim f32
-  dim @2 :UInt32;          # row width
-  nextCursor @3 :UInt64;   # where the next page starts
-  done @4 :Bool;           # no rows after this page
-}
-
 # --- operator control (towerps ctl -> scheduler) ---
 
 struct Control {
@@ -194,9 +181,7 @@ struct Envelope {
     pushDense @20 :PushDense;
     checkpoint @21 :Checkpoint;
     checkpointReply @22 :CheckpointReply;
-    exportRows @23 :ExportRows;
-    exportRowsReply @24 :ExportRowsReply;
-    control @25 :Control;
-    controlReply @26 :ControlReply;
+    control @23 :Control;
+    controlReply @24 :ControlReply;
   }
 }
