@@ -1,0 +1,329 @@
+#include "sparse_emb/embedding_table.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "glog/logging.h"
+#include "sparse_emb/initializer.h"
+#include "sparse_emb/optimizer.h"
+
+namespace towerps::sparse_emb {
+namespace {
+
+// How far ahead the batched walks prefetch: index slots 2 * kAhead keys ahead, the
+// candidate row kAhead keys ahead (DESIGN.md: 8-16 rows ahead hides the ~360 ns miss).
+constexpr size_t kAhead = 8;
+
+// Per-thread scratch reused by every batch call, so batches do not allocate per key
+// (and after warm-up, not at all).
+struct BatchPlan {
+  std::vector<uint64_t> hashes;  // n: Mix64(keys[i])
+  std::vector<uint32_t> order;   // n: key indices grouped by stripe
+  std::vector<uint32_t> begin;   // stripes + 1: group bounds in `order`
+  std::vector<float> scratch;    // 3 * dim floats
+};
+
+BatchPlan& PlanBatch(absl::Span<const uint64_t> keys, int stripe_shift, int num_stripes,
+                     int dim) {
+  thread_local BatchPlan plan;
+  const size_t n = keys.size();
+  plan.hashes.resize(n);
+  plan.order.resize(n);
+  plan.begin.assign(static_cast<size_t>(num_stripes) + 1, 0);
+  plan.scratch.resize(3 * static_cast<size_t>(dim));
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t h = Mix64(keys[i]);
+    plan.hashes[i] = h;
+    ++plan.begin[(stripe_shift >= 64 ? 0 : h >> stripe_shift) + 1];
+  }
+  for (int s = 0; s < num_stripes; ++s) plan.begin[s + 1] += plan.begin[s];
+  // Counting sort; `begin` is used as the fill cursor and restored afterwards.
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t s = stripe_shift >= 64 ? 0 : plan.hashes[i] >> stripe_shift;
+    plan.order[plan.begin[s]++] = static_cast<uint32_t>(i);
+  }
+  for (int s = num_stripes; s > 0; --s) plan.begin[s] = plan.begin[s - 1];
+  plan.begin[0] = 0;
+  return plan;
+}
+
+int Log2(int x) {
+  int bits = 0;
+  while ((1 << bits) < x) ++bits;
+  return bits;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
+    const TableConfig& config, MetricsRegistry* metrics) {
+  TOWERPS_RETURN_IF_ERROR(config.Validate());
+  return std::unique_ptr<EmbeddingTable>(new EmbeddingTable(config, metrics));
+}
+
+EmbeddingTable::EmbeddingTable(const TableConfig& config, MetricsRegistry* metrics)
+    : config_(config),
+      layout_(config.dim, config.dtype, OptimizerStateFloats(config.optimizer.kind, config.dim)),
+      stripe_shift_(64 - Log2(config.num_stripes)),
+      stripe_budget_(config.eviction.max_rows == 0
+                         ? 0
+                         : (config.eviction.max_rows + config.num_stripes - 1) /
+                               config.num_stripes),
+      prefetch_lines_(static_cast<int>(std::min<size_t>(8, (layout_.row_bytes + 63) / 64))) {
+  const bool admission = config.admission.min_count > 1;
+  const int64_t sketch_width =
+      admission ? std::max<int64_t>(64, config.admission.sketch_width / config.num_stripes) : 0;
+  stripes_.reserve(config.num_stripes);
+  for (int i = 0; i < config.num_stripes; ++i) {
+    stripes_.push_back(
+        std::make_unique<Stripe>(layout_, sketch_width, config.admission.sketch_depth));
+  }
+  if (metrics != nullptr) {
+    const std::string prefix = absl::StrCat("towerps_sparse_emb_", config.name, "_");
+    admitted_metric_ = metrics->GetCounter(prefix + "admitted_total");
+    rejected_metric_ = metrics->GetCounter(prefix + "rejected_total");
+    evicted_metric_ = metrics->GetCounter(prefix + "evicted_total");
+    rows_metric_ = metrics->GetGauge(prefix + "rows");
+    memory_metric_ = metrics->GetGauge(prefix + "memory_bytes");
+    memory_metric_->Set(static_cast<double>(MemoryBytes()));
+  }
+}
+
+EmbeddingTable::~EmbeddingTable() = default;
+
+void EmbeddingTable::Publish(const Tally& tally) {
+  total_rows_.fetch_add(tally.admitted - tally.evicted, std::memory_order_relaxed);
+  if (admitted_metric_ == nullptr) return;
+  if (tally.admitted != 0) admitted_metric_->Increment(tally.admitted);
+  if (tally.rejected != 0) rejected_metric_->Increment(tally.rejected);
+  if (tally.evicted != 0) evicted_metric_->Increment(tally.evicted);
+  rows_metric_->Set(static_cast<double>(size()));
+}
+
+char* EmbeddingTable::FindOrAdmit(Stripe* s, uint64_t key, uint64_t hash, int64_t step,
+                                  float* scratch, Tally* tally) {
+  if (config_.admission.min_count > 1 && s->sketch.Add(key) < config_.admission.min_count) {
+    ++tally->rejected;
+    return nullptr;
+  }
+  char* row = s->store.Insert(key, hash);
+  RowLayout::SetStep(row, step);
+  RowLayout::SetCountWord(row, RowLayout::kDirtyBit);
+  InitOptimizerState(config_.optimizer, config_.dim, RowLayout::State(row));
+  if (config_.dtype == DType::kFp32) {
+    InitializeRow(config_.initializer, key, config_.dim,
+                  reinterpret_cast<float*>(layout_.Embedding(row)));
+  } else {
+    InitializeRow(config_.initializer, key, config_.dim, scratch);
+    layout_.WriteEmbedding(row, scratch);
+  }
+  ++tally->admitted;
+  return row;
+}
+
+void EmbeddingTable::EraseLocked(Stripe* s, char* row) {
+  const uint64_t key = RowLayout::Key(row);
+  s->store.Erase(key, Mix64(key));
+  if (track_erased_) s->erased_since_save.push_back(key);
+}
+
+void EmbeddingTable::EvictOldestLocked(Stripe* s, int64_t n, Tally* tally) {
+  if (n <= 0) return;
+  thread_local std::vector<int64_t> steps;
+  steps.clear();
+  s->store.ForEachRow([&](char* row) { steps.push_back(RowLayout::Step(row)); });
+  n = std::min<int64_t>(n, static_cast<int64_t>(steps.size()));
+  if (n == 0) return;
+  std::nth_element(steps.begin(), steps.begin() + (n - 1), steps.end());
+  const int64_t threshold = steps[n - 1];
+  int64_t at_threshold = n - std::count_if(steps.begin(), steps.end(),
+                                           [&](int64_t v) { return v < threshold; });
+  s->store.ForEachRow([&](char* row) {
+    const int64_t step = RowLayout::Step(row);
+    if (step < threshold || (step == threshold && at_threshold-- > 0)) {
+      EraseLocked(s, row);
+      ++tally->evicted;
+    }
+  });
+}
+
+void EmbeddingTable::EnforceBudgetLocked(Stripe* s, Tally* tally) {
+  if (stripe_budget_ == 0 || s->store.size() <= stripe_budget_) return;
+  // Evict down to 31/32 of the budget so the scan is amortised over many inserts.
+  const int64_t target = stripe_budget_ - stripe_budget_ / 32;
+  EvictOldestLocked(s, s->store.size() - target, tally);
+}
+
+void EmbeddingTable::Pull(absl::Span<const uint64_t> keys, int64_t step, float* out) {
+  const int dim = config_.dim;
+  BatchPlan& plan = PlanBatch(keys, stripe_shift_, config_.num_stripes, dim);
+  Tally tally;
+  for (int si = 0; si < config_.num_stripes; ++si) {
+    const size_t b = plan.begin[si], e = plan.begin[si + 1];
+    if (b == e) continue;
+    Stripe* s = stripes_[si].get();
+    absl::MutexLock lock(&s->mu);
+    const RowStore& store = s->store;
+    bool created = false;
+    for (size_t j = b; j < e; ++j) {
+      if (j + 2 * kAhead < e) store.PrefetchSlot(plan.hashes[plan.order[j + 2 * kAhead]]);
+      if (j + kAhead < e) {
+        const char* guess = store.Candidate(plan.hashes[plan.order[j + kAhead]]);
+        if (guess != nullptr) RowStore::PrefetchRow(guess, prefetch_lines_);
+      }
+      const uint32_t i = plan.order[j];
+      float* dst = out + static_cast<size_t>(i) * dim;
+      char* row = store.Find(keys[i], plan.hashes[i]);
+      if (row == nullptr) {
+        row = FindOrAdmit(s, keys[i], plan.hashes[i], step, plan.scratch.data(), &tally);
+        created |= row != nullptr;
+      }
+      if (row == nullptr) {
+        std::memset(dst, 0, sizeof(float) * dim);
+        continue;
+      }
+      layout_.ReadEmbedding(row, dst);
+      if (step > RowLayout::Step(row)) RowLayout::SetStep(row, step);
+    }
+    if (created) EnforceBudgetLocked(s, &tally);
+  }
+  Publish(tally);
+}
+
+void EmbeddingTable::Lookup(absl::Span<const uint64_t> keys, float* out) const {
+  const int dim = config_.dim;
+  BatchPlan& plan = PlanBatch(keys, stripe_shift_, config_.num_stripes, dim);
+  for (int si = 0; si < config_.num_stripes; ++si) {
+    const size_t b = plan.begin[si], e = plan.begin[si + 1];
+    if (b == e) continue;
+    const Stripe* s = stripes_[si].get();
+    absl::MutexLock lock(&s->mu);
+    const RowStore& store = s->store;
+    for (size_t j = b; j < e; ++j) {
+      if (j + 2 * kAhead < e) store.PrefetchSlot(plan.hashes[plan.order[j + 2 * kAhead]]);
+      if (j + kAhead < e) {
+        const char* guess = store.Candidate(plan.hashes[plan.order[j + kAhead]]);
+        if (guess != nullptr) RowStore::PrefetchRow(guess, prefetch_lines_);
+      }
+      const uint32_t i = plan.order[j];
+      float* dst = out + static_cast<size_t>(i) * dim;
+      const char* row = store.Find(keys[i], plan.hashes[i]);
+      if (row == nullptr) {
+        std::memset(dst, 0, sizeof(float) * dim);
+      } else {
+        layout_.ReadEmbedding(row, dst);
+      }
+    }
+  }
+}
+
+void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, float lr,
+                          int64_t step) {
+  const int dim = config_.dim;
+  BatchPlan& plan = PlanBatch(keys, stripe_shift_, config_.num_stripes, dim);
+  float* grad_scratch = plan.scratch.data();
+  float* w_scratch = grad_scratch + dim;
+  float* init_scratch = w_scratch + dim;
+  Tally tally;
+  for (int si = 0; si < config_.num_stripes; ++si) {
+    const size_t b = plan.begin[si], e = plan.begin[si + 1];
+    if (b == e) continue;
+    Stripe* s = stripes_[si].get();
+    absl::MutexLock lock(&s->mu);
+    bool created = false;
+    for (size_t j = b; j < e; ++j) {
+      if (j + 2 * kAhead < e) s->store.PrefetchSlot(plan.hashes[plan.order[j + 2 * kAhead]]);
+      if (j + kAhead < e) {
+        const uint32_t ahead = plan.order[j + kAhead];
+        const char* guess = s->store.Candidate(plan.hashes[ahead]);
+        if (guess != nullptr) RowStore::PrefetchRow(guess, prefetch_lines_);
+        __builtin_prefetch(grads + static_cast<size_t>(ahead) * dim);
+      }
+      const uint32_t i = plan.order[j];
+      char* row = s->store.Find(keys[i], plan.hashes[i]);
+      if (row == nullptr) {
+        row = FindOrAdmit(s, keys[i], plan.hashes[i], step, init_scratch, &tally);
+        if (row == nullptr) continue;
+        created = true;
+      }
+      const uint32_t word = RowLayout::CountWord(row);
+      const uint32_t count = std::min((word & RowLayout::kCountMask) + 1, RowLayout::kCountMask);
+      const float* g = grads + static_cast<size_t>(i) * dim;
+      if (config_.dtype == DType::kFp32) {
+        ApplyOptimizer(config_.optimizer, dim, lr, count, g, grad_scratch,
+                       reinterpret_cast<float*>(layout_.Embedding(row)), RowLayout::State(row));
+      } else {
+        layout_.ReadEmbedding(row, w_scratch);
+        ApplyOptimizer(config_.optimizer, dim, lr, count, g, grad_scratch, w_scratch,
+                       RowLayout::State(row));
+        layout_.WriteEmbedding(row, w_scratch);
+      }
+      RowLayout::SetCountWord(row, count | RowLayout::kDirtyBit);
+      if (step > RowLayout::Step(row)) RowLayout::SetStep(row, step);
+    }
+    if (created) EnforceBudgetLocked(s, &tally);
+  }
+  Publish(tally);
+}
+
+int64_t EmbeddingTable::Evict(int64_t now_step) {
+  Tally tally;
+  if (config_.eviction.ttl_steps > 0) {
+    const int64_t oldest_kept = now_step - config_.eviction.ttl_steps;
+    for (auto& stripe : stripes_) {
+      Stripe* s = stripe.get();
+      absl::MutexLock lock(&s->mu);
+      s->store.ForEachRow([&](char* row) {
+        if (RowLayout::Step(row) < oldest_kept) {
+          EraseLocked(s, row);
+          ++tally.evicted;
+        }
+      });
+    }
+  }
+  Publish(tally);
+  if (memory_metric_ != nullptr) memory_metric_->Set(static_cast<double>(MemoryBytes()));
+  return tally.evicted;
+}
+
+std::optional<RowInfo> EmbeddingTable::GetRowInfo(uint64_t key) const {
+  const uint64_t hash = Mix64(key);
+  const Stripe* s = stripes_[StripeOf(hash)].get();
+  absl::MutexLock lock(&s->mu);
+  const char* row = s->store.Find(key, hash);
+  if (row == nullptr) return std::nullopt;
+  return RowInfo{RowLayout::Step(row), RowLayout::CountWord(row) & RowLayout::kCountMask};
+}
+
+bool EmbeddingTable::ReadOptimizerState(uint64_t key, float* state) const {
+  const uint64_t hash = Mix64(key);
+  const Stripe* s = stripes_[StripeOf(hash)].get();
+  absl::MutexLock lock(&s->mu);
+  const char* row = s->store.Find(key, hash);
+  if (row == nullptr) return false;
+  std::memcpy(state, RowLayout::State(row), sizeof(float) * layout_.state_floats);
+  return true;
+}
+
+size_t EmbeddingTable::MemoryBytes() const {
+  size_t bytes = 0;
+  for (const auto& stripe : stripes_) {
+    absl::MutexLock lock(&stripe->mu);
+    bytes += stripe->store.MemoryBytes() + stripe->sketch.MemoryBytes() +
+             stripe->erased_since_save.capacity() * sizeof(uint64_t);
+  }
+  return bytes;
+}
+
+void EmbeddingTable::LockAll() const {
+  for (const auto& stripe : stripes_) stripe->mu.Lock();
+}
+
+void EmbeddingTable::UnlockAll() const {
+  for (auto it = stripes_.rbegin(); it != stripes_.rend(); ++it) (*it)->mu.Unlock();
+}
+
+}  // namespace towerps::sparse_emb

@@ -1,0 +1,415 @@
+// EmbeddingTable snapshots (Save, SaveIncremental, Load) and streaming export
+// (ForEachRow). File format (little-endian; docs/sparse_emb.md):
+//   header, 72 bytes: magic "TWPSEMB\0", u32 version, u32 kind (1 full, 2 incremental),
+//     u32 dim, u32 dtype, u32 optimizer, u32 state_floats, u32 num_stripes,
+//     u32 sketch_depth, u64 sketch_width (per stripe), u64 row_count,
+//     u64 erased_count, u32 crc32c(bytes 0..63), u32 zero
+//   blocks: u32 type, u32 aux, u64 count, u64 payload_bytes, payload,
+//     u32 crc32c(block header + payload); types: 1 rows (count records of the row's
+//     first 20 + 4*state_floats + dim*dtype_bytes bytes, dirty bit cleared),
+//     2 erased keys (count u64), 3 sketch (aux = stripe, counters), 4 end (last).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/checksum.h"
+#include "common/file_util.h"
+#include "common/status.h"
+#include "glog/logging.h"
+#include "sparse_emb/embedding_table.h"
+
+namespace towerps::sparse_emb {
+namespace {
+
+constexpr char kMagic[8] = {'T', 'W', 'P', 'S', 'E', 'M', 'B', '\0'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kKindFull = 1;
+constexpr uint32_t kKindIncremental = 2;
+constexpr size_t kHeaderBytes = 72;
+constexpr size_t kBlockHeaderBytes = 24;
+constexpr uint32_t kBlockRows = 1;
+constexpr uint32_t kBlockErased = 2;
+constexpr uint32_t kBlockSketch = 3;
+constexpr uint32_t kBlockEnd = 4;
+constexpr size_t kBlockTargetBytes = 4 << 20;
+constexpr uint64_t kMaxPayloadBytes = uint64_t{1} << 34;
+
+struct Header {
+  uint32_t kind = 0;
+  uint32_t dim = 0;
+  uint32_t dtype = 0;
+  uint32_t optimizer = 0;
+  uint32_t state_floats = 0;
+  uint32_t num_stripes = 0;
+  uint32_t sketch_depth = 0;
+  uint64_t sketch_width = 0;
+  uint64_t row_count = 0;
+  uint64_t erased_count = 0;
+};
+
+template <typename T>
+void Put(std::string* out, T v) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+template <typename T>
+T Get(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+std::string EncodeHeader(const Header& h) {
+  std::string out(kMagic, sizeof(kMagic));
+  for (uint32_t v : {kVersion, h.kind, h.dim, h.dtype, h.optimizer, h.state_floats,
+                     h.num_stripes, h.sketch_depth}) {
+    Put(&out, v);
+  }
+  for (uint64_t v : {h.sketch_width, h.row_count, h.erased_count}) Put(&out, v);
+  Put(&out, Crc32c(out));
+  Put(&out, uint32_t{0});
+  return out;
+}
+
+// Sequential reads with Status errors; short reads are reported to the caller.
+class FileReader {
+ public:
+  ~FileReader() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  absl::Status Open(const std::string& path) {
+    path_ = path;
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
+    return absl::OkStatus();
+  }
+  // Reads up to n bytes; *got < n only at end of file.
+  absl::Status Read(char* out, size_t n, size_t* got) {
+    *got = 0;
+    while (*got < n) {
+      ssize_t r = ::read(fd_, out + *got, n - *got);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoToStatus(errno, absl::StrCat("read ", path_));
+      }
+      if (r == 0) break;
+      *got += static_cast<size_t>(r);
+    }
+    return absl::OkStatus();
+  }
+  absl::Status ReadExact(char* out, size_t n, absl::string_view what) {
+    size_t got;
+    TOWERPS_RETURN_IF_ERROR(Read(out, n, &got));
+    if (got != n) return absl::DataLossError(absl::StrCat(path_, ": truncated ", what));
+    return absl::OkStatus();
+  }
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+// Visits every block of a snapshot after checking its header against `layout`;
+// every structural problem is DataLoss. visit(type, aux, count, payload).
+template <typename Visit>
+absl::Status WalkSnapshot(const std::string& path, const TableConfig& config,
+                          const RowLayout& layout, Header* header, Visit&& visit) {
+  FileReader in;
+  TOWERPS_RETURN_IF_ERROR(in.Open(path));
+  char hb[kHeaderBytes];
+  TOWERPS_RETURN_IF_ERROR(in.ReadExact(hb, kHeaderBytes, "header"));
+  if (std::memcmp(hb, kMagic, sizeof(kMagic)) != 0) {
+    return absl::DataLossError(absl::StrCat(path, ": not a sparse_emb snapshot (bad magic)"));
+  }
+  if (Get<uint32_t>(hb + 64) != Crc32c(absl::string_view(hb, 64))) {
+    return absl::DataLossError(absl::StrCat(path, ": header checksum mismatch"));
+  }
+  if (Get<uint32_t>(hb + 8) != kVersion) {
+    return absl::DataLossError(
+        absl::StrCat(path, ": unsupported format version ", Get<uint32_t>(hb + 8)));
+  }
+  Header& h = *header;
+  h.kind = Get<uint32_t>(hb + 12);
+  h.dim = Get<uint32_t>(hb + 16);
+  h.dtype = Get<uint32_t>(hb + 20);
+  h.optimizer = Get<uint32_t>(hb + 24);
+  h.state_floats = Get<uint32_t>(hb + 28);
+  h.num_stripes = Get<uint32_t>(hb + 32);
+  h.sketch_depth = Get<uint32_t>(hb + 36);
+  h.sketch_width = Get<uint64_t>(hb + 40);
+  h.row_count = Get<uint64_t>(hb + 48);
+  h.erased_count = Get<uint64_t>(hb + 56);
+  if (h.kind != kKindFull && h.kind != kKindIncremental) {
+    return absl::DataLossError(absl::StrCat(path, ": bad snapshot kind ", h.kind));
+  }
+  if (h.dim != static_cast<uint32_t>(config.dim) ||
+      h.dtype != static_cast<uint32_t>(config.dtype) ||
+      h.optimizer != static_cast<uint32_t>(config.optimizer.kind) ||
+      h.state_floats != static_cast<uint32_t>(layout.state_floats)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": snapshot is dim ", h.dim, " dtype ", h.dtype, " optimizer ", h.optimizer,
+        "; table '", config.name, "' is dim ", config.dim, " dtype ", DTypeName(config.dtype),
+        " optimizer ", OptimizerName(config.optimizer.kind)));
+  }
+  const uint64_t record_bytes = layout.embedding_offset + DTypeBytes(config.dtype) * h.dim;
+  uint64_t rows = 0, erased = 0;
+  std::vector<char> payload;
+  while (true) {
+    char bh[kBlockHeaderBytes];
+    TOWERPS_RETURN_IF_ERROR(in.ReadExact(bh, kBlockHeaderBytes, "block header"));
+    const uint32_t type = Get<uint32_t>(bh);
+    const uint32_t aux = Get<uint32_t>(bh + 4);
+    const uint64_t count = Get<uint64_t>(bh + 8);
+    const uint64_t bytes = Get<uint64_t>(bh + 16);
+    uint64_t expected;
+    switch (type) {
+      case kBlockRows:
+        expected = count * record_bytes;
+        break;
+      case kBlockErased:
+        expected = count * 8;
+        break;
+      case kBlockSketch:
+      case kBlockEnd:
+        expected = count;
+        break;
+      default:
+        return absl::DataLossError(absl::StrCat(path, ": unknown block type ", type));
+    }
+    if (bytes != expected || bytes > kMaxPayloadBytes || count > kMaxPayloadBytes) {
+      return absl::DataLossError(absl::StrCat(path, ": bad block length"));
+    }
+    payload.resize(bytes + 4);
+    TOWERPS_RETURN_IF_ERROR(in.ReadExact(payload.data(), bytes + 4, "block"));
+    const uint32_t crc = Crc32cExtend(Crc32cExtend(0, bh, kBlockHeaderBytes), payload.data(), bytes);
+    if (crc != Get<uint32_t>(payload.data() + bytes)) {
+      return absl::DataLossError(absl::StrCat(path, ": block checksum mismatch"));
+    }
+    if (type == kBlockEnd) break;
+    if (type == kBlockRows) rows += count;
+    if (type == kBlockErased) erased += count;
+    visit(type, aux, count, payload.data());
+  }
+  char extra;
+  size_t got;
+  TOWERPS_RETURN_IF_ERROR(in.Read(&extra, 1, &got));
+  if (got != 0) return absl::DataLossError(absl::StrCat(path, ": trailing bytes after end block"));
+  if (rows != h.row_count || erased != h.erased_count) {
+    return absl::DataLossError(absl::StrCat(path, ": header promises ", h.row_count, " rows and ",
+                                            h.erased_count, " erased keys, file holds ", rows,
+                                            " and ", erased));
+  }
+  return absl::OkStatus();
+}
+
+class BlockWriter {
+ public:
+  explicit BlockWriter(AtomicFileWriter* out) : out_(out) {}
+  absl::Status Write(uint32_t type, uint32_t aux, uint64_t count, absl::string_view payload) {
+    std::string bh;
+    Put(&bh, type);
+    Put(&bh, aux);
+    Put(&bh, count);
+    Put(&bh, static_cast<uint64_t>(payload.size()));
+    uint32_t crc = Crc32cExtend(Crc32c(bh), payload.data(), payload.size());
+    TOWERPS_RETURN_IF_ERROR(out_->Append(bh));
+    TOWERPS_RETURN_IF_ERROR(out_->Append(payload));
+    std::string tail;
+    Put(&tail, crc);
+    return out_->Append(tail);
+  }
+
+ private:
+  AtomicFileWriter* out_;
+};
+
+}  // namespace
+
+absl::Status EmbeddingTable::Save(const std::string& path) { return SaveImpl(path, false); }
+
+absl::Status EmbeddingTable::SaveIncremental(const std::string& path) {
+  return SaveImpl(path, true);
+}
+
+absl::Status EmbeddingTable::SaveImpl(const std::string& path, bool incremental) {
+  absl::MutexLock snapshot_lock(&snapshot_mu_);
+  const size_t record_bytes = layout_.embedding_offset + DTypeBytes(config_.dtype) * config_.dim;
+  auto wanted = [incremental](const char* row) {
+    return !incremental || (RowLayout::CountWord(row) & RowLayout::kDirtyBit) != 0;
+  };
+  LockAll();
+  absl::Status status = [&]() -> absl::Status {
+    Header h;
+    h.kind = incremental ? kKindIncremental : kKindFull;
+    h.dim = config_.dim;
+    h.dtype = static_cast<uint32_t>(config_.dtype);
+    h.optimizer = static_cast<uint32_t>(config_.optimizer.kind);
+    h.state_floats = layout_.state_floats;
+    h.num_stripes = config_.num_stripes;
+    h.sketch_depth = stripes_[0]->sketch.depth();
+    h.sketch_width = stripes_[0]->sketch.width();
+    for (auto& s : stripes_) {
+      if (incremental) {
+        s->store.ForEachRow([&](char* row) { h.row_count += wanted(row) ? 1 : 0; });
+        h.erased_count += s->erased_since_save.size();
+      } else {
+        h.row_count += s->store.size();
+      }
+    }
+    TOWERPS_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Open(path));
+    TOWERPS_RETURN_IF_ERROR(out.Append(EncodeHeader(h)));
+    BlockWriter blocks(&out);
+    std::string chunk;
+    uint64_t in_chunk = 0;
+    absl::Status write_status;
+    for (auto& s : stripes_) {
+      s->store.ForEachRow([&](char* row) {
+        if (!write_status.ok() || !wanted(row)) return;
+        const size_t at = chunk.size();
+        chunk.append(row, record_bytes);
+        const uint32_t clean = RowLayout::CountWord(row) & ~RowLayout::kDirtyBit;
+        std::memcpy(chunk.data() + at + RowLayout::kCountOffset, &clean, 4);
+        if (++in_chunk * record_bytes >= kBlockTargetBytes) {
+          write_status = blocks.Write(kBlockRows, 0, in_chunk, chunk);
+          chunk.clear();
+          in_chunk = 0;
+        }
+      });
+      TOWERPS_RETURN_IF_ERROR(write_status);
+    }
+    if (in_chunk > 0) TOWERPS_RETURN_IF_ERROR(blocks.Write(kBlockRows, 0, in_chunk, chunk));
+    for (uint32_t i = 0; i < stripes_.size(); ++i) {
+      const Stripe& s = *stripes_[i];
+      if (incremental && !s.erased_since_save.empty()) {
+        TOWERPS_RETURN_IF_ERROR(blocks.Write(
+            kBlockErased, i, s.erased_since_save.size(),
+            absl::string_view(reinterpret_cast<const char*>(s.erased_since_save.data()),
+                              s.erased_since_save.size() * 8)));
+      }
+      const std::vector<uint8_t>& counters = s.sketch.counters();
+      if (!counters.empty()) {
+        TOWERPS_RETURN_IF_ERROR(blocks.Write(
+            kBlockSketch, i, counters.size(),
+            absl::string_view(reinterpret_cast<const char*>(counters.data()), counters.size())));
+      }
+    }
+    TOWERPS_RETURN_IF_ERROR(blocks.Write(kBlockEnd, 0, 0, ""));
+    return out.Commit();
+  }();
+  if (status.ok()) {
+    // This snapshot is the new incremental baseline.
+    for (auto& s : stripes_) {
+      s->store.ForEachRow([](char* row) {
+        RowLayout::SetCountWord(row, RowLayout::CountWord(row) & ~RowLayout::kDirtyBit);
+      });
+      s->erased_since_save.clear();
+    }
+    track_erased_ = true;
+  }
+  UnlockAll();
+  return status;
+}
+
+void EmbeddingTable::ApplyBlockLocked(uint32_t type, uint32_t aux, uint64_t count,
+                                      const char* payload, bool sketch_compatible) {
+  const size_t record_bytes = layout_.embedding_offset + DTypeBytes(config_.dtype) * config_.dim;
+  if (type == kBlockRows) {
+    for (uint64_t r = 0; r < count; ++r) {
+      const char* rec = payload + r * record_bytes;
+      const uint64_t key = Get<uint64_t>(rec);
+      const uint64_t hash = Mix64(key);
+      RowStore& store = stripes_[StripeOf(hash)]->store;
+      char* row = store.Find(key, hash);
+      if (row == nullptr) row = store.Insert(key, hash);
+      std::memcpy(row, rec, record_bytes);
+    }
+  } else if (type == kBlockErased) {
+    for (uint64_t r = 0; r < count; ++r) {
+      const uint64_t key = Get<uint64_t>(payload + 8 * r);
+      const uint64_t hash = Mix64(key);
+      stripes_[StripeOf(hash)]->store.Erase(key, hash);
+    }
+  } else if (type == kBlockSketch && sketch_compatible && aux < stripes_.size()) {
+    std::vector<uint8_t>& counters = stripes_[aux]->sketch.mutable_counters();
+    if (counters.size() == count) std::memcpy(counters.data(), payload, count);
+  }
+}
+
+absl::Status EmbeddingTable::Load(const std::string& path) {
+  absl::MutexLock snapshot_lock(&snapshot_mu_);
+  // Pass 1 verifies the whole file without touching the table.
+  Header header;
+  TOWERPS_RETURN_IF_ERROR(WalkSnapshot(path, config_, layout_, &header,
+                                       [](uint32_t, uint32_t, uint64_t, const char*) {}));
+  const bool sketch_compatible =
+      header.num_stripes == static_cast<uint32_t>(config_.num_stripes) &&
+      header.sketch_width == static_cast<uint64_t>(stripes_[0]->sketch.width()) &&
+      header.sketch_depth == static_cast<uint32_t>(stripes_[0]->sketch.depth());
+  if (!sketch_compatible && stripes_[0]->sketch.width() > 0) {
+    LOG(WARNING) << "sparse_emb " << config_.name << ": " << path
+                 << " has a different admission sketch geometry; admission counts restart";
+  }
+  // Pass 2 applies it with every stripe locked. Having verified the file, only an I/O
+  // error or a concurrent rewrite of the file can fail here.
+  LockAll();
+  const int64_t before = [&] {
+    int64_t n = 0;
+    for (auto& s : stripes_) n += s->store.size();
+    return n;
+  }();
+  if (header.kind == kKindFull) {
+    for (auto& s : stripes_) {
+      s->store.Clear();
+      s->sketch.Clear();
+      s->erased_since_save.clear();
+    }
+  }
+  Header again;
+  absl::Status status = WalkSnapshot(
+      path, config_, layout_, &again,
+      [&](uint32_t type, uint32_t aux, uint64_t count, const char* payload) {
+        ApplyBlockLocked(type, aux, count, payload, sketch_compatible);
+      });
+  int64_t after = 0;
+  for (auto& s : stripes_) after += s->store.size();
+  track_erased_ = true;
+  UnlockAll();
+  total_rows_.fetch_add(after - before, std::memory_order_relaxed);
+  if (rows_metric_ != nullptr) rows_metric_->Set(static_cast<double>(size()));
+  if (!status.ok()) {
+    LOG(ERROR) << "sparse_emb " << config_.name << ": " << path
+               << " failed after verification; table partially loaded: " << status;
+  }
+  return status;
+}
+
+absl::Status EmbeddingTable::ForEachRow(
+    int64_t chunk_rows,
+    const std::function<absl::Status(absl::Span<const uint64_t>, const float*)>& fn) const {
+  if (chunk_rows <= 0) return absl::InvalidArgumentError("chunk_rows must be > 0");
+  std::vector<uint64_t> keys;
+  std::vector<float> values(static_cast<size_t>(chunk_rows) * config_.dim);
+  keys.reserve(chunk_rows);
+  for (const auto& stripe : stripes_) {
+    uint64_t cursor = 0;
+    bool more = true;
+    while (more) {
+      keys.clear();
+      {
+        absl::MutexLock lock(&stripe->mu);
+        more = stripe->store.ForEachRowFrom(&cursor, chunk_rows, [&](const char* row) {
+          layout_.ReadEmbedding(row, values.data() + keys.size() * config_.dim);
+          keys.push_back(RowLayout::Key(row));
+        });
+      }
+      if (!keys.empty()) TOWERPS_RETURN_IF_ERROR(fn(keys, values.data()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace towerps::sparse_emb
