@@ -1,0 +1,195 @@
+#include "models/loss.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "models/grad_check.h"
+
+namespace towerps::models {
+namespace {
+
+using testing::ExpectGradientMatches;
+using testing::RandomMat;
+using testing::Span;
+
+// A batch with every feature on: duplicates (ids 7 at rows 0 and 3), an extra
+// negative equal to row 1's positive (id 8), logQ, weights, labels.
+struct Fixture {
+  int b = 5, n = 3, d = 4;
+  Mat<double> u = RandomMat(5, 4, 1), v = RandomMat(5, 4, 2), x = RandomMat(3, 4, 3);
+  std::vector<uint64_t> ids = {7, 8, 9, 7, 10};
+  std::vector<uint64_t> extra_ids = {11, 8, 12};
+  std::vector<double> log_q = {-1.0, -2.5, -0.3, -1.0, -4.0};
+  std::vector<double> extra_log_q = {-3.0, -3.0, -3.0};
+  std::vector<double> weights = {1.0, 2.0, 0.5, 1.0, 0.0};
+  std::vector<double> labels = {1.0, 1.0, 0.7, 0.0, 1.0};
+
+  // All side information set, on the given matrices.
+  LossBatch<double> Batch(const Mat<double>& uu, const Mat<double>& vv,
+                          const Mat<double>& xx) const {
+    LossBatch<double> batch(View(uu), View(vv), View(xx));
+    batch.item_ids = ids;
+    batch.extra_item_ids = extra_ids;
+    batch.item_log_q = log_q;
+    batch.extra_log_q = extra_log_q;
+    batch.weights = weights;
+    batch.labels = labels;
+    return batch;
+  }
+  LossBatch<double> Batch() const { return Batch(u, v, x); }
+};
+
+double Softplus(double z) { return std::log1p(std::exp(z)); }
+
+// Straightforward per-pair implementation of both losses (loss.h's formulas).
+double ReferenceLoss(const Fixture& f, LossKind kind, double temperature, double neg_weight) {
+  double total = 0;
+  for (int i = 0; i < f.b; ++i) {
+    std::vector<double> neg;
+    double pos = 0;
+    for (int j = 0; j < f.b + f.n; ++j) {
+      const bool extra = j >= f.b;
+      const auto& item = extra ? f.x.row(j - f.b) : f.v.row(j);
+      const uint64_t id = extra ? f.extra_ids[j - f.b] : f.ids[j];
+      const double lq = extra ? f.extra_log_q[j - f.b] : f.log_q[j];
+      const double z = f.u.row(i).dot(item) / temperature - lq;
+      if (j == i) {
+        pos = z;
+      } else if (id != f.ids[i]) {
+        neg.push_back(z);
+      }
+    }
+    const double w = f.weights[i], y = f.labels[i];
+    if (kind == LossKind::kSoftmax) {
+      double sum = std::exp(pos);
+      for (double z : neg) sum += std::exp(z);
+      total += w * y * (std::log(sum) - pos);
+    } else {
+      total += w * (y * Softplus(-pos) + (1 - y) * Softplus(pos));
+      for (double z : neg) total += neg_weight / neg.size() * Softplus(z);
+    }
+  }
+  return total / f.b;
+}
+
+class LossKindTest : public ::testing::TestWithParam<LossKind> {};
+
+TEST_P(LossKindTest, MatchesReferenceAndGradientCheck) {
+  LossOptions options;
+  options.kind = GetParam();
+  options.temperature = 0.5;
+  options.negative_weight = 2.0;
+  auto loss = std::move(RetrievalLoss<double>::Create(options)).value();
+  Fixture f;
+  auto value = loss->Compute(f.Batch());
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_NEAR(*value, ReferenceLoss(f, GetParam(), 0.5, 2.0), 1e-12);
+
+  Mat<double> du = loss->d_user(), dv = loss->d_item(), dx = loss->d_extra();
+  ASSERT_EQ(dx.rows(), 3);
+  auto objective = [&] { return loss->Compute(f.Batch()).value(); };
+  ExpectGradientMatches("d_user", Span(f.u), Span(du), objective);
+  ExpectGradientMatches("d_item", Span(f.v), Span(dv), objective);
+  ExpectGradientMatches("d_extra", Span(f.x), Span(dx), objective);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, LossKindTest,
+                         ::testing::Values(LossKind::kSoftmax, LossKind::kBce));
+
+TEST(LossTest, DuplicatesAreMaskedNotNegatives) {
+  auto loss = std::move(RetrievalLoss<double>::Create({})).value();
+  Fixture f;
+  ASSERT_TRUE(loss->Compute(f.Batch()).ok());
+  const double inf = std::numeric_limits<double>::infinity();
+  EXPECT_EQ(loss->logits()(0, 3), -inf);  // row 0 and row 3 share item 7
+  EXPECT_EQ(loss->logits()(3, 0), -inf);
+  EXPECT_EQ(loss->logits()(1, 5 + 1), -inf);  // extra item 8 is row 1's positive
+  EXPECT_TRUE(std::isfinite(loss->logits()(0, 0)));
+  EXPECT_TRUE(std::isfinite(loss->logits()(0, 1)));
+  // Without ids nothing is masked and the loss changes.
+  LossBatch<double> no_ids = f.Batch();
+  no_ids.item_ids = {};
+  no_ids.extra_item_ids = {};
+  const double masked = loss->Compute(f.Batch()).value();
+  const double unmasked = loss->Compute(no_ids).value();
+  EXPECT_GT(unmasked, masked);
+  EXPECT_TRUE(std::isfinite(loss->logits()(0, 3)));
+}
+
+TEST(LossTest, SoftmaxKnownValueWithLogQ) {
+  // B = 2, d = 1, temperature 1: z = [[1*1 - a, 1*2 - b], [0 - a, 0 - b]].
+  Mat<double> u(2, 1), v(2, 1);
+  u << 1, 0;
+  v << 1, 2;
+  std::vector<double> log_q = {std::log(0.5), std::log(0.1)};
+  LossOptions options;
+  options.temperature = 1.0;
+  auto loss = std::move(RetrievalLoss<double>::Create(options)).value();
+  LossBatch<double> batch(View(u), View(v));
+  batch.item_log_q = log_q;
+  const double z00 = 1 - log_q[0], z01 = 2 - log_q[1], z10 = -log_q[0], z11 = -log_q[1];
+  const double want =
+      0.5 * ((std::log(std::exp(z00) + std::exp(z01)) - z00) +
+             (std::log(std::exp(z10) + std::exp(z11)) - z11));
+  EXPECT_NEAR(loss->Compute(batch).value(), want, 1e-12);
+  // logQ raises the logit of the rarer item (q = 0.1) relative to the popular one.
+  EXPECT_NEAR(loss->logits()(1, 1) - loss->logits()(1, 0), std::log(0.5) - std::log(0.1), 1e-12);
+}
+
+TEST(LossTest, RejectsBadBatches) {
+  auto loss = std::move(RetrievalLoss<double>::Create({})).value();
+  Fixture f;
+  Mat<double> short_v = RandomMat(4, 4, 5), wide_x = RandomMat(3, 5, 6);
+  EXPECT_EQ(loss->Compute(f.Batch(f.u, short_v, f.x)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(loss->Compute(f.Batch(f.u, f.v, wide_x)).ok());
+  std::vector<double> three = {1, 1, 1}, negative = {1, -1, 1, 1, 1}, big = {1, 2, 1, 1, 1};
+  // Computes the fixture's batch after `mutate` changed its side information.
+  auto ok_after = [&](auto mutate) {
+    LossBatch<double> batch = f.Batch();
+    mutate(batch);
+    return loss->Compute(batch).ok();
+  };
+  EXPECT_FALSE(ok_after([&](LossBatch<double>& b) { b.weights = three; }));
+  EXPECT_FALSE(ok_after([&](LossBatch<double>& b) { b.weights = negative; }));
+  EXPECT_FALSE(ok_after([&](LossBatch<double>& b) { b.labels = big; }));
+  EXPECT_TRUE(ok_after([&](LossBatch<double>& b) { b.extra_item_ids = {}; }));
+  EXPECT_FALSE(loss->Compute(LossBatch<double>{}).ok());
+  LossOptions options;
+  options.temperature = 0;
+  EXPECT_FALSE(RetrievalLoss<double>::Create(options).ok());
+  EXPECT_FALSE(ParseLossKind("hinge").ok());
+}
+
+TEST(LossTest, FlopsPerExample) {
+  EXPECT_DOUBLE_EQ(LogitsFlopsPerExample(1024, 0, 128), 6.0 * 1024 * 128);
+  EXPECT_DOUBLE_EQ(LogitsFlopsPerExample(1024, 64, 128), 6.0 * 1088 * 128);
+}
+
+TEST(EngagementTest, MergesSignalsIntoLabelAndWeight) {
+  EngagementMergeOptions options;
+  options.signal_weights = {1.0f, 2.0f, 4.0f};  // click, like, share
+  options.negative_weight = 0.5f;
+  options.max_weight = 6.0f;
+  std::vector<float> signals = {1, 1, 0,   // click + like
+                                0, 0, 0,   // nothing: a negative
+                                1, 1, 1,   // everything: capped at 6
+                                0, 0.5, 0};  // fractional signal
+  std::vector<float> labels(4), weights(4);
+  ASSERT_TRUE(MergeEngagementSignals(options, signals, labels, weights).ok());
+  EXPECT_EQ(labels, (std::vector<float>{1, 0, 1, 1}));
+  EXPECT_EQ(weights, (std::vector<float>{3, 0.5f, 6, 1}));
+
+  std::vector<float> negative = {1, -1, 0};
+  EXPECT_FALSE(MergeEngagementSignals(options, negative, std::span(labels).first(1),
+                                      std::span(weights).first(1))
+                   .ok());
+  EXPECT_FALSE(MergeEngagementSignals(options, signals, labels, std::span(weights).first(3)).ok());
+  options.signal_weights = {};
+  EXPECT_FALSE(MergeEngagementSignals(options, {}, {}, {}).ok());
+}
+
+}  // namespace
+}  // namespace towerps::models
