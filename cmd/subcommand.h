@@ -27,6 +27,8 @@ struct Subcommand {
 const std::vector<Subcommand>& AllSubcommands();
 
 int RunVersion(int argc, char** argv);
+int RunPrepare(int argc, char** argv);
+int RunGenerate(int argc, char** argv);
 
 }  // namespace towerps::cmd
 

@@ -6,6 +6,10 @@ const std::vector<Subcommand>& AllSubcommands() {
   static const std::vector<Subcommand>* const kAll = new std::vector<Subcommand>{
       {"version", "print the towerps version and the linked library versions",
        {"cmd/version_main.cc"}, &RunVersion},
+      {"prepare", "turn interaction logs into example shards, entity files and stats",
+       {"cmd/prepare_main.cc"}, &RunPrepare},
+      {"generate", "write synthetic interaction logs with planted structure",
+       {"cmd/generate_main.cc"}, &RunGenerate},
   };
   return *kAll;
 }

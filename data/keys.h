@@ -1,7 +1,7 @@
 // Stable 64-bit keys for raw ids and categorical values.
 //
 // Every raw id (user id, item id) and every categorical value becomes a uint64 by
-// HashKey: FNV-1a over the bytes, then the MurmurHash3 64-bit finaliser. The value
+// HashKey: FNV-1a over the bytes, then Mix64 (common/hash.h). The value
 // never depends on the process, the platform or the run, so the same item has the
 // same key in history, item_id and every dataset prepared from the same logs; ids
 // with leading zeros ("0110912") stay distinct from "110912". The model hashes
@@ -12,18 +12,9 @@
 #include <cstdint>
 
 #include "absl/strings/string_view.h"
+#include "common/hash.h"
 
 namespace towerps::data {
-
-// Mixes the bits of `x` (MurmurHash3 fmix64); a bijection on uint64.
-inline uint64_t MixBits(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
 
 // The key of a raw id or categorical value.
 inline uint64_t HashKey(absl::string_view s) {
@@ -32,12 +23,12 @@ inline uint64_t HashKey(absl::string_view s) {
     h ^= static_cast<unsigned char>(c);
     h *= 0x100000001b3ULL;
   }
-  return MixBits(h ^ s.size());
+  return Mix64(h ^ s.size());
 }
 
 // Combines two 64-bit values into one seed (for per-entity random streams).
 inline uint64_t CombineSeeds(uint64_t a, uint64_t b) {
-  return MixBits(a ^ (MixBits(b) + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2)));
+  return Mix64(a ^ (Mix64(b) + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2)));
 }
 
 }  // namespace towerps::data
