@@ -103,7 +103,7 @@ const Mat<T>& Activation<T>::Backward(ConstMatRef<T> dy) {
       dx_ = dy;
       break;
     case ActivationKind::kRelu:
-      dx_.array() = (x.array() > T(0)).select(dy.array(), T(0));
+      dx_.array() = dy.array() * (x.array() > T(0)).template cast<T>();
       break;
     case ActivationKind::kSilu: {
       // d/dx [x s(x)] = s + x s (1 - s) = s + y (1 - s), with s = y / x
