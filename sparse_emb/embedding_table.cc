@@ -50,6 +50,38 @@ BatchPlan& PlanBatch(absl::Span<const uint64_t> keys, int stripe_shift, int num_
   return plan;
 }
 
+// Walks the keys of one stripe group, order[b, e), calling visit(i, row) with the key's
+// row or nullptr. A three-stage software pipeline hides the two dependent misses per
+// key: the index slot is prefetched 2 * kAhead keys ahead; kAhead keys ahead the
+// (now cached) slot gives a candidate row, which is prefetched and remembered in a
+// ring; at the key itself the candidate is confirmed by its key or a full probe runs.
+// ahead(i) runs kAhead keys early (to prefetch the caller's own arrays). `visit` may
+// insert rows (rows never move) but must not erase any.
+template <typename Ahead, typename Visit>
+void WalkGroup(const RowStore& store, const BatchPlan& plan, absl::Span<const uint64_t> keys,
+               size_t b, size_t e, int prefetch_lines, Ahead&& ahead, Visit&& visit) {
+  constexpr size_t kRing = 16;
+  static_assert(kRing > kAhead && (kRing & (kRing - 1)) == 0);
+  const char* ring[kRing];
+  auto hash_at = [&](size_t j) { return plan.hashes[plan.order[j]]; };
+  auto guess = [&](size_t j) {
+    const char* row = store.Candidate(hash_at(j));
+    if (row != nullptr) RowStore::PrefetchRow(row, prefetch_lines);
+    ring[j & (kRing - 1)] = row;
+    ahead(plan.order[j]);
+  };
+  for (size_t j = b; j < std::min(e, b + 2 * kAhead); ++j) store.PrefetchSlot(hash_at(j));
+  for (size_t j = b; j < std::min(e, b + kAhead); ++j) guess(j);
+  for (size_t j = b; j < e; ++j) {
+    if (j + 2 * kAhead < e) store.PrefetchSlot(hash_at(j + 2 * kAhead));
+    if (j + kAhead < e) guess(j + kAhead);
+    const uint32_t i = plan.order[j];
+    const char* row = ring[j & (kRing - 1)];
+    if (row == nullptr || RowLayout::Key(row) != keys[i]) row = store.Find(keys[i], plan.hashes[i]);
+    visit(i, const_cast<char*>(row));
+  }
+}
+
 int Log2(int x) {
   int bits = 0;
   while ((1 << bits) < x) ++bits;
@@ -166,28 +198,21 @@ void EmbeddingTable::Pull(absl::Span<const uint64_t> keys, int64_t step, float* 
     if (b == e) continue;
     Stripe* s = stripes_[si].get();
     absl::MutexLock lock(&s->mu);
-    const RowStore& store = s->store;
     bool created = false;
-    for (size_t j = b; j < e; ++j) {
-      if (j + 2 * kAhead < e) store.PrefetchSlot(plan.hashes[plan.order[j + 2 * kAhead]]);
-      if (j + kAhead < e) {
-        const char* guess = store.Candidate(plan.hashes[plan.order[j + kAhead]]);
-        if (guess != nullptr) RowStore::PrefetchRow(guess, prefetch_lines_);
-      }
-      const uint32_t i = plan.order[j];
+    WalkGroup(s->store, plan, keys, b, e, prefetch_lines_, [](uint32_t) {},
+              [&](uint32_t i, char* row) {
       float* dst = out + static_cast<size_t>(i) * dim;
-      char* row = store.Find(keys[i], plan.hashes[i]);
       if (row == nullptr) {
         row = FindOrAdmit(s, keys[i], plan.hashes[i], step, plan.scratch.data(), &tally);
-        created |= row != nullptr;
-      }
-      if (row == nullptr) {
-        std::memset(dst, 0, sizeof(float) * dim);
-        continue;
+        if (row == nullptr) {
+          std::memset(dst, 0, sizeof(float) * dim);
+          return;
+        }
+        created = true;
       }
       layout_.ReadEmbedding(row, dst);
       if (step > RowLayout::Step(row)) RowLayout::SetStep(row, step);
-    }
+    });
     if (created) EnforceBudgetLocked(s, &tally);
   }
   Publish(tally);
@@ -201,22 +226,15 @@ void EmbeddingTable::Lookup(absl::Span<const uint64_t> keys, float* out) const {
     if (b == e) continue;
     const Stripe* s = stripes_[si].get();
     absl::MutexLock lock(&s->mu);
-    const RowStore& store = s->store;
-    for (size_t j = b; j < e; ++j) {
-      if (j + 2 * kAhead < e) store.PrefetchSlot(plan.hashes[plan.order[j + 2 * kAhead]]);
-      if (j + kAhead < e) {
-        const char* guess = store.Candidate(plan.hashes[plan.order[j + kAhead]]);
-        if (guess != nullptr) RowStore::PrefetchRow(guess, prefetch_lines_);
-      }
-      const uint32_t i = plan.order[j];
+    WalkGroup(s->store, plan, keys, b, e, prefetch_lines_, [](uint32_t) {},
+              [&](uint32_t i, const char* row) {
       float* dst = out + static_cast<size_t>(i) * dim;
-      const char* row = store.Find(keys[i], plan.hashes[i]);
       if (row == nullptr) {
         std::memset(dst, 0, sizeof(float) * dim);
       } else {
         layout_.ReadEmbedding(row, dst);
       }
-    }
+    });
   }
 }
 
@@ -234,19 +252,15 @@ void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, f
     Stripe* s = stripes_[si].get();
     absl::MutexLock lock(&s->mu);
     bool created = false;
-    for (size_t j = b; j < e; ++j) {
-      if (j + 2 * kAhead < e) s->store.PrefetchSlot(plan.hashes[plan.order[j + 2 * kAhead]]);
-      if (j + kAhead < e) {
-        const uint32_t ahead = plan.order[j + kAhead];
-        const char* guess = s->store.Candidate(plan.hashes[ahead]);
-        if (guess != nullptr) RowStore::PrefetchRow(guess, prefetch_lines_);
-        __builtin_prefetch(grads + static_cast<size_t>(ahead) * dim);
-      }
-      const uint32_t i = plan.order[j];
-      char* row = s->store.Find(keys[i], plan.hashes[i]);
+    auto prefetch_grad = [&](uint32_t i) {
+      const float* g = grads + static_cast<size_t>(i) * dim;
+      for (int line = 0; line < dim; line += 16) __builtin_prefetch(g + line);
+    };
+    WalkGroup(s->store, plan, keys, b, e, prefetch_lines_, prefetch_grad,
+              [&](uint32_t i, char* row) {
       if (row == nullptr) {
         row = FindOrAdmit(s, keys[i], plan.hashes[i], step, init_scratch, &tally);
-        if (row == nullptr) continue;
+        if (row == nullptr) return;
         created = true;
       }
       const uint32_t word = RowLayout::CountWord(row);
@@ -263,7 +277,7 @@ void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, f
       }
       RowLayout::SetCountWord(row, count | RowLayout::kDirtyBit);
       if (step > RowLayout::Step(row)) RowLayout::SetStep(row, step);
-    }
+    });
     if (created) EnforceBudgetLocked(s, &tally);
   }
   Publish(tally);
