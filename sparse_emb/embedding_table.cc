@@ -59,14 +59,14 @@ BatchPlan& PlanBatch(absl::Span<const uint64_t> keys, int stripe_shift, int num_
 // insert rows (rows never move) but must not erase any.
 template <typename Ahead, typename Visit>
 void WalkGroup(const RowStore& store, const BatchPlan& plan, absl::Span<const uint64_t> keys,
-               size_t b, size_t e, int prefetch_lines, Ahead&& ahead, Visit&& visit) {
+               size_t b, size_t e, size_t prefetch_bytes, Ahead&& ahead, Visit&& visit) {
   constexpr size_t kRing = 16;
   static_assert(kRing > kAhead && (kRing & (kRing - 1)) == 0);
   const char* ring[kRing];
   auto hash_at = [&](size_t j) { return plan.hashes[plan.order[j]]; };
   auto guess = [&](size_t j) {
     const char* row = store.Candidate(hash_at(j));
-    if (row != nullptr) RowStore::PrefetchRow(row, prefetch_lines);
+    if (row != nullptr) RowStore::PrefetchRow(row, prefetch_bytes);
     ring[j & (kRing - 1)] = row;
     ahead(plan.order[j]);
   };
@@ -104,7 +104,7 @@ EmbeddingTable::EmbeddingTable(const TableConfig& config, MetricsRegistry* metri
                          ? 0
                          : (config.eviction.max_rows + config.num_stripes - 1) /
                                config.num_stripes),
-      prefetch_lines_(static_cast<int>(std::min<size_t>(8, (layout_.row_bytes + 63) / 64))) {
+      prefetch_bytes_(std::min<size_t>(512, layout_.row_bytes)) {
   const bool admission = config.admission.min_count > 1;
   const int64_t sketch_width =
       admission ? std::max<int64_t>(64, config.admission.sketch_width / config.num_stripes) : 0;
@@ -199,7 +199,7 @@ void EmbeddingTable::Pull(absl::Span<const uint64_t> keys, int64_t step, float* 
     Stripe* s = stripes_[si].get();
     absl::MutexLock lock(&s->mu);
     bool created = false;
-    WalkGroup(s->store, plan, keys, b, e, prefetch_lines_, [](uint32_t) {},
+    WalkGroup(s->store, plan, keys, b, e, prefetch_bytes_, [](uint32_t) {},
               [&](uint32_t i, char* row) {
       float* dst = out + static_cast<size_t>(i) * dim;
       if (row == nullptr) {
@@ -226,7 +226,7 @@ void EmbeddingTable::Lookup(absl::Span<const uint64_t> keys, float* out) const {
     if (b == e) continue;
     const Stripe* s = stripes_[si].get();
     absl::MutexLock lock(&s->mu);
-    WalkGroup(s->store, plan, keys, b, e, prefetch_lines_, [](uint32_t) {},
+    WalkGroup(s->store, plan, keys, b, e, prefetch_bytes_, [](uint32_t) {},
               [&](uint32_t i, const char* row) {
       float* dst = out + static_cast<size_t>(i) * dim;
       if (row == nullptr) {
@@ -256,7 +256,7 @@ void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, f
       const float* g = grads + static_cast<size_t>(i) * dim;
       for (int line = 0; line < dim; line += 16) __builtin_prefetch(g + line);
     };
-    WalkGroup(s->store, plan, keys, b, e, prefetch_lines_, prefetch_grad,
+    WalkGroup(s->store, plan, keys, b, e, prefetch_bytes_, prefetch_grad,
               [&](uint32_t i, char* row) {
       if (row == nullptr) {
         row = FindOrAdmit(s, keys[i], plan.hashes[i], step, init_scratch, &tally);

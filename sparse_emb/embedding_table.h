@@ -160,7 +160,7 @@ class EmbeddingTable {
   const RowLayout layout_;
   const int stripe_shift_;       // stripe = Mix64(key) >> stripe_shift_ (64: one stripe)
   const int64_t stripe_budget_;  // rows per stripe; 0 = unlimited
-  const int prefetch_lines_;     // cache lines of a row to prefetch
+  const size_t prefetch_bytes_;  // bytes of a row to prefetch (the rest streams in)
   Counter* admitted_metric_ = nullptr;
   Counter* rejected_metric_ = nullptr;
   Counter* evicted_metric_ = nullptr;

@@ -71,9 +71,14 @@ class RowStore {
   void PrefetchSlot(uint64_t hash) const {
     __builtin_prefetch(&slots_[static_cast<uint32_t>(hash) & mask_]);
   }
-  // Prefetches the first `lines` cache lines of a row.
-  static void PrefetchRow(const char* row, int lines) {
-    for (int i = 0; i < lines; ++i) __builtin_prefetch(row + 64 * i, 1);
+  // Prefetches the cache lines holding a row's first `bytes` bytes: the first line
+  // (metadata, written by every pull) for writing, the rest for reading.
+  static void PrefetchRow(const char* row, size_t bytes) {
+    __builtin_prefetch(row, 1);
+    const uintptr_t first = reinterpret_cast<uintptr_t>(row) & ~uintptr_t{63};
+    for (uintptr_t line = first + 64; line < reinterpret_cast<uintptr_t>(row) + bytes; line += 64) {
+      __builtin_prefetch(reinterpret_cast<const char*>(line), 0);
+    }
   }
 
   // Adds a row for `key`, which must be absent. The row has the key set, step 0 and
