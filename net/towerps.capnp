@@ -132,6 +132,8 @@ struct PushDense {
   step @2 :Int64;          # global step
   clientId @3 :UInt64;     # with seq: applied once
   seq @4 :UInt64;          # per-client sequence number
+  assign @5 :Bool;         # `grads` holds initial values: set the block (only while
+                           # its version is 0, i.e. before any update)
 }
 
 # Write (or load) this server's shards under `dir`. Reply: CheckpointReply.
@@ -143,7 +145,9 @@ struct Checkpoint {
 
 struct CheckpointReply {
   files @0 :List(Text);    # files written, relative to dir
-  bytes @1 :UInt64;        # bytes written
+  bytes @1 :UInt64;        # bytes written in all
+  fileBytes @2 :List(UInt64);  # size of each file, parallel to files
+  checksums @3 :List(UInt32);  # CRC-32C of each file, parallel to files
 }
 
 # --- operator control (towerps ctl -> scheduler) ---

@@ -55,8 +55,8 @@ void ShardMap::GroupByServer(absl::Span<const uint64_t> keys,
   for (uint32_t i = 0; i < keys.size(); ++i) (*positions)[ServerOf(keys[i])].push_back(i);
 }
 
-std::pair<uint64_t, uint64_t> ShardMap::DenseBlock(int server, uint64_t total) const {
-  const uint64_t n = static_cast<uint64_t>(num_servers_);
+std::pair<uint64_t, uint64_t> DenseRange(int server, int num_servers, uint64_t total) {
+  const uint64_t n = static_cast<uint64_t>(num_servers);
   const uint64_t s = static_cast<uint64_t>(server);
   return {total * s / n, total * (s + 1) / n};
 }

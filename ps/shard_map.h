@@ -21,6 +21,10 @@
 
 namespace towerps::ps {
 
+// Server `server`'s block [begin, end) of a dense array of `total` floats split
+// over `num_servers` servers in contiguous, nearly equal blocks.
+std::pair<uint64_t, uint64_t> DenseRange(int server, int num_servers, uint64_t total);
+
 class ShardMap {
  public:
   // Balanced map: virtual shard v -> server v * num_servers / V (contiguous ranges).
@@ -45,8 +49,10 @@ class ShardMap {
   void GroupByServer(absl::Span<const uint64_t> keys,
                      std::vector<std::vector<uint32_t>>* positions) const;
 
-  // Server s's block of a dense array of `total` floats: [begin, end).
-  std::pair<uint64_t, uint64_t> DenseBlock(int server, uint64_t total) const;
+  // Server s's block of a dense array of `total` floats (DenseRange).
+  std::pair<uint64_t, uint64_t> DenseBlock(int server, uint64_t total) const {
+    return DenseRange(server, num_servers_, total);
+  }
 
   int num_servers() const { return num_servers_; }
   uint32_t num_virtual_shards() const { return static_cast<uint32_t>(owners_.size()); }

@@ -1,0 +1,104 @@
+// The worker's view of the parameter servers (ps-lite's KVWorker): pull and push
+// sparse rows and the dense parameters, routed by the ShardMap, fanned out to every
+// owning server in parallel and gathered back in key order.
+//
+// Thread-compatible: owned by one thread (it owns one DEALER socket per server). A
+// worker that overlaps the next batch's pulls with compute gives its prefetch thread
+// a PsClient of its own. Pushes carry (client id, sequence number) so a push retried
+// after a timeout is applied once.
+#ifndef TOWERPS_PS_CLIENT_H_
+#define TOWERPS_PS_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "net/transport.h"
+#include "ps/checkpoint.h"
+#include "ps/shard_map.h"
+
+namespace towerps::ps {
+
+struct PsClientOptions {
+  // Parameter server endpoints by rank; size == shard map's num_servers.
+  std::vector<std::string> server_endpoints;
+  // Deadlines, attempts and backoff of every request; endpoint is filled per server.
+  net::RpcClientOptions rpc;
+  // Unique per client in the job (e.g. worker rank * 16 + thread); with a sequence
+  // number it makes retried pushes idempotent.
+  uint64_t client_id = 0;
+  // Floats in the model's dense parameter array.
+  uint64_t dense_params = 0;
+
+  absl::Status Validate() const;
+};
+
+// One table's part of a batched pull or push.
+struct SparseSlice {
+  uint32_t table = 0;
+  int dim = 0;
+  // keys: n unique keys.
+  absl::Span<const uint64_t> keys;
+  // Pull: out: n * dim, filled in key order. Push: unused.
+  float* out = nullptr;
+  // Push: grads: n * dim, and the learning rate for this table. Pull: unused.
+  const float* grads = nullptr;
+  float learning_rate = 0;
+};
+
+class PsClient {
+ public:
+  static absl::StatusOr<std::unique_ptr<PsClient>> Create(const net::ZmqContext* ctx,
+                                                           const PsClientOptions& options,
+                                                           ShardMap shard_map);
+
+  // Pulls every slice's rows from their owning servers in parallel. create=false reads
+  // zeros for missing rows (export, evaluation). Errors: the first failed request's
+  // Status (DeadlineExceeded after retries, InvalidArgument from a server), or
+  // DataLoss for a reply of the wrong size.
+  absl::Status Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create);
+  // Pushes every slice's gradients to their owning servers in parallel.
+  absl::Status Push(absl::Span<const SparseSlice> slices, int64_t step);
+
+  // Reads the whole dense array (dense_params floats) from all servers; returns the
+  // smallest block version (0 until a worker assigned initial values or pushed).
+  absl::StatusOr<int64_t> PullDense(absl::Span<float> params);
+  // One dense update: grads = dense_params floats.
+  absl::Status PushDense(absl::Span<const float> grads, float learning_rate, int64_t step);
+  // Sets the initial dense values on every server (ignored by servers already set).
+  absl::Status AssignDense(absl::Span<const float> values);
+
+  // Asks every server to save (or restore) its shards under `dir`. Returns the files
+  // written (relative to dir) with their sizes and checksums, for the MANIFEST.
+  absl::StatusOr<std::vector<CheckpointFile>> Checkpoint(const std::string& dir, int64_t step,
+                                                         bool restore);
+
+  const ShardMap& shard_map() const { return shard_map_; }
+  int num_servers() const { return static_cast<int>(clients_.size()); }
+
+ private:
+  PsClient(const PsClientOptions& options, ShardMap shard_map);
+  using Waits = std::vector<std::pair<net::RpcClient*, uint64_t>>;
+  // Builds one request to server `server` (fill(body) sets the message kind), puts it
+  // in flight and records it in *waits.
+  template <typename Fill>
+  absl::Status SendTo(int server, bool retry, Fill&& fill, Waits* waits);
+  uint64_t NextSeq() { return ++seq_; }
+
+  const PsClientOptions options_;
+  const ShardMap shard_map_;
+  std::vector<std::unique_ptr<net::RpcClient>> clients_;
+  uint64_t seq_ = 0;
+  // Scratch reused across calls: positions of each slice's keys per server.
+  std::vector<std::vector<std::vector<uint32_t>>> positions_;
+  std::vector<uint64_t> key_scratch_;
+  std::vector<float> grad_scratch_;
+};
+
+}  // namespace towerps::ps
+
+#endif  // TOWERPS_PS_CLIENT_H_

@@ -1,0 +1,273 @@
+#include "ps/server.h"
+
+#include <capnp/message.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/status.h"
+#include "glog/logging.h"
+#include "ps/checkpoint.h"
+#include "ps/shard_map.h"
+
+namespace towerps::ps {
+namespace {
+
+using net::wire::Envelope;
+
+// A Data blob viewed as n values of T. The codec hands out 8-byte aligned frames and
+// Cap'n Proto blobs start on word boundaries, so this reads in place.
+template <typename T>
+absl::StatusOr<absl::Span<const T>> BlobAs(capnp::Data::Reader data, absl::string_view what) {
+  if (data.size() % sizeof(T) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " of ", data.size(), " bytes is not a whole number of values"));
+  }
+  if (reinterpret_cast<uintptr_t>(data.begin()) % alignof(T) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is not aligned"));
+  }
+  return absl::MakeConstSpan(reinterpret_cast<const T*>(data.begin()), data.size() / sizeof(T));
+}
+
+bool AllFinite(absl::Span<const float> values) {
+  for (float v : values) {
+    if (!std::isfinite(v)) return false;
+  }
+  return true;
+}
+
+std::string TableFile(int rank, int table) {
+  return absl::StrCat("ps-", rank, "-table-", table, ".snap");
+}
+std::string DenseFile(int rank) { return absl::StrCat("ps-", rank, "-dense.bin"); }
+
+}  // namespace
+
+absl::Status ParameterServerOptions::Validate() const {
+  if (num_servers <= 0 || rank < 0 || rank >= num_servers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("server rank ", rank, " out of range for ", num_servers, " servers"));
+  }
+  for (const auto& table : tables) {
+    TOWERPS_RETURN_IF_ERROR(Annotate(table.Validate(), absl::StrCat("table ", table.name)));
+  }
+  if (max_keys_per_request == 0) {
+    return absl::InvalidArgumentError("max_keys_per_request must be > 0");
+  }
+  return dense_optimizer.Validate();
+}
+
+ParameterServer::ParameterServer(const ParameterServerOptions& options, MetricsRegistry* metrics)
+    : options_(options) {
+  if (metrics != nullptr) {
+    pulled_keys_ = metrics->GetCounter("towerps_ps_pulled_keys_total");
+    pushed_keys_ = metrics->GetCounter("towerps_ps_pushed_keys_total");
+    duplicate_pushes_ = metrics->GetCounter("towerps_ps_duplicate_pushes_total");
+  }
+}
+
+absl::StatusOr<std::unique_ptr<ParameterServer>> ParameterServer::Create(
+    const ParameterServerOptions& options, MetricsRegistry* metrics) {
+  TOWERPS_RETURN_IF_ERROR(options.Validate());
+  std::unique_ptr<ParameterServer> server(new ParameterServer(options, metrics));
+  for (const auto& config : options.tables) {
+    TOWERPS_ASSIGN_OR_RETURN(auto table, sparse_emb::EmbeddingTable::Create(config, metrics));
+    server->tables_.push_back(std::move(table));
+  }
+  auto [begin, end] = DenseRange(options.rank, options.num_servers, options.dense_params);
+  TOWERPS_ASSIGN_OR_RETURN(server->dense_,
+                           DenseBlock::Create(begin, end - begin, options.dense_optimizer));
+  return server;
+}
+
+absl::StatusOr<sparse_emb::EmbeddingTable*> ParameterServer::TableFor(uint32_t id) const {
+  if (id >= tables_.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no table ", id, " (this job has ", tables_.size(), ")"));
+  }
+  return tables_[id].get();
+}
+
+absl::StatusOr<std::string> ParameterServer::Handle(const Envelope::Reader& request) {
+  switch (request.getBody().which()) {
+    case Envelope::Body::PULL_SPARSE:
+      return PullSparse(request);
+    case Envelope::Body::PUSH_SPARSE:
+      return PushSparse(request);
+    case Envelope::Body::PULL_DENSE:
+      return PullDense(request);
+    case Envelope::Body::PUSH_DENSE:
+      return PushDense(request);
+    case Envelope::Body::CHECKPOINT:
+      return Checkpoint(request);
+    case Envelope::Body::PING: {
+      capnp::MallocMessageBuilder message;
+      auto reply = message.initRoot<Envelope>();
+      net::InitEnvelope(reply, options_.name, request.getRequestId());
+      reply.getBody().initPong().setNonce(request.getBody().getPing().getNonce());
+      return net::EncodeMessage(message);
+    }
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a parameter server does not serve message kind ",
+          static_cast<int>(request.getBody().which())));
+  }
+}
+
+absl::StatusOr<std::string> ParameterServer::PullSparse(const Envelope::Reader& request) {
+  auto pull = request.getBody().getPullSparse();
+  TOWERPS_ASSIGN_OR_RETURN(sparse_emb::EmbeddingTable * table, TableFor(pull.getTable()));
+  TOWERPS_ASSIGN_OR_RETURN(auto keys, BlobAs<uint64_t>(pull.getKeys(), "keys"));
+  if (keys.size() > options_.max_keys_per_request) {
+    return absl::InvalidArgumentError(absl::StrCat("pull of ", keys.size(),
+                                                   " keys exceeds the limit of ",
+                                                   options_.max_keys_per_request));
+  }
+  capnp::MallocMessageBuilder message;
+  auto reply_envelope = message.initRoot<Envelope>();
+  net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
+  auto reply = reply_envelope.getBody().initPullSparseReply();
+  const int dim = table->dim();
+  reply.setDim(static_cast<uint32_t>(dim));
+  auto rows = reply.initRows(keys.size() * dim * sizeof(float));
+  float* out = reinterpret_cast<float*>(rows.begin());
+  if (pull.getCreate()) {
+    table->Pull(keys, pull.getStep(), out);
+  } else {
+    table->Lookup(keys, out);
+  }
+  if (pulled_keys_) pulled_keys_->Increment(static_cast<int64_t>(keys.size()));
+  return net::EncodeMessage(message);
+}
+
+absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& request) {
+  auto push = request.getBody().getPushSparse();
+  TOWERPS_ASSIGN_OR_RETURN(sparse_emb::EmbeddingTable * table, TableFor(push.getTable()));
+  TOWERPS_ASSIGN_OR_RETURN(auto keys, BlobAs<uint64_t>(push.getKeys(), "keys"));
+  TOWERPS_ASSIGN_OR_RETURN(auto grads, BlobAs<float>(push.getGrads(), "grads"));
+  if (keys.size() > options_.max_keys_per_request) {
+    return absl::InvalidArgumentError(absl::StrCat("push of ", keys.size(),
+                                                   " keys exceeds the limit"));
+  }
+  if (grads.size() != keys.size() * static_cast<size_t>(table->dim())) {
+    return absl::InvalidArgumentError(absl::StrCat("push of ", keys.size(), " keys carries ",
+                                                   grads.size(), " floats; table ",
+                                                   push.getTable(), " has dim ", table->dim()));
+  }
+  const float lr = push.getLearningRate();
+  if (!(lr > 0) || !std::isfinite(lr)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad learning rate ", lr));
+  }
+  if (!AllFinite(grads)) return absl::InvalidArgumentError("gradient holds NaN or Inf");
+  capnp::MallocMessageBuilder message;
+  auto reply_envelope = message.initRoot<Envelope>();
+  net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
+  auto reply = reply_envelope.getBody().initPushReply();
+  if (!dedup_.Claim(push.getClientId(), push.getSeq())) {
+    reply.setDuplicate(true);
+    if (duplicate_pushes_) duplicate_pushes_->Increment();
+    return net::EncodeMessage(message);
+  }
+  table->Push(keys, grads.data(), lr, push.getStep());
+  if (pushed_keys_) pushed_keys_->Increment(static_cast<int64_t>(keys.size()));
+  return net::EncodeMessage(message);
+}
+
+absl::StatusOr<std::string> ParameterServer::PullDense(const Envelope::Reader& request) {
+  capnp::MallocMessageBuilder message;
+  auto reply_envelope = message.initRoot<Envelope>();
+  net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
+  auto reply = reply_envelope.getBody().initPullDenseReply();
+  reply.setOffset(dense_->offset());
+  auto values = reply.initValues(dense_->size() * sizeof(float));
+  reply.setVersion(dense_->Read(reinterpret_cast<float*>(values.begin())));
+  return net::EncodeMessage(message);
+}
+
+absl::StatusOr<std::string> ParameterServer::PushDense(const Envelope::Reader& request) {
+  auto push = request.getBody().getPushDense();
+  TOWERPS_ASSIGN_OR_RETURN(auto grads, BlobAs<float>(push.getGrads(), "dense values"));
+  if (!AllFinite(grads)) return absl::InvalidArgumentError("dense values hold NaN or Inf");
+  capnp::MallocMessageBuilder message;
+  auto reply_envelope = message.initRoot<Envelope>();
+  net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
+  auto reply = reply_envelope.getBody().initPushReply();
+  if (push.getAssign()) {
+    absl::Status status = dense_->Assign(grads);
+    if (absl::IsFailedPrecondition(status)) {
+      reply.setDuplicate(true);  // already initialised by another worker: not an error
+    } else {
+      TOWERPS_RETURN_IF_ERROR(status);
+    }
+    return net::EncodeMessage(message);
+  }
+  if (grads.size() != dense_->size()) {
+    return absl::InvalidArgumentError(absl::StrCat("dense gradient of ", grads.size(),
+                                                   " floats for a block of ", dense_->size()));
+  }
+  if (!dedup_.Claim(push.getClientId(), push.getSeq())) {
+    reply.setDuplicate(true);
+    if (duplicate_pushes_) duplicate_pushes_->Increment();
+    return net::EncodeMessage(message);
+  }
+  TOWERPS_RETURN_IF_ERROR(dense_->Apply(grads, push.getLearningRate()));
+  return net::EncodeMessage(message);
+}
+
+absl::StatusOr<std::string> ParameterServer::Checkpoint(const Envelope::Reader& request) {
+  auto checkpoint = request.getBody().getCheckpoint();
+  std::string dir = checkpoint.getDir().cStr();
+  if (dir.empty()) return absl::InvalidArgumentError("checkpoint directory is empty");
+  capnp::MallocMessageBuilder message;
+  auto reply_envelope = message.initRoot<Envelope>();
+  net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
+  auto reply = reply_envelope.getBody().initCheckpointReply();
+  if (checkpoint.getRestore()) {
+    TOWERPS_RETURN_IF_ERROR(LoadCheckpoint(dir));
+    return net::EncodeMessage(message);
+  }
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<std::string> files, SaveCheckpoint(dir));
+  const unsigned n = static_cast<unsigned>(files.size());
+  auto names = reply.initFiles(n);
+  auto sizes = reply.initFileBytes(n);
+  auto checksums = reply.initChecksums(n);
+  uint64_t total = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    TOWERPS_ASSIGN_OR_RETURN(CheckpointFile file, DescribeFile(dir, files[i]));
+    names.set(i, file.name.c_str());
+    sizes.set(i, file.bytes);
+    checksums.set(i, file.crc32c);
+    total += file.bytes;
+  }
+  reply.setBytes(total);
+  return net::EncodeMessage(message);
+}
+
+absl::StatusOr<std::vector<std::string>> ParameterServer::SaveCheckpoint(const std::string& dir) {
+  TOWERPS_RETURN_IF_ERROR(CreateDirectories(dir));
+  std::vector<std::string> files;
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    std::string name = TableFile(options_.rank, static_cast<int>(t));
+    TOWERPS_RETURN_IF_ERROR(tables_[t]->Save(dir + "/" + name));
+    files.push_back(name);
+  }
+  std::string name = DenseFile(options_.rank);
+  TOWERPS_RETURN_IF_ERROR(dense_->Save(dir + "/" + name));
+  files.push_back(name);
+  LOG(INFO) << options_.name << ": checkpoint of " << files.size() << " files written to "
+            << dir;
+  return files;
+}
+
+absl::Status ParameterServer::LoadCheckpoint(const std::string& dir) {
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    TOWERPS_RETURN_IF_ERROR(tables_[t]->Load(dir + "/" + TableFile(options_.rank, static_cast<int>(t))));
+  }
+  TOWERPS_RETURN_IF_ERROR(dense_->Load(dir + "/" + DenseFile(options_.rank)));
+  LOG(INFO) << options_.name << ": restored from " << dir;
+  return absl::OkStatus();
+}
+
+}  // namespace towerps::ps

@@ -1,0 +1,87 @@
+// The parameter server's state and request handling: shards of the sparse tables
+// (sparse_emb::EmbeddingTable, one per table id), one block of the dense parameters,
+// push de-duplication, checkpoints. Plugged into a net::RpcServer as its handler; the
+// process wiring (registration, heartbeats) lives in ps/ps_process.h.
+//
+// Every field from the wire is checked (table ids, sizes, dims, counts); a bad
+// request gets InvalidArgument and nothing changes. Thread-safe: Handle runs on
+// many handler threads at once (tables stripe their locks; the dense block has one).
+#ifndef TOWERPS_PS_SERVER_H_
+#define TOWERPS_PS_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/metrics.h"
+#include "models/optimizer.h"
+#include "net/codec.h"
+#include "ps/dense_block.h"
+#include "ps/push_dedup.h"
+#include "sparse_emb/embedding_table.h"
+
+namespace towerps::ps {
+
+struct ParameterServerOptions {
+  // This server's rank and the number of servers (its dense block depends on both).
+  int rank = 0;
+  int num_servers = 1;
+  // Sparse tables by id (the model's feature config order).
+  std::vector<sparse_emb::TableConfig> tables;
+  // Floats in the model's whole dense parameter array; this server holds its block.
+  uint64_t dense_params = 0;
+  models::DenseOptimizerOptions dense_optimizer;
+  // Largest number of keys accepted in one request.
+  uint64_t max_keys_per_request = uint64_t{1} << 22;
+  // Name in envelopes and logs ("ps/0").
+  std::string name = "ps/0";
+
+  absl::Status Validate() const;
+};
+
+class ParameterServer {
+ public:
+  // Errors: InvalidArgument for bad options or table configs. `metrics` may be null.
+  static absl::StatusOr<std::unique_ptr<ParameterServer>> Create(
+      const ParameterServerOptions& options, MetricsRegistry* metrics);
+
+  // Serves one request (pullSparse, pushSparse, pullDense, pushDense, checkpoint, ping)
+  // and returns the reply frame; an error Status becomes an error reply.
+  absl::StatusOr<std::string> Handle(const net::wire::Envelope::Reader& request);
+
+  // Writes this server's shards into `dir` (which must exist): one file per table
+  // and one for the dense block, each written atomically. Returns the file names.
+  absl::StatusOr<std::vector<std::string>> SaveCheckpoint(const std::string& dir);
+  // Loads the files SaveCheckpoint wrote. Every file is verified before it is applied.
+  absl::Status LoadCheckpoint(const std::string& dir);
+
+  sparse_emb::EmbeddingTable* table(int id) { return tables_[id].get(); }
+  DenseBlock* dense() { return dense_.get(); }
+  const ParameterServerOptions& options() const { return options_; }
+
+ private:
+  ParameterServer(const ParameterServerOptions& options, MetricsRegistry* metrics);
+  absl::StatusOr<std::string> PullSparse(const net::wire::Envelope::Reader& request);
+  absl::StatusOr<std::string> PushSparse(const net::wire::Envelope::Reader& request);
+  absl::StatusOr<std::string> PullDense(const net::wire::Envelope::Reader& request);
+  absl::StatusOr<std::string> PushDense(const net::wire::Envelope::Reader& request);
+  absl::StatusOr<std::string> Checkpoint(const net::wire::Envelope::Reader& request);
+  absl::StatusOr<sparse_emb::EmbeddingTable*> TableFor(uint32_t id) const;
+
+  // Constant after construction.
+  const ParameterServerOptions options_;
+  std::vector<std::unique_ptr<sparse_emb::EmbeddingTable>> tables_;
+  std::unique_ptr<DenseBlock> dense_;
+  Counter* pulled_keys_ = nullptr;
+  Counter* pushed_keys_ = nullptr;
+  Counter* duplicate_pushes_ = nullptr;
+
+  PushDedup dedup_;
+};
+
+}  // namespace towerps::ps
+
+#endif  // TOWERPS_PS_SERVER_H_

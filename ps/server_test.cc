@@ -1,0 +1,221 @@
+#include "ps/server.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <vector>
+
+#include "common/file_util.h"
+#include "gtest/gtest.h"
+
+namespace towerps::ps {
+namespace {
+
+using net::wire::Envelope;
+
+constexpr int kDim = 8;
+
+ParameterServerOptions Options() {
+  ParameterServerOptions o;
+  sparse_emb::TableConfig table;
+  table.name = "items";
+  table.dim = kDim;
+  table.optimizer.kind = sparse_emb::OptimizerKind::kSgd;
+  table.initializer.seed = 11;
+  table.num_stripes = 4;
+  o.tables = {table};
+  o.dense_params = 10;
+  o.dense_optimizer.kind = models::DenseOptimizerKind::kSgd;
+  return o;
+}
+
+template <typename T>
+capnp::Data::Reader Blob(const std::vector<T>& v) {
+  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(v.data()), v.size() * sizeof(T));
+}
+
+// Builds a request, runs it through the codec and the server, decodes the reply.
+class ServerHarness {
+ public:
+  explicit ServerHarness(const ParameterServerOptions& options) {
+    auto server = ParameterServer::Create(options, &metrics_);
+    EXPECT_TRUE(server.ok()) << server.status();
+    server_ = std::move(server).value();
+  }
+
+  absl::StatusOr<std::unique_ptr<net::DecodedEnvelope>> Call(
+      const std::function<void(Envelope::Body::Builder)>& fill) {
+    capnp::MallocMessageBuilder message;
+    auto envelope = message.initRoot<Envelope>();
+    net::InitEnvelope(envelope, "test", ++request_id_);
+    fill(envelope.getBody());
+    frames_.push_back(net::EncodeMessage(message));
+    auto request = net::DecodeEnvelope(frames_.back(), net::CodecOptions());
+    EXPECT_TRUE(request.ok());
+    auto reply = server_->Handle((*request)->envelope());
+    if (!reply.ok()) return reply.status();
+    replies_.push_back(std::move(reply).value());
+    return net::DecodeEnvelope(replies_.back(), net::CodecOptions());
+  }
+
+  std::vector<float> Pull(const std::vector<uint64_t>& keys, bool create = true) {
+    auto reply = Call([&](Envelope::Body::Builder b) {
+      auto pull = b.initPullSparse();
+      pull.setTable(0);
+      pull.setKeys(Blob(keys));
+      pull.setCreate(create);
+    });
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    auto rows = (*reply)->envelope().getBody().getPullSparseReply().getRows();
+    std::vector<float> out(rows.size() / sizeof(float));
+    std::memcpy(out.data(), rows.begin(), rows.size());
+    return out;
+  }
+
+  absl::StatusOr<bool> Push(const std::vector<uint64_t>& keys, const std::vector<float>& grads,
+                            uint64_t client, uint64_t seq, uint32_t table = 0) {
+    auto reply = Call([&](Envelope::Body::Builder b) {
+      auto push = b.initPushSparse();
+      push.setTable(table);
+      push.setKeys(Blob(keys));
+      push.setGrads(Blob(grads));
+      push.setLearningRate(0.5f);
+      push.setClientId(client);
+      push.setSeq(seq);
+    });
+    if (!reply.ok()) return reply.status();
+    return (*reply)->envelope().getBody().getPushReply().getDuplicate();
+  }
+
+  ParameterServer* server() { return server_.get(); }
+
+ private:
+  MetricsRegistry metrics_;
+  std::unique_ptr<ParameterServer> server_;
+  uint64_t request_id_ = 0;
+  std::vector<std::string> frames_;
+  std::vector<std::string> replies_;
+};
+
+TEST(ParameterServerTest, PullCreatesDeterministicRows) {
+  ServerHarness a(Options());
+  ServerHarness b(Options());
+  std::vector<float> first = a.Pull({1, 2, 3});
+  ASSERT_EQ(first.size(), 3u * kDim);
+  EXPECT_EQ(a.Pull({1, 2, 3}), first);
+  EXPECT_EQ(b.Pull({1, 2, 3}), first);  // another server, same seed: same rows
+  EXPECT_NE(std::vector<float>(first.begin(), first.begin() + kDim),
+            std::vector<float>(first.begin() + kDim, first.begin() + 2 * kDim));
+  std::vector<float> lookup = a.Pull({99}, /*create=*/false);
+  EXPECT_EQ(lookup, std::vector<float>(kDim, 0.0f));
+  EXPECT_EQ(a.server()->table(0)->size(), 3);
+}
+
+TEST(ParameterServerTest, RetriedPushIsAppliedOnce) {
+  ServerHarness h(Options());
+  std::vector<float> before = h.Pull({7});
+  std::vector<float> grads(kDim, 1.0f);
+  EXPECT_EQ(*h.Push({7}, grads, /*client=*/42, /*seq=*/1), false);
+  EXPECT_EQ(*h.Push({7}, grads, 42, 1), true);  // the retry
+  std::vector<float> after = h.Pull({7});
+  for (int d = 0; d < kDim; ++d) EXPECT_FLOAT_EQ(after[d], before[d] - 0.5f);  // SGD, lr 0.5
+  // Out-of-order sequence numbers are each applied once.
+  EXPECT_EQ(*h.Push({7}, grads, 42, 3), false);
+  EXPECT_EQ(*h.Push({7}, grads, 42, 2), false);
+  EXPECT_EQ(*h.Push({7}, grads, 42, 3), true);
+  EXPECT_EQ(*h.Push({7}, grads, 43, 3), false);  // another client
+  std::vector<float> last = h.Pull({7});
+  for (int d = 0; d < kDim; ++d) EXPECT_FLOAT_EQ(last[d], before[d] - 2.0f);
+}
+
+TEST(ParameterServerTest, BadRequestsAreRefusedAndChangeNothing) {
+  ServerHarness h(Options());
+  std::vector<float> before = h.Pull({5});
+  std::vector<float> grads(kDim, 1.0f);
+  EXPECT_EQ(h.Push({5}, grads, 1, 1, /*table=*/3).status().code(),
+            absl::StatusCode::kInvalidArgument);  // no such table
+  EXPECT_EQ(h.Push({5}, std::vector<float>(kDim - 1), 1, 2).status().code(),
+            absl::StatusCode::kInvalidArgument);  // dim mismatch
+  std::vector<float> nan_grads(kDim, std::nanf(""));
+  EXPECT_EQ(h.Push({5}, nan_grads, 1, 3).status().code(), absl::StatusCode::kInvalidArgument);
+  auto odd_keys = h.Call([](Envelope::Body::Builder b) {
+    auto pull = b.initPullSparse();
+    std::string seven(7, 'x');
+    pull.setKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(seven.data()), 7));
+  });
+  EXPECT_EQ(odd_keys.status().code(), absl::StatusCode::kInvalidArgument);
+  auto wrong_kind = h.Call([](Envelope::Body::Builder b) { b.initClock(); });
+  EXPECT_EQ(wrong_kind.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.Pull({5}), before);  // still serving, nothing applied
+}
+
+TEST(ParameterServerTest, DenseAssignPullPush) {
+  ParameterServerOptions options = Options();
+  options.num_servers = 2;
+  options.rank = 1;  // holds floats [5, 10)
+  ServerHarness h(options);
+  std::vector<float> init = {1, 2, 3, 4, 5};
+  auto assign = [&](const std::vector<float>& values) {
+    return h.Call([&](Envelope::Body::Builder b) {
+      auto push = b.initPushDense();
+      push.setGrads(Blob(values));
+      push.setAssign(true);
+    });
+  };
+  ASSERT_TRUE(assign(init).ok());
+  auto second = assign({9, 9, 9, 9, 9});
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE((*second)->envelope().getBody().getPushReply().getDuplicate());
+  auto push = h.Call([&](Envelope::Body::Builder b) {
+    auto p = b.initPushDense();
+    std::vector<float> g = {1, 1, 1, 1, 1};
+    p.setGrads(Blob(g));
+    p.setLearningRate(0.25f);
+    p.setClientId(1);
+    p.setSeq(1);
+  });
+  ASSERT_TRUE(push.ok()) << push.status();
+  auto pulled = h.Call([](Envelope::Body::Builder b) { b.initPullDense(); });
+  ASSERT_TRUE(pulled.ok());
+  auto reply = (*pulled)->envelope().getBody().getPullDenseReply();
+  EXPECT_EQ(reply.getOffset(), 5u);
+  EXPECT_EQ(reply.getVersion(), 1);
+  std::vector<float> values(5);
+  std::memcpy(values.data(), reply.getValues().begin(), 5 * sizeof(float));
+  EXPECT_EQ(values, (std::vector<float>{0.75f, 1.75f, 2.75f, 3.75f, 4.75f}));
+  auto wrong = h.Call([&](Envelope::Body::Builder b) {
+    std::vector<float> g = {1, 1};
+    b.initPushDense().setGrads(Blob(g));
+  });
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ParameterServerTest, CheckpointRoundTripAndCorruptionRefused) {
+  std::string dir = std::filesystem::path(::testing::TempDir()) /
+                    ("ps_ckpt_" + std::to_string(::getpid()));
+  ASSERT_TRUE(RemoveAll(dir).ok());
+  ServerHarness a(Options());
+  std::vector<float> rows = a.Pull({1, 2, 3});
+  ASSERT_TRUE(a.Push({2}, std::vector<float>(kDim, 1.0f), 1, 1).ok());
+  rows = a.Pull({1, 2, 3});
+  auto files = a.server()->SaveCheckpoint(dir);
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(files->size(), 2u);
+  ServerHarness b(Options());
+  ASSERT_TRUE(b.server()->LoadCheckpoint(dir).ok());
+  EXPECT_EQ(b.Pull({1, 2, 3}, /*create=*/false), rows);
+  // Flip one byte of the dense file: refused with DataLoss.
+  std::string dense_path = dir + "/ps-0-dense.bin";
+  std::string bytes = *ReadFileToString(dense_path);
+  bytes[bytes.size() / 2] ^= 1;
+  ASSERT_TRUE(WriteFileAtomically(dense_path, bytes).ok());
+  ServerHarness c(Options());
+  EXPECT_EQ(c.server()->LoadCheckpoint(dir).code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(RemoveAll(dir).ok());
+}
+
+}  // namespace
+}  // namespace towerps::ps
