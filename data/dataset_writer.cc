@@ -140,13 +140,21 @@ void FeatureAssembler::BuildExample(uint64_t p, Example* out) const {
     history_.push_back(raw_.items.key(log_.item_source[h.item]));
   }
   std::reverse(history_.begin(), history_.end());
-  out->user.Clear();
-  out->user.AddSlot({&out->user_id, 1});
-  out->user.AddSlot(history_);
-  AddAttrs(raw_.users.attrs(raw_user), schema_.user, 2, &out->user);
-  out->item.Clear();
-  out->item.AddSlot({&out->item_id, 1});
-  AddAttrs(raw_.items.attrs(raw_item), schema_.item, 1, &out->item);
+  UserSide(raw_user, &out->user_id, &out->user);
+  ItemSide(raw_item, &out->item_id, &out->item);
+}
+
+void FeatureAssembler::UserSide(uint32_t raw_user, const uint64_t* key, SideFeatures* out) const {
+  out->Clear();
+  out->AddSlot({key, 1});
+  out->AddSlot(history_);
+  AddAttrs(raw_.users.attrs(raw_user), schema_.user, 2, out);
+}
+
+void FeatureAssembler::ItemSide(uint32_t raw_item, const uint64_t* key, SideFeatures* out) const {
+  out->Clear();
+  out->AddSlot({key, 1});
+  AddAttrs(raw_.items.attrs(raw_item), schema_.item, 1, out);
 }
 
 void FeatureAssembler::BuildUser(uint32_t u, EntityRecord* out) const {
@@ -162,10 +170,7 @@ void FeatureAssembler::BuildUser(uint32_t u, EntityRecord* out) const {
     history_.push_back(raw_.items.key(log_.item_source[log_.positives[k - 1].item]));
   }
   std::reverse(history_.begin(), history_.end());
-  out->features.Clear();
-  out->features.AddSlot({&out->key, 1});
-  out->features.AddSlot(history_);
-  AddAttrs(raw_.users.attrs(raw_user), schema_.user, 2, &out->features);
+  UserSide(raw_user, &out->key, &out->features);
 }
 
 void FeatureAssembler::BuildItem(uint32_t i, EntityRecord* out) const {
@@ -174,9 +179,7 @@ void FeatureAssembler::BuildItem(uint32_t i, EntityRecord* out) const {
   out->train_count = log_.item_train_count[i];
   out->raw_id = raw_.items.raw_id(raw_item);
   out->title = std::string(raw_.items.title(raw_item));
-  out->features.Clear();
-  out->features.AddSlot({&out->key, 1});
-  AddAttrs(raw_.items.attrs(raw_item), schema_.item, 1, &out->features);
+  ItemSide(raw_item, &out->key, &out->features);
 }
 
 absl::Status WriteDatasetFiles(const RawDataset& raw, const PositiveLog& log,

@@ -38,6 +38,9 @@ class FeatureAssembler {
   void BuildItem(uint32_t i, EntityRecord* out) const;
 
  private:
+  // One side's features: the id slot (*key), for users history_, then attributes.
+  void UserSide(uint32_t raw_user, const uint64_t* key, SideFeatures* out) const;
+  void ItemSide(uint32_t raw_item, const uint64_t* key, SideFeatures* out) const;
   void AddAttrs(const EntityAttrs& attrs, const SideSchema& schema, int first_slot,
                 SideFeatures* out) const;
 
