@@ -10,8 +10,10 @@
 //   embedding_bag: mean pooling of 50-row histories beside a plain row gather.
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -63,33 +65,56 @@ void AddTower(const models::TowerConfig& c, int rows, std::vector<Gemm>* gemms) 
   AddLinear(rows, d, c.output_dim, gemms);
 }
 
-// Times the step's GEMMs back to back through cblas_sgemm; returns GFLOP/s.
-double SgemmGflops(const std::vector<Gemm>& gemms, int repeats) {
-  size_t max_a = 0, max_b = 0, max_c = 0;
-  double flops = 0;
-  for (const Gemm& g : gemms) {
-    max_a = std::max(max_a, static_cast<size_t>(g.m) * g.k);
-    max_b = std::max(max_b, static_cast<size_t>(g.k) * g.n);
-    max_c = std::max(max_c, static_cast<size_t>(g.m) * g.n);
-    flops += 2.0 * g.m * g.n * g.k;
-  }
-  std::vector<float> a(max_a, 0.5f), b(max_b, 0.25f), c(max_c, 0.0f);
-  auto run = [&] {
-    for (const Gemm& g : gemms) {
-      cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans,
-                  g.trans_b ? CblasTrans : CblasNoTrans, g.m, g.n, g.k, 1.0f, a.data(),
-                  g.trans_a ? g.m : g.k, b.data(), g.trans_b ? g.k : g.n, 1.0f, c.data(), g.n);
+// Runs the step's GEMMs back to back through cblas_sgemm (row-major, C += AB).
+class SgemmPeer {
+ public:
+  explicit SgemmPeer(std::vector<Gemm> gemms) : gemms_(std::move(gemms)) {
+    size_t max_a = 0, max_b = 0, max_c = 0;
+    for (const Gemm& g : gemms_) {
+      max_a = std::max(max_a, static_cast<size_t>(g.m) * g.k);
+      max_b = std::max(max_b, static_cast<size_t>(g.k) * g.n);
+      max_c = std::max(max_c, static_cast<size_t>(g.m) * g.n);
+      flops_ += 2.0 * g.m * g.n * g.k;
     }
-  };
-  run();
-  const double seconds = MedianSeconds(repeats, run);
-  DoNotOptimize(c[0]);
-  return flops / seconds / 1e9;
+    a_.assign(max_a, 0.5f);
+    b_.assign(max_b, 0.25f);
+    c_.assign(max_c, 0.0f);
+  }
+
+  void Run() {
+    for (const Gemm& g : gemms_) {
+      cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans,
+                  g.trans_b ? CblasTrans : CblasNoTrans, g.m, g.n, g.k, 1.0f, a_.data(),
+                  g.trans_a ? g.m : g.k, b_.data(), g.trans_b ? g.k : g.n, 1.0f, c_.data(), g.n);
+    }
+    DoNotOptimize(c_[0]);
+  }
+  double flops() const { return flops_; }
+
+ private:
+  std::vector<Gemm> gemms_;
+  std::vector<float> a_, b_, c_;
+  double flops_ = 0;
+};
+
+// Times `a` and `b` alternately, `repeats` times each, and returns both
+// medians: on a shared machine the load drifts, and interleaving exposes the
+// figure and its peer to the same drift.
+template <typename A, typename B>
+std::pair<double, double> InterleavedMedians(int repeats, A&& a, B&& b) {
+  std::vector<double> ta, tb;
+  for (int i = 0; i < repeats; ++i) {
+    ta.push_back(MedianSeconds(1, a));
+    tb.push_back(MedianSeconds(1, b));
+  }
+  std::sort(ta.begin(), ta.end());
+  std::sort(tb.begin(), tb.end());
+  return {ta[repeats / 2], tb[repeats / 2]};
 }
 
 void TwoTowerFigures(bool quick) {
   const int batch = quick ? 256 : 1024;
-  const int repeats = quick ? 3 : 15;
+  const int repeats = quick ? 5 : 21;
   models::TwoTowerConfig config;
   config.user.input_dims = {256};
   config.user.mlp_hidden = {512, 256};
@@ -118,6 +143,7 @@ void TwoTowerFigures(bool quick) {
   gemms.push_back({batch, 128, batch, false, false});  // dU = dZ V
   gemms.push_back({batch, 128, batch, true, false});   // dV = dZ^T U
   const double flops_per_example = models::TwoTowerFlopsPerExample(config, batch, 0);
+  SgemmPeer peer(std::move(gemms));
 
   for (int threads : {1, 2}) {
     openblas_set_num_threads(threads);
@@ -127,9 +153,10 @@ void TwoTowerFigures(bool quick) {
     };
     step();
     step();
-    const double seconds = MedianSeconds(repeats, step);
+    peer.Run();
+    auto [seconds, peer_seconds] = InterleavedMedians(repeats, step, [&] { peer.Run(); });
     const double examples_per_s = batch / seconds;
-    const double sgemm = SgemmGflops(gemms, repeats);
+    const double sgemm = peer.flops() / peer_seconds / 1e9;
     const std::string t = absl::StrCat(threads, "thread", threads > 1 ? "s" : "");
     PrintFigure({"models", "two_tower_step_" + t, examples_per_s, "examples/s",
                  "sgemm_bound_examples_per_s", sgemm * 1e9 / flops_per_example});

@@ -5,7 +5,22 @@
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
+// Whole-batch products must reach OpenBLAS sgemm, not Eigen's own kernels.
+#ifndef EIGEN_USE_BLAS
+#error "models/ must be compiled with EIGEN_USE_BLAS (see models/CMakeLists.txt)"
+#endif
+
 namespace towerps::models {
+namespace {
+
+// Copies the 1 x n row `bias` into every row of `out` (B x n). A row loop: each
+// copy is a contiguous vectorised move, where replicate() is several times slower.
+template <typename Bias, typename T>
+void BroadcastRows(const Eigen::MatrixBase<Bias>& bias, Mat<T>* out) {
+  for (Eigen::Index i = 0; i < out->rows(); ++i) out->row(i) = bias;
+}
+
+}  // namespace
 
 // ---- Linear ----
 
@@ -31,7 +46,7 @@ const Mat<T>& Linear<T>::Forward(ConstMatRef<T> x) {
   EnsureShape(batch_, out_dim_, &y_);
   // Broadcast the bias first and let the GEMM accumulate onto it (beta = 1):
   // one pass over y instead of a zero fill plus a bias pass.
-  y_ = store_->Value(b_).replicate(batch_, 1);
+  BroadcastRows(store_->Value(b_), &y_);
   y_.noalias() += x * store_->Value(w_);
   return y_;
 }
@@ -142,7 +157,7 @@ const Mat<T>& CrossLayer<T>::Forward(ConstMatRef<T> x0, ConstMatRef<T> xl) {
   batch_ = x0.rows();
   EnsureShape(batch_, dim_, &u_);
   EnsureShape(batch_, dim_, &y_);
-  u_ = store_->Value(b_).replicate(batch_, 1);
+  BroadcastRows(store_->Value(b_), &u_);
   u_.noalias() += xl * store_->Value(w_);
   y_.array() = x0.array() * u_.array() + xl.array();
   return y_;
