@@ -38,7 +38,6 @@ namespace towerps::bench {
 namespace {
 
 using sparse_emb::EmbeddingTable;
-using sparse_emb::Mix64;
 using sparse_emb::TableConfig;
 
 constexpr size_t kBatch = 4096;
@@ -51,6 +50,19 @@ double RssBytes() {
   long pages = 0, resident = 0;
   statm >> pages >> resident;
   return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+// Creates rows for keys KeyOf(0 .. n) through Pull; returns the seconds it took.
+double Fill(EmbeddingTable* table, uint64_t n) {
+  std::vector<uint64_t> keys(kBatch);
+  std::vector<float> out(kBatch * table->dim());
+  const auto start = std::chrono::steady_clock::now();
+  for (uint64_t i = 0; i < n; i += kBatch) {
+    const size_t m = std::min<uint64_t>(kBatch, n - i);
+    for (size_t j = 0; j < m; ++j) keys[j] = KeyOf(i + j);
+    table->Pull({keys.data(), m}, 0, out.data());
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 TableConfig Config(int dim) {
@@ -201,24 +213,16 @@ void Suite(bool quick) {
   const int repeats = 5;
   const TableConfig config = Config(dim);
   std::vector<uint64_t> fill(kBatch);
-  std::vector<float> scratch(kBatch * dim);
 
   // Fill ours, then the baseline, each measured from RSS.
   double rss0 = RssBytes();
   auto table = EmbeddingTable::Create(config, nullptr).value();
-  auto start = std::chrono::steady_clock::now();
-  for (uint64_t i = 0; i < n; i += kBatch) {
-    const size_t m = std::min<uint64_t>(kBatch, n - i);
-    for (size_t j = 0; j < m; ++j) fill[j] = KeyOf(i + j);
-    table->Pull({fill.data(), m}, 0, scratch.data());
-  }
-  const double ours_insert_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double ours_insert_s = Fill(table.get(), n);
   const double ours_bytes = (RssBytes() - rss0) / static_cast<double>(n);
 
   rss0 = RssBytes();
   MapTable map(config, n);
-  start = std::chrono::steady_clock::now();
+  const auto start = std::chrono::steady_clock::now();
   for (uint64_t i = 0; i < n; i += kBatch) {
     const size_t m = std::min<uint64_t>(kBatch, n - i);
     for (size_t j = 0; j < m; ++j) fill[j] = KeyOf(i + j);
@@ -295,18 +299,9 @@ void Scale(uint64_t rows) {
   const int dim = 16;
   TableConfig config = Config(dim);
   config.num_stripes = 64;
-  std::vector<uint64_t> keys(kBatch);
-  std::vector<float> out(kBatch * dim);
   const double rss0 = RssBytes();
   auto table = EmbeddingTable::Create(config, nullptr).value();
-  auto start = std::chrono::steady_clock::now();
-  for (uint64_t i = 0; i < rows; i += kBatch) {
-    const size_t m = std::min<uint64_t>(kBatch, rows - i);
-    for (size_t j = 0; j < m; ++j) keys[j] = KeyOf(i + j);
-    table->Pull({keys.data(), m}, 0, out.data());
-  }
-  const double insert_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double insert_s = Fill(table.get(), rows);
   const double rss = RssBytes() - rss0;
   const double payload = 8.0 + 4.0 * dim + 4.0;
   const std::string tag = absl::StrCat("_", rows / 1'000'000, "M_rows_dim16");

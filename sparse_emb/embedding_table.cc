@@ -82,6 +82,14 @@ void WalkGroup(const RowStore& store, const BatchPlan& plan, absl::Span<const ui
   }
 }
 
+// Calls fn(stripe, b, e) for every stripe with keys in the batch: order[b, e).
+template <typename Fn>
+void ForEachGroup(const BatchPlan& plan, int num_stripes, Fn&& fn) {
+  for (int si = 0; si < num_stripes; ++si) {
+    if (plan.begin[si] != plan.begin[si + 1]) fn(si, plan.begin[si], plan.begin[si + 1]);
+  }
+}
+
 int Log2(int x) {
   int bits = 0;
   while ((1 << bits) < x) ++bits;
@@ -193,9 +201,7 @@ void EmbeddingTable::Pull(absl::Span<const uint64_t> keys, int64_t step, float* 
   const int dim = config_.dim;
   BatchPlan& plan = PlanBatch(keys, stripe_shift_, config_.num_stripes, dim);
   Tally tally;
-  for (int si = 0; si < config_.num_stripes; ++si) {
-    const size_t b = plan.begin[si], e = plan.begin[si + 1];
-    if (b == e) continue;
+  ForEachGroup(plan, config_.num_stripes, [&](int si, size_t b, size_t e) {
     Stripe* s = stripes_[si].get();
     absl::MutexLock lock(&s->mu);
     bool created = false;
@@ -214,16 +220,14 @@ void EmbeddingTable::Pull(absl::Span<const uint64_t> keys, int64_t step, float* 
       if (step > RowLayout::Step(row)) RowLayout::SetStep(row, step);
     });
     if (created) EnforceBudgetLocked(s, &tally);
-  }
+  });
   Publish(tally);
 }
 
 void EmbeddingTable::Lookup(absl::Span<const uint64_t> keys, float* out) const {
   const int dim = config_.dim;
   BatchPlan& plan = PlanBatch(keys, stripe_shift_, config_.num_stripes, dim);
-  for (int si = 0; si < config_.num_stripes; ++si) {
-    const size_t b = plan.begin[si], e = plan.begin[si + 1];
-    if (b == e) continue;
+  ForEachGroup(plan, config_.num_stripes, [&](int si, size_t b, size_t e) {
     const Stripe* s = stripes_[si].get();
     absl::MutexLock lock(&s->mu);
     WalkGroup(s->store, plan, keys, b, e, prefetch_bytes_, [](uint32_t) {},
@@ -235,7 +239,7 @@ void EmbeddingTable::Lookup(absl::Span<const uint64_t> keys, float* out) const {
         layout_.ReadEmbedding(row, dst);
       }
     });
-  }
+  });
 }
 
 void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, float lr,
@@ -246,16 +250,14 @@ void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, f
   float* w_scratch = grad_scratch + dim;
   float* init_scratch = w_scratch + dim;
   Tally tally;
-  for (int si = 0; si < config_.num_stripes; ++si) {
-    const size_t b = plan.begin[si], e = plan.begin[si + 1];
-    if (b == e) continue;
+  auto prefetch_grad = [&](uint32_t i) {
+    const float* g = grads + static_cast<size_t>(i) * dim;
+    for (int line = 0; line < dim; line += 16) __builtin_prefetch(g + line);
+  };
+  ForEachGroup(plan, config_.num_stripes, [&](int si, size_t b, size_t e) {
     Stripe* s = stripes_[si].get();
     absl::MutexLock lock(&s->mu);
     bool created = false;
-    auto prefetch_grad = [&](uint32_t i) {
-      const float* g = grads + static_cast<size_t>(i) * dim;
-      for (int line = 0; line < dim; line += 16) __builtin_prefetch(g + line);
-    };
     WalkGroup(s->store, plan, keys, b, e, prefetch_bytes_, prefetch_grad,
               [&](uint32_t i, char* row) {
       if (row == nullptr) {
@@ -279,7 +281,7 @@ void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, f
       if (step > RowLayout::Step(row)) RowLayout::SetStep(row, step);
     });
     if (created) EnforceBudgetLocked(s, &tally);
-  }
+  });
   Publish(tally);
 }
 

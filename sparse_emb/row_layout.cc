@@ -3,6 +3,26 @@
 #include <cstring>
 
 namespace towerps::sparse_emb {
+namespace {
+
+template <float (*Decode)(uint16_t)>
+void Decode16(const char* in, int dim, float* out) {
+  for (int i = 0; i < dim; ++i) {
+    uint16_t h;
+    std::memcpy(&h, in + 2 * i, 2);
+    out[i] = Decode(h);
+  }
+}
+
+template <uint16_t (*Encode)(float)>
+void Encode16(const float* in, int dim, char* out) {
+  for (int i = 0; i < dim; ++i) {
+    const uint16_t h = Encode(in[i]);
+    std::memcpy(out + 2 * i, &h, 2);
+  }
+}
+
+}  // namespace
 
 float HalfToFloat(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
@@ -66,18 +86,10 @@ void RowLayout::ReadEmbedding(const char* row, float* out) const {
       std::memcpy(out, e, sizeof(float) * dim);
       return;
     case DType::kFp16:
-      for (int i = 0; i < dim; ++i) {
-        uint16_t h;
-        std::memcpy(&h, e + 2 * i, 2);
-        out[i] = HalfToFloat(h);
-      }
+      Decode16<HalfToFloat>(e, dim, out);
       return;
     case DType::kBf16:
-      for (int i = 0; i < dim; ++i) {
-        uint16_t h;
-        std::memcpy(&h, e + 2 * i, 2);
-        out[i] = Bf16ToFloat(h);
-      }
+      Decode16<Bf16ToFloat>(e, dim, out);
       return;
   }
 }
@@ -89,16 +101,10 @@ void RowLayout::WriteEmbedding(char* row, const float* in) const {
       std::memcpy(e, in, sizeof(float) * dim);
       return;
     case DType::kFp16:
-      for (int i = 0; i < dim; ++i) {
-        uint16_t h = FloatToHalf(in[i]);
-        std::memcpy(e + 2 * i, &h, 2);
-      }
+      Encode16<FloatToHalf>(in, dim, e);
       return;
     case DType::kBf16:
-      for (int i = 0; i < dim; ++i) {
-        uint16_t h = FloatToBf16(in[i]);
-        std::memcpy(e + 2 * i, &h, 2);
-      }
+      Encode16<FloatToBf16>(in, dim, e);
       return;
   }
 }

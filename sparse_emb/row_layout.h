@@ -1,4 +1,4 @@
-// Byte layout of one stored row, the key hash, and fp16/bf16 <-> fp32 conversion.
+// Byte layout of one stored row and fp16/bf16 <-> fp32 conversion.
 //
 // A row is one contiguous record in a slab (rows are 8-byte aligned):
 //   0  uint64  key
@@ -15,20 +15,10 @@
 #include <cstring>
 #include <limits>
 
+#include "common/hash.h"  // Mix64: stripe, index slot and sketch positions
 #include "sparse_emb/table_config.h"
 
 namespace towerps::sparse_emb {
-
-// A strong 64-bit mixer (the splitmix64 / murmur3 finaliser). Stripe, index slot and
-// sketch positions all come from Mix64(key), so adversarially sequential keys spread.
-inline uint64_t Mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
 
 inline float Bf16ToFloat(uint16_t h) {
   uint32_t bits = static_cast<uint32_t>(h) << 16;
