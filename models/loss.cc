@@ -202,16 +202,12 @@ double RetrievalLoss<T>::BceRows(const LossBatch<T>& batch) {
     const T lambda =
         negatives > 0 ? static_cast<T>(options_.negative_weight) / static_cast<T>(negatives)
                       : T(0);
-    double row_loss = 0;
-    for (Eigen::Index j = 0; j < cols; ++j) {
-      const T z = row(j);
-      if (j == i || std::isinf(z)) {
-        drow(j) = T(0);
-        continue;
-      }
-      row_loss += lambda * Softplus(z);
-      drow(j) = lambda * Sigmoid(z) * inv_b;
-    }
+    // Every column as a negative first (vectorised), then the diagonal fixed
+    // up. Masked columns hold -inf: softplus(-inf) = 0 and sigmoid(-inf) = 0.
+    auto z = row.array();
+    double row_loss =
+        lambda * ((z.max(T(0)) + (-z.abs()).exp().log1p()).sum() - Softplus(z_pos));
+    drow.array() = (lambda * inv_b) / (T(1) + (-z).exp());
     row_loss += w * (y * Softplus(-z_pos) + (T(1) - y) * Softplus(z_pos));
     drow(i) = w * (Sigmoid(z_pos) - y) * inv_b;
     loss += row_loss * inv_b;
