@@ -1,0 +1,111 @@
+// The scheduler process's service: JobState behind an RPC endpoint, plus a monitor
+// thread that detects failures, runs coordinated checkpoints and finishes the job.
+//
+// Threads: the RpcServer's io and handler threads call Handle (under mu_); thread
+// "sched-monitor" wakes every monitor_interval_ms. Stop() is idempotent and joins.
+// Thread-safe.
+#ifndef TOWERPS_SCHEDULER_SCHEDULER_H_
+#define TOWERPS_SCHEDULER_SCHEDULER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "models/lr_schedule.h"
+#include "net/transport.h"
+#include "ps/client.h"
+#include "scheduler/job_state.h"
+
+namespace towerps::scheduler {
+
+struct SchedulerOptions {
+  JobStateOptions job;
+  // Virtual shards of the key space (ps/shard_map.h); >= num_servers.
+  uint32_t num_virtual_shards = 4096;
+  // The learning-rate schedule as a multiplier: base_lr should be 1 (workers scale
+  // each optimizer's own base rate by it).
+  models::LrScheduleOptions lr_scale;
+  // Checkpoints go to <checkpoint_root>/step-N/; empty disables them.
+  std::string checkpoint_root;
+  // Floats of the model's dense array (recorded in the checkpoint MANIFEST).
+  uint64_t dense_params = 0;
+  // Failure detection and checkpoint polling period, milliseconds; > 0.
+  int64_t monitor_interval_ms = 200;
+  // Bind endpoint and handler threads of the control/membership endpoint.
+  net::RpcServerOptions rpc;
+  // Deadlines for the scheduler's own requests to parameter servers (checkpoints).
+  net::RpcClientOptions ps_rpc;
+
+  absl::Status Validate() const;
+};
+
+class Scheduler {
+ public:
+  // Binds the endpoint and starts the threads. ctx, metrics and clock are borrowed.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Start(const net::ZmqContext* ctx,
+                                                           const SchedulerOptions& options,
+                                                           MetricsRegistry* metrics,
+                                                           const Clock* clock);
+  ~Scheduler();
+
+  const std::string& endpoint() const { return rpc_->endpoint(); }
+  // Blocks until the job is done (every worker finished and the final checkpoint
+  // written, or `ctl stop`) or failed. Returns OK, or the failure.
+  absl::Status WaitUntilDone();
+  void Stop();
+
+  // The RPC handler (public for tests).
+  absl::StatusOr<std::string> Handle(const net::wire::Envelope::Reader& request);
+  // The job's status as one JSON object (what `towerps ctl status` prints).
+  std::string StatusJson();
+
+ private:
+  Scheduler(const SchedulerOptions& options, const net::ZmqContext* ctx, MetricsRegistry* metrics,
+            const Clock* clock, models::LrSchedule lr);
+  void MonitorLoop();
+  // Saves every server's shards and the MANIFEST. Called by the monitor thread only.
+  absl::Status RunCheckpoint(int64_t step);
+  std::string StatusJsonLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FillCluster(net::wire::RegisterReply::Builder reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  float LrScaleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishLocked(Phase phase, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Constant after construction.
+  const SchedulerOptions options_;
+  const net::ZmqContext* const ctx_;
+  const Clock* const clock_;
+  const models::LrSchedule lr_;
+  std::string shard_owners_;  // ShardMap::ToWire of the balanced map
+  Gauge* global_step_metric_ = nullptr;
+  Gauge* lr_scale_metric_ = nullptr;
+  Gauge* live_workers_metric_ = nullptr;
+  Counter* dead_nodes_metric_ = nullptr;
+  Counter* checkpoints_metric_ = nullptr;
+
+  absl::Mutex mu_;
+  JobState job_ ABSL_GUARDED_BY(mu_);
+  bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status final_status_ ABSL_GUARDED_BY(mu_);
+  std::string last_checkpoint_dir_ ABSL_GUARDED_BY(mu_);
+
+  // Only the monitor thread.
+  std::unique_ptr<ps::PsClient> ps_client_;
+
+  absl::Notification done_;
+  absl::Notification stop_;
+  std::unique_ptr<net::RpcServer> rpc_;
+  std::thread monitor_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace towerps::scheduler
+
+#endif  // TOWERPS_SCHEDULER_SCHEDULER_H_

@@ -1,0 +1,176 @@
+#include "scheduler/scheduler.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/file_util.h"
+#include "gtest/gtest.h"
+#include "ps/checkpoint.h"
+#include "ps/server.h"
+
+namespace towerps::scheduler {
+namespace {
+
+using net::wire::Envelope;
+
+// A scheduler for 1 server + 1 worker, a real parameter server behind RPC, and a
+// client playing the worker.
+class SchedulerServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::path(::testing::TempDir()) /
+            ("sched_test_" + std::to_string(::getpid()));
+    ASSERT_TRUE(RemoveAll(root_).ok());
+    ps::ParameterServerOptions ps_options;
+    sparse_emb::TableConfig table;
+    table.dim = 4;
+    ps_options.tables = {table};
+    ps_options.dense_params = 3;
+    auto ps = ps::ParameterServer::Create(ps_options, nullptr);
+    ASSERT_TRUE(ps.ok());
+    ps_ = std::move(ps).value();
+    auto rpc = net::RpcServer::Start(
+        &ctx_, net::RpcServerOptions(),
+        [this](const Envelope::Reader& r) { return ps_->Handle(r); }, nullptr);
+    ASSERT_TRUE(rpc.ok());
+    ps_rpc_ = std::move(rpc).value();
+
+    SchedulerOptions options;
+    options.job.num_servers = 1;
+    options.job.num_workers = 1;
+    options.job.num_partitions = 2;
+    options.job.staleness = 0;
+    options.num_virtual_shards = 16;
+    options.lr_scale.base_lr = 1.0;
+    options.lr_scale.warmup_steps = 10;
+    options.checkpoint_root = root_;
+    options.dense_params = 3;
+    options.monitor_interval_ms = 20;
+    auto scheduler = Scheduler::Start(&ctx_, options, &metrics_, &clock_);
+    ASSERT_TRUE(scheduler.ok()) << scheduler.status();
+    scheduler_ = std::move(scheduler).value();
+    net::RpcClientOptions client;
+    client.endpoint = scheduler_->endpoint();
+    auto c = net::RpcClient::Connect(&ctx_, client);
+    ASSERT_TRUE(c.ok());
+    client_ = std::move(c).value();
+  }
+  void TearDown() override {
+    scheduler_.reset();
+    (void)RemoveAll(root_);
+  }
+
+  absl::StatusOr<net::Message> Call(const std::function<void(Envelope::Body::Builder)>& fill) {
+    capnp::MallocMessageBuilder message;
+    auto envelope = message.initRoot<Envelope>();
+    uint64_t id = client_->NextRequestId();
+    net::InitEnvelope(envelope, "test", id);
+    fill(envelope.getBody());
+    return client_->Call(id, net::EncodeMessage(message), true);
+  }
+
+  absl::StatusOr<net::Message> Control(const std::string& command) {
+    return Call([&](Envelope::Body::Builder b) { b.initControl().setCommand(command.c_str()); });
+  }
+
+  net::ZmqContext ctx_;
+  MetricsRegistry metrics_;
+  RealClock clock_;
+  std::string root_;
+  std::unique_ptr<ps::ParameterServer> ps_;
+  std::unique_ptr<net::RpcServer> ps_rpc_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<net::RpcClient> client_;
+};
+
+TEST_F(SchedulerServiceTest, WholeJobLifecycle) {
+  auto reg = Call([&](Envelope::Body::Builder b) {
+    auto r = b.initRegister();
+    r.setRole(0);
+    r.setRank(-1);
+    r.setEndpoint(ps_rpc_->endpoint().c_str());
+  });
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  EXPECT_EQ(reg->envelope().getBody().getRegisterReply().getPhase(),
+            static_cast<uint8_t>(Phase::kRegistering));
+  reg = Call([&](Envelope::Body::Builder b) {
+    auto r = b.initRegister();
+    r.setRole(1);
+    r.setRank(-1);
+  });
+  ASSERT_TRUE(reg.ok());
+  auto cluster = reg->envelope().getBody().getRegisterReply();
+  EXPECT_EQ(cluster.getPhase(), static_cast<uint8_t>(Phase::kTraining));
+  ASSERT_EQ(cluster.getServerEndpoints().size(), 1u);
+  EXPECT_EQ(std::string(cluster.getServerEndpoints()[0].cStr()), ps_rpc_->endpoint());
+  EXPECT_EQ(cluster.getShardOwners().size(), 32u);  // 16 virtual shards x u16
+
+  // Clock: warmup scale grows with the global step.
+  auto clock = Call([](Envelope::Body::Builder b) {
+    auto c = b.initClock();
+    c.setRank(0);
+    c.setFinishedSteps(4);
+    c.setNextStep(4);
+  });
+  ASSERT_TRUE(clock.ok());
+  EXPECT_TRUE(clock->envelope().getBody().getClockReply().getMayStart());
+  EXPECT_EQ(clock->envelope().getBody().getClockReply().getGlobalStep(), 4);
+  EXPECT_FLOAT_EQ(clock->envelope().getBody().getClockReply().getLrScale(), 0.5f);
+
+  // Partitions: 0 then 1, then none.
+  auto part = Call([](Envelope::Body::Builder b) {
+    auto p = b.initPartition();
+    p.setRank(0);
+    p.setPartition(-1);
+  });
+  ASSERT_TRUE(part.ok());
+  EXPECT_EQ(part->envelope().getBody().getPartitionReply().getPartition(), 0);
+
+  // Control: pause stops the clock, resume restarts it, unknown commands are refused.
+  ASSERT_TRUE(Control("pause").ok());
+  clock = Call([](Envelope::Body::Builder b) {
+    auto c = b.initClock();
+    c.setRank(0);
+    c.setFinishedSteps(4);
+    c.setNextStep(4);
+  });
+  EXPECT_FALSE(clock->envelope().getBody().getClockReply().getMayStart());
+  ASSERT_TRUE(Control("resume").ok());
+  EXPECT_EQ(Control("explode").status().code(), absl::StatusCode::kInvalidArgument);
+  auto status = Control("status");
+  ASSERT_TRUE(status.ok());
+  std::string json = status->envelope().getBody().getControlReply().getStatusJson().cStr();
+  EXPECT_NE(json.find("\"phase\":\"training\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"global_step\":4"), std::string::npos) << json;
+
+  // The worker finishes: the scheduler writes a verified final checkpoint and is done.
+  ASSERT_TRUE(Call([](Envelope::Body::Builder b) {
+                auto c = b.initClock();
+                c.setRank(0);
+                c.setFinishedSteps(6);
+                c.setNextStep(6);
+                c.setFinished(true);
+              }).ok());
+  ASSERT_TRUE(scheduler_->WaitUntilDone().ok());
+  auto latest = ps::LatestCheckpoint(root_);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  auto manifest = ps::VerifyCheckpoint(*latest);
+  ASSERT_TRUE(manifest.ok());
+  EXPECT_EQ(manifest->step, 6);
+  EXPECT_EQ(manifest->files.size(), 2u);
+  EXPECT_NE(scheduler_->StatusJson().find("\"phase\":\"done\""), std::string::npos);
+}
+
+TEST_F(SchedulerServiceTest, BadRequestsAreRefused) {
+  auto bad_role = Call([](Envelope::Body::Builder b) { b.initRegister().setRole(7); });
+  EXPECT_EQ(bad_role.status().code(), absl::StatusCode::kInvalidArgument);
+  auto unknown_worker = Call([](Envelope::Body::Builder b) { b.initClock().setRank(3); });
+  EXPECT_EQ(unknown_worker.status().code(), absl::StatusCode::kNotFound);
+  auto wrong_kind = Call([](Envelope::Body::Builder b) { b.initPullDense(); });
+  EXPECT_EQ(wrong_kind.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Control("status").ok());  // still serving
+}
+
+}  // namespace
+}  // namespace towerps::scheduler
