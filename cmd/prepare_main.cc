@@ -19,7 +19,7 @@ DEFINE_bool(strict, false, "Stop at the first malformed line with a non-zero exi
 DEFINE_double(min_rating, 0, "Positives: label >= min_rating (and > 0).");
 DEFINE_int32(min_user_interactions, 0, "k-core: minimum positives per user (0 = off).");
 DEFINE_int32(min_item_interactions, 0, "k-core: minimum positives per item (0 = off).");
-DEFINE_string(split, "leave_last_out", "leave_last_out (per user) or time (global cut-offs).");
+DEFINE_string(split_mode, "leave_last_out", "leave_last_out (per user) or time (global cut-offs).");
 DEFINE_int64(valid_cutoff, 0, "--split=time: first validation timestamp (0 = 80th percentile).");
 DEFINE_int64(test_cutoff, 0, "--split=time: first test timestamp (0 = 90th percentile).");
 DEFINE_int32(history_length, 50, "Positive items before each interaction kept as history.");
@@ -46,7 +46,7 @@ int RunPrepare(int /*argc*/, char** /*argv*/) {
   options.min_rating = FLAGS_min_rating;
   options.min_user_interactions = FLAGS_min_user_interactions;
   options.min_item_interactions = FLAGS_min_item_interactions;
-  options.split = FLAGS_split;
+  options.split_mode = FLAGS_split_mode;
   options.valid_cutoff = FLAGS_valid_cutoff;
   options.test_cutoff = FLAGS_test_cutoff;
   options.history_length = FLAGS_history_length;

@@ -257,7 +257,7 @@ absl::Status WriteDatasetFiles(const RawDataset& raw, const PositiveLog& log,
 
   TOWERPS_RETURN_IF_ERROR(RunHook(hook, "write_meta"));
   meta->source_format = raw.format;
-  meta->split = options.split;
+  meta->split = options.split_mode;
   meta->history_length = options.history_length;
   meta->min_rating = options.min_rating;
   meta->valid_cutoff = log.valid_cutoff;

@@ -80,7 +80,7 @@ PositiveLog BuildPositiveLog(const PrepareOptions& options, RawDataset* raw) {
   for (size_t u = 0; u < log.num_users(); ++u) log.user_begin[u + 1] += log.user_begin[u];
 
   log.split.assign(p.size(), kTrain);
-  if (options.split == "time") {
+  if (options.split_mode == "time") {
     log.valid_cutoff = options.valid_cutoff != 0 ? options.valid_cutoff : Percentile(p, 0.8);
     log.test_cutoff = options.test_cutoff != 0 ? options.test_cutoff : Percentile(p, 0.9);
     for (size_t k = 0; k < p.size(); ++k) {

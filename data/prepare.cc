@@ -112,9 +112,9 @@ absl::Status PrepareInto(const PrepareOptions& options, const std::string& tmp,
 absl::Status PrepareOptions::Validate() const {
   TOWERPS_RETURN_IF_ERROR(source.Validate());
   if (output_dir.empty()) return absl::InvalidArgumentError("--output (a directory) is required");
-  if (split != "leave_last_out" && split != "time") {
+  if (split_mode != "leave_last_out" && split_mode != "time") {
     return absl::InvalidArgumentError(
-        absl::StrCat("unknown --split '", split, "' (leave_last_out or time)"));
+        absl::StrCat("unknown --split_mode '", split_mode, "' (leave_last_out or time)"));
   }
   if (min_user_interactions < 0 || min_item_interactions < 0) {
     return absl::InvalidArgumentError("--min_user_interactions/--min_item_interactions must be >= 0");

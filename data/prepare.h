@@ -51,7 +51,7 @@ struct PrepareOptions {
   // "leave_last_out": per user, the last positive -> test, the one before -> valid,
   // the rest -> train (a user with 2 positives: train + test; with 1: train).
   // "time": timestamp < valid_cutoff -> train, < test_cutoff -> valid, else test.
-  std::string split = "leave_last_out";
+  std::string split_mode = "leave_last_out";
   // Unix seconds for split "time"; 0 = the 80th / 90th percentile of positive timestamps.
   int64_t valid_cutoff = 0;
   int64_t test_cutoff = 0;

@@ -196,7 +196,7 @@ TEST(PrepareTest, TimeSplit) {
   TempDir dir;
   WriteTinyMl1m(dir.Sub(""));
   PrepareOptions p = PrepareFrom(dir.path(), dir.Sub("ds"));
-  p.split = "time";
+  p.split_mode = "time";
   p.valid_cutoff = 200;
   p.test_cutoff = 300;
   absl::StatusOr<PrepareResult> r = Prepare(p);
