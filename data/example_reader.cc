@@ -88,6 +88,8 @@ absl::StatusOr<bool> ExampleReader::LoadBlock() {
     if (options_.epochs != 0 && position_.epoch >= options_.epochs) return false;
     if (shard_files_.empty()) return false;
     if (position_.shard_cursor >= static_cast<int64_t>(order_.size())) {
+      // A partition with no records at all would otherwise spin forever (epochs = 0).
+      if (++epochs_without_records_ > 1) return false;
       ++position_.epoch;
       position_.shard_cursor = 0;
       position_.block_offset = 0;
@@ -127,6 +129,7 @@ absl::StatusOr<bool> ExampleReader::LoadBlock() {
       position_.emitted_in_block = 0;
       continue;
     }
+    if (kept > 0) epochs_without_records_ = 0;
     next_block_offset_ = file_->offset();
     next_block_record_ = file_->record_index();
     permutation_.resize(kept);

@@ -100,6 +100,7 @@ class ExampleReader {
   bool block_loaded_ = false;
   uint64_t next_block_offset_ = 0;
   uint64_t next_block_record_ = 0;
+  int epochs_without_records_ = 0;
 };
 
 // Reads users.tpr or items.tpr of a dataset in order.

@@ -165,6 +165,19 @@ TEST_F(ExampleReaderTest, BatchLaysOutColumns) {
   EXPECT_EQ(batch.user.sparse[0].offsets.size(), 1u);
 }
 
+TEST_F(ExampleReaderTest, EmptyPartitionEndsEvenWithEndlessEpochs) {
+  ExampleReaderOptions o = Options();
+  o.epochs = 0;
+  o.num_partitions = 7;  // 5 shards: partitions 5 and 6 get none
+  o.partition_index = 6;
+  EXPECT_TRUE(ReadAll(o).empty());
+  o.partition_index = 0;
+  auto reader = ExampleReader::Open(o);
+  ASSERT_TRUE(reader.ok());
+  std::vector<Id> many = Read(reader->get(), 10000);  // loops over epochs
+  EXPECT_EQ(many.size(), 10000u);
+}
+
 TEST(ExampleReaderOptionsTest, Validate) {
   ExampleReaderOptions o;
   EXPECT_FALSE(o.Validate().ok());
