@@ -61,10 +61,9 @@ const Mat<T>& Linear<T>::Backward(ConstMatRef<T> dy, bool want_dx) {
   if (want_dx) {
     EnsureShape(batch_, in_dim_, &dx_);
     dx_.noalias() = dy * store_->Value(w_).transpose();
-  } else {
-    dx_.resize(0, 0);
+    return dx_;
   }
-  return dx_;
+  return empty_;
 }
 
 // ---- Activation ----

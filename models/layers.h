@@ -57,6 +57,7 @@ class Linear {
   const T* x_ = nullptr;  // cached input, B x in
   Eigen::Index batch_ = 0;
   Mat<T> y_, dx_;
+  Mat<T> empty_;  // returned by Backward(dy, false); keeps dx_'s buffer
 };
 
 enum class ActivationKind { kIdentity, kRelu, kSilu };
