@@ -1,7 +1,11 @@
 #include "sparse_emb/embedding_table.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstring>
+#include <functional>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -24,7 +28,18 @@ struct BatchPlan {
   std::vector<uint32_t> order;   // n: key indices grouped by stripe
   std::vector<uint32_t> begin;   // stripes + 1: group bounds in `order`
   std::vector<float> scratch;    // 3 * dim floats
+  std::vector<uint32_t> missing;  // Pull: keys of the current stripe without a row
 };
+
+// Raises a row's last-touched step to `step`. Atomic, because pulls holding only the
+// shared stripe lock touch rows concurrently (every other access to the field holds
+// the exclusive lock).
+void TouchRow(char* row, int64_t step) {
+  std::atomic_ref<int64_t> last(*reinterpret_cast<int64_t*>(row + RowLayout::kStepOffset));
+  int64_t seen = last.load(std::memory_order_relaxed);
+  while (step > seen && !last.compare_exchange_weak(seen, step, std::memory_order_relaxed)) {
+  }
+}
 
 BatchPlan& PlanBatch(absl::Span<const uint64_t> keys, int stripe_shift, int num_stripes,
                      int dim) {
@@ -83,9 +98,14 @@ void WalkGroup(const RowStore& store, const BatchPlan& plan, absl::Span<const ui
 }
 
 // Calls fn(stripe, b, e) for every stripe with keys in the batch: order[b, e).
+// Each thread starts at its own stripe, so concurrent writers do not queue up behind
+// each other on stripe 0, 1, 2, ... in lockstep.
 template <typename Fn>
 void ForEachGroup(const BatchPlan& plan, int num_stripes, Fn&& fn) {
-  for (int si = 0; si < num_stripes; ++si) {
+  thread_local const uint32_t start = static_cast<uint32_t>(
+      Mix64(std::hash<std::thread::id>{}(std::this_thread::get_id())));
+  for (int k = 0; k < num_stripes; ++k) {
+    const int si = static_cast<int>((start + k) & (num_stripes - 1));
     if (plan.begin[si] != plan.begin[si + 1]) fn(si, plan.begin[si], plan.begin[si + 1]);
   }
 }
@@ -203,22 +223,39 @@ void EmbeddingTable::Pull(absl::Span<const uint64_t> keys, int64_t step, float* 
   Tally tally;
   ForEachGroup(plan, config_.num_stripes, [&](int si, size_t b, size_t e) {
     Stripe* s = stripes_[si].get();
-    absl::MutexLock lock(&s->mu);
-    bool created = false;
-    WalkGroup(s->store, plan, keys, b, e, prefetch_bytes_, [](uint32_t) {},
-              [&](uint32_t i, char* row) {
-      float* dst = out + static_cast<size_t>(i) * dim;
-      if (row == nullptr) {
-        row = FindOrAdmit(s, keys[i], plan.hashes[i], step, plan.scratch.data(), &tally);
+    // Existing rows are read under the shared lock (pulls of different threads run in
+    // parallel; the last-touched step is raised atomically); keys without a row are
+    // remembered and created afterwards under the exclusive lock.
+    plan.missing.clear();
+    {
+      absl::ReaderMutexLock lock(&s->mu);
+      WalkGroup(s->store, plan, keys, b, e, prefetch_bytes_, [](uint32_t) {},
+                [&](uint32_t i, char* row) {
         if (row == nullptr) {
-          std::memset(dst, 0, sizeof(float) * dim);
+          plan.missing.push_back(i);
           return;
         }
-        created = true;
+        layout_.ReadEmbedding(row, out + static_cast<size_t>(i) * dim);
+        TouchRow(row, step);
+      });
+    }
+    if (plan.missing.empty()) return;
+    absl::MutexLock lock(&s->mu);
+    bool created = false;
+    for (uint32_t i : plan.missing) {
+      float* dst = out + static_cast<size_t>(i) * dim;
+      char* row = s->store.Find(keys[i], plan.hashes[i]);  // another thread may have made it
+      if (row == nullptr) {
+        row = FindOrAdmit(s, keys[i], plan.hashes[i], step, plan.scratch.data(), &tally);
+        created |= row != nullptr;
+      }
+      if (row == nullptr) {
+        std::memset(dst, 0, sizeof(float) * dim);
+        continue;
       }
       layout_.ReadEmbedding(row, dst);
-      if (step > RowLayout::Step(row)) RowLayout::SetStep(row, step);
-    });
+      TouchRow(row, step);
+    }
     if (created) EnforceBudgetLocked(s, &tally);
   });
   Publish(tally);
@@ -229,7 +266,7 @@ void EmbeddingTable::Lookup(absl::Span<const uint64_t> keys, float* out) const {
   BatchPlan& plan = PlanBatch(keys, stripe_shift_, config_.num_stripes, dim);
   ForEachGroup(plan, config_.num_stripes, [&](int si, size_t b, size_t e) {
     const Stripe* s = stripes_[si].get();
-    absl::MutexLock lock(&s->mu);
+    absl::ReaderMutexLock lock(&s->mu);
     WalkGroup(s->store, plan, keys, b, e, prefetch_bytes_, [](uint32_t) {},
               [&](uint32_t i, const char* row) {
       float* dst = out + static_cast<size_t>(i) * dim;
@@ -244,6 +281,10 @@ void EmbeddingTable::Lookup(absl::Span<const uint64_t> keys, float* out) const {
 
 void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, float lr,
                           int64_t step) {
+  if (!(lr > 0.0f) || !std::isfinite(lr)) {
+    LOG_EVERY_N(ERROR, 1000) << "sparse_emb " << config_.name << ": ignoring push with lr " << lr;
+    return;
+  }
   const int dim = config_.dim;
   BatchPlan& plan = PlanBatch(keys, stripe_shift_, config_.num_stripes, dim);
   float* grad_scratch = plan.scratch.data();

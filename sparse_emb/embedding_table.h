@@ -4,11 +4,11 @@
 // - Rows are created on first touch (subject to admission), deterministically from
 //   (initializer seed, key), and updated in place by the table's sparse optimizer.
 // - The key space is split into `num_stripes` stripes by the top bits of Mix64(key);
-//   each stripe has its own mutex, RowStore (slabs + open-addressing index) and
-//   admission sketch. A batch call groups its keys by stripe and holds each stripe's
-//   lock once while it walks that stripe's keys with software prefetch, so threads
-//   working on different stripes never wait for each other, and index growth
-//   (doubling one stripe's index) stalls only that stripe.
+//   each stripe has its own reader/writer mutex, RowStore (slabs + open-addressing
+//   index) and admission sketch. A batch call groups its keys by stripe and takes each
+//   stripe's lock once while it walks that stripe's keys with software prefetch. Pull
+//   and Lookup of existing rows share the lock; creating rows, Push and eviction take
+//   it exclusively; index growth (doubling one stripe's index) stalls only that stripe.
 // - Eviction: Evict(now) drops rows idle for more than ttl_steps; a row budget is
 //   enforced per stripe as rows are created (least recently touched first).
 // - Snapshots: Save / SaveIncremental / Load (format in docs/sparse_emb.md).
@@ -68,7 +68,8 @@ class EmbeddingTable {
   void Lookup(absl::Span<const uint64_t> keys, float* out) const;
 
   // keys: n UNIQUE keys (the caller aggregates duplicates), grads: n * dim. Applies the
-  // optimizer in place with learning rate `lr` (> 0) at global step `step`. A missing
+  // optimizer in place with learning rate `lr` at global step `step` (a push with lr
+  // not finite and > 0 is dropped and logged). A missing
   // key is counted (admission) and created when admitted, then updated; a key not
   // admitted is only counted.
   void Push(absl::Span<const uint64_t> keys, const float* grads, float lr, int64_t step);

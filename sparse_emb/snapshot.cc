@@ -37,7 +37,9 @@ constexpr uint32_t kBlockErased = 2;
 constexpr uint32_t kBlockSketch = 3;
 constexpr uint32_t kBlockEnd = 4;
 constexpr size_t kBlockTargetBytes = 4 << 20;
-constexpr uint64_t kMaxPayloadBytes = uint64_t{1} << 34;
+// Bounds what a corrupt length can make Load allocate; real blocks are <= ~4 MiB
+// (rows) or one stripe's sketch / erased keys.
+constexpr uint64_t kMaxPayloadBytes = uint64_t{1} << 30;
 
 struct Header {
   uint32_t kind = 0;
