@@ -8,6 +8,8 @@
 namespace towerps::models {
 namespace {
 
+constexpr int64_t kPrefetchAhead = 8;
+
 template <typename T>
 absl::Status ValidateBags(const Bags<T>& bags, Eigen::Index num_rows) {
   if (bags.offsets.empty()) {
@@ -60,10 +62,15 @@ absl::Status EmbeddingBag<T>::Forward(ConstMatRef<T> rows, const Bags<T>& bags) 
   EnsureShape(static_cast<Eigen::Index>(b), rows.cols(), &pooled_);
   pooled_.setZero();
   const bool weighted = !bags.weights.empty();
+  const int64_t nnz = static_cast<int64_t>(bags.indices.size());
   for (size_t i = 0; i < b; ++i) {
     T weight_sum = 0;
     auto out = pooled_.row(i);
     for (int64_t k = bags.offsets[i]; k < bags.offsets[i + 1]; ++k) {
+      // Rows are gathered at random: fetch a few entries ahead.
+      if (k + kPrefetchAhead < nnz) {
+        __builtin_prefetch(rows.data() + bags.indices[k + kPrefetchAhead] * rows.cols());
+      }
       const T w = weighted ? bags.weights[k] : T(1);
       if (w == T(0)) continue;
       out += w * rows.row(bags.indices[k]);

@@ -9,6 +9,7 @@
 // masks an entry out):
 //   kMean: pooled_b = sum_k w_k rows[idx_k] / sum_k w_k
 //   kSum:  pooled_b = sum_k w_k rows[idx_k]
+// A plain embedding lookup is a bag of exactly one entry per example.
 // An empty list, or one whose weights sum to 0, pools to zeros (and sends no
 // gradient). Backward: d_rows[idx_k] += w_k * scale_b * d_pooled_b, where
 // scale_b = 1 / sum_k w_k (kMean) or 1 (kSum); rows of `rows` no list uses get
