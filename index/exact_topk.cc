@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <thread>
 
 #include "absl/functional/function_ref.h"
@@ -29,39 +30,45 @@ struct Candidate {
   int32_t id;
 };
 
-// a ranks ahead of b: higher score, then lower id. As a heap comparator it puts
-// the worst kept candidate at the front.
+// a ranks ahead of b: higher score, then lower id.
 inline bool Better(const Candidate& a, const Candidate& b) {
   return a.score > b.score || (a.score == b.score && a.id < b.id);
 }
 
-// The K best seen so far for one query.
-struct RowHeap {
-  Candidate* slots;  // k entries
+// The K best seen so far for one query: candidates above `threshold` are
+// appended to a buffer of 2k slots; a full buffer is cut back to its k best
+// with nth_element, and the k-th becomes the new threshold. Amortised O(1) per
+// accepted candidate, and most scores are rejected by one comparison.
+struct RowSelector {
+  Candidate* slots;  // 2k entries
   int size = 0;
+  // Scores must beat this to enter. -inf until k candidates were kept, which
+  // also keeps exclusions (-inf) and NaN out.
+  float threshold = kNegInf;
+
+  // Leaves the k best (by Better) in slots[0, k) and raises the threshold.
+  void Compact(int k) {
+    std::nth_element(slots, slots + k - 1, slots + size, Better);
+    size = k;
+    threshold = slots[k - 1].score;
+  }
 };
 
-// Feeds one row of a tile (item rows i0 .. i0 + ni) into `heap`. Items are fed
-// in increasing row order across tiles, so an equal score never displaces a
-// kept candidate (the kept one has the lower row). -inf marks an exclusion and
-// NaN can never rank, so neither enters the heap.
-void ScanRow(const float* row, int64_t i0, int64_t ni, int k, RowHeap* heap) {
-  int64_t j = 0;
-  for (; j < ni && heap->size < k; ++j) {
+// Feeds one row of a tile (item rows i0 .. i0 + ni) into `sel`. Items arrive in
+// increasing row order across tiles, so a later score equal to the threshold
+// can never displace a kept candidate (the kept one has the lower row) and
+// need not enter.
+inline void ScanRow(const float* row, int64_t i0, int64_t ni, int k, RowSelector* sel) {
+  const int capacity = 2 * k;
+  float threshold = sel->threshold;
+  for (int64_t j = 0; j < ni; ++j) {
     const float s = row[j];
-    if (!(s > kNegInf)) continue;
-    heap->slots[heap->size++] = {s, static_cast<int32_t>(i0 + j)};
-    std::push_heap(heap->slots, heap->slots + heap->size, Better);
-  }
-  if (heap->size < k) return;
-  float threshold = heap->slots[0].score;
-  for (; j < ni; ++j) {
-    const float s = row[j];
-    if (s > threshold) {  // NaN and -inf fail this test.
-      std::pop_heap(heap->slots, heap->slots + k, Better);
-      heap->slots[k - 1] = {s, static_cast<int32_t>(i0 + j)};
-      std::push_heap(heap->slots, heap->slots + k, Better);
-      threshold = heap->slots[0].score;
+    if (s > threshold) {  // NaN and -inf never pass.
+      sel->slots[sel->size++] = {s, static_cast<int32_t>(i0 + j)};
+      if (sel->size == capacity) {
+        sel->Compact(k);
+        threshold = sel->threshold;
+      }
     }
   }
 }
@@ -99,33 +106,35 @@ TopK RankAllItems(int64_t n, int64_t m, int k, absl::Span<const int64_t> exclude
   std::atomic<int64_t> next_block{0};
 
   auto worker = [&] {
-    std::vector<float> tile(query_block * item_block);
-    std::vector<Candidate> slots(query_block * k);
-    std::vector<RowHeap> heaps(query_block);
+    // Not value-initialised: the score function overwrites every entry it reads.
+    std::unique_ptr<float[]> tile(new float[query_block * item_block]);
+    std::vector<Candidate> slots(query_block * 2 * k);
+    std::vector<RowSelector> selectors(query_block);
     for (int64_t b = next_block++; b < num_blocks; b = next_block++) {
       const int64_t q0 = b * query_block;
       const int64_t nq = std::min(query_block, n - q0);
-      for (int64_t r = 0; r < nq; ++r) heaps[r] = {slots.data() + r * k, 0};
+      for (int64_t r = 0; r < nq; ++r) selectors[r] = {slots.data() + r * 2 * k};
       for (int64_t i0 = 0; i0 < m; i0 += item_block) {
         const int64_t ni = std::min(item_block, m - i0);
-        score_tile(q0, nq, i0, ni, tile.data());
+        score_tile(q0, nq, i0, ni, tile.get());
         for (int64_t r = 0; r < nq; ++r) {
-          float* row = tile.data() + r * ni;
+          float* row = tile.get() + r * ni;
           if (has_exclusions) {
             for (int64_t e = exclude_offsets[q0 + r]; e < exclude_offsets[q0 + r + 1]; ++e) {
               const int64_t id = exclude_ids[e];
               if (id >= i0 && id < i0 + ni) row[id - i0] = kNegInf;
             }
           }
-          ScanRow(row, i0, ni, k, &heaps[r]);
+          ScanRow(row, i0, ni, k, &selectors[r]);
         }
       }
       for (int64_t r = 0; r < nq; ++r) {
-        RowHeap& heap = heaps[r];
-        std::sort_heap(heap.slots, heap.slots + heap.size, Better);
-        for (int i = 0; i < heap.size; ++i) {
-          result.ids[(q0 + r) * k + i] = heap.slots[i].id;
-          result.scores[(q0 + r) * k + i] = heap.slots[i].score;
+        RowSelector& sel = selectors[r];
+        if (sel.size > k) sel.Compact(k);
+        std::sort(sel.slots, sel.slots + sel.size, Better);
+        for (int i = 0; i < sel.size; ++i) {
+          result.ids[(q0 + r) * k + i] = sel.slots[i].id;
+          result.scores[(q0 + r) * k + i] = sel.slots[i].score;
         }
       }
     }

@@ -4,7 +4,8 @@
 // Scores of a block of queries against a tile of items are produced into a
 // buffer (sgemm for ExactTopK, the popularity score row for PopularityTopK),
 // each query's excluded items are set to -inf, and one scan per row keeps the
-// K best in a small heap. Memory stays bounded by
+// K best (a candidate buffer cut back with nth_element whenever it fills, so
+// almost every score costs one comparison). Memory stays bounded by
 // threads * query_block * item_block floats whatever the item count.
 //
 // Ranking order: descending score, ties broken by the lower item row. Excluded
@@ -35,8 +36,8 @@ struct TopKOptions {
   // Queries scored per sgemm call.
   int query_block = 256;
   // Items scored per sgemm call; bounds the score buffer to
-  // query_block * item_block floats per thread (default 8 MiB).
-  int item_block = 8192;
+  // query_block * item_block floats per thread (default 4 MiB).
+  int item_block = 4096;
 
   // InvalidArgument unless threads in [1, 1024] and both blocks >= 1.
   absl::Status Validate() const;
