@@ -99,7 +99,11 @@ TopK RankAllItems(int64_t n, int64_t m, int k, absl::Span<const int64_t> exclude
   result.scores.assign(n * k, kNegInf);
   if (n == 0) return result;
 
-  const int64_t query_block = std::min<int64_t>(options.query_block, n);
+  // Candidate buffers take query_block * 2k slots; for a very large k shrink the
+  // block so they stay near 64 MiB.
+  constexpr int64_t kMaxCandidates = int64_t{1} << 22;
+  const int64_t query_block = std::min<int64_t>(
+      {options.query_block, n, std::max<int64_t>(1, kMaxCandidates / (2 * int64_t{k}))});
   const int64_t item_block = std::min<int64_t>(options.item_block, m);
   const int64_t num_blocks = (n + query_block - 1) / query_block;
   const bool has_exclusions = !exclude_ids.empty();

@@ -6,7 +6,8 @@
 // each query's excluded items are set to -inf, and one scan per row keeps the
 // K best (a candidate buffer cut back with nth_element whenever it fills, so
 // almost every score costs one comparison). Memory stays bounded by
-// threads * query_block * item_block floats whatever the item count.
+// threads * (query_block * item_block floats + query_block * 2k candidates)
+// whatever the item count (query_block shrinks for very large k).
 //
 // Ranking order: descending score, ties broken by the lower item row. Excluded
 // items are never returned; a query with fewer than K eligible items gets its
