@@ -29,6 +29,7 @@ const std::vector<Subcommand>& AllSubcommands();
 int RunVersion(int argc, char** argv);
 int RunPrepare(int argc, char** argv);
 int RunGenerate(int argc, char** argv);
+int RunTrain(int argc, char** argv);
 
 }  // namespace towerps::cmd
 

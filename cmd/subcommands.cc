@@ -10,6 +10,8 @@ const std::vector<Subcommand>& AllSubcommands() {
        {"cmd/prepare_main.cc"}, &RunPrepare},
       {"generate", "write synthetic interaction logs with planted structure",
        {"cmd/generate_main.cc"}, &RunGenerate},
+      {"train", "train the two-tower model in one process (embedded mode)",
+       {"cmd/train_main.cc"}, &RunTrain},
   };
   return *kAll;
 }

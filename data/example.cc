@@ -74,32 +74,33 @@ bool GetSide(Cursor* c, const SideSchema& schema, SideFeatures* f) {
          c->GetArray(f->dense.data(), f->dense.size() * sizeof(float));
 }
 
-void AppendColumns(const SideFeatures& f, ExampleBatch::SideColumns* cols) {
-  CHECK_EQ(f.num_slots(), static_cast<int>(cols->sparse.size())) << "example does not match schema";
-  CHECK_EQ(f.dense.size(), static_cast<size_t>(cols->dense_dim)) << "example does not match schema";
-  for (size_t s = 0; s < cols->sparse.size(); ++s) {
+}  // namespace
+
+void ExampleBatch::SideColumns::Append(const SideFeatures& f) {
+  CHECK_EQ(f.num_slots(), static_cast<int>(sparse.size())) << "example does not match schema";
+  CHECK_EQ(f.dense.size(), static_cast<size_t>(dense_dim)) << "example does not match schema";
+  for (size_t s = 0; s < sparse.size(); ++s) {
     absl::Span<const uint64_t> keys = f.slot(static_cast<int>(s));
-    ExampleBatch::SparseColumn& col = cols->sparse[s];
+    SparseColumn& col = sparse[s];
     col.values.insert(col.values.end(), keys.begin(), keys.end());
     col.offsets.push_back(static_cast<uint32_t>(col.values.size()));
   }
-  cols->dense.insert(cols->dense.end(), f.dense.begin(), f.dense.end());
+  dense.insert(dense.end(), f.dense.begin(), f.dense.end());
 }
 
-void InitColumns(const SideSchema& schema, ExampleBatch::SideColumns* cols) {
-  cols->sparse.resize(schema.num_sparse());
-  cols->dense_dim = schema.dense_dim();
+void ExampleBatch::SideColumns::Init(const SideSchema& schema) {
+  sparse.resize(schema.num_sparse());
+  dense_dim = schema.dense_dim();
+  Clear();
 }
 
-void ClearColumns(ExampleBatch::SideColumns* cols) {
-  for (ExampleBatch::SparseColumn& col : cols->sparse) {
+void ExampleBatch::SideColumns::Clear() {
+  for (SparseColumn& col : sparse) {
     col.offsets.assign(1, 0);
     col.values.clear();
   }
-  cols->dense.clear();
+  dense.clear();
 }
-
-}  // namespace
 
 void SideFeatures::Clear() {
   offsets.assign(1, 0);
@@ -152,8 +153,8 @@ absl::Status DecodeEntity(absl::string_view bytes, const SideSchema& schema, Ent
 }
 
 ExampleBatch::ExampleBatch(const DatasetSchema& schema) {
-  InitColumns(schema.user, &user);
-  InitColumns(schema.item, &item);
+  user.Init(schema.user);
+  item.Init(schema.item);
   Clear();
 }
 
@@ -163,8 +164,8 @@ void ExampleBatch::Clear() {
   timestamps.clear();
   labels.clear();
   weights.clear();
-  ClearColumns(&user);
-  ClearColumns(&item);
+  user.Clear();
+  item.Clear();
 }
 
 void ExampleBatch::Add(const Example& e) {
@@ -173,8 +174,8 @@ void ExampleBatch::Add(const Example& e) {
   timestamps.push_back(e.timestamp);
   labels.push_back(e.label);
   weights.push_back(e.weight);
-  AppendColumns(e.user, &user);
-  AppendColumns(e.item, &item);
+  user.Append(e.user);
+  item.Append(e.item);
 }
 
 }  // namespace towerps::data

@@ -15,6 +15,7 @@
 #ifndef TOWERPS_DATA_EXAMPLE_H_
 #define TOWERPS_DATA_EXAMPLE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -82,6 +83,17 @@ class ExampleBatch {
     std::vector<SparseColumn> sparse;  // one per slot of the side's schema
     std::vector<float> dense;          // n * dense_dim, row-major
     int dense_dim = 0;
+
+    // Shapes the columns for `schema` and empties them.
+    void Init(const SideSchema& schema);
+    // Empties the columns, keeping the capacity.
+    void Clear();
+    // Appends one entity's features as the next row. CHECK-fails if its slot count or
+    // dense width differs from the schema (records are validated when decoded).
+    void Append(const SideFeatures& features);
+    // Rows held.
+    size_t size() const { return sparse.empty() ? dense.size() / std::max(dense_dim, 1)
+                                                : sparse[0].offsets.size() - 1; }
   };
 
   explicit ExampleBatch(const DatasetSchema& schema);

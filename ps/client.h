@@ -19,6 +19,7 @@
 #include "absl/types/span.h"
 #include "net/transport.h"
 #include "ps/checkpoint.h"
+#include "ps/param_source.h"
 #include "ps/shard_map.h"
 
 namespace towerps::ps {
@@ -37,20 +38,7 @@ struct PsClientOptions {
   absl::Status Validate() const;
 };
 
-// One table's part of a batched pull or push.
-struct SparseSlice {
-  uint32_t table = 0;
-  int dim = 0;
-  // keys: n unique keys.
-  absl::Span<const uint64_t> keys;
-  // Pull: out: n * dim, filled in key order. Push: unused.
-  float* out = nullptr;
-  // Push: grads: n * dim, and the learning rate for this table. Pull: unused.
-  const float* grads = nullptr;
-  float learning_rate = 0;
-};
-
-class PsClient {
+class PsClient final : public ParamSource {
  public:
   static absl::StatusOr<std::unique_ptr<PsClient>> Create(const net::ZmqContext* ctx,
                                                            const PsClientOptions& options,
@@ -60,17 +48,17 @@ class PsClient {
   // zeros for missing rows (export, evaluation). Errors: the first failed request's
   // Status (DeadlineExceeded after retries, InvalidArgument from a server), or
   // DataLoss for a reply of the wrong size.
-  absl::Status Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create);
+  absl::Status Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create) override;
   // Pushes every slice's gradients to their owning servers in parallel.
-  absl::Status Push(absl::Span<const SparseSlice> slices, int64_t step);
+  absl::Status Push(absl::Span<const SparseSlice> slices, int64_t step) override;
 
   // Reads the whole dense array (dense_params floats) from all servers; returns the
   // smallest block version (0 until a worker assigned initial values or pushed).
-  absl::StatusOr<int64_t> PullDense(absl::Span<float> params);
+  absl::StatusOr<int64_t> PullDense(absl::Span<float> params) override;
   // One dense update: grads = dense_params floats.
-  absl::Status PushDense(absl::Span<const float> grads, float learning_rate, int64_t step);
+  absl::Status PushDense(absl::Span<const float> grads, float learning_rate, int64_t step) override;
   // Sets the initial dense values on every server (ignored by servers already set).
-  absl::Status AssignDense(absl::Span<const float> values);
+  absl::Status AssignDense(absl::Span<const float> values) override;
 
   // Asks every server to save (or restore) its shards under `dir`. Returns the files
   // written (relative to dir) with their sizes and checksums, for the MANIFEST.

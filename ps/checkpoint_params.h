@@ -1,0 +1,51 @@
+// A verified checkpoint loaded in-process and read through the ParamSource
+// interface: one ParameterServer per saved server shard, keys routed by the shard
+// map the checkpoint was written with. Export and evaluation read a cluster's
+// checkpoint (N servers) and an embedded run's (one server) the same way.
+// Thread-safe for reads (the servers' tables and dense blocks are).
+#ifndef TOWERPS_PS_CHECKPOINT_PARAMS_H_
+#define TOWERPS_PS_CHECKPOINT_PARAMS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ps/checkpoint.h"
+#include "ps/param_source.h"
+#include "ps/server.h"
+#include "ps/shard_map.h"
+
+namespace towerps::ps {
+
+class CheckpointParams final : public ParamSource {
+ public:
+  // Verifies <dir>'s MANIFEST, then loads every server's shards. `server_template`
+  // gives the tables and dense optimizer (rank, num_servers and dense_params are
+  // taken from the manifest). Errors: DataLoss for a torn or corrupt checkpoint,
+  // InvalidArgument when the model does not match it.
+  static absl::StatusOr<std::unique_ptr<CheckpointParams>> Open(
+      const std::string& dir, const ParameterServerOptions& server_template);
+
+  absl::Status Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create) override;
+  // Read-only: pushes and dense updates are refused with FailedPrecondition.
+  absl::Status Push(absl::Span<const SparseSlice> slices, int64_t step) override;
+  absl::StatusOr<int64_t> PullDense(absl::Span<float> params) override;
+  absl::Status PushDense(absl::Span<const float> grads, float learning_rate,
+                         int64_t step) override;
+  absl::Status AssignDense(absl::Span<const float> values) override;
+
+  const CheckpointManifest& manifest() const { return manifest_; }
+
+ private:
+  CheckpointParams(CheckpointManifest manifest, ShardMap map)
+      : manifest_(std::move(manifest)), map_(std::move(map)) {}
+
+  const CheckpointManifest manifest_;
+  const ShardMap map_;
+  std::vector<std::unique_ptr<ParameterServer>> servers_;
+};
+
+}  // namespace towerps::ps
+
+#endif  // TOWERPS_PS_CHECKPOINT_PARAMS_H_

@@ -1,0 +1,250 @@
+#include "worker/embedded_trainer.h"
+
+#include <pthread.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "common/file_util.h"
+#include "common/status.h"
+#include "data/example_reader.h"
+#include "glog/logging.h"
+#include "models/lr_schedule.h"
+#include "ps/checkpoint.h"
+#include "ps/local_params.h"
+#include "worker/step_runner.h"
+
+namespace towerps::worker {
+
+absl::Status EmbeddedTrainerOptions::Validate() const {
+  if (dataset_dir.empty()) return absl::InvalidArgumentError("dataset_dir is empty");
+  if (run_dir.empty()) return absl::InvalidArgumentError("run_dir is empty");
+  if (threads < 1) return absl::InvalidArgumentError("threads must be >= 1");
+  if (max_steps < 0) return absl::InvalidArgumentError("max_steps must be >= 0");
+  if (progress_interval_ms <= 0) return absl::InvalidArgumentError("progress interval must be > 0");
+  return absl::OkStatus();
+}
+
+ps::ParameterServerOptions ServerOptionsFor(const BoundModel& model, int rank, int num_servers,
+                                            uint64_t dense_params) {
+  ps::ParameterServerOptions options;
+  options.rank = rank;
+  options.num_servers = num_servers;
+  for (const TableSpec& t : model.config.tables) options.tables.push_back(t.config);
+  options.dense_params = dense_params;
+  options.dense_optimizer = model.config.dense_optimizer;
+  options.name = absl::StrCat("ps/", rank);
+  return options;
+}
+
+int64_t PlannedSteps(const ModelConfig& config, int64_t train_examples) {
+  const int64_t per_epoch = (train_examples + config.batch_size - 1) / config.batch_size;
+  return std::max<int64_t>(1, per_epoch * config.epochs);
+}
+
+models::LrScheduleOptions LrScaleOptions(const ModelConfig& config, int64_t total_steps) {
+  models::LrScheduleOptions o;
+  o.base_lr = 1.0;
+  o.warmup_steps = std::min(config.warmup_steps, total_steps / 2);
+  o.decay_steps = std::max<int64_t>(1, total_steps - o.warmup_steps);
+  o.min_lr = config.min_lr_ratio;
+  return o;
+}
+
+absl::StatusOr<std::unique_ptr<EmbeddedTrainer>> EmbeddedTrainer::Create(
+    const EmbeddedTrainerOptions& options, const ModelConfig& config, MetricsRegistry* metrics) {
+  TOWERPS_RETURN_IF_ERROR(options.Validate());
+  std::unique_ptr<EmbeddedTrainer> trainer(new EmbeddedTrainer(options, metrics));
+  TOWERPS_ASSIGN_OR_RETURN(data::DatasetMeta meta, data::LoadDatasetMeta(options.dataset_dir));
+  TOWERPS_ASSIGN_OR_RETURN(trainer->model_, BindModel(config, meta.schema));
+  trainer->train_examples_ = static_cast<int64_t>(meta.num_examples("train"));
+  if (trainer->train_examples_ < 2) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options.dataset_dir, " has ", trainer->train_examples_, " training examples"));
+  }
+  TOWERPS_ASSIGN_OR_RETURN(trainer->catalog_, ItemCatalog::Load(options.dataset_dir));
+  TOWERPS_ASSIGN_OR_RETURN(auto probe, models::TwoTower::Create(trainer->model_.two_tower));
+  TOWERPS_ASSIGN_OR_RETURN(
+      trainer->server_,
+      ps::ParameterServer::Create(ServerOptionsFor(trainer->model_, 0, 1, probe->params().size()),
+                                  metrics));
+  return trainer;
+}
+
+absl::StatusOr<TrainResult> EmbeddedTrainer::Run() {
+  TOWERPS_RETURN_IF_ERROR(CreateDirectories(options_.run_dir));
+  const ModelConfig& config = model_.config;
+  int64_t total_steps = PlannedSteps(config, train_examples_);
+  if (options_.max_steps > 0) total_steps = std::min(total_steps, options_.max_steps);
+  TOWERPS_ASSIGN_OR_RETURN(models::LrSchedule lr,
+                           models::LrSchedule::Create(LrScaleOptions(config, total_steps)));
+  ps::LocalParams params(server_.get());
+
+  const int threads = options_.threads;
+  std::vector<std::unique_ptr<StepRunner>> runners;
+  for (int t = 0; t < threads; ++t) {
+    TOWERPS_ASSIGN_OR_RETURN(auto runner,
+                             StepRunner::Create(&model_, catalog_.get(), &params,
+                                                config.seed * 1000003 + t));
+    TOWERPS_RETURN_IF_ERROR(runner->InitDense(/*assign=*/t == 0));
+    runners.push_back(std::move(runner));
+  }
+  FILE* loss_log = nullptr;
+  if (options_.log_losses) {
+    loss_log = std::fopen((options_.run_dir + "/losses.tsv").c_str(), "w");
+    if (loss_log == nullptr) return ErrnoToStatus(errno, "open losses.tsv");
+  }
+  Gauge* loss_metric = metrics_ ? metrics_->GetGauge("towerps_train_loss") : nullptr;
+  Gauge* step_metric = metrics_ ? metrics_->GetGauge("towerps_train_step") : nullptr;
+  Gauge* lr_metric = metrics_ ? metrics_->GetGauge("towerps_train_lr_scale") : nullptr;
+  Gauge* eps_metric = metrics_ ? metrics_->GetGauge("towerps_train_examples_per_s") : nullptr;
+  Histogram* pull_metric = metrics_ ? metrics_->GetHistogram("towerps_train_pull_latency_us") : nullptr;
+  Histogram* push_metric = metrics_ ? metrics_->GetHistogram("towerps_train_push_latency_us") : nullptr;
+
+  std::atomic<int64_t> next_step{0};
+  std::atomic<int64_t> examples{0};
+  std::atomic<bool> failed{false};
+  absl::Mutex mu;
+  absl::Status first_error;
+  double window_loss = 0;
+  int64_t window_steps = 0;
+  std::vector<double> losses(total_steps, 0.0);
+  const auto start = std::chrono::steady_clock::now();
+
+  auto work = [&](int t) {
+    pthread_setname_np(pthread_self(), absl::StrCat("train-", t).c_str());
+    auto fail = [&](const absl::Status& status) {
+      absl::MutexLock lock(&mu);
+      if (first_error.ok()) first_error = status;
+      failed = true;
+    };
+    data::ExampleReaderOptions reader_options;
+    reader_options.dataset_dir = options_.dataset_dir;
+    reader_options.split = "train";
+    reader_options.partition_index = t;
+    reader_options.num_partitions = threads;
+    reader_options.partition_by = data::ExampleReaderOptions::PartitionBy::kRecords;
+    reader_options.shuffle = options_.shuffle;
+    reader_options.seed = config.seed;
+    reader_options.epochs = config.epochs;
+    auto reader = data::ExampleReader::Open(reader_options);
+    if (!reader.ok()) return fail(reader.status());
+    data::ExampleBatch batch(model_.schema);
+    data::Example example;
+    StepRunner& runner = *runners[t];
+    int64_t last_step = 0;
+    float last_lr = 1.0f;
+    bool more = true;
+    while (more && !failed.load()) {
+      batch.Clear();
+      while (batch.size() < static_cast<size_t>(config.batch_size)) {
+        auto next = (*reader)->Next(&example);
+        if (!next.ok()) return fail(next.status());
+        if (!*next) {
+          more = false;
+          break;
+        }
+        batch.Add(example);
+      }
+      if (batch.size() < 2) break;
+      const int64_t step = next_step.fetch_add(1);
+      if (step >= total_steps) break;
+      last_step = step;
+      last_lr = static_cast<float>(lr.LrAt(step));
+      auto stats = runner.Train(batch, step, last_lr);
+      if (!stats.ok()) return fail(stats.status());
+      examples.fetch_add(stats->examples);
+      if (pull_metric) pull_metric->Record(stats->pull_us);
+      if (push_metric) push_metric->Record(stats->push_us);
+      absl::MutexLock lock(&mu);
+      losses[step] = stats->loss;
+      window_loss += stats->loss;
+      ++window_steps;
+      if (loss_log) std::fprintf(loss_log, "%ld\t%.9g\n", static_cast<long>(step), stats->loss);
+    }
+    absl::Status flush = runner.FlushDense(last_step, last_lr);
+    if (!flush.ok()) fail(flush);
+  };
+
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(work, t);
+  std::atomic<bool> running{true};
+  std::thread reporter([&] {
+    pthread_setname_np(pthread_self(), "train-progress");
+    int64_t last_examples = 0;
+    auto last_time = start;
+    while (running.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(
+          std::min<int64_t>(options_.progress_interval_ms, 100)));
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_time < std::chrono::milliseconds(options_.progress_interval_ms) &&
+          running.load()) {
+        continue;
+      }
+      TrainProgress p;
+      p.step = std::min(next_step.load(), total_steps);
+      p.total_steps = total_steps;
+      const int64_t ex = examples.load();
+      p.examples_per_s = (ex - last_examples) / std::chrono::duration<double>(now - last_time).count();
+      p.elapsed_s = std::chrono::duration<double>(now - start).count();
+      p.lr_scale = lr.LrAt(p.step);
+      {
+        absl::MutexLock lock(&mu);
+        p.loss = window_steps > 0 ? window_loss / window_steps : 0;
+        window_loss = 0;
+        window_steps = 0;
+      }
+      last_examples = ex;
+      last_time = now;
+      if (loss_metric) loss_metric->Set(p.loss);
+      if (step_metric) step_metric->Set(static_cast<double>(p.step));
+      if (lr_metric) lr_metric->Set(p.lr_scale);
+      if (eps_metric) eps_metric->Set(p.examples_per_s);
+      if (options_.on_progress) options_.on_progress(p);
+    }
+  });
+  for (auto& t : pool) t.join();
+  running = false;
+  reporter.join();
+  if (loss_log) std::fclose(loss_log);
+  {
+    absl::MutexLock lock(&mu);
+    TOWERPS_RETURN_IF_ERROR(first_error);
+  }
+  TrainResult result;
+  result.steps = std::min(next_step.load(), total_steps);
+  result.examples = examples.load();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const int64_t tail = std::max<int64_t>(1, result.steps / 10);
+  double tail_sum = 0;
+  for (int64_t s = result.steps - tail; s < result.steps; ++s) tail_sum += losses[s];
+  result.final_loss = tail_sum / tail;
+
+  // The checkpoint, in the cluster's format with one server.
+  result.checkpoint_dir = ps::CheckpointDir(options_.run_dir + "/checkpoint", result.steps);
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<std::string> files,
+                           server_->SaveCheckpoint(result.checkpoint_dir));
+  ps::CheckpointManifest manifest;
+  manifest.step = result.steps;
+  manifest.num_servers = 1;
+  manifest.num_virtual_shards = 1;
+  manifest.dense_params = server_->dense()->size();
+  for (const std::string& name : files) {
+    TOWERPS_ASSIGN_OR_RETURN(ps::CheckpointFile file,
+                             ps::DescribeFile(result.checkpoint_dir, name));
+    manifest.files.push_back(file);
+  }
+  TOWERPS_RETURN_IF_ERROR(ps::WriteManifest(result.checkpoint_dir, manifest));
+  LOG(INFO) << "train: " << result.steps << " steps, " << result.examples << " examples in "
+            << absl::StrFormat("%.1f", result.seconds) << " s; checkpoint "
+            << result.checkpoint_dir;
+  return result;
+}
+
+}  // namespace towerps::worker

@@ -1,0 +1,286 @@
+#include "worker/model_config.h"
+
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/file_util.h"
+#include "common/status.h"
+
+namespace towerps::worker {
+namespace {
+
+// key=value tokens of one line, with a record of which keys were used.
+class KeyValues {
+ public:
+  static absl::StatusOr<KeyValues> Parse(const std::vector<absl::string_view>& tokens,
+                                         size_t first) {
+    KeyValues kv;
+    for (size_t i = first; i < tokens.size(); ++i) {
+      std::pair<std::string, std::string> p = absl::StrSplit(tokens[i], absl::MaxSplits('=', 1));
+      if (p.first.empty() || tokens[i].find('=') == absl::string_view::npos) {
+        return absl::InvalidArgumentError(absl::StrCat("expected key=value, got '", tokens[i], "'"));
+      }
+      kv.values_[p.first] = p.second;
+    }
+    return kv;
+  }
+  bool Has(const std::string& key) const { return values_.contains(key); }
+  std::string Take(const std::string& key) {
+    auto it = values_.find(key);
+    if (it == values_.end()) return "";
+    std::string v = it->second;
+    values_.erase(it);
+    return v;
+  }
+  template <typename T>
+  absl::Status TakeNumber(const std::string& key, T* out) {
+    if (!Has(key)) return absl::OkStatus();
+    std::string v = Take(key);
+    bool ok;
+    if constexpr (std::is_same_v<T, float>) {
+      ok = absl::SimpleAtof(v, out);
+    } else if constexpr (std::is_same_v<T, double>) {
+      ok = absl::SimpleAtod(v, out);
+    } else {
+      ok = absl::SimpleAtoi(v, out);
+    }
+    if (!ok) return absl::InvalidArgumentError(absl::StrCat(key, "=", v, " is not a number"));
+    return absl::OkStatus();
+  }
+  absl::Status TakeBool(const std::string& key, bool* out) {
+    if (!Has(key)) return absl::OkStatus();
+    std::string v = Take(key);
+    if (v == "on" || v == "true" || v == "1") {
+      *out = true;
+    } else if (v == "off" || v == "false" || v == "0") {
+      *out = false;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(key, "=", v, " is not on/off"));
+    }
+    return absl::OkStatus();
+  }
+  absl::Status CheckAllUsed() const {
+    if (values_.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat("unknown key '", values_.begin()->first, "'"));
+  }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+absl::StatusOr<data::Side> ParseSide(absl::string_view s) {
+  if (s == "user") return data::Side::kUser;
+  if (s == "item") return data::Side::kItem;
+  return absl::InvalidArgumentError(absl::StrCat("side must be user or item, got '", s, "'"));
+}
+
+absl::Status ParseTower(KeyValues* kv, TowerShape* tower) {
+  if (kv->Has("mlp")) {
+    tower->mlp_hidden.clear();
+    std::string mlp = kv->Take("mlp");
+    for (absl::string_view width : absl::StrSplit(mlp, ',', absl::SkipEmpty())) {
+      int w;
+      if (!absl::SimpleAtoi(width, &w) || w <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat("bad mlp width '", width, "'"));
+      }
+      tower->mlp_hidden.push_back(w);
+    }
+  }
+  TOWERPS_RETURN_IF_ERROR(kv->TakeNumber("cross", &tower->cross_layers));
+  TOWERPS_RETURN_IF_ERROR(kv->TakeNumber("out", &tower->output_dim));
+  if (kv->Has("activation")) {
+    TOWERPS_ASSIGN_OR_RETURN(tower->activation, models::ParseActivation(kv->Take("activation")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) {
+  const absl::string_view directive = t[0];
+  if (directive == "table") {
+    if (t.size() < 2) return absl::InvalidArgumentError("table needs a name");
+    std::vector<std::string> rest = {absl::StrCat("name=", t[1])};
+    TableSpec spec;
+    for (size_t i = 2; i < t.size(); ++i) {
+      if (absl::StartsWith(t[i], "lr=")) {
+        if (!absl::SimpleAtof(t[i].substr(3), &spec.learning_rate) || spec.learning_rate <= 0) {
+          return absl::InvalidArgumentError(absl::StrCat("bad ", t[i]));
+        }
+      } else {
+        rest.emplace_back(t[i]);
+      }
+    }
+    TOWERPS_ASSIGN_OR_RETURN(spec.config, sparse_emb::ParseTableConfig(absl::StrJoin(rest, " ")));
+    if (c->TableIndex(spec.config.name) >= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("table ", t[1], " defined twice"));
+    }
+    c->tables.push_back(spec);
+    return absl::OkStatus();
+  }
+  if (directive == "feature") {
+    if (t.size() < 3) return absl::InvalidArgumentError("feature needs a side and a name");
+    FeatureSpec f;
+    TOWERPS_ASSIGN_OR_RETURN(f.side, ParseSide(t[1]));
+    f.feature = std::string(t[2]);
+    TOWERPS_ASSIGN_OR_RETURN(KeyValues kv, KeyValues::Parse(t, 3));
+    std::string table = kv.Take("table");
+    f.table = c->TableIndex(table);
+    if (f.table < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("feature ", f.feature, ": table '", table, "' is not defined above"));
+    }
+    std::string pooling = kv.Take("pooling");
+    if (pooling == "sum") {
+      f.pooling = models::Pooling::kSum;
+    } else if (!pooling.empty() && pooling != "mean") {
+      return absl::InvalidArgumentError(absl::StrCat("pooling must be mean or sum"));
+    }
+    TOWERPS_RETURN_IF_ERROR(kv.CheckAllUsed());
+    c->features.push_back(f);
+    return absl::OkStatus();
+  }
+  if (directive == "dense") {
+    if (t.size() != 3) return absl::InvalidArgumentError("dense <user|item> <on|off>");
+    TOWERPS_ASSIGN_OR_RETURN(data::Side side, ParseSide(t[1]));
+    bool* target = side == data::Side::kUser ? &c->user_dense : &c->item_dense;
+    if (t[2] != "on" && t[2] != "off") return absl::InvalidArgumentError("dense takes on or off");
+    *target = t[2] == "on";
+    return absl::OkStatus();
+  }
+  TOWERPS_ASSIGN_OR_RETURN(KeyValues kv, KeyValues::Parse(t, directive == "tower" ? 2 : 1));
+  if (directive == "tower") {
+    if (t.size() < 2) return absl::InvalidArgumentError("tower needs a side");
+    TOWERPS_ASSIGN_OR_RETURN(data::Side side, ParseSide(t[1]));
+    TOWERPS_RETURN_IF_ERROR(
+        ParseTower(&kv, side == data::Side::kUser ? &c->user_tower : &c->item_tower));
+  } else if (directive == "loss") {
+    if (kv.Has("kind")) {
+      TOWERPS_ASSIGN_OR_RETURN(c->loss.kind, models::ParseLossKind(kv.Take("kind")));
+    }
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("temperature", &c->loss.temperature));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("negative_weight", &c->loss.negative_weight));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeBool("logq", &c->logq));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeBool("mask_duplicates", &c->loss.mask_duplicates));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("extra_negatives", &c->extra_negatives));
+  } else if (directive == "dense_optimizer") {
+    auto& o = c->dense_optimizer;
+    if (kv.Has("kind")) {
+      TOWERPS_ASSIGN_OR_RETURN(o.kind, models::ParseDenseOptimizerKind(kv.Take("kind")));
+    }
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("lr", &c->dense_learning_rate));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("beta1", &o.beta1));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("beta2", &o.beta2));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("eps", &o.epsilon));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("momentum", &o.momentum));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("wd", &o.weight_decay));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("clip", &o.clip_global_norm));
+  } else if (directive == "schedule") {
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("warmup", &c->warmup_steps));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("min_lr_ratio", &c->min_lr_ratio));
+  } else if (directive == "train") {
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("batch", &c->batch_size));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("epochs", &c->epochs));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("seed", &c->seed));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("dense_sync_every", &c->dense_sync_every));
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown directive '", directive, "'"));
+  }
+  return kv.CheckAllUsed();
+}
+
+}  // namespace
+
+int ModelConfig::TableIndex(absl::string_view name) const {
+  for (size_t i = 0; i < tables.size(); ++i) {
+    if (tables[i].config.name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+absl::Status ModelConfig::Validate() const {
+  if (tables.empty()) return absl::InvalidArgumentError("the config defines no table");
+  if (features.empty()) return absl::InvalidArgumentError("the config binds no feature");
+  for (const TableSpec& t : tables) {
+    TOWERPS_RETURN_IF_ERROR(Annotate(t.config.Validate(), absl::StrCat("table ", t.config.name)));
+  }
+  if (batch_size < 2) return absl::InvalidArgumentError("train batch must be >= 2");
+  if (epochs < 1) return absl::InvalidArgumentError("train epochs must be >= 1");
+  if (dense_sync_every < 1) return absl::InvalidArgumentError("dense_sync_every must be >= 1");
+  if (extra_negatives < 0) return absl::InvalidArgumentError("extra_negatives must be >= 0");
+  if (warmup_steps < 0) return absl::InvalidArgumentError("schedule warmup must be >= 0");
+  if (!(min_lr_ratio >= 0 && min_lr_ratio <= 1)) {
+    return absl::InvalidArgumentError("schedule min_lr_ratio must be in [0, 1]");
+  }
+  if (!(dense_learning_rate > 0)) return absl::InvalidArgumentError("dense lr must be > 0");
+  TOWERPS_RETURN_IF_ERROR(loss.Validate());
+  return dense_optimizer.Validate();
+}
+
+absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view text, absl::string_view name) {
+  ModelConfig config;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    line = line.substr(0, line.find('#'));
+    std::vector<absl::string_view> tokens =
+        absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
+    if (tokens.empty()) continue;
+    absl::Status status = ParseLine(tokens, &config);
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ":", line_number, ": ", status.message()));
+    }
+  }
+  TOWERPS_RETURN_IF_ERROR(Annotate(config.Validate(), name));
+  return config;
+}
+
+absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& path) {
+  TOWERPS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  return ParseModelConfig(text, path);
+}
+
+absl::StatusOr<BoundModel> BindModel(const ModelConfig& config,
+                                     const data::DatasetSchema& schema) {
+  TOWERPS_RETURN_IF_ERROR(config.Validate());
+  BoundModel bound;
+  bound.config = config;
+  bound.schema = schema;
+  for (const FeatureSpec& f : config.features) {
+    const data::SideSchema& side = schema.side(f.side);
+    int slot = side.SparseSlot(f.feature);
+    if (slot < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "feature ", data::SideName(f.side), " ", f.feature,
+          " is not a sparse feature of the dataset (see its meta.txt)"));
+    }
+    BoundFeature b{f, slot, config.tables[f.table].config.dim};
+    (f.side == data::Side::kUser ? bound.user_features : bound.item_features).push_back(b);
+  }
+  bound.user_dense_dim = config.user_dense ? schema.user.dense_dim() : 0;
+  bound.item_dense_dim = config.item_dense ? schema.item.dense_dim() : 0;
+  auto tower = [&](data::Side side, const TowerShape& shape) -> absl::StatusOr<models::TowerConfig> {
+    models::TowerConfig t;
+    for (const BoundFeature& f : bound.features(side)) t.input_dims.push_back(f.dim);
+    if (bound.dense_dim(side) > 0) t.input_dims.push_back(bound.dense_dim(side));
+    if (t.input_dims.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the ", data::SideName(side), " tower has no input"));
+    }
+    t.mlp_hidden = shape.mlp_hidden;
+    t.cross_layers = shape.cross_layers;
+    t.output_dim = shape.output_dim;
+    t.activation = shape.activation;
+    return t;
+  };
+  TOWERPS_ASSIGN_OR_RETURN(bound.two_tower.user, tower(data::Side::kUser, config.user_tower));
+  TOWERPS_ASSIGN_OR_RETURN(bound.two_tower.item, tower(data::Side::kItem, config.item_tower));
+  bound.two_tower.loss = config.loss;
+  TOWERPS_RETURN_IF_ERROR(bound.two_tower.Validate());
+  return bound;
+}
+
+}  // namespace towerps::worker

@@ -1,0 +1,158 @@
+#include "worker/step_runner.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace towerps::worker {
+namespace {
+
+double MicrosSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// The smallest rate ever sent: parameter servers refuse a zero learning rate.
+constexpr float kMinLrScale = 1e-6f;
+
+}  // namespace
+
+StepRunner::StepRunner(const BoundModel* model, const ItemCatalog* catalog,
+                       ps::ParamSource* params, uint64_t seed)
+    : model_(model), catalog_(catalog), params_(params), inputs_(model), rng_(seed) {
+  items_.Init(model->schema.item);
+}
+
+absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(const BoundModel* model,
+                                                               const ItemCatalog* catalog,
+                                                               ps::ParamSource* params,
+                                                               uint64_t seed) {
+  std::unique_ptr<StepRunner> runner(new StepRunner(model, catalog, params, seed));
+  TOWERPS_ASSIGN_OR_RETURN(runner->two_tower_, models::TwoTower::Create(model->two_tower));
+  runner->dense_grad_sum_.assign(runner->two_tower_->params().size(), 0.0f);
+  return runner;
+}
+
+absl::Status StepRunner::InitDense(bool assign) {
+  if (assign) {
+    two_tower_->Init(model_->config.seed);
+    auto values = two_tower_->params().values();
+    TOWERPS_RETURN_IF_ERROR(params_->AssignDense(absl::MakeConstSpan(values.data(), values.size())));
+  }
+  return RefreshDense();
+}
+
+absl::Status StepRunner::RefreshDense() {
+  auto values = two_tower_->params().values();
+  TOWERPS_ASSIGN_OR_RETURN(int64_t version,
+                           params_->PullDense(absl::MakeSpan(values.data(), values.size())));
+  (void)version;
+  dense_stale_ = false;
+  return absl::OkStatus();
+}
+
+absl::Status StepRunner::PushDense(int64_t step, float lr_scale) {
+  if (steps_since_dense_push_ == 0) return absl::OkStatus();
+  // The accumulated gradient is the mean over the steps since the last push: one
+  // update of a k-times larger batch.
+  const float inv = 1.0f / static_cast<float>(steps_since_dense_push_);
+  for (float& g : dense_grad_sum_) g *= inv;
+  TOWERPS_RETURN_IF_ERROR(params_->PushDense(dense_grad_sum_,
+                                             model_->config.dense_learning_rate * lr_scale, step));
+  std::fill(dense_grad_sum_.begin(), dense_grad_sum_.end(), 0.0f);
+  steps_since_dense_push_ = 0;
+  dense_stale_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status StepRunner::FlushDense(int64_t step, float lr_scale) {
+  return PushDense(step, std::max(lr_scale, kMinLrScale));
+}
+
+absl::StatusOr<StepStats> StepRunner::Train(const data::ExampleBatch& batch, int64_t step,
+                                            float lr_scale) {
+  const int64_t b = static_cast<int64_t>(batch.size());
+  if (b < 2) return absl::InvalidArgumentError("a training batch needs at least 2 examples");
+  lr_scale = std::max(lr_scale, kMinLrScale);
+  StepStats stats;
+  stats.examples = b;
+  auto t0 = std::chrono::steady_clock::now();
+  if (dense_stale_) TOWERPS_RETURN_IF_ERROR(RefreshDense());
+
+  // Items: the batch's positives, then extra uniformly drawn negatives.
+  items_ = batch.item;
+  const int num_extra = catalog_ != nullptr ? model_->config.extra_negatives : 0;
+  extra_ids_.clear();
+  extra_log_q_.clear();
+  if (num_extra > 0 && catalog_->size() > 0) {
+    std::uniform_int_distribution<int64_t> pick(0, catalog_->size() - 1);
+    for (int k = 0; k < num_extra; ++k) {
+      int64_t row = pick(rng_);
+      items_.Append(catalog_->features(row));
+      extra_ids_.push_back(catalog_->key(row));
+      extra_log_q_.push_back(catalog_->UniformLogQ());
+    }
+  }
+  const int64_t n_items = b + static_cast<int64_t>(extra_ids_.size());
+  log_q_.clear();
+  if (catalog_ != nullptr && model_->config.logq) {
+    for (uint64_t id : batch.item_ids) log_q_.push_back(catalog_->LogQ(id));
+  }
+
+  inputs_.Begin(&batch.user, b, &items_, n_items);
+  stats.unique_keys = inputs_.unique_keys();
+  TOWERPS_RETURN_IF_ERROR(params_->Pull(inputs_.pull_slices(), step, /*create=*/true));
+  stats.pull_us = MicrosSince(t0);
+
+  auto t1 = std::chrono::steady_clock::now();
+  TOWERPS_RETURN_IF_ERROR(inputs_.BuildInput(data::Side::kUser, &user_x0_));
+  TOWERPS_RETURN_IF_ERROR(inputs_.BuildInput(data::Side::kItem, &item_x0_));
+  models::PairInfo info;
+  info.item_ids = batch.item_ids;
+  info.extra_item_ids = extra_ids_;
+  if (!log_q_.empty()) {
+    info.item_log_q = log_q_;
+    if (!extra_log_q_.empty()) info.extra_log_q = extra_log_q_;
+  }
+  info.weights = batch.weights;
+  TOWERPS_ASSIGN_OR_RETURN(stats.loss,
+                           two_tower_->ForwardBackward(models::View(user_x0_),
+                                                       models::View(item_x0_),
+                                                       static_cast<int>(extra_ids_.size()), info));
+  inputs_.Backward(data::Side::kUser, models::View(two_tower_->user_input_grad()));
+  inputs_.Backward(data::Side::kItem, models::View(two_tower_->item_input_grad()));
+  auto grads = two_tower_->params().grads();
+  for (size_t i = 0; i < grads.size(); ++i) dense_grad_sum_[i] += grads[i];
+  ++steps_since_dense_push_;
+  stats.compute_us = MicrosSince(t1);
+
+  auto t2 = std::chrono::steady_clock::now();
+  TOWERPS_RETURN_IF_ERROR(params_->Push(inputs_.PushSlices(lr_scale), step));
+  if (steps_since_dense_push_ >= model_->config.dense_sync_every) {
+    TOWERPS_RETURN_IF_ERROR(PushDense(step, lr_scale));
+  }
+  stats.push_us = MicrosSince(t2);
+  return stats;
+}
+
+absl::Status StepRunner::Embed(data::Side side, const data::ExampleBatch::SideColumns& columns,
+                               int64_t n, models::Mat<float>* out) {
+  if (n == 0) {
+    out->resize(0, output_dim());
+    return absl::OkStatus();
+  }
+  if (side == data::Side::kUser) {
+    inputs_.Begin(&columns, n, nullptr, 0);
+  } else {
+    inputs_.Begin(nullptr, 0, &columns, n);
+  }
+  TOWERPS_RETURN_IF_ERROR(params_->Pull(inputs_.pull_slices(), 0, /*create=*/false));
+  models::Mat<float>& x0 = side == data::Side::kUser ? user_x0_ : item_x0_;
+  TOWERPS_RETURN_IF_ERROR(inputs_.BuildInput(side, &x0));
+  *out = side == data::Side::kUser ? two_tower_->EmbedUsers(models::View(x0))
+                                   : two_tower_->EmbedItems(models::View(x0));
+  return absl::OkStatus();
+}
+
+}  // namespace towerps::worker

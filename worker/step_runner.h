@@ -1,0 +1,95 @@
+// One training step of the two-tower model against a ParamSource, the same code for
+// embedded mode (LocalParams) and for a distributed worker (PsClient):
+//
+//   refresh dense parameters (every dense_sync_every steps) -> pull the batch's
+//   unique rows -> pool -> towers, loss, backward -> push row gradients ->
+//   accumulate dense gradients, push them every dense_sync_every steps.
+//
+// Also the forward-only embedding of users or items for export and evaluation
+// (rows read with create=false: nothing is created or changed).
+//
+// Thread-compatible: one per training thread (each owns a TwoTower replica).
+#ifndef TOWERPS_WORKER_STEP_RUNNER_H_
+#define TOWERPS_WORKER_STEP_RUNNER_H_
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "data/example.h"
+#include "models/tensor.h"
+#include "models/two_tower.h"
+#include "ps/param_source.h"
+#include "worker/item_catalog.h"
+#include "worker/model_config.h"
+#include "worker/sparse_inputs.h"
+
+namespace towerps::worker {
+
+struct StepStats {
+  double loss = 0;
+  int64_t examples = 0;
+  int64_t unique_keys = 0;
+  double pull_us = 0;     // sparse (and dense, when refreshed) pulls
+  double compute_us = 0;  // pooling, towers, loss, backward
+  double push_us = 0;     // sparse (and dense, when due) pushes
+};
+
+class StepRunner {
+ public:
+  // model, catalog and params are borrowed. catalog may be null: then no logQ
+  // correction and no extra negatives. seed drives the extra-negative sampler.
+  static absl::StatusOr<std::unique_ptr<StepRunner>> Create(const BoundModel* model,
+                                                            const ItemCatalog* catalog,
+                                                            ps::ParamSource* params,
+                                                            uint64_t seed);
+
+  // Sets up the dense parameters: with `assign`, initialises them from the config's
+  // seed and assigns them to the source (ignored there if already set); then pulls.
+  absl::Status InitDense(bool assign);
+
+  // One step on `batch` (size >= 2) at global step `step`; rates are the configured
+  // base rates times lr_scale. Errors: the ParamSource's, or InvalidArgument for a
+  // batch that does not match the schema.
+  absl::StatusOr<StepStats> Train(const data::ExampleBatch& batch, int64_t step, float lr_scale);
+
+  // Pushes dense gradients accumulated since the last dense push (end of training).
+  absl::Status FlushDense(int64_t step, float lr_scale);
+
+  // Re-reads the dense parameters (before Embed, after training).
+  absl::Status RefreshDense();
+
+  // Embeddings of n entities of `side` (columns of the side's schema): out n x d.
+  absl::Status Embed(data::Side side, const data::ExampleBatch::SideColumns& columns, int64_t n,
+                     models::Mat<float>* out);
+
+  models::TwoTower& model() { return *two_tower_; }
+  int output_dim() const { return model_->two_tower.user.output_dim; }
+
+ private:
+  StepRunner(const BoundModel* model, const ItemCatalog* catalog, ps::ParamSource* params,
+             uint64_t seed);
+  absl::Status PushDense(int64_t step, float lr_scale);
+
+  const BoundModel* const model_;
+  const ItemCatalog* const catalog_;
+  ps::ParamSource* const params_;
+  std::unique_ptr<models::TwoTower> two_tower_;
+  SparseInputs inputs_;
+  std::mt19937_64 rng_;
+
+  data::ExampleBatch::SideColumns items_;  // positives + extra negatives
+  std::vector<uint64_t> extra_ids_;
+  std::vector<float> log_q_, extra_log_q_;
+  models::Mat<float> user_x0_, item_x0_;
+  std::vector<float> dense_grad_sum_;
+  int steps_since_dense_push_ = 0;
+  bool dense_stale_ = true;
+};
+
+}  // namespace towerps::worker
+
+#endif  // TOWERPS_WORKER_STEP_RUNNER_H_
