@@ -30,6 +30,7 @@ int RunVersion(int argc, char** argv);
 int RunPrepare(int argc, char** argv);
 int RunGenerate(int argc, char** argv);
 int RunTrain(int argc, char** argv);
+int RunEvaluate(int argc, char** argv);
 
 }  // namespace towerps::cmd
 

@@ -11,7 +11,9 @@ const std::vector<Subcommand>& AllSubcommands() {
       {"generate", "write synthetic interaction logs with planted structure",
        {"cmd/generate_main.cc"}, &RunGenerate},
       {"train", "train the two-tower model in one process (embedded mode)",
-       {"cmd/train_main.cc"}, &RunTrain},
+       {"cmd/train_main.cc", "cmd/job_flags.cc"}, &RunTrain},
+      {"evaluate", "Recall@K / NDCG@K of a checkpoint by exact retrieval, beside popularity",
+       {"cmd/evaluate_main.cc", "cmd/job_flags.cc"}, &RunEvaluate},
   };
   return *kAll;
 }

@@ -1,8 +1,10 @@
 // `towerps train`: embedded mode, the whole model in one process.
+#include <cblas.h>
+
 #include <cstdio>
-#include <thread>
 
 #include "absl/strings/str_format.h"
+#include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
 #include "common/file_util.h"
@@ -12,10 +14,6 @@
 #include "worker/embedded_trainer.h"
 #include "worker/model_config.h"
 
-DEFINE_string(config, "", "model config file (examples/*.conf; format: docs/model_config.md)");
-DEFINE_string(dataset, "", "prepared dataset directory (towerps prepare --output)");
-DEFINE_string(run_dir, "", "run directory: checkpoint/, metrics.jsonl, losses.tsv");
-DEFINE_int32(threads, 0, "training threads; 0 = all cores");
 DEFINE_int64(max_steps, 0, "stop after this many steps; 0 = the config's epochs");
 DEFINE_bool(log_losses, false, "write every step's loss to <run_dir>/losses.tsv");
 DEFINE_int64(metrics_interval_ms, 2000, "interval of metrics.jsonl lines");
@@ -35,8 +33,7 @@ int RunTrain(int /*argc*/, char** /*argv*/) {
   worker::EmbeddedTrainerOptions options;
   options.dataset_dir = FLAGS_dataset;
   options.run_dir = FLAGS_run_dir;
-  options.threads = FLAGS_threads > 0 ? FLAGS_threads
-                                      : static_cast<int>(std::thread::hardware_concurrency());
+  options.threads = ThreadsOrAllCores();
   options.max_steps = FLAGS_max_steps;
   options.log_losses = FLAGS_log_losses;
   options.on_progress = [](const worker::TrainProgress& p) {
@@ -46,6 +43,8 @@ int RunTrain(int /*argc*/, char** /*argv*/) {
                  static_cast<long>(p.step), static_cast<long>(p.total_steps), p.loss,
                  p.examples_per_s, p.lr_scale, eta);
   };
+  // One model replica per thread: keep OpenBLAS from adding threads of its own.
+  if (options.threads > 1) openblas_set_num_threads(1);
   MetricsRegistry metrics;
   RealClock clock;
   auto trainer = worker::EmbeddedTrainer::Create(options, *config, &metrics);

@@ -1,0 +1,21 @@
+// Flags that several subcommands share (gflags names are global to the binary, so a
+// flag used by more than one subcommand is defined once, here). A subcommand that
+// accepts them lists "cmd/job_flags.cc" in its flag files.
+#ifndef TOWERPS_CMD_JOB_FLAGS_H_
+#define TOWERPS_CMD_JOB_FLAGS_H_
+
+#include "gflags/gflags.h"
+
+DECLARE_string(config);
+DECLARE_string(dataset);
+DECLARE_string(run_dir);
+DECLARE_int32(threads);
+
+namespace towerps::cmd {
+
+// --threads, or every core when it is 0.
+int ThreadsOrAllCores();
+
+}  // namespace towerps::cmd
+
+#endif  // TOWERPS_CMD_JOB_FLAGS_H_
