@@ -1,0 +1,107 @@
+#include "worker/model_config.h"
+
+#include "gtest/gtest.h"
+
+namespace towerps::worker {
+namespace {
+
+constexpr char kConfig[] = R"(
+# comment
+table item_id dim=16 optimizer=rowwise_adagrad lr=0.1
+table attr dim=8 optimizer=sgd
+feature user history table=item_id pooling=mean
+feature item item_id table=item_id
+feature item genres table=attr pooling=sum
+dense user off
+tower user mlp=32,16 cross=1 out=8 activation=silu
+tower item mlp= cross=0 out=8
+loss kind=bce temperature=0.2 logq=off extra_negatives=4
+dense_optimizer kind=sgd lr=0.01 momentum=0.5
+schedule warmup=3 min_lr_ratio=0.1
+train batch=16 epochs=2 seed=9 dense_sync_every=2
+)";
+
+data::FeatureSpec Feature(const char* name, data::FeatureKind kind, int dim = 1) {
+  data::FeatureSpec f;
+  f.name = name;
+  f.kind = kind;
+  f.dim = dim;
+  return f;
+}
+
+data::DatasetSchema Schema() {
+  data::DatasetSchema s;
+  s.user.sparse = {Feature("user_id", data::FeatureKind::kSingle),
+                   Feature("history", data::FeatureKind::kMulti)};
+  s.user.dense = {Feature("age", data::FeatureKind::kDense)};
+  s.item.sparse = {Feature("item_id", data::FeatureKind::kSingle),
+                   Feature("genres", data::FeatureKind::kMulti)};
+  s.item.dense = {Feature("content", data::FeatureKind::kDense, 3)};
+  return s;
+}
+
+TEST(ModelConfigTest, ParsesEveryDirective) {
+  auto c = ParseModelConfig(kConfig);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->tables.size(), 2u);
+  EXPECT_EQ(c->tables[0].config.dim, 16);
+  EXPECT_FLOAT_EQ(c->tables[0].learning_rate, 0.1f);
+  EXPECT_EQ(c->tables[1].config.optimizer.kind, sparse_emb::OptimizerKind::kSgd);
+  ASSERT_EQ(c->features.size(), 3u);
+  EXPECT_EQ(c->features[2].table, 1);
+  EXPECT_EQ(c->features[2].pooling, models::Pooling::kSum);
+  EXPECT_FALSE(c->user_dense);
+  EXPECT_EQ(c->user_tower.mlp_hidden, (std::vector<int>{32, 16}));
+  EXPECT_EQ(c->user_tower.activation, models::ActivationKind::kSilu);
+  EXPECT_TRUE(c->item_tower.mlp_hidden.empty());
+  EXPECT_EQ(c->loss.kind, models::LossKind::kBce);
+  EXPECT_FALSE(c->logq);
+  EXPECT_EQ(c->extra_negatives, 4);
+  EXPECT_EQ(c->dense_optimizer.kind, models::DenseOptimizerKind::kSgd);
+  EXPECT_FLOAT_EQ(c->dense_optimizer.momentum, 0.5f);
+  EXPECT_EQ(c->warmup_steps, 3);
+  EXPECT_EQ(c->batch_size, 16);
+  EXPECT_EQ(c->dense_sync_every, 2);
+}
+
+TEST(ModelConfigTest, ErrorsNameTheLine) {
+  struct Case {
+    const char* text;
+    const char* expect;
+  } cases[] = {
+      {"table t dim=8\nbogus x=1\nfeature user history table=t", "cfg:2: unknown directive"},
+      {"table t dim=8\nfeature user history table=nope", "cfg:2: feature history: table 'nope'"},
+      {"table t dim=8\nfeature user history table=t\ntrain batch=x", "cfg:3: batch=x"},
+      {"table t dim=8\nfeature user history table=t\nloss colour=red", "cfg:3: unknown key"},
+      {"table t dim=3\nfeature user history table=t", "cfg:1"},
+      {"table t dim=8\nfeature sideways history table=t", "cfg:2: side must be"},
+      {"table t dim=8", "binds no feature"},
+  };
+  for (const Case& c : cases) {
+    auto parsed = ParseModelConfig(c.text, "cfg");
+    ASSERT_FALSE(parsed.ok()) << c.text;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find(c.expect), std::string::npos)
+        << parsed.status() << " should contain " << c.expect;
+  }
+}
+
+TEST(ModelConfigTest, BindResolvesSlotsAndInputWidths) {
+  auto c = ParseModelConfig(kConfig);
+  ASSERT_TRUE(c.ok());
+  auto bound = BindModel(*c, Schema());
+  ASSERT_TRUE(bound.ok()) << bound.status();
+  ASSERT_EQ(bound->user_features.size(), 1u);
+  EXPECT_EQ(bound->user_features[0].slot, 1);
+  EXPECT_EQ(bound->user_dense_dim, 0);  // dense user off
+  EXPECT_EQ(bound->item_dense_dim, 3);
+  EXPECT_EQ(bound->two_tower.user.input_dims, (std::vector<int>{16}));
+  EXPECT_EQ(bound->two_tower.item.input_dims, (std::vector<int>{16, 8, 3}));
+  c->features.push_back({data::Side::kItem, "colour", 0, models::Pooling::kMean});
+  auto missing = BindModel(*c, Schema());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("colour"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace towerps::worker
