@@ -1,5 +1,7 @@
 #include "index/exact_topk.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -130,6 +132,18 @@ TEST(ExactTopKTest, RandomFloatsMatchReferenceScores) {
       EXPECT_THAT(got->Ids(i), ::testing::Not(::testing::Contains(excl.ids[e])));
     }
   }
+}
+
+TEST(ExactTopKTest, ThreadedCallRestoresOpenBlasThreadCount) {
+  std::mt19937 rng(5);
+  const std::vector<float> q = IntegerMatrix(20, 4, &rng);
+  const std::vector<float> v = IntegerMatrix(30, 4, &rng);
+  const int before = openblas_get_num_threads();
+  TopKOptions options;
+  options.threads = 2;
+  options.query_block = 4;
+  ASSERT_TRUE(ExactTopK(q.data(), 20, v.data(), 30, 4, 5, {}, {}, options).ok());
+  EXPECT_EQ(openblas_get_num_threads(), before);
 }
 
 TEST(ExactTopKTest, NoExclusionsAndZeroQueries) {
