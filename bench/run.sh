@@ -12,7 +12,7 @@ declare -A suites=(
   [sparse_emb]="embedding table pull/push/memory beside std::unordered_map and a flat gather"
   [data]="prepare, generate and example-reader throughput"
   [models]="layer forward/backward throughput beside OpenBLAS sgemm on the same shapes"
-  [exact_topk]="exact top-100 retrieval (blocked sgemm + heap) beside a naive Eigen loop"
+  [exact_topk]="exact top-100 retrieval (blocked sgemm + selection) beside a naive Eigen loop"
 )
 
 usage() { echo "usage: bench/run.sh SUITE [--quick] | list" >&2; exit 2; }
