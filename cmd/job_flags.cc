@@ -1,13 +1,22 @@
 #include "cmd/job_flags.h"
 
+#include <cstdio>
+#include <string>
 #include <thread>
 
 DEFINE_string(config, "", "model config file (examples/*.conf; format: docs/model_config.md)");
 DEFINE_string(dataset, "", "prepared dataset directory (towerps prepare --output)");
 DEFINE_string(run_dir, "", "run directory: checkpoints, metrics.jsonl, logs");
 DEFINE_int32(threads, 0, "worker threads; 0 = all cores");
+DEFINE_string(scheduler, "", "the scheduler's endpoint, e.g. tcp://127.0.0.1:5555");
+DEFINE_int64(metrics_interval_ms, 2000, "interval of metrics.jsonl lines");
 
 namespace towerps::cmd {
+
+int Fail(const char* subcommand, const absl::Status& status) {
+  std::fprintf(stderr, "towerps %s: %s\n", subcommand, std::string(status.message()).c_str());
+  return 1;
+}
 
 int ThreadsOrAllCores() {
   if (FLAGS_threads > 0) return FLAGS_threads;

@@ -4,17 +4,23 @@
 #ifndef TOWERPS_CMD_JOB_FLAGS_H_
 #define TOWERPS_CMD_JOB_FLAGS_H_
 
+#include "absl/status/status.h"
 #include "gflags/gflags.h"
 
 DECLARE_string(config);
 DECLARE_string(dataset);
 DECLARE_string(run_dir);
 DECLARE_int32(threads);
+DECLARE_string(scheduler);
+DECLARE_int64(metrics_interval_ms);
 
 namespace towerps::cmd {
 
 // --threads, or every core when it is 0.
 int ThreadsOrAllCores();
+
+// Prints "towerps <sub>: <message>" on stderr and returns exit code 1.
+int Fail(const char* subcommand, const absl::Status& status);
 
 }  // namespace towerps::cmd
 

@@ -31,6 +31,10 @@ int RunPrepare(int argc, char** argv);
 int RunGenerate(int argc, char** argv);
 int RunTrain(int argc, char** argv);
 int RunEvaluate(int argc, char** argv);
+int RunScheduler(int argc, char** argv);
+int RunPs(int argc, char** argv);
+int RunWorker(int argc, char** argv);
+int RunCtl(int argc, char** argv);
 
 }  // namespace towerps::cmd
 

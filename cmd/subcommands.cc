@@ -14,6 +14,14 @@ const std::vector<Subcommand>& AllSubcommands() {
        {"cmd/train_main.cc", "cmd/job_flags.cc"}, &RunTrain},
       {"evaluate", "Recall@K / NDCG@K of a checkpoint by exact retrieval, beside popularity",
        {"cmd/evaluate_main.cc", "cmd/job_flags.cc"}, &RunEvaluate},
+      {"scheduler", "run a job's scheduler (membership, clock, checkpoints, control)",
+       {"cmd/scheduler_main.cc", "cmd/job_flags.cc"}, &RunScheduler},
+      {"ps", "run one parameter server of a job",
+       {"cmd/ps_main.cc", "cmd/job_flags.cc"}, &RunPs},
+      {"worker", "run one training worker of a job",
+       {"cmd/worker_main.cc", "cmd/job_flags.cc"}, &RunWorker},
+      {"ctl", "control a running job: status, pause, resume, checkpoint, stop",
+       {"cmd/ctl_main.cc", "cmd/job_flags.cc"}, &RunCtl},
   };
   return *kAll;
 }

@@ -16,7 +16,6 @@
 
 DEFINE_int64(max_steps, 0, "stop after this many steps; 0 = the config's epochs");
 DEFINE_bool(log_losses, false, "write every step's loss to <run_dir>/losses.tsv");
-DEFINE_int64(metrics_interval_ms, 2000, "interval of metrics.jsonl lines");
 
 namespace towerps::cmd {
 

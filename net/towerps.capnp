@@ -38,6 +38,8 @@ struct RegisterReply {
   numVirtualShards @3 :UInt32; # virtual shards of the key space
   shardOwners @4 :Data;        # u16 server rank per virtual shard
   numWorkers @5 :UInt32;       # workers in the job
+  numServers @6 :UInt32;       # parameter servers in the job
+  numPartitions @7 :UInt32;    # data partitions of the training split
 }
 
 # Who is in the job now. Reply: RegisterReply.
@@ -122,7 +124,8 @@ struct PullDense {
 struct PullDenseReply {
   offset @0 :UInt64;       # first parameter index of this server's block
   values @1 :Data;         # block f32 values
-  version @2 :Int64;       # dense updates applied to the block
+  version @2 :Int64;       # dense updates applied to the block; -1 until a worker
+                           # assigned the initial values
 }
 
 # Gradient for this server's dense block. Reply: PushReply.

@@ -89,7 +89,7 @@ TEST_F(PsClientTest, SparsePullPushAcrossShards) {
 
 TEST_F(PsClientTest, DenseAssignPullPush) {
   std::vector<float> params(kDense);
-  EXPECT_EQ(*client_->PullDense(absl::MakeSpan(params)), 0);
+  EXPECT_EQ(*client_->PullDense(absl::MakeSpan(params)), -1);  // not initialised yet
   std::vector<float> init(kDense);
   std::iota(init.begin(), init.end(), 1.0f);
   ASSERT_TRUE(client_->AssignDense(init).ok());

@@ -44,7 +44,7 @@ DenseBlock::DenseBlock(uint64_t offset, uint64_t size,
 int64_t DenseBlock::Read(float* out) const {
   absl::MutexLock lock(&mu_);
   if (size_ > 0) std::memcpy(out, values_.data(), size_ * sizeof(float));
-  return version_;
+  return assigned_ || version_ > 0 ? version_ : -1;
 }
 
 absl::Status DenseBlock::Assign(absl::Span<const float> values) {

@@ -25,7 +25,8 @@ class DenseBlock {
   static absl::StatusOr<std::unique_ptr<DenseBlock>> Create(
       uint64_t offset, uint64_t size, const models::DenseOptimizerOptions& optimizer);
 
-  // Copies the values into out (size floats) and returns the version (updates so far).
+  // Copies the values into out (size floats) and returns the version (updates so
+  // far), or -1 while no initial values were assigned or loaded.
   int64_t Read(float* out) const;
   // Sets the initial values. FailedPrecondition once any update was applied (a
   // second worker's assign is ignored that way); InvalidArgument on a size mismatch.

@@ -92,6 +92,8 @@ float Scheduler::LrScaleLocked() const {
 void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply) {
   reply.setPhase(static_cast<uint8_t>(job_.phase()));
   reply.setNumWorkers(static_cast<uint32_t>(job_.workers().size()));
+  reply.setNumServers(static_cast<uint32_t>(job_.servers().size()));
+  reply.setNumPartitions(static_cast<uint32_t>(job_.partitions().size()));
   reply.setNumVirtualShards(options_.num_virtual_shards);
   if (job_.phase() == Phase::kRegistering) return;
   auto endpoints = reply.initServerEndpoints(static_cast<unsigned>(job_.servers().size()));

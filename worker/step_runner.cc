@@ -47,7 +47,9 @@ absl::Status StepRunner::RefreshDense() {
   auto values = two_tower_->params().values();
   TOWERPS_ASSIGN_OR_RETURN(int64_t version,
                            params_->PullDense(absl::MakeSpan(values.data(), values.size())));
-  (void)version;
+  if (version < 0) {
+    return absl::UnavailableError("dense parameters are not initialised yet");
+  }
   dense_stale_ = false;
   return absl::OkStatus();
 }

@@ -1,0 +1,34 @@
+// `towerps ctl --scheduler=ENDPOINT status|pause|resume|checkpoint|stop`.
+#include <cstdio>
+#include <string>
+
+#include "cmd/job_flags.h"
+#include "cmd/subcommand.h"
+#include "gflags/gflags.h"
+#include "net/membership_client.h"
+
+DEFINE_int64(ctl_timeout_ms, 5000, "deadline of the request");
+
+namespace towerps::cmd {
+
+int RunCtl(int argc, char** argv) {
+  if (FLAGS_scheduler.empty() || argc != 2) {
+    std::fprintf(stderr,
+                 "usage: towerps ctl --scheduler=ENDPOINT status|pause|resume|checkpoint|stop\n");
+    return 2;
+  }
+  net::ZmqContext ctx;
+  net::RpcClientOptions options;
+  options.endpoint = FLAGS_scheduler;
+  options.timeout_ms = FLAGS_ctl_timeout_ms;
+  options.max_attempts = 2;
+  options.name = "ctl";
+  auto client = net::MembershipClient::Connect(&ctx, options);
+  if (!client.ok()) return Fail("ctl", client.status());
+  auto status = (*client)->Control(argv[1]);
+  if (!status.ok()) return Fail("ctl", status.status());
+  std::printf("%s\n", status->c_str());
+  return 0;
+}
+
+}  // namespace towerps::cmd

@@ -1,0 +1,69 @@
+// `towerps ps`: one parameter server of a job.
+#include <csignal>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "cmd/job_flags.h"
+#include "cmd/subcommand.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "data/schema.h"
+#include "gflags/gflags.h"
+#include "ps/ps_node.h"
+#include "worker/embedded_trainer.h"
+#include "worker/model_config.h"
+
+DEFINE_string(ps_bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
+DEFINE_string(advertise_host, "", "host to register instead of the bound one (multi-host)");
+DEFINE_int32(rank, -1, "requested rank (-1: any free one)");
+DEFINE_string(restore, "", "checkpoint directory to load this server's shards from");
+DEFINE_int32(handler_threads, 2, "threads serving requests");
+
+namespace towerps::cmd {
+
+int RunPs(int /*argc*/, char** /*argv*/) {
+  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_scheduler.empty()) {
+    std::fprintf(stderr, "towerps ps: --config, --dataset and --scheduler are required\n");
+    return 2;
+  }
+  auto config = worker::LoadModelConfig(FLAGS_config);
+  if (!config.ok()) return Fail("ps", config.status());
+  auto meta = data::LoadDatasetMeta(FLAGS_dataset);
+  if (!meta.ok()) return Fail("ps", meta.status());
+  auto model = worker::BindModel(*config, meta->schema);
+  if (!model.ok()) return Fail("ps", model.status());
+  auto probe = models::TwoTower::Create(model->two_tower);
+  if (!probe.ok()) return Fail("ps", probe.status());
+
+  ps::PsNodeOptions options;
+  options.scheduler_endpoint = FLAGS_scheduler;
+  options.bind_endpoint = FLAGS_ps_bind;
+  options.advertise_host = FLAGS_advertise_host;
+  options.rank = FLAGS_rank;
+  options.handler_threads = FLAGS_handler_threads;
+  options.server = worker::ServerOptionsFor(*model, 0, 1, (*probe)->params().size());
+  options.restore_dir = FLAGS_restore;
+  net::ZmqContext ctx;
+  MetricsRegistry metrics;
+  RealClock clock;
+  auto node = ps::PsNode::Start(&ctx, options, &metrics);
+  if (!node.ok()) return Fail("ps", node.status());
+  std::unique_ptr<MetricsWriter> writer;
+  if (!FLAGS_run_dir.empty()) {
+    MetricsWriterOptions metrics_options;
+    metrics_options.path = FLAGS_run_dir + "/metrics.jsonl";
+    metrics_options.role = "ps";
+    metrics_options.rank = (*node)->rank();
+    metrics_options.interval_ms = FLAGS_metrics_interval_ms;
+    auto created = MetricsWriter::Create(metrics_options, &metrics, &clock);
+    if (!created.ok()) return Fail("ps", created.status());
+    writer = std::move(created).value();
+    writer->Start();
+  }
+  absl::Status status = (*node)->Run();
+  if (writer) writer->Stop();
+  if (!status.ok()) return Fail("ps", status);
+  return 0;
+}
+
+}  // namespace towerps::cmd

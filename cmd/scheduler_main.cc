@@ -1,0 +1,93 @@
+// `towerps scheduler`: membership, shard map, clock, checkpoints and control of one job.
+#include <cstdio>
+
+#include "cmd/job_flags.h"
+#include "cmd/subcommand.h"
+#include "common/clock.h"
+#include "common/file_util.h"
+#include "common/metrics.h"
+#include "data/schema.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+#include "net/transport.h"
+#include "scheduler/scheduler.h"
+#include "worker/embedded_trainer.h"
+#include "worker/model_config.h"
+
+DEFINE_string(bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
+DEFINE_string(endpoint_file, "", "write the bound endpoint to this file (for launchers)");
+DEFINE_int32(num_servers, 1, "parameter servers in the job");
+DEFINE_int32(num_workers, 1, "workers in the job");
+DEFINE_int32(num_partitions, 0, "data partitions of the training split; 0 = num_workers");
+DEFINE_int64(staleness, -1, "bounded staleness in steps: 0 synchronous, -1 unbounded (async)");
+DEFINE_int64(heartbeat_timeout_ms, 15000, "a node silent this long is declared dead");
+DEFINE_int64(checkpoint_every_steps, 0, "coordinated checkpoint every N global steps (0 = off)");
+DEFINE_int64(checkpoint_every_ms, 0, "coordinated checkpoint every N ms (0 = off)");
+DEFINE_uint32(num_virtual_shards, 4096, "virtual shards of the key space");
+
+namespace towerps::cmd {
+
+int RunScheduler(int /*argc*/, char** /*argv*/) {
+  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_run_dir.empty()) {
+    std::fprintf(stderr, "towerps scheduler: --config, --dataset and --run_dir are required\n");
+    return 2;
+  }
+  auto config = worker::LoadModelConfig(FLAGS_config);
+  if (!config.ok()) return Fail("scheduler", config.status());
+  auto meta = data::LoadDatasetMeta(FLAGS_dataset);
+  if (!meta.ok()) return Fail("scheduler", meta.status());
+  auto model = worker::BindModel(*config, meta->schema);
+  if (!model.ok()) return Fail("scheduler", model.status());
+  auto probe = models::TwoTower::Create(model->two_tower);
+  if (!probe.ok()) return Fail("scheduler", probe.status());
+  if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
+    return Fail("scheduler", made);
+  }
+
+  scheduler::SchedulerOptions options;
+  options.job.num_servers = FLAGS_num_servers;
+  options.job.num_workers = FLAGS_num_workers;
+  options.job.num_partitions = FLAGS_num_partitions > 0 ? FLAGS_num_partitions : FLAGS_num_workers;
+  options.job.staleness = FLAGS_staleness;
+  options.job.heartbeat_timeout_ms = FLAGS_heartbeat_timeout_ms;
+  options.job.checkpoint_every_steps = FLAGS_checkpoint_every_steps;
+  options.job.checkpoint_every_ms = FLAGS_checkpoint_every_ms;
+  options.num_virtual_shards = FLAGS_num_virtual_shards;
+  const int64_t total_steps =
+      worker::PlannedSteps(*config, static_cast<int64_t>(meta->num_examples("train")));
+  options.lr_scale = worker::LrScaleOptions(*config, total_steps);
+  options.checkpoint_root = FLAGS_run_dir + "/checkpoint";
+  options.dense_params = (*probe)->params().size();
+  options.rpc.bind_endpoint = FLAGS_bind;
+  options.rpc.name = "scheduler";
+  options.rpc.handler_threads = 2;
+  options.ps_rpc.timeout_ms = 600000;  // checkpoints of big tables take a while
+
+  net::ZmqContext ctx;
+  MetricsRegistry metrics;
+  RealClock clock;
+  auto sched = scheduler::Scheduler::Start(&ctx, options, &metrics, &clock);
+  if (!sched.ok()) return Fail("scheduler", sched.status());
+  if (!FLAGS_endpoint_file.empty()) {
+    absl::Status written = WriteFileAtomically(FLAGS_endpoint_file, (*sched)->endpoint() + "\n");
+    if (!written.ok()) return Fail("scheduler", written);
+  }
+  MetricsWriterOptions metrics_options;
+  metrics_options.path = FLAGS_run_dir + "/metrics.jsonl";
+  metrics_options.role = "scheduler";
+  metrics_options.interval_ms = FLAGS_metrics_interval_ms;
+  auto writer = MetricsWriter::Create(metrics_options, &metrics, &clock);
+  if (!writer.ok()) return Fail("scheduler", writer.status());
+  (*writer)->Start();
+  LOG(INFO) << "scheduler: " << total_steps << " planned steps; endpoint " << (*sched)->endpoint();
+  absl::Status done = (*sched)->WaitUntilDone();
+  // Let servers and workers see the final phase in their next heartbeat.
+  absl::SleepFor(absl::Seconds(2));
+  std::printf("%s\n", (*sched)->StatusJson().c_str());
+  (*sched)->Stop();
+  (*writer)->Stop();
+  if (!done.ok()) return Fail("scheduler", done);
+  return 0;
+}
+
+}  // namespace towerps::cmd

@@ -1,0 +1,67 @@
+// `towerps worker`: one training worker of a job.
+#include <cblas.h>
+
+#include <cstdio>
+
+#include "cmd/job_flags.h"
+#include "cmd/subcommand.h"
+#include "common/clock.h"
+#include "common/file_util.h"
+#include "common/metrics.h"
+#include "gflags/gflags.h"
+#include "worker/cluster_worker.h"
+#include "worker/model_config.h"
+
+DEFINE_int32(worker_rank, -1, "requested rank (-1: any free one)");
+DEFINE_bool(worker_log_losses, false, "write every step's loss to <run_dir>/losses-worker-<rank>.tsv");
+DEFINE_int64(request_timeout_ms, 30000, "deadline of one request to a server or the scheduler");
+
+namespace towerps::cmd {
+
+int RunWorker(int /*argc*/, char** /*argv*/) {
+  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_scheduler.empty()) {
+    std::fprintf(stderr, "towerps worker: --config, --dataset and --scheduler are required\n");
+    return 2;
+  }
+  auto config = worker::LoadModelConfig(FLAGS_config);
+  if (!config.ok()) return Fail("worker", config.status());
+  // Several processes share the cores: keep OpenBLAS from spawning its own threads.
+  openblas_set_num_threads(1);
+  worker::ClusterWorkerOptions options;
+  options.scheduler_endpoint = FLAGS_scheduler;
+  options.dataset_dir = FLAGS_dataset;
+  options.run_dir = FLAGS_run_dir;
+  options.rank = FLAGS_worker_rank;
+  options.log_losses = FLAGS_worker_log_losses;
+  options.rpc.timeout_ms = FLAGS_request_timeout_ms;
+  if (!FLAGS_run_dir.empty()) {
+    if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
+      return Fail("worker", made);
+    }
+  }
+  net::ZmqContext ctx;
+  MetricsRegistry metrics;
+  RealClock clock;
+  auto worker = worker::ClusterWorker::Create(&ctx, options, *config, &metrics);
+  if (!worker.ok()) return Fail("worker", worker.status());
+  std::unique_ptr<MetricsWriter> writer;
+  if (!FLAGS_run_dir.empty()) {
+    MetricsWriterOptions metrics_options;
+    metrics_options.path = FLAGS_run_dir + "/metrics.jsonl";
+    metrics_options.role = "worker";
+    metrics_options.rank = FLAGS_worker_rank < 0 ? 0 : FLAGS_worker_rank;
+    metrics_options.interval_ms = FLAGS_metrics_interval_ms;
+    auto created = MetricsWriter::Create(metrics_options, &metrics, &clock);
+    if (!created.ok()) return Fail("worker", created.status());
+    writer = std::move(created).value();
+    writer->Start();
+  }
+  auto result = (*worker)->Run();
+  if (writer) writer->Stop();
+  if (!result.ok()) return Fail("worker", result.status());
+  std::printf("worker: %ld steps, %ld examples in %.1f s\n", static_cast<long>(result->steps),
+              static_cast<long>(result->examples), result->seconds);
+  return 0;
+}
+
+}  // namespace towerps::cmd

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Runs a whole towerps cluster on this machine (127.0.0.1, ports chosen at run time):
+# 1 scheduler, N parameter servers, M workers. Every process logs under
+# <run_dir>/logs (glog) and appends to <run_dir>/metrics.jsonl; the final checkpoint
+# lands in <run_dir>/checkpoint/. Every process started is stopped on exit or Ctrl-C.
+#
+# Usage: deploy/local.sh --config FILE --dataset DIR --run_dir DIR
+#          [--servers N] [--workers M] [--staleness S] [--partitions P]
+#          [--checkpoint_every_steps K] [--log_losses] [--towerps BINARY]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+config="" dataset="" run_dir="" servers=2 workers=2 staleness=-1 partitions=0
+checkpoint_every_steps=0 log_losses=false towerps="$root/build/cmd/towerps"
+args=()
+for a in "$@"; do  # accept --flag=value as well as --flag value
+  case "$a" in --*=*) args+=("${a%%=*}" "${a#*=}") ;; *) args+=("$a") ;; esac
+done
+set -- "${args[@]}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) config="$2"; shift 2 ;;
+    --dataset) dataset="$2"; shift 2 ;;
+    --run_dir) run_dir="$2"; shift 2 ;;
+    --servers) servers="$2"; shift 2 ;;
+    --workers) workers="$2"; shift 2 ;;
+    --staleness) staleness="$2"; shift 2 ;;
+    --partitions) partitions="$2"; shift 2 ;;
+    --checkpoint_every_steps) checkpoint_every_steps="$2"; shift 2 ;;
+    --log_losses) log_losses=true; shift ;;
+    --towerps) towerps="$2"; shift 2 ;;
+    *) echo "deploy/local.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$config" ] || [ -z "$dataset" ] || [ -z "$run_dir" ]; then
+  echo "deploy/local.sh: --config, --dataset and --run_dir are required" >&2; exit 2
+fi
+[ -x "$towerps" ] || { echo "deploy/local.sh: $towerps not built (cmake --build build)" >&2; exit 2; }
+mkdir -p "$run_dir/logs"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+common=(--config="$config" --dataset="$dataset" --run_dir="$run_dir" --log_dir="$run_dir/logs"
+        --logtostderr=false)
+endpoint_file="$run_dir/scheduler.endpoint"
+rm -f "$endpoint_file"
+"$towerps" scheduler "${common[@]}" --num_servers="$servers" --num_workers="$workers" \
+  --num_partitions="$partitions" --staleness="$staleness" \
+  --checkpoint_every_steps="$checkpoint_every_steps" --endpoint_file="$endpoint_file" \
+  > "$run_dir/scheduler.out" 2> "$run_dir/scheduler.err" &
+scheduler_pid=$!
+pids+=("$scheduler_pid")
+for _ in $(seq 1 300); do  # up to 30 s for the scheduler to bind
+  [ -s "$endpoint_file" ] && break
+  kill -0 "$scheduler_pid" 2>/dev/null || { cat "$run_dir/scheduler.err" >&2; exit 1; }
+  sleep 0.1
+done
+[ -s "$endpoint_file" ] || { echo "deploy/local.sh: the scheduler did not start" >&2; exit 1; }
+endpoint="$(cat "$endpoint_file")"
+echo "local cluster: scheduler at $endpoint, $servers servers, $workers workers, run dir $run_dir" >&2
+
+for s in $(seq 0 $((servers - 1))); do
+  "$towerps" ps "${common[@]}" --scheduler="$endpoint" --rank="$s" \
+    > "$run_dir/ps-$s.out" 2> "$run_dir/ps-$s.err" &
+  pids+=("$!")
+done
+worker_pids=()
+for w in $(seq 0 $((workers - 1))); do
+  "$towerps" worker "${common[@]}" --scheduler="$endpoint" --worker_rank="$w" \
+    --worker_log_losses="$log_losses" > "$run_dir/worker-$w.out" 2> "$run_dir/worker-$w.err" &
+  pids+=("$!")
+  worker_pids+=("$!")
+done
+
+failed=0
+for pid in "${worker_pids[@]}"; do wait "$pid" || failed=1; done
+if [ "$failed" -ne 0 ]; then
+  echo "deploy/local.sh: a worker failed:" >&2
+  tail -n 5 "$run_dir"/worker-*.err >&2
+  "$towerps" ctl --scheduler="$endpoint" stop >/dev/null 2>&1 || true
+fi
+wait "$scheduler_pid" || failed=1
+cat "$run_dir/scheduler.out"
+exit "$failed"

@@ -1,0 +1,76 @@
+// A typed client of the scheduler's membership protocol (register, cluster view,
+// heartbeat, clock, partitions, control), used by parameter servers, workers and
+// `towerps ctl`. Every call is one request with the RpcClient's deadlines; all
+// are safe to retry (register re-takes the same rank; reports are monotonic).
+// Thread-compatible: owned by one thread.
+#ifndef TOWERPS_NET_MEMBERSHIP_CLIENT_H_
+#define TOWERPS_NET_MEMBERSHIP_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "net/transport.h"
+
+namespace towerps::net {
+
+// Roles and phases as numbered on the wire (scheduler::Role, scheduler::Phase).
+inline constexpr uint8_t kRoleServer = 0;
+inline constexpr uint8_t kRoleWorker = 1;
+inline constexpr uint8_t kPhaseRegistering = 0;
+inline constexpr uint8_t kPhaseTraining = 1;
+inline constexpr uint8_t kPhasePaused = 2;
+inline constexpr uint8_t kPhaseDone = 3;
+inline constexpr uint8_t kPhaseFailed = 4;
+
+struct ClusterView {
+  int rank = -1;
+  uint8_t phase = kPhaseRegistering;
+  std::vector<std::string> server_endpoints;  // empty while registering
+  std::string shard_owners;                   // ShardMap wire form
+  int num_servers = 0;
+  int num_workers = 0;
+  int num_partitions = 0;
+};
+
+struct ClockView {
+  bool may_start = false;
+  int64_t global_step = 0;
+  float lr_scale = 0;
+  uint8_t phase = kPhaseRegistering;
+};
+
+class MembershipClient {
+ public:
+  static absl::StatusOr<std::unique_ptr<MembershipClient>> Connect(const ZmqContext* ctx,
+                                                                   const RpcClientOptions& options);
+
+  absl::StatusOr<ClusterView> Register(uint8_t role, int rank, const std::string& endpoint);
+  absl::StatusOr<ClusterView> Query(uint8_t role, int rank);
+  // Polls Query every poll_ms until the phase is past registering (DeadlineExceeded
+  // after timeout_ms).
+  absl::StatusOr<ClusterView> WaitForCluster(uint8_t role, int rank, int64_t timeout_ms,
+                                             int64_t poll_ms = 20);
+  absl::StatusOr<ClockView> Heartbeat(uint8_t role, int rank);
+  absl::StatusOr<ClockView> Clock(int rank, int64_t finished_steps, int64_t next_step,
+                                  bool finished);
+  // Reports progress on `partition` (-1: none) and returns the next (partition,
+  // offset); partition -1 when no data is left.
+  absl::StatusOr<std::pair<int, int64_t>> Partition(int rank, int partition, int64_t offset,
+                                                    bool done);
+  // status | pause | resume | checkpoint | stop; returns the job's status JSON.
+  absl::StatusOr<std::string> Control(const std::string& command);
+
+ private:
+  explicit MembershipClient(std::unique_ptr<RpcClient> rpc) : rpc_(std::move(rpc)) {}
+  template <typename Fill>
+  absl::StatusOr<Message> Call(Fill&& fill);
+
+  std::unique_ptr<RpcClient> rpc_;
+};
+
+}  // namespace towerps::net
+
+#endif  // TOWERPS_NET_MEMBERSHIP_CLIENT_H_

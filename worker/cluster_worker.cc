@@ -1,0 +1,176 @@
+#include "worker/cluster_worker.h"
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "data/example_reader.h"
+#include "glog/logging.h"
+#include "net/membership_client.h"
+#include "ps/client.h"
+#include "worker/step_runner.h"
+
+namespace towerps::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Examples between two progress reports to the scheduler (the hand-over point).
+constexpr int64_t kReportEverySteps = 20;
+
+}  // namespace
+
+absl::Status ClusterWorkerOptions::Validate() const {
+  if (scheduler_endpoint.empty()) return absl::InvalidArgumentError("scheduler endpoint is empty");
+  if (dataset_dir.empty()) return absl::InvalidArgumentError("dataset_dir is empty");
+  if (log_losses && run_dir.empty()) return absl::InvalidArgumentError("log_losses needs run_dir");
+  if (cluster_timeout_ms <= 0) return absl::InvalidArgumentError("cluster_timeout_ms must be > 0");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ClusterWorker>> ClusterWorker::Create(
+    const net::ZmqContext* ctx, const ClusterWorkerOptions& options, const ModelConfig& config,
+    MetricsRegistry* metrics) {
+  TOWERPS_RETURN_IF_ERROR(options.Validate());
+  std::unique_ptr<ClusterWorker> worker(new ClusterWorker(ctx, options, metrics));
+  TOWERPS_ASSIGN_OR_RETURN(data::DatasetMeta meta, data::LoadDatasetMeta(options.dataset_dir));
+  TOWERPS_ASSIGN_OR_RETURN(worker->model_, BindModel(config, meta.schema));
+  TOWERPS_ASSIGN_OR_RETURN(worker->catalog_, ItemCatalog::Load(options.dataset_dir));
+  return worker;
+}
+
+absl::StatusOr<TrainResult> ClusterWorker::Run() {
+  const ModelConfig& config = model_.config;
+  net::RpcClientOptions rpc = options_.rpc;
+  rpc.endpoint = options_.scheduler_endpoint;
+  rpc.name = "worker";
+  TOWERPS_ASSIGN_OR_RETURN(auto scheduler, net::MembershipClient::Connect(ctx_, rpc));
+  TOWERPS_ASSIGN_OR_RETURN(net::ClusterView view,
+                           scheduler->Register(net::kRoleWorker, options_.rank, ""));
+  const int rank = view.rank;
+  const std::string name = absl::StrCat("worker/", rank);
+  TOWERPS_ASSIGN_OR_RETURN(view, scheduler->WaitForCluster(net::kRoleWorker, rank,
+                                                           options_.cluster_timeout_ms));
+  LOG(INFO) << name << ": cluster of " << view.num_servers << " servers, " << view.num_workers
+            << " workers, " << view.num_partitions << " partitions";
+  TOWERPS_ASSIGN_OR_RETURN(ps::ShardMap map,
+                           ps::ShardMap::FromWire(view.shard_owners, view.num_servers));
+  TOWERPS_ASSIGN_OR_RETURN(auto probe, models::TwoTower::Create(model_.two_tower));
+  ps::PsClientOptions client;
+  client.server_endpoints = view.server_endpoints;
+  client.rpc = options_.rpc;
+  client.rpc.name = name;
+  client.client_id = static_cast<uint64_t>(rank) + 1;
+  client.dense_params = probe->params().size();
+  TOWERPS_ASSIGN_OR_RETURN(auto params, ps::PsClient::Create(ctx_, client, std::move(map)));
+  TOWERPS_ASSIGN_OR_RETURN(auto runner,
+                           StepRunner::Create(&model_, catalog_.get(), params.get(),
+                                              config.seed * 1000003 + rank));
+  // Worker 0 initialises the dense parameters; the others wait until they are there.
+  const auto init_deadline = Clock::now() + std::chrono::milliseconds(options_.cluster_timeout_ms);
+  while (true) {
+    absl::Status init = runner->InitDense(/*assign=*/rank == 0);
+    if (init.ok()) break;
+    if (!absl::IsUnavailable(init) || Clock::now() > init_deadline) return init;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+
+  FILE* loss_log = nullptr;
+  if (options_.log_losses) {
+    std::string path = absl::StrCat(options_.run_dir, "/losses-worker-", rank, ".tsv");
+    loss_log = std::fopen(path.c_str(), "w");
+    if (loss_log == nullptr) return ErrnoToStatus(errno, absl::StrCat("open ", path));
+  }
+  Gauge* loss_metric = metrics_ ? metrics_->GetGauge("towerps_worker_loss") : nullptr;
+  Gauge* step_metric = metrics_ ? metrics_->GetGauge("towerps_worker_global_step") : nullptr;
+  Gauge* lr_metric = metrics_ ? metrics_->GetGauge("towerps_worker_lr_scale") : nullptr;
+  Histogram* pull_metric = metrics_ ? metrics_->GetHistogram("towerps_worker_pull_latency_us") : nullptr;
+  Histogram* push_metric = metrics_ ? metrics_->GetHistogram("towerps_worker_push_latency_us") : nullptr;
+  Histogram* wait_metric = metrics_ ? metrics_->GetHistogram("towerps_worker_staleness_wait_us") : nullptr;
+
+  TrainResult result;
+  const auto start = Clock::now();
+  int64_t finished = 0;
+  int64_t last_step = 0;
+  float last_lr = 1.0f;
+  bool stopped = false;
+  data::ExampleBatch batch(model_.schema);
+  data::Example example;
+  TOWERPS_ASSIGN_OR_RETURN(auto next, scheduler->Partition(rank, -1, 0, false));
+  while (next.first >= 0 && !stopped) {
+    const int partition = next.first;
+    int64_t consumed = next.second;
+    data::ExampleReaderOptions reader_options;
+    reader_options.dataset_dir = options_.dataset_dir;
+    reader_options.split = "train";
+    reader_options.partition_index = partition;
+    reader_options.num_partitions = view.num_partitions;
+    reader_options.partition_by = data::ExampleReaderOptions::PartitionBy::kRecords;
+    reader_options.shuffle = options_.shuffle;
+    reader_options.seed = config.seed;
+    reader_options.epochs = config.epochs;
+    TOWERPS_ASSIGN_OR_RETURN(auto reader, data::ExampleReader::Open(reader_options));
+    for (int64_t skip = 0; skip < consumed; ++skip) {  // resume a handed-over partition
+      TOWERPS_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
+      if (!more) break;
+    }
+    LOG(INFO) << name << ": partition " << partition << " from example " << consumed;
+    bool more = true;
+    while (more && !stopped) {
+      batch.Clear();
+      while (batch.size() < static_cast<size_t>(config.batch_size)) {
+        TOWERPS_ASSIGN_OR_RETURN(more, reader->Next(&example));
+        if (!more) break;
+        batch.Add(example);
+      }
+      if (batch.size() < 2) break;
+      // Bounded staleness: wait until the scheduler lets this step start.
+      auto wait_start = Clock::now();
+      net::ClockView clock;
+      while (true) {
+        TOWERPS_ASSIGN_OR_RETURN(clock, scheduler->Clock(rank, finished, finished, false));
+        if (clock.may_start) break;
+        if (clock.phase == net::kPhaseDone || clock.phase == net::kPhaseFailed) {
+          stopped = true;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+      }
+      if (stopped) break;
+      if (wait_metric) {
+        wait_metric->Record(std::chrono::duration<double, std::micro>(Clock::now() - wait_start)
+                                .count());
+      }
+      last_step = clock.global_step;
+      last_lr = clock.lr_scale;
+      TOWERPS_ASSIGN_OR_RETURN(StepStats stats, runner->Train(batch, last_step, last_lr));
+      ++finished;
+      consumed += stats.examples;
+      result.examples += stats.examples;
+      if (loss_log) std::fprintf(loss_log, "%ld\t%.9g\n", static_cast<long>(last_step), stats.loss);
+      if (loss_metric) loss_metric->Set(stats.loss);
+      if (step_metric) step_metric->Set(static_cast<double>(last_step));
+      if (lr_metric) lr_metric->Set(last_lr);
+      if (pull_metric) pull_metric->Record(stats.pull_us);
+      if (push_metric) push_metric->Record(stats.push_us);
+      if (finished % kReportEverySteps == 0) {
+        TOWERPS_RETURN_IF_ERROR(scheduler->Partition(rank, partition, consumed, false).status());
+      }
+      VLOG(1) << name << ": step " << last_step << " loss " << stats.loss;
+    }
+    if (stopped) break;
+    TOWERPS_ASSIGN_OR_RETURN(next, scheduler->Partition(rank, partition, consumed, true));
+  }
+  if (loss_log) std::fclose(loss_log);
+  TOWERPS_RETURN_IF_ERROR(runner->FlushDense(last_step, last_lr));
+  TOWERPS_RETURN_IF_ERROR(scheduler->Clock(rank, finished, finished, /*finished=*/true).status());
+  result.steps = finished;
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  LOG(INFO) << name << ": " << finished << " steps, " << result.examples << " examples in "
+            << result.seconds << " s";
+  return result;
+}
+
+}  // namespace towerps::worker
