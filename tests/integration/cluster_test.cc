@@ -1,0 +1,259 @@
+// Whole clusters of real towerps processes on 127.0.0.1 (deploy/local.sh and the
+// binaries themselves), against embedded mode on the same data and seed.
+#include <unistd.h>
+#include <zmq.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "common/file_util.h"
+#include "gtest/gtest.h"
+#include "net/codec.h"
+#include "net/membership_client.h"
+#include "tests/integration/subprocess.h"
+
+namespace towerps {
+namespace {
+
+using testing::Subprocess;
+using namespace std::chrono_literals;
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    source_ = Env("TOWERPS_SOURCE_DIR");
+    binary_ = Env("TOWERPS_BINARY_DIR") + "/cmd/towerps";
+    ASSERT_FALSE(source_.empty()) << "run through ctest (TOWERPS_SOURCE_DIR unset)";
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("cluster_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    ASSERT_TRUE(RemoveAll(dir_).ok());
+    ASSERT_TRUE(CreateDirectories(dir_).ok());
+  }
+  void TearDown() override {
+    if (!HasFailure()) (void)RemoveAll(dir_);
+  }
+
+  // Runs a command to completion within `timeout`; its output goes to <dir>/<name>.log
+  // and is printed when it fails.
+  int Run(const std::string& name, std::vector<std::string> argv,
+          std::chrono::milliseconds timeout = 180s) {
+    Subprocess p(std::move(argv), dir_ + "/" + name + ".log");
+    std::optional<int> rc = p.Wait(timeout);
+    if (!rc || *rc != 0) {
+      auto log = ReadFileToString(p.log_path());
+      ADD_FAILURE() << name << (rc ? " exited " + std::to_string(*rc) : " timed out") << ":\n"
+                    << (log.ok() ? log->substr(log->size() > 4000 ? log->size() - 4000 : 0) : "");
+    }
+    return rc.value_or(-1);
+  }
+
+  // A generated dataset small enough to train in seconds.
+  std::string SmallDataset() {
+    Run("generate", {binary_, "generate", "--output_dir=" + dir_ + "/logs", "--users=600",
+                     "--items=400", "--interactions=20000", "--clusters=8"});
+    Run("prepare", {binary_, "prepare", "--input=" + dir_ + "/logs", "--output=" + dir_ + "/ds"});
+    return dir_ + "/ds";
+  }
+
+  std::string Config(const std::string& name) {
+    std::string path = dir_ + "/" + name + ".conf";
+    std::string text = R"(
+table item_id dim=16 init=uniform:0.05 optimizer=rowwise_adagrad lr=0.05
+table attr dim=8 init=uniform:0.05 optimizer=adam lr=0.01
+feature user history table=item_id
+feature user country table=attr
+feature item item_id table=item_id
+feature item creator table=attr
+tower user mlp=32 cross=1 out=16
+tower item mlp=32 cross=1 out=16
+loss kind=softmax temperature=0.1 logq=on extra_negatives=8
+dense_optimizer kind=adam lr=0.003
+schedule warmup=5 min_lr_ratio=0.1
+train batch=64 epochs=1 seed=5
+)";
+    EXPECT_TRUE(WriteFileAtomically(path, text).ok());
+    return path;
+  }
+
+  // step -> loss from a losses file.
+  std::map<int64_t, double> Losses(const std::string& path) {
+    std::map<int64_t, double> out;
+    auto text = ReadFileToString(path);
+    EXPECT_TRUE(text.ok()) << text.status();
+    for (absl::string_view line : absl::StrSplit(text.value_or(""), '\n', absl::SkipEmpty())) {
+      std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
+      int64_t step;
+      double loss;
+      if (f.size() == 2 && absl::SimpleAtoi(f[0], &step) && absl::SimpleAtod(f[1], &loss)) {
+        out[step] = loss;
+      }
+    }
+    return out;
+  }
+
+  double Recall50(const std::string& config, const std::string& dataset,
+                  const std::string& checkpoint, const std::string& name) {
+    Run(name, {binary_, "evaluate", "--config=" + config, "--dataset=" + dataset,
+               "--checkpoint=" + checkpoint, "--json"});
+    auto out = ReadFileToString(dir_ + "/" + name + ".log");
+    std::string text = out.value_or("");
+    size_t at = text.find("\"recall@50\":");
+    EXPECT_NE(at, std::string::npos) << text;
+    return at == std::string::npos ? 0 : std::atof(text.c_str() + at + 12);
+  }
+
+  std::string source_, binary_, dir_;
+};
+
+// --staleness 0 and one worker: the cluster computes embedded mode's losses.
+TEST_F(ClusterTest, SynchronousOneWorkerMatchesEmbeddedLossPerStep) {
+  std::string dataset = SmallDataset();
+  std::string config = Config("model");
+  Run("embedded", {binary_, "train", "--config=" + config, "--dataset=" + dataset,
+                   "--run_dir=" + dir_ + "/embedded", "--threads=1", "--log_losses"});
+  Run("cluster", {source_ + "/deploy/local.sh", "--config", config, "--dataset", dataset,
+                  "--run_dir", dir_ + "/cluster", "--servers", "2", "--workers", "1",
+                  "--staleness", "0", "--log_losses", "--towerps", binary_});
+  auto embedded = Losses(dir_ + "/embedded/losses.tsv");
+  auto cluster = Losses(dir_ + "/cluster/losses-worker-0.tsv");
+  ASSERT_GT(embedded.size(), 100u);
+  ASSERT_EQ(cluster.size(), embedded.size());
+  for (const auto& [step, loss] : embedded) {
+    ASSERT_TRUE(cluster.contains(step)) << step;
+    EXPECT_NEAR(cluster[step], loss, 1e-4 * std::max(1.0, std::abs(loss))) << "step " << step;
+  }
+}
+
+// 2 servers and 2 asynchronous workers on MovieTweetings: test Recall@50 within 5%
+// (relative) of embedded mode's.
+TEST_F(ClusterTest, AsyncClusterRecallMatchesEmbeddedOnMovieTweetings) {
+  std::string input = Env("TOWERPS_SHARED_DATA") + "/movietweetings-100k";
+  if (!PathExists(input + "/ratings.dat")) {
+    GTEST_SKIP() << "MovieTweetings not found at " << input << " (../shared/data is absent)";
+  }
+  std::string dataset = dir_ + "/mt";
+  Run("prepare", {binary_, "prepare", "--input=" + input, "--output=" + dataset,
+                  "--min_rating=7"});
+  std::string config = source_ + "/examples/movietweetings.conf";
+  Run("embedded", {binary_, "train", "--config=" + config, "--dataset=" + dataset,
+                   "--run_dir=" + dir_ + "/embedded", "--threads=1"});
+  Run("cluster", {source_ + "/deploy/local.sh", "--config", config, "--dataset", dataset,
+                  "--run_dir", dir_ + "/cluster", "--servers", "2", "--workers", "2",
+                  "--towerps", binary_});
+  double embedded = Recall50(config, dataset, dir_ + "/embedded/checkpoint", "eval_embedded");
+  double cluster = Recall50(config, dataset, dir_ + "/cluster/checkpoint", "eval_cluster");
+  RecordProperty("embedded_recall_at_50", std::to_string(embedded));
+  RecordProperty("cluster_recall_at_50", std::to_string(cluster));
+  EXPECT_GT(embedded, 0.3);
+  EXPECT_NEAR(cluster, embedded, 0.05 * embedded) << "embedded " << embedded;
+}
+
+// A real `towerps ps` process: malformed and truncated messages get error replies
+// and the server keeps serving; a retried push is applied once.
+TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
+  std::string dataset = SmallDataset();
+  std::string config = Config("model");
+  std::string endpoint_file = dir_ + "/scheduler.endpoint";
+  Subprocess scheduler({binary_, "scheduler", "--config=" + config, "--dataset=" + dataset,
+                        "--run_dir=" + dir_ + "/run", "--num_servers=1", "--num_workers=1",
+                        "--endpoint_file=" + endpoint_file},
+                       dir_ + "/scheduler.log");
+  for (int i = 0; i < 300 && !PathExists(endpoint_file); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(PathExists(endpoint_file)) << "the scheduler did not start";
+  std::string sched = *ReadFileToString(endpoint_file);
+  sched.erase(sched.find_last_not_of("\n") + 1);
+  Subprocess ps({binary_, "ps", "--config=" + config, "--dataset=" + dataset,
+                 "--scheduler=" + sched},
+                dir_ + "/ps.log");
+  // Register a worker so the cluster forms, then read the server's endpoint.
+  net::ZmqContext ctx;
+  net::RpcClientOptions options;
+  options.endpoint = sched;
+  auto membership = net::MembershipClient::Connect(&ctx, options);
+  ASSERT_TRUE(membership.ok());
+  ASSERT_TRUE((*membership)->Register(net::kRoleWorker, 0, "").ok());
+  auto view = (*membership)->WaitForCluster(net::kRoleWorker, 0, 30000);
+  ASSERT_TRUE(view.ok()) << view.status();
+  ASSERT_EQ(view->server_endpoints.size(), 1u);
+
+  void* raw = zmq_socket(ctx.get(), ZMQ_DEALER);
+  int linger = 0, timeout = 10000;
+  zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof(linger));
+  zmq_setsockopt(raw, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
+  ASSERT_EQ(zmq_connect(raw, view->server_endpoints[0].c_str()), 0);
+  auto exchange = [&](const std::string& frame) -> absl::StatusOr<std::string> {
+    if (zmq_send(raw, frame.data(), frame.size(), 0) < 0) return absl::InternalError("send");
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, raw, 0) < 0) {
+      zmq_msg_close(&msg);
+      return absl::DeadlineExceededError("no reply");
+    }
+    std::string reply(static_cast<char*>(zmq_msg_data(&msg)), zmq_msg_size(&msg));
+    zmq_msg_close(&msg);
+    return reply;
+  };
+  auto error_code = [&](const std::string& reply) {
+    auto decoded = net::DecodeEnvelope(reply, net::CodecOptions());
+    if (!decoded.ok()) return absl::StatusCode::kUnknown;
+    auto body = (*decoded)->envelope().getBody();
+    if (body.which() != net::wire::Envelope::Body::ERROR) return absl::StatusCode::kOk;
+    return net::StatusFromError(body.getError()).code();
+  };
+  auto push_frame = [&](uint64_t seq) {
+    capnp::MallocMessageBuilder message;
+    auto envelope = message.initRoot<net::wire::Envelope>();
+    net::InitEnvelope(envelope, "test", seq);
+    auto push = envelope.getBody().initPushSparse();
+    uint64_t key = 12345;
+    std::vector<float> grad(16, 1.0f);  // table 0 (item_id) has dim 16
+    push.setTable(0);
+    push.setKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(&key), sizeof(key)));
+    push.setGrads(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(grad.data()),
+                                      grad.size() * sizeof(float)));
+    push.setLearningRate(1.0f);
+    push.setClientId(77);
+    push.setSeq(seq);
+    return net::EncodeMessage(message);
+  };
+  std::string good = push_frame(1);
+  // Garbage, a truncated frame, and a push whose dims do not match: error replies.
+  auto reply = exchange(std::string(48, '\x7f'));
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(error_code(*reply), absl::StatusCode::kDataLoss);
+  reply = exchange(good.substr(0, good.size() - 16));
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(error_code(*reply), absl::StatusCode::kDataLoss);
+  // The same push twice (a retry): applied once.
+  reply = exchange(good);
+  ASSERT_TRUE(reply.ok());
+  ASSERT_EQ(error_code(*reply), absl::StatusCode::kOk);
+  auto first = net::DecodeEnvelope(*reply, net::CodecOptions());
+  EXPECT_FALSE((*first)->envelope().getBody().getPushReply().getDuplicate());
+  reply = exchange(good);
+  ASSERT_TRUE(reply.ok());
+  auto second = net::DecodeEnvelope(*reply, net::CodecOptions());
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE((*second)->envelope().getBody().getPushReply().getDuplicate());
+  zmq_close(raw);
+  ASSERT_TRUE((*membership)->Control("stop").ok());
+  EXPECT_EQ(ps.Wait(30s).value_or(-1), 0);
+  EXPECT_EQ(scheduler.Wait(30s).value_or(-1), 0);
+}
+
+}  // namespace
+}  // namespace towerps
