@@ -4,8 +4,12 @@
 # and print a result table. The last line of output is one JSON object with the test
 # split's exact-retrieval figures (DESIGN.md, "Contracts").
 #
-# Usage: deploy/demo.sh [--data DIR] [--config FILE] [--run_dir DIR]
+# Training runs on a local cluster (1 scheduler, 2 parameter servers, 2 workers on
+# 127.0.0.1, deploy/local.sh) unless --embedded.
+#
+# Usage: deploy/demo.sh [--data DIR] [--config FILE] [--run_dir DIR] [--embedded]
 #                       [--users N] [--items N] [--interactions N] [--threads N]
+#                       [--servers N] [--workers N] [--min_rating R]
 #   --data DIR   a MovieLens/MovieTweetings-format directory (or one with a
 #                towerps.spec) instead of generated data; pair it with --config.
 set -euo pipefail
@@ -19,6 +23,9 @@ items=3000
 interactions=200000
 threads="$(nproc)"
 min_rating=0
+embedded=false
+servers=2
+workers=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) data="$2"; shift 2 ;;
@@ -29,6 +36,9 @@ while [ $# -gt 0 ]; do
     --interactions) interactions="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --min_rating) min_rating="$2"; shift 2 ;;
+    --embedded) embedded=true; shift ;;
+    --servers) servers="$2"; shift 2 ;;
+    --workers) workers="$2"; shift 2 ;;
     *) echo "deploy/demo.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -53,9 +63,16 @@ fi
 step "prepare: $data"
 "$towerps" prepare --input="$data" --output="$run_dir/dataset" --min_rating="$min_rating"
 
-step "train (embedded, $threads threads): $config"
-"$towerps" train --config="$config" --dataset="$run_dir/dataset" --run_dir="$run_dir/train" \
-  --threads="$threads"
+if [ "$embedded" = true ]; then
+  step "train (embedded, $threads threads): $config"
+  "$towerps" train --config="$config" --dataset="$run_dir/dataset" --run_dir="$run_dir/train" \
+    --threads="$threads"
+else
+  step "train (local cluster: 1 scheduler, $servers servers, $workers workers): $config"
+  deploy/local.sh --config "$config" --dataset "$run_dir/dataset" --run_dir "$run_dir/train" \
+    --servers "$servers" --workers "$workers" --towerps "$towerps"
+  echo "logs: $run_dir/train/logs, metrics: $run_dir/train/metrics.jsonl"
+fi
 
 step "evaluate: test split, exact retrieval over all items"
 "$towerps" evaluate --config="$config" --dataset="$run_dir/dataset" \
