@@ -13,6 +13,7 @@ declare -A suites=(
   [data]="prepare, generate and example-reader throughput"
   [models]="layer forward/backward throughput beside OpenBLAS sgemm on the same shapes"
   [exact_topk]="exact top-100 retrieval (blocked sgemm + selection) beside a naive Eigen loop"
+  [ps]="parameter-server pull/push on loopback beside raw ZeroMQ; cluster vs embedded training"
 )
 
 usage() { echo "usage: bench/run.sh SUITE [--quick] | list" >&2; exit 2; }
@@ -28,4 +29,9 @@ if [ ! -x "$build/bench/bench_$suite" ]; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
 fi
 cmake --build "$build" --target "bench_$suite" >&2
-exec "$build/bench/bench_$suite" "$@"
+"$build/bench/bench_$suite" "$@"
+# A suite may add figures measured with whole processes (bench/<suite>_e2e.sh).
+if [ -x "$root/bench/${suite}_e2e.sh" ]; then
+  cmake --build "$build" --target towerps >&2
+  "$root/bench/${suite}_e2e.sh" "$build" "$@"
+fi

@@ -190,5 +190,24 @@ struct Envelope {
     checkpointReply @22 :CheckpointReply;
     control @23 :Control;
     controlReply @24 :ControlReply;
+    topK @25 :TopK;
+    topKReply @26 :TopKReply;
   }
+}
+
+# --- retrieval (towerps query / router -> towerps serve) ---
+
+# The K best items for a user or a raw query vector. Reply: TopKReply.
+struct TopK {
+  userId @0 :Text;         # raw user id of an exported user; empty: use `vector`
+  vector @1 :Data;         # query embedding, f32 x dim (ignored when userId is set)
+  k @2 :UInt32;            # results wanted, 1 .. the server's max_k
+  efSearch @3 :UInt32;     # HNSW beam width for this request; 0 = server default
+  exclude @4 :List(UInt64); # item keys never to return (items already seen)
+}
+
+struct TopKReply {
+  keys @0 :List(UInt64);   # item keys, best first; at most k
+  scores @1 :List(Float32); # inner products, parallel to keys
+  rawIds @2 :List(Text);   # raw item ids, parallel to keys (empty when unknown)
 }

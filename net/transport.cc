@@ -315,17 +315,15 @@ RpcClient::~RpcClient() {
 absl::Status RpcClient::Transmit(Pending* pending) {
   ++pending->attempts;
   pending->deadline_us = NowMicros() + options_.timeout_ms * 1000;
-  if (pending->retry) {
-    // Keep the bytes for a resend; the socket shares them instead of copying.
-    auto shared = std::make_shared<const std::string>(pending->frame);
-    return SendShared(socket_, std::move(shared), 0);
-  }
-  return SendShared(socket_, std::make_shared<const std::string>(std::move(pending->frame)), 0);
+  // The socket shares the bytes; a request that may be resent keeps its reference.
+  absl::Status status = SendShared(socket_, pending->frame, 0);
+  if (!pending->retry) pending->frame.reset();
+  return status;
 }
 
 absl::Status RpcClient::Send(uint64_t request_id, std::string frame, bool retry) {
   Pending& pending = pending_[request_id];
-  pending.frame = std::move(frame);
+  pending.frame = std::make_shared<const std::string>(std::move(frame));
   pending.retry = retry && options_.max_attempts > 1;
   absl::Status status = Transmit(&pending);
   if (!status.ok()) pending_.erase(request_id);
@@ -357,7 +355,7 @@ void RpcClient::DrainSocket() {
       Message message{std::move(frame), std::move(decoded).value()};
       it->second.result = std::make_unique<absl::StatusOr<Message>>(std::move(message));
     }
-    it->second.frame.clear();
+    it->second.frame.reset();
   }
 }
 

@@ -199,7 +199,7 @@ class RpcClient {
 
  private:
   struct Pending {
-    std::string frame;
+    std::shared_ptr<const std::string> frame;  // shared with the socket: no copy per send
     bool retry = false;
     int attempts = 0;
     int64_t deadline_us = 0;
