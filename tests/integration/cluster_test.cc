@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "net/codec.h"
 #include "net/membership_client.h"
+#include "ps/checkpoint.h"
 #include "tests/integration/subprocess.h"
 
 namespace towerps {
@@ -253,6 +254,81 @@ TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
   ASSERT_TRUE((*membership)->Control("stop").ok());
   EXPECT_EQ(ps.Wait(30s).value_or(-1), 0);
   EXPECT_EQ(scheduler.Wait(30s).value_or(-1), 0);
+}
+
+
+// A worker killed mid-training: the scheduler declares it dead, its unfinished
+// partitions go to the surviving worker (resuming where it reported), and the job
+// still completes with every partition done and a verified final checkpoint.
+TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
+  Run("generate", {binary_, "generate", "--output_dir=" + dir_ + "/logs", "--users=2000",
+                   "--items=500", "--interactions=120000", "--clusters=8"});
+  Run("prepare", {binary_, "prepare", "--input=" + dir_ + "/logs", "--output=" + dir_ + "/ds"});
+  std::string dataset = dir_ + "/ds";
+  std::string config = Config("model");
+  std::string run = dir_ + "/run";
+  std::string endpoint_file = dir_ + "/scheduler.endpoint";
+  Subprocess scheduler({binary_, "scheduler", "--config=" + config, "--dataset=" + dataset,
+                        "--run_dir=" + run, "--num_servers=1", "--num_workers=2",
+                        "--num_partitions=4", "--heartbeat_timeout_ms=1500",
+                        "--endpoint_file=" + endpoint_file},
+                       dir_ + "/scheduler.log");
+  for (int i = 0; i < 300 && !PathExists(endpoint_file); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(PathExists(endpoint_file)) << "the scheduler did not start";
+  std::string sched = *ReadFileToString(endpoint_file);
+  sched.erase(sched.find_last_not_of("\n") + 1);
+  auto node = [&](const std::vector<std::string>& extra, const std::string& log) {
+    std::vector<std::string> argv = {binary_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    for (std::string flag : {"--config=" + config, "--dataset=" + dataset,
+                             "--scheduler=" + sched}) {
+      argv.push_back(flag);
+    }
+    return std::make_unique<Subprocess>(argv, dir_ + "/" + log);
+  };
+  auto ps = node({"ps"}, "ps.log");
+  auto worker0 = node({"worker", "--worker_rank=0"}, "worker0.log");
+  auto worker1 = node({"worker", "--worker_rank=1"}, "worker1.log");
+
+  net::ZmqContext ctx;
+  net::RpcClientOptions options;
+  options.endpoint = sched;
+  auto ctl = net::MembershipClient::Connect(&ctx, options);
+  ASSERT_TRUE(ctl.ok());
+  // Steps worker `rank` has reported, from the status JSON (-1 if absent).
+  auto steps_of = [&](int rank) -> int64_t {
+    auto status = (*ctl)->Control("status");
+    if (!status.ok()) return -1;
+    std::string key = "{\"rank\":" + std::to_string(rank) + ",\"alive\":true,\"steps\":";
+    size_t at = status->find(key);
+    return at == std::string::npos ? -1 : std::atoll(status->c_str() + at + key.size());
+  };
+  int64_t steps = -1;
+  for (int i = 0; i < 600 && steps < 5; ++i) {
+    std::this_thread::sleep_for(20ms);
+    steps = steps_of(1);
+  }
+  ASSERT_GE(steps, 5) << "worker 1 never trained";
+  ASSERT_TRUE((*ctl)->Control("pause").ok());
+  worker1.reset();  // killed (SIGTERM, then SIGKILL) mid-job
+  bool declared_dead = false;
+  for (int i = 0; i < 200 && !declared_dead; ++i) {
+    std::this_thread::sleep_for(50ms);
+    auto status = (*ctl)->Control("status");
+    declared_dead = status.ok() &&
+                    status->find("{\"rank\":1,\"alive\":false") != std::string::npos;
+  }
+  ASSERT_TRUE(declared_dead) << "the scheduler did not declare worker 1 dead";
+  ASSERT_TRUE((*ctl)->Control("resume").ok());
+  EXPECT_EQ(worker0->Wait(240s).value_or(-1), 0);
+  EXPECT_EQ(scheduler.Wait(60s).value_or(-1), 0);
+  EXPECT_EQ(ps->Wait(60s).value_or(-1), 0);
+  std::string final_status = ReadFileToString(dir_ + "/scheduler.log").value_or("");
+  EXPECT_NE(final_status.find("\"partitions_done\":4,\"partitions\":4"), std::string::npos)
+      << final_status;
+  EXPECT_NE(final_status.find("handed to worker 0"), std::string::npos) << final_status;
+  auto latest = ps::LatestCheckpoint(run + "/checkpoint");
+  ASSERT_TRUE(latest.ok()) << latest.status();
 }
 
 }  // namespace
