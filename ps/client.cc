@@ -188,29 +188,12 @@ absl::StatusOr<int64_t> PsClient::PullDense(absl::Span<float> params) {
   return min_version;
 }
 
-absl::Status PsClient::PushDense(absl::Span<const float> grads, float learning_rate,
-                                 int64_t step) {
-  if (grads.size() != options_.dense_params) {
-    return absl::InvalidArgumentError("dense gradient size differs from the model's");
-  }
-  Waits waits;
-  for (int s = 0; s < num_servers(); ++s) {
-    auto [begin, end] = shard_map_.DenseBlock(s, options_.dense_params);
-    TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, [&](Envelope::Body::Builder body) {
-      auto push = body.initPushDense();
-      push.setGrads(Blob(grads.data() + begin, end - begin));
-      push.setLearningRate(learning_rate);
-      push.setStep(step);
-      push.setClientId(options_.client_id);
-      push.setSeq(NextSeq());
-    }, &waits));
-  }
-  return FirstError(net::RpcClient::WaitAll(waits));
-}
-
-absl::Status PsClient::AssignDense(absl::Span<const float> values) {
+absl::Status PsClient::PushDenseBlocks(absl::Span<const float> values, bool assign,
+                                       float learning_rate, int64_t step) {
   if (values.size() != options_.dense_params) {
-    return absl::InvalidArgumentError("dense values size differs from the model's");
+    return absl::InvalidArgumentError(absl::StrCat("dense push of ", values.size(),
+                                                   " floats; the model has ",
+                                                   options_.dense_params));
   }
   Waits waits;
   for (int s = 0; s < num_servers(); ++s) {
@@ -218,10 +201,25 @@ absl::Status PsClient::AssignDense(absl::Span<const float> values) {
     TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, [&](Envelope::Body::Builder body) {
       auto push = body.initPushDense();
       push.setGrads(Blob(values.data() + begin, end - begin));
-      push.setAssign(true);
+      push.setAssign(assign);
+      if (!assign) {
+        push.setLearningRate(learning_rate);
+        push.setStep(step);
+        push.setClientId(options_.client_id);
+        push.setSeq(NextSeq());
+      }
     }, &waits));
   }
   return FirstError(net::RpcClient::WaitAll(waits));
+}
+
+absl::Status PsClient::PushDense(absl::Span<const float> grads, float learning_rate,
+                                 int64_t step) {
+  return PushDenseBlocks(grads, /*assign=*/false, learning_rate, step);
+}
+
+absl::Status PsClient::AssignDense(absl::Span<const float> values) {
+  return PushDenseBlocks(values, /*assign=*/true, 0, 0);
 }
 
 absl::StatusOr<std::vector<CheckpointFile>> PsClient::Checkpoint(const std::string& dir,

@@ -76,6 +76,9 @@ class PsClient final : public ParamSource {
   template <typename Fill>
   absl::Status SendTo(int server, bool retry, Fill&& fill, Waits* waits);
   uint64_t NextSeq() { return ++seq_; }
+  // Sends each server its block of `values`: initial values (assign) or a gradient.
+  absl::Status PushDenseBlocks(absl::Span<const float> values, bool assign, float learning_rate,
+                               int64_t step);
 
   const PsClientOptions options_;
   const ShardMap shard_map_;
