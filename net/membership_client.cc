@@ -30,6 +30,7 @@ ClusterView ViewOf(wire::RegisterReply::Reader r) {
   v.num_servers = static_cast<int>(r.getNumServers());
   v.num_workers = static_cast<int>(r.getNumWorkers());
   v.num_partitions = static_cast<int>(r.getNumPartitions());
+  v.staleness = r.getStaleness();
   return v;
 }
 

@@ -33,6 +33,7 @@ struct ClusterView {
   int num_servers = 0;
   int num_workers = 0;
   int num_partitions = 0;
+  int64_t staleness = -1;
 };
 
 struct ClockView {

@@ -40,6 +40,7 @@ struct RegisterReply {
   numWorkers @5 :UInt32;       # workers in the job
   numServers @6 :UInt32;       # parameter servers in the job
   numPartitions @7 :UInt32;    # data partitions of the training split
+  staleness @8 :Int64;         # bounded staleness (0 synchronous, < 0 unbounded)
 }
 
 # Who is in the job now. Reply: RegisterReply.

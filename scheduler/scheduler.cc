@@ -94,6 +94,7 @@ void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply) {
   reply.setNumWorkers(static_cast<uint32_t>(job_.workers().size()));
   reply.setNumServers(static_cast<uint32_t>(job_.servers().size()));
   reply.setNumPartitions(static_cast<uint32_t>(job_.partitions().size()));
+  reply.setStaleness(options_.job.staleness);
   reply.setNumVirtualShards(options_.num_virtual_shards);
   if (job_.phase() == Phase::kRegistering) return;
   auto endpoints = reply.initServerEndpoints(static_cast<unsigned>(job_.servers().size()));
