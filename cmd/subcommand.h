@@ -35,6 +35,10 @@ int RunScheduler(int argc, char** argv);
 int RunPs(int argc, char** argv);
 int RunWorker(int argc, char** argv);
 int RunCtl(int argc, char** argv);
+int RunExport(int argc, char** argv);
+int RunBuildIndex(int argc, char** argv);
+int RunServe(int argc, char** argv);
+int RunQuery(int argc, char** argv);
 
 }  // namespace towerps::cmd
 

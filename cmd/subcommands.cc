@@ -13,7 +13,7 @@ const std::vector<Subcommand>& AllSubcommands() {
       {"train", "train the two-tower model in one process (embedded mode)",
        {"cmd/train_main.cc", "cmd/job_flags.cc"}, &RunTrain},
       {"evaluate", "Recall@K / NDCG@K of a checkpoint by exact retrieval, beside popularity",
-       {"cmd/evaluate_main.cc", "cmd/job_flags.cc"}, &RunEvaluate},
+       {"cmd/evaluate_main.cc", "cmd/job_flags.cc", "cmd/index_flags.cc"}, &RunEvaluate},
       {"scheduler", "run a job's scheduler (membership, clock, checkpoints, control)",
        {"cmd/scheduler_main.cc", "cmd/job_flags.cc"}, &RunScheduler},
       {"ps", "run one parameter server of a job",
@@ -22,6 +22,10 @@ const std::vector<Subcommand>& AllSubcommands() {
        {"cmd/worker_main.cc", "cmd/job_flags.cc"}, &RunWorker},
       {"ctl", "control a running job: status, pause, resume, checkpoint, stop",
        {"cmd/ctl_main.cc", "cmd/job_flags.cc"}, &RunCtl},
+      {"export", "embed every user and every item from a checkpoint or a running cluster",
+       {"cmd/export_main.cc", "cmd/job_flags.cc", "cmd/index_flags.cc"}, &RunExport},
+      {"build-index", "build sharded Faiss HNSW indexes over exported item embeddings",
+       {"cmd/build_index_main.cc", "cmd/job_flags.cc", "cmd/index_flags.cc"}, &RunBuildIndex},
   };
   return *kAll;
 }

@@ -34,6 +34,23 @@ struct EvaluationOptions {
   absl::Status Validate() const;
 };
 
+// What ranking needs, embedded once: every item (catalog order) and one query per
+// evaluation example, with exclusions and relevant items as catalog rows (CSR).
+struct EvaluationSet {
+  int dim = 0;
+  int64_t model_step = 0;              // the checkpoint's step
+  std::vector<uint64_t> item_keys;     // m, catalog order
+  std::vector<float> items;            // m * dim
+  std::vector<double> item_counts;     // m training frequencies
+  std::vector<float> queries;          // n * dim
+  std::vector<int64_t> exclude_offsets = {0}, relevant_offsets = {0};  // n + 1 each
+  std::vector<int32_t> exclude_ids, relevant_ids;
+  double embed_seconds = 0;
+
+  int64_t num_items() const { return static_cast<int64_t>(item_keys.size()); }
+  int64_t num_queries() const { return static_cast<int64_t>(relevant_offsets.size()) - 1; }
+};
+
 struct EvaluationResult {
   RetrievalMetrics model;
   RetrievalMetrics popularity;
@@ -41,10 +58,21 @@ struct EvaluationResult {
   int64_t items = 0;
   double embed_seconds = 0;
   double rank_seconds = 0;
+  // The model's exact ranking (k = the largest K, capped at the item count).
+  TopK ranked;
 };
 
-// Errors: NotFound / DataLoss from the dataset or checkpoint, InvalidArgument when
-// the config does not match them.
+// Embeds the items and the split's queries (index/embedder.h). Errors: NotFound /
+// DataLoss from the dataset or checkpoint, InvalidArgument when the config does not
+// match them, FailedPrecondition for an empty split.
+absl::StatusOr<EvaluationSet> BuildEvaluationSet(const EvaluationOptions& options,
+                                                 const worker::ModelConfig& config);
+
+// Exact ranking and metrics of `set`, beside popularity (options: ks, threads).
+absl::StatusOr<EvaluationResult> EvaluateExactOn(const EvaluationSet& set,
+                                                 const EvaluationOptions& options);
+
+// BuildEvaluationSet + EvaluateExactOn.
 absl::StatusOr<EvaluationResult> EvaluateExact(const EvaluationOptions& options,
                                                const worker::ModelConfig& config);
 
