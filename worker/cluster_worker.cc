@@ -1,10 +1,14 @@
 #include "worker/cluster_worker.h"
 
+#include <pthread.h>
+
 #include <chrono>
+#include <optional>
 #include <cstdio>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/bounded_queue.h"
 #include "common/status.h"
 #include "data/example_reader.h"
 #include "glog/logging.h"
@@ -90,13 +94,54 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   Histogram* push_metric = metrics_ ? metrics_->GetHistogram("towerps_worker_push_latency_us") : nullptr;
   Histogram* wait_metric = metrics_ ? metrics_->GetHistogram("towerps_worker_staleness_wait_us") : nullptr;
 
+  // Pipelining: with any staleness allowed, a prefetch thread pulls the next batch's
+  // rows (through its own PsClient) while this thread computes the current one. In
+  // synchronous mode every pull waits for the clock, so it sees all earlier updates.
+  const bool prefetch = options_.prefetch && view.staleness != 0;
+  std::unique_ptr<ps::PsClient> prefetch_params;
+  if (prefetch) {
+    TOWERPS_ASSIGN_OR_RETURN(ps::ShardMap prefetch_map,
+                             ps::ShardMap::FromWire(view.shard_owners, view.num_servers));
+    ps::PsClientOptions prefetch_client = client;
+    prefetch_client.rpc.name = name + "/prefetch";
+    prefetch_client.client_id = client.client_id + (uint64_t{1} << 32);
+    TOWERPS_ASSIGN_OR_RETURN(prefetch_params, ps::PsClient::Create(ctx_, prefetch_client,
+                                                                   std::move(prefetch_map)));
+  }
+  BoundedQueue<std::pair<PreparedBatch*, int64_t>> prepare_requests(1);
+  BoundedQueue<absl::Status> prepared(1);
+  std::thread prefetcher;
+  if (prefetch) {
+    prefetcher = std::thread([&] {
+      pthread_setname_np(pthread_self(), "worker-prefetch");
+      while (auto request = prepare_requests.Pop()) {
+        prepared.Push(runner->Prepare(request->first, prefetch_params.get(), request->second));
+      }
+    });
+  }
+  struct StopPrefetcher {
+    BoundedQueue<std::pair<PreparedBatch*, int64_t>>* requests;
+    std::thread* thread;
+    ~StopPrefetcher() {
+      requests->Close();
+      if (thread->joinable()) thread->join();
+    }
+  } stop_prefetcher{&prepare_requests, &prefetcher};
+
   TrainResult result;
   const auto start = Clock::now();
   int64_t finished = 0;
   int64_t last_step = 0;
   float last_lr = 1.0f;
   bool stopped = false;
-  data::ExampleBatch batch(model_.schema);
+  struct Slot {
+    explicit Slot(const BoundModel* model) : batch(model->schema), prepared(model) {
+      prepared.batch = &batch;
+    }
+    data::ExampleBatch batch;
+    PreparedBatch prepared;
+  };
+  Slot slots[2] = {Slot(&model_), Slot(&model_)};
   data::Example example;
   TOWERPS_ASSIGN_OR_RETURN(auto next, scheduler->Partition(rank, -1, 0, false));
   while (next.first >= 0 && !stopped) {
@@ -117,15 +162,28 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
       if (!more) break;
     }
     LOG(INFO) << name << ": partition " << partition << " from example " << consumed;
-    bool more = true;
-    while (more && !stopped) {
-      batch.Clear();
-      while (batch.size() < static_cast<size_t>(config.batch_size)) {
-        TOWERPS_ASSIGN_OR_RETURN(more, reader->Next(&example));
+    // Fills a batch from the partition; false when fewer than 2 examples were left.
+    auto fill = [&](data::ExampleBatch* batch) -> absl::StatusOr<bool> {
+      batch->Clear();
+      while (batch->size() < static_cast<size_t>(config.batch_size)) {
+        TOWERPS_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
         if (!more) break;
-        batch.Add(example);
+        batch->Add(example);
       }
-      if (batch.size() < 2) break;
+      return batch->size() >= 2;
+    };
+    int cur = 0;
+    TOWERPS_ASSIGN_OR_RETURN(bool have, fill(&slots[cur].batch));
+    if (have && prefetch) prepare_requests.Push({&slots[cur].prepared, last_step});
+    while (have && !stopped) {
+      bool have_next = false;
+      if (prefetch) {
+        std::optional<absl::Status> ready = prepared.Pop();
+        if (!ready) return absl::CancelledError("prefetch stopped");
+        TOWERPS_RETURN_IF_ERROR(*ready);
+        TOWERPS_ASSIGN_OR_RETURN(have_next, fill(&slots[1 - cur].batch));
+        if (have_next) prepare_requests.Push({&slots[1 - cur].prepared, last_step});
+      }
       // Bounded staleness: wait until the scheduler lets this step start.
       auto wait_start = Clock::now();
       net::ClockView clock;
@@ -145,7 +203,9 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
       }
       last_step = clock.global_step;
       last_lr = clock.lr_scale;
-      TOWERPS_ASSIGN_OR_RETURN(StepStats stats, runner->Train(batch, last_step, last_lr));
+      PreparedBatch* batch = &slots[cur].prepared;
+      if (!prefetch) TOWERPS_RETURN_IF_ERROR(runner->Prepare(batch, params.get(), last_step));
+      TOWERPS_ASSIGN_OR_RETURN(StepStats stats, runner->Run(batch, last_step, last_lr));
       ++finished;
       consumed += stats.examples;
       result.examples += stats.examples;
@@ -159,6 +219,11 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
         TOWERPS_RETURN_IF_ERROR(scheduler->Partition(rank, partition, consumed, false).status());
       }
       VLOG(1) << name << ": step " << last_step << " loss " << stats.loss;
+      if (!prefetch) {
+        TOWERPS_ASSIGN_OR_RETURN(have_next, fill(&slots[1 - cur].batch));
+      }
+      have = have_next;
+      cur = 1 - cur;
     }
     if (stopped) break;
     TOWERPS_ASSIGN_OR_RETURN(next, scheduler->Partition(rank, partition, consumed, true));

@@ -29,6 +29,9 @@ struct ClusterWorkerOptions {
   int rank = -1;
   bool shuffle = true;
   bool log_losses = false;
+  // Pull the next batch's rows while computing the current one (unless the job is
+  // synchronous). Adds one step of staleness to those rows.
+  bool prefetch = true;
   // How long to wait for every node to register.
   int64_t cluster_timeout_ms = 120000;
   // Deadlines of requests to the scheduler and the servers.

@@ -18,11 +18,13 @@ constexpr float kMinLrScale = 1e-6f;
 
 }  // namespace
 
+PreparedBatch::PreparedBatch(const BoundModel* model) : inputs(model) {
+  items.Init(model->schema.item);
+}
+
 StepRunner::StepRunner(const BoundModel* model, const ItemCatalog* catalog,
                        ps::ParamSource* params, uint64_t seed)
-    : model_(model), catalog_(catalog), params_(params), inputs_(model), rng_(seed) {
-  items_.Init(model->schema.item);
-}
+    : model_(model), catalog_(catalog), params_(params), rng_(seed), own_(model) {}
 
 absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(const BoundModel* model,
                                                                const ItemCatalog* catalog,
@@ -74,63 +76,75 @@ absl::Status StepRunner::FlushDense(int64_t step, float lr_scale) {
 
 absl::StatusOr<StepStats> StepRunner::Train(const data::ExampleBatch& batch, int64_t step,
                                             float lr_scale) {
+  own_.batch = &batch;
+  TOWERPS_RETURN_IF_ERROR(Prepare(&own_, params_, step));
+  return Run(&own_, step, lr_scale);
+}
+
+absl::Status StepRunner::Prepare(PreparedBatch* p, ps::ParamSource* source, int64_t step) {
+  const data::ExampleBatch& batch = *p->batch;
   const int64_t b = static_cast<int64_t>(batch.size());
   if (b < 2) return absl::InvalidArgumentError("a training batch needs at least 2 examples");
-  lr_scale = std::max(lr_scale, kMinLrScale);
-  StepStats stats;
-  stats.examples = b;
   auto t0 = std::chrono::steady_clock::now();
-  if (dense_stale_) TOWERPS_RETURN_IF_ERROR(RefreshDense());
-
   // Items: the batch's positives, then extra uniformly drawn negatives.
-  items_ = batch.item;
+  p->items = batch.item;
   const int num_extra = catalog_ != nullptr ? model_->config.extra_negatives : 0;
-  extra_ids_.clear();
-  extra_log_q_.clear();
+  p->extra_ids.clear();
+  p->extra_log_q.clear();
   if (num_extra > 0 && catalog_->size() > 0) {
     std::uniform_int_distribution<int64_t> pick(0, catalog_->size() - 1);
     for (int k = 0; k < num_extra; ++k) {
       int64_t row = pick(rng_);
-      items_.Append(catalog_->features(row));
-      extra_ids_.push_back(catalog_->key(row));
-      extra_log_q_.push_back(catalog_->UniformLogQ());
+      p->items.Append(catalog_->features(row));
+      p->extra_ids.push_back(catalog_->key(row));
+      p->extra_log_q.push_back(catalog_->UniformLogQ());
     }
   }
-  const int64_t n_items = b + static_cast<int64_t>(extra_ids_.size());
-  log_q_.clear();
+  const int64_t n_items = b + static_cast<int64_t>(p->extra_ids.size());
+  p->log_q.clear();
   if (catalog_ != nullptr && model_->config.logq) {
-    for (uint64_t id : batch.item_ids) log_q_.push_back(catalog_->LogQ(id));
+    for (uint64_t id : batch.item_ids) p->log_q.push_back(catalog_->LogQ(id));
   }
+  p->inputs.Begin(&batch.user, b, &p->items, n_items);
+  p->unique_keys = p->inputs.unique_keys();
+  TOWERPS_RETURN_IF_ERROR(source->Pull(p->inputs.pull_slices(), step, /*create=*/true));
+  p->pull_us = MicrosSince(t0);
+  return absl::OkStatus();
+}
 
-  inputs_.Begin(&batch.user, b, &items_, n_items);
-  stats.unique_keys = inputs_.unique_keys();
-  TOWERPS_RETURN_IF_ERROR(params_->Pull(inputs_.pull_slices(), step, /*create=*/true));
-  stats.pull_us = MicrosSince(t0);
-
+absl::StatusOr<StepStats> StepRunner::Run(PreparedBatch* p, int64_t step, float lr_scale) {
+  const data::ExampleBatch& batch = *p->batch;
+  lr_scale = std::max(lr_scale, kMinLrScale);
+  StepStats stats;
+  stats.examples = static_cast<int64_t>(batch.size());
+  stats.unique_keys = p->unique_keys;
+  stats.pull_us = p->pull_us;
   auto t1 = std::chrono::steady_clock::now();
-  TOWERPS_RETURN_IF_ERROR(inputs_.BuildInput(data::Side::kUser, &user_x0_));
-  TOWERPS_RETURN_IF_ERROR(inputs_.BuildInput(data::Side::kItem, &item_x0_));
+  if (dense_stale_) TOWERPS_RETURN_IF_ERROR(RefreshDense());
+  TOWERPS_RETURN_IF_ERROR(p->inputs.BuildInput(data::Side::kUser, &user_x0_));
+  TOWERPS_RETURN_IF_ERROR(p->inputs.BuildInput(data::Side::kItem, &item_x0_));
   models::PairInfo info;
   info.item_ids = batch.item_ids;
-  info.extra_item_ids = extra_ids_;
-  if (!log_q_.empty()) {
-    info.item_log_q = log_q_;
-    if (!extra_log_q_.empty()) info.extra_log_q = extra_log_q_;
+  info.extra_item_ids = p->extra_ids;
+  if (!p->log_q.empty()) {
+    info.item_log_q = p->log_q;
+    if (!p->extra_log_q.empty()) info.extra_log_q = p->extra_log_q;
   }
   info.weights = batch.weights;
   TOWERPS_ASSIGN_OR_RETURN(stats.loss,
                            two_tower_->ForwardBackward(models::View(user_x0_),
                                                        models::View(item_x0_),
-                                                       static_cast<int>(extra_ids_.size()), info));
-  inputs_.Backward(data::Side::kUser, models::View(two_tower_->user_input_grad()));
-  inputs_.Backward(data::Side::kItem, models::View(two_tower_->item_input_grad()));
+                                                       static_cast<int>(p->extra_ids.size()),
+                                                       info));
+  p->inputs.Backward(data::Side::kUser, models::View(two_tower_->user_input_grad()));
+  p->inputs.Backward(data::Side::kItem, models::View(two_tower_->item_input_grad()));
   auto grads = two_tower_->params().grads();
   for (size_t i = 0; i < grads.size(); ++i) dense_grad_sum_[i] += grads[i];
   ++steps_since_dense_push_;
   stats.compute_us = MicrosSince(t1);
 
   auto t2 = std::chrono::steady_clock::now();
-  TOWERPS_RETURN_IF_ERROR(params_->Push(inputs_.PushSlices(lr_scale), step));
+  TOWERPS_RETURN_IF_ERROR(params_->Push(p->inputs.PushSlices(lr_scale), step));
   if (steps_since_dense_push_ >= model_->config.dense_sync_every) {
     TOWERPS_RETURN_IF_ERROR(PushDense(step, lr_scale));
   }
@@ -144,14 +158,15 @@ absl::Status StepRunner::Embed(data::Side side, const data::ExampleBatch::SideCo
     out->resize(0, output_dim());
     return absl::OkStatus();
   }
+  SparseInputs& inputs = own_.inputs;
   if (side == data::Side::kUser) {
-    inputs_.Begin(&columns, n, nullptr, 0);
+    inputs.Begin(&columns, n, nullptr, 0);
   } else {
-    inputs_.Begin(nullptr, 0, &columns, n);
+    inputs.Begin(nullptr, 0, &columns, n);
   }
-  TOWERPS_RETURN_IF_ERROR(params_->Pull(inputs_.pull_slices(), 0, /*create=*/false));
+  TOWERPS_RETURN_IF_ERROR(params_->Pull(inputs.pull_slices(), 0, /*create=*/false));
   models::Mat<float>& x0 = side == data::Side::kUser ? user_x0_ : item_x0_;
-  TOWERPS_RETURN_IF_ERROR(inputs_.BuildInput(side, &x0));
+  TOWERPS_RETURN_IF_ERROR(inputs.BuildInput(side, &x0));
   *out = side == data::Side::kUser ? two_tower_->EmbedUsers(models::View(x0))
                                    : two_tower_->EmbedItems(models::View(x0));
   return absl::OkStatus();

@@ -38,6 +38,21 @@ struct StepStats {
   double push_us = 0;     // sparse (and dense, when due) pushes
 };
 
+// A batch with its rows pulled: what Prepare hands to Run. Owned by one thread at a
+// time (a prefetch thread prepares the next batch while the trainer runs this one).
+struct PreparedBatch {
+  explicit PreparedBatch(const BoundModel* model);
+
+  // The examples (borrowed: must stay unchanged until Run returns).
+  const data::ExampleBatch* batch = nullptr;
+  data::ExampleBatch::SideColumns items;  // positives + extra negatives
+  std::vector<uint64_t> extra_ids;
+  std::vector<float> log_q, extra_log_q;
+  SparseInputs inputs;
+  int64_t unique_keys = 0;
+  double pull_us = 0;
+};
+
 class StepRunner {
  public:
   // model, catalog and params are borrowed. catalog may be null: then no logQ
@@ -55,6 +70,14 @@ class StepRunner {
   // base rates times lr_scale. Errors: the ParamSource's, or InvalidArgument for a
   // batch that does not match the schema.
   absl::StatusOr<StepStats> Train(const data::ExampleBatch& batch, int64_t step, float lr_scale);
+
+  // The two halves of Train, for pipelining. Prepare draws the extra negatives and
+  // pulls the batch's rows from `source` (which may be another thread's client);
+  // calls to Prepare must not overlap each other, but one may overlap Run of another
+  // PreparedBatch. Run computes, pushes the row gradients and accumulates the dense
+  // ones through this runner's own ParamSource. prepared->batch must be set.
+  absl::Status Prepare(PreparedBatch* prepared, ps::ParamSource* source, int64_t step);
+  absl::StatusOr<StepStats> Run(PreparedBatch* prepared, int64_t step, float lr_scale);
 
   // Pushes dense gradients accumulated since the last dense push (end of training).
   absl::Status FlushDense(int64_t step, float lr_scale);
@@ -78,12 +101,8 @@ class StepRunner {
   const ItemCatalog* const catalog_;
   ps::ParamSource* const params_;
   std::unique_ptr<models::TwoTower> two_tower_;
-  SparseInputs inputs_;
-  std::mt19937_64 rng_;
-
-  data::ExampleBatch::SideColumns items_;  // positives + extra negatives
-  std::vector<uint64_t> extra_ids_;
-  std::vector<float> log_q_, extra_log_q_;
+  std::mt19937_64 rng_;  // only Prepare
+  PreparedBatch own_;    // Train's and Embed's
   models::Mat<float> user_x0_, item_x0_;
   std::vector<float> dense_grad_sum_;
   int steps_since_dense_push_ = 0;
