@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job end to end: install what is missing, build Release into build/, then
-#   generate (or --data DIR) -> prepare -> train -> evaluate
-# and print a result table. The last line of output is one JSON object with the test
-# split's exact-retrieval figures (DESIGN.md, "Contracts").
+#   generate (or --data DIR) -> prepare -> train -> evaluate -> export -> build-index
+#   -> evaluate --ann
+# and print result tables. The last line of output is one JSON object with the test
+# split's exact-retrieval figures (recall@K, ndcg@K) and the ANN ones through the
+# sharded index (ann_recall@K, index_recall@K, latency; DESIGN.md, "Contracts").
 #
 # Training runs on a local cluster (1 scheduler, 2 parameter servers, 2 workers on
 # 127.0.0.1, deploy/local.sh) unless --embedded.
@@ -77,4 +79,18 @@ fi
 step "evaluate: test split, exact retrieval over all items"
 "$towerps" evaluate --config="$config" --dataset="$run_dir/dataset" \
   --checkpoint="$run_dir/train/checkpoint" --split=test --threads="$threads" \
-  | tee "$run_dir/evaluate.txt"   # its last line is the contract's JSON object
+  | tee "$run_dir/evaluate.txt"
+
+step "export: user tower over every user, item tower over every item"
+"$towerps" export --config="$config" --dataset="$run_dir/dataset" \
+  --checkpoint="$run_dir/train/checkpoint" --embeddings="$run_dir/embeddings"
+
+step "build-index: 4 Faiss HNSW shards over the item embeddings"
+"$towerps" build-index --embeddings="$run_dir/embeddings" --index_dir="$run_dir/index" \
+  --shards=4 --threads="$threads"
+
+step "evaluate --ann: test split through the index beside exact retrieval"
+"$towerps" evaluate --ann --config="$config" --dataset="$run_dir/dataset" \
+  --checkpoint="$run_dir/train/checkpoint" --index_dir="$run_dir/index" --split=test \
+  --threads="$threads" \
+  | tee "$run_dir/evaluate_ann.txt"   # its last line is the contract's JSON object
