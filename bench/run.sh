@@ -14,6 +14,7 @@ declare -A suites=(
   [models]="layer forward/backward throughput beside OpenBLAS sgemm on the same shapes"
   [exact_topk]="exact top-100 retrieval (blocked sgemm + selection) beside a naive Eigen loop"
   [ps]="parameter-server pull/push on loopback beside raw ZeroMQ; cluster vs embedded training"
+  [train]="towerps embedded training beside a PyTorch reference of the same model (recall, examples/s, MFU)"
 )
 
 usage() { echo "usage: bench/run.sh SUITE [--quick] | list" >&2; exit 2; }
@@ -25,11 +26,15 @@ fi
 suite="$1"; shift
 [ -n "${suites[$suite]+x}" ] || { echo "bench/run.sh: unknown suite '$suite' (bench/run.sh list)" >&2; exit 2; }
 
-if [ ! -x "$build/bench/bench_$suite" ]; then
+if [ ! -f "$build/build.ninja" ] ||
+   { [ -f "$root/bench/${suite}_bench.cc" ] && [ ! -x "$build/bench/bench_$suite" ]; }; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
 fi
-cmake --build "$build" --target "bench_$suite" >&2
-"$build/bench/bench_$suite" "$@"
+# A suite without bench/<suite>_bench.cc (train) is only its _e2e.sh script.
+if [ -f "$root/bench/${suite}_bench.cc" ]; then
+  cmake --build "$build" --target "bench_$suite" >&2
+  "$build/bench/bench_$suite" "$@"
+fi
 # A suite may add figures measured with whole processes (bench/<suite>_e2e.sh).
 if [ -x "$root/bench/${suite}_e2e.sh" ]; then
   cmake --build "$build" --target towerps >&2
