@@ -8,7 +8,8 @@
 # Data: MovieTweetings (examples/movietweetings.conf) when ../shared/data or
 # /work/shared/data has it, else `towerps generate` defaults (examples/generated.conf).
 # Not run by CI; installs Debian's python3-torch with apt-get when it is missing.
-# Usage: bench/train_e2e.sh BUILD_DIR [--quick]   (--quick: 60 steps per trainer)
+# Figures are medians over 3 interleaved rounds (towerps, sgemm bound, reference).
+# Usage: bench/train_e2e.sh BUILD_DIR [--quick]   (--quick: one round of 60 steps)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$1"; shift
@@ -56,23 +57,33 @@ steps_flag=""
 $quick && steps_flag="--max_steps=60"
 echo "bench/run.sh train: data $data_name, config ${config#"$root"/}" >&2
 
-# towerps embedded: "trained N steps (M examples) in S s, R examples/s, final loss L".
-line="$("$towerps" train --config="$config" --dataset="$work/ds" --run_dir="$work/run" \
-  --threads="$threads" $steps_flag 2>/dev/null | grep '^trained')"
-echo "towerps: $line" >&2
-towerps_eps="$(sed -E 's/.* s, ([0-9.]+) examples\/s.*/\1/' <<<"$line")"
-towerps_eval="$("$towerps" evaluate --config="$config" --dataset="$work/ds" \
-  --checkpoint="$work/run/checkpoint" --json 2>/dev/null | tail -1)"
-# The sgemm bound right after training, on the same shapes and threads.
-flops="$("$build/bench/bench_model_flops" --config="$config" --dataset="$work/ds" \
-  --threads="$threads")"
-echo "bench_model_flops: $flops" >&2
+# Rounds of (towerps train + evaluate, sgemm bound, reference), interleaved so that
+# both trainers see the same drift in machine load; figures are medians over rounds.
+rounds=3
+$quick && rounds=1
+towerps_evals=(); refs=(); flops_lines=()
+for ((r = 0; r < rounds; ++r)); do
+  # "trained N steps (M examples) in S s, R examples/s, final loss L"
+  line="$("$towerps" train --config="$config" --dataset="$work/ds" --run_dir="$work/run$r" \
+    --threads="$threads" $steps_flag 2>/dev/null | grep '^trained')"
+  echo "towerps: $line" >&2
+  eps="$(sed -E 's/.* s, ([0-9.]+) examples\/s.*/\1/' <<<"$line")"
+  eval_json="$("$towerps" evaluate --config="$config" --dataset="$work/ds" \
+    --checkpoint="$work/run$r/checkpoint" --json 2>/dev/null | tail -1)"
+  towerps_evals+=("${eval_json%\}},\"examples_per_s\":$eps}")
+  # The sgemm bound right after training, on the step's shapes and threads.
+  flops_lines+=("$("$build/bench/bench_model_flops" --config="$config" --dataset="$work/ds" \
+    --threads="$threads")")
+  echo "bench_model_flops: ${flops_lines[-1]}" >&2
+  refs+=("$("$python" "$root/bench/peers/torch_two_tower.py" --dataset="$work/ds" \
+    --config="$config" --threads="$threads" $steps_flag | tail -1)")
+done
 
-ref="$("$python" "$root/bench/peers/torch_two_tower.py" --dataset="$work/ds" \
-  --config="$config" --threads="$threads" $steps_flag | tail -1)"
-
-# Figures; json VALUE KEY reads one number of a JSON object.
-json() { "$python" -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+# median KEY JSON...: the median of one number over several JSON objects.
+median() {
+  "$python" -c 'import json, statistics, sys
+print(statistics.median(json.loads(o)[sys.argv[1]] for o in sys.argv[2:]))' "$@"
+}
 figure() {  # name value unit peer peer_value
   awk -v n="$1" -v v="$2" -v u="$3" -v p="$4" -v pv="$5" 'BEGIN {
     printf "{\"suite\":\"train\",\"name\":\"%s\",\"value\":%.6g,\"unit\":\"%s\",", n, v, u
@@ -80,15 +91,16 @@ figure() {  # name value unit peer peer_value
 }
 peer="pytorch_reference_${threads}_threads"
 for metric in recall@50 recall@10 ndcg@10; do
-  figure "${metric}_${data_name}_towerps_embedded" "$(json "$towerps_eval" "$metric")" \
-    "$metric" "$peer" "$(json "$ref" "$metric")"
+  figure "${metric}_${data_name}_towerps_embedded" "$(median "$metric" "${towerps_evals[@]}")" \
+    "$metric" "$peer" "$(median "$metric" "${refs[@]}")"
 done
+towerps_eps="$(median examples_per_s "${towerps_evals[@]}")"
 figure "training_examples_per_s_${threads}_threads" "$towerps_eps" examples/s "$peer" \
-  "$(json "$ref" examples_per_s)"
-per_example="$(json "$flops" flops_per_example)"
-sgemm="$(json "$flops" sgemm_gflops)"
+  "$(median examples_per_s "${refs[@]}")"
+per_example="$(median flops_per_example "${flops_lines[@]}")"
+sgemm="$(median sgemm_gflops "${flops_lines[@]}")"
 achieved="$(awk -v f="$per_example" -v e="$towerps_eps" 'BEGIN { print f * e / 1e9 }')"
 figure "model_gflops_${threads}_threads" "$achieved" GFLOP/s \
   "openblas_sgemm_same_shapes_${threads}_threads" "$sgemm"
-echo "reference: torch $(json "$ref" torch), BLAS $(json "$ref" blas)," \
-  "$(json "$ref" examples_per_s | cut -c1-8) examples/s" >&2
+"$python" -c 'import json, sys; r = json.loads(sys.argv[1])
+print("reference: torch", r["torch"], "BLAS", ", ".join(r["blas"]), file=sys.stderr)' "${refs[0]}"
