@@ -26,6 +26,10 @@ const std::vector<Subcommand>& AllSubcommands() {
        {"cmd/export_main.cc", "cmd/job_flags.cc", "cmd/index_flags.cc"}, &RunExport},
       {"build-index", "build sharded Faiss HNSW indexes over exported item embeddings",
        {"cmd/build_index_main.cc", "cmd/job_flags.cc", "cmd/index_flags.cc"}, &RunBuildIndex},
+      {"serve", "serve top-K retrieval from index shards, or route to shard servers and merge",
+       {"cmd/serve_main.cc", "cmd/index_flags.cc"}, &RunServe},
+      {"query", "ask a retrieval server for a user's (or a vector's) top-K items",
+       {"cmd/query_main.cc", "cmd/index_flags.cc"}, &RunQuery},
   };
   return *kAll;
 }

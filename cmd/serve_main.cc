@@ -1,0 +1,110 @@
+// `towerps serve`: a retrieval server. Loads index shards (all, or --serve_shards)
+// and optionally the exported embeddings (user lookup, raw item ids), or with
+// --route_to fans requests out to shard servers and merges. Serves TopK requests
+// over ZeroMQ + Cap'n Proto until SIGINT / SIGTERM.
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cmd/index_flags.h"
+#include "cmd/job_flags.h"
+#include "cmd/subcommand.h"
+#include "common/file_util.h"
+#include "gflags/gflags.h"
+#include "glog/logging.h"
+#include "index/retrieval_service.h"
+#include "net/transport.h"
+
+DEFINE_string(serve_bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
+DEFINE_string(serve_endpoint_file, "", "write the bound endpoint to this file once serving");
+DEFINE_int32(serve_threads, 4, "handler threads answering queries");
+DEFINE_string(serve_shards, "", "comma-separated shard numbers to load (empty: all)");
+DEFINE_string(route_to, "",
+              "router mode: comma-separated endpoints of shard servers to fan out to and merge "
+              "(then --index_dir is not used)");
+DEFINE_int32(max_k, 1000, "largest K a request may ask for");
+DEFINE_int64(route_timeout_ms, 2000, "deadline of one fan-out request to a shard server");
+
+namespace towerps::cmd {
+
+int RunServe(int /*argc*/, char** /*argv*/) {
+  if (FLAGS_index_dir.empty() == FLAGS_route_to.empty()) {
+    std::fprintf(stderr, "towerps serve: exactly one of --index_dir or --route_to is required\n");
+    return 2;
+  }
+  index::RetrievalServiceOptions options;
+  options.max_k = FLAGS_max_k;
+  options.default_ef_search = FLAGS_ef_search;
+  options.rpc.timeout_ms = FLAGS_route_timeout_ms;
+  for (absl::string_view e : absl::StrSplit(FLAGS_route_to, ',', absl::SkipEmpty())) {
+    options.shard_endpoints.emplace_back(e);
+  }
+  std::vector<int> shards;
+  for (absl::string_view s : absl::StrSplit(FLAGS_serve_shards, ',', absl::SkipEmpty())) {
+    int shard;
+    if (!absl::SimpleAtoi(s, &shard)) {
+      std::fprintf(stderr, "towerps serve: bad --serve_shards entry '%s'\n",
+                   std::string(s).c_str());
+      return 2;
+    }
+    shards.push_back(shard);
+  }
+  if (absl::Status valid = options.Validate(); !valid.ok()) return Fail("serve", valid);
+  std::unique_ptr<index::ShardedIndex> local;
+  if (!FLAGS_index_dir.empty()) {
+    auto loaded = index::ShardedIndex::Load(FLAGS_index_dir, shards);
+    if (!loaded.ok()) return Fail("serve", loaded.status());
+    local = *std::move(loaded);
+  }
+  std::unique_ptr<index::EmbeddingTable> users, items;
+  if (!FLAGS_embeddings.empty()) {
+    auto u = index::EmbeddingTable::Read(FLAGS_embeddings + "/users.emb");
+    if (!u.ok()) return Fail("serve", u.status());
+    auto i = index::EmbeddingTable::Read(FLAGS_embeddings + "/items.emb");
+    if (!i.ok()) return Fail("serve", i.status());
+    users = *std::move(u);
+    items = *std::move(i);
+  }
+  // Block the stop signals before any thread starts, so that they all inherit the
+  // mask and only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  net::ZmqContext ctx;
+  MetricsRegistry metrics;
+  auto service = index::RetrievalService::Create(&ctx, options, std::move(local),
+                                                 std::move(users), std::move(items));
+  if (!service.ok()) return Fail("serve", service.status());
+  net::RpcServerOptions server_options;
+  server_options.bind_endpoint = FLAGS_serve_bind;
+  server_options.handler_threads = FLAGS_serve_threads;
+  server_options.name = options.shard_endpoints.empty() ? "serve" : "router";
+  index::RetrievalService* handler = service->get();
+  auto server = net::RpcServer::Start(
+      &ctx, server_options,
+      [handler](const net::wire::Envelope::Reader& request) { return handler->Handle(request); },
+      &metrics);
+  if (!server.ok()) return Fail("serve", server.status());
+  LOG(INFO) << server_options.name << ": serving on " << (*server)->endpoint() << " (dim "
+            << (*service)->dim() << ")";
+  if (!FLAGS_serve_endpoint_file.empty()) {
+    absl::Status written = WriteFileAtomically(FLAGS_serve_endpoint_file, (*server)->endpoint());
+    if (!written.ok()) return Fail("serve", written);
+  }
+  std::printf("serving on %s\n", (*server)->endpoint().c_str());
+  std::fflush(stdout);
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  LOG(INFO) << server_options.name << ": signal " << signal_number << ", stopping";
+  (*server)->Stop();
+  return 0;
+}
+
+}  // namespace towerps::cmd
