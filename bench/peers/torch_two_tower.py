@@ -491,8 +491,8 @@ def evaluate(model, sets, catalog_enc, catalog, ks=(10, 50, 100)):
     target = np.array([row_of[int(test["item_id"][q])] for q in q_idx], np.int64)
     kmax = min(max(ks), m)
     with torch.no_grad():
-        items = torch.cat([model.embed("item", to_torch(catalog_enc.gather(np.arange(s, min(m, s + 2048)))))
-                           for s in range(0, m, 2048)])
+        blocks = [np.arange(s, min(m, s + 2048)) for s in range(0, m, 2048)]
+        items = torch.cat([model.embed("item", to_torch(catalog_enc.gather(b))) for b in blocks])
         ranks = []  # 0-based rank of the held-out item within top kmax, or kmax
         pop_ranks = []
         counts = torch.from_numpy(catalog["counts"]).float()
