@@ -13,6 +13,7 @@ declare -A suites=(
   [data]="prepare, generate and example-reader throughput"
   [models]="layer forward/backward throughput beside OpenBLAS sgemm on the same shapes"
   [exact_topk]="exact top-100 retrieval (blocked sgemm + selection) beside a naive Eigen loop"
+  [index]="sharded Faiss HNSW (4 shards) build, QPS and recall@10 beside one HNSW index and exact brute force"
   [ps]="parameter-server pull/push on loopback beside raw ZeroMQ; cluster vs embedded training"
   [train]="towerps embedded training beside a PyTorch reference of the same model (recall, examples/s, MFU)"
 )

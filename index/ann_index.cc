@@ -71,6 +71,7 @@ std::string AnnIndexOptions::EffectiveFactory() const {
 AnnIndex::AnnIndex(std::unique_ptr<faiss::Index> index) : index_(std::move(index)) {
   const auto& id_map = static_cast<const faiss::IndexIDMap*>(index_.get())->id_map;
   ids_.insert(id_map.begin(), id_map.end());
+  hnsw_ = const_cast<faiss::IndexHNSW*>(FindHnsw(index_.get()));
 }
 AnnIndex::~AnnIndex() = default;
 
@@ -148,18 +149,31 @@ absl::Status AnnIndex::Search(const float* query, int k, int ef_search,
   std::vector<int64_t> got_ids(fetch);
   std::vector<float> got_scores(fetch);
   ScopedOmpThreads omp(1);
-  faiss::SearchParametersHNSW hnsw_params;
-  const faiss::SearchParameters* params = nullptr;
-  if (const faiss::IndexHNSW* hnsw = FindHnsw(index_.get()); hnsw != nullptr) {
-    hnsw_params.efSearch = ef_search > 0 ? ef_search : hnsw->hnsw.efSearch;
-    params = &hnsw_params;
-  }
   // Faiss 1.7.3's IndexIDMap refuses search parameters, so the inner index is
   // searched and its sequential ids translated through the id map here.
   const auto* map = static_cast<const faiss::IndexIDMap*>(index_.get());
-  TOWERPS_RETURN_IF_ERROR(Guard(absl::StatusCode::kInternal, "ann search", [&] {
-    map->index->search(1, query, fetch, got_scores.data(), got_ids.data(), params);
-  }));
+  auto search = [&] {
+    return Guard(absl::StatusCode::kInternal, "ann search", [&] {
+      map->index->search(1, query, fetch, got_scores.data(), got_ids.data());
+    });
+  };
+  if (hnsw_ == nullptr) {
+    TOWERPS_RETURN_IF_ERROR(search());
+  } else {
+    bool done = false;
+    {
+      absl::ReaderMutexLock shared(&ef_mu_);
+      if (ef_search <= 0 || hnsw_->hnsw.efSearch == ef_search) {
+        TOWERPS_RETURN_IF_ERROR(search());
+        done = true;
+      }
+    }
+    if (!done) {
+      absl::MutexLock exclusive(&ef_mu_);
+      hnsw_->hnsw.efSearch = ef_search;
+      TOWERPS_RETURN_IF_ERROR(search());
+    }
+  }
   int out = 0;
   for (int64_t i = 0; i < fetch && out < k; ++i) {
     if (got_ids[i] < 0) continue;  // Faiss's padding (internal ids are >= 0)

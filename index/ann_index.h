@@ -14,11 +14,13 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace faiss {
 struct Index;
+struct IndexHNSW;
 }
 
 namespace towerps::index {
@@ -59,8 +61,9 @@ class AnnIndex {
 
   // The k best ids for one query (query: dim floats), best first, never one of
   // `exclude` (any order). ids/scores: k each; unused slots get id -1 and score
-  // -inf. ef_search: HNSW beam width for this call (0 = the index's own); ignored
-  // by non-HNSW indexes. Runs on the calling thread. Errors: InvalidArgument for
+  // -inf. ef_search: HNSW beam width for this call (0 = the current one); ignored
+  // by non-HNSW indexes. Runs on the calling thread; concurrent searches with
+  // different ef_search values take turns (see ef_mu_). Errors: InvalidArgument for
   // k < 1, Internal (Faiss).
   absl::Status Search(const float* query, int k, int ef_search, absl::Span<const int64_t> exclude,
                       int64_t* ids, float* scores) const;
@@ -73,6 +76,13 @@ class AnnIndex {
   // Constant after construction.
   std::unique_ptr<faiss::Index> index_;
   absl::flat_hash_set<int64_t> ids_;  // the ids held, to size over-fetching
+  faiss::IndexHNSW* hnsw_ = nullptr;  // inside index_, or null for other kinds
+
+  // Faiss 1.7.3's HNSW ignores SearchParametersHNSW::efSearch and reads its member
+  // hnsw.efSearch, so the member is the per-request knob: searches with the
+  // current value share ef_mu_; a search with another value takes it exclusively
+  // and changes it.
+  mutable absl::Mutex ef_mu_;
 };
 
 }  // namespace towerps::index
