@@ -154,10 +154,10 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Read(const std::
   table->dim = static_cast<int>(dim);
   table->side = static_cast<data::Side>(side);
   table->values.resize(count * dim);
-  std::memcpy(table->values.data(), body.data() + pos, matrix_bytes);
+  if (matrix_bytes > 0) std::memcpy(table->values.data(), body.data() + pos, matrix_bytes);
   pos += matrix_bytes;
   table->keys.resize(count);
-  std::memcpy(table->keys.data(), body.data() + pos, count * sizeof(uint64_t));
+  if (count > 0) std::memcpy(table->keys.data(), body.data() + pos, count * sizeof(uint64_t));
   pos += count * sizeof(uint64_t);
   table->raw_ids.resize(count);
   for (uint64_t i = 0; i < count; ++i) {

@@ -223,7 +223,9 @@ absl::StatusOr<std::string> RetrievalService::Handle(const Envelope::Reader& req
         return absl::InvalidArgumentError("the query vector is not a whole number of f32");
       }
       query.vector.resize(bytes.size() / sizeof(float));
-      std::memcpy(query.vector.data(), bytes.begin(), bytes.size());  // may be unaligned
+      if (bytes.size() > 0) {  // may be unaligned: copy
+        std::memcpy(query.vector.data(), bytes.begin(), bytes.size());
+      }
       query.k = static_cast<int>(std::min<uint32_t>(in.getK(), 1u << 30));
       query.ef_search = static_cast<int>(std::min<uint32_t>(in.getEfSearch(), 1u << 30));
       auto exclude = in.getExclude();
