@@ -1,5 +1,7 @@
 #include "net/codec.h"
 
+#include <capnp/any.h>
+
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -54,9 +56,11 @@ absl::StatusOr<std::unique_ptr<DecodedEnvelope>> DecodeEnvelope(absl::string_vie
                 if (decoded->reader_->getEnd() != words.end()) {
                   KJ_FAIL_REQUIRE("trailing bytes after the message");
                 }
+                // Walk every pointer of the message once (bounds, segment ids,
+                // the traversal limit): a corrupt field anywhere in the body fails
+                // here, in the one adapter, never later inside a handler.
+                (void)decoded->reader_->getRoot<capnp::AnyPointer>().targetSize();
                 decoded->envelope_ = decoded->reader_->getRoot<wire::Envelope>();
-                // Touch the variable-length field so a bad pointer fails here.
-                (void)decoded->envelope_.getSender();
                 (void)decoded->envelope_.getBody().which();
               })) {
     return absl::DataLossError(

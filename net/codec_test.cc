@@ -1,5 +1,6 @@
 #include "net/codec.h"
 
+#include <cstring>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -46,6 +47,36 @@ TEST(CodecTest, TruncatedAndGarbageFramesAreDataLoss) {
   std::string garbage(64, '\xff');
   EXPECT_EQ(DecodeEnvelope(garbage, CodecOptions()).status().code(),
             absl::StatusCode::kDataLoss);
+}
+
+// A corrupt pointer deep in the body (not just in the envelope's header) is found by
+// the decoder, so no handler ever reads it.
+TEST(CodecTest, CorruptPointerInsideBodyIsDataLoss) {
+  capnp::MallocMessageBuilder message;
+  auto envelope = message.initRoot<wire::Envelope>();
+  InitEnvelope(envelope, "w", 1);
+  envelope.getBody().initControl().setCommand("status");
+  std::string frame = EncodeMessage(message);
+  auto good = DecodeEnvelope(frame, CodecOptions());
+  ASSERT_TRUE(good.ok());
+  int corrupted = 0;
+  // Overwrite each word after the envelope's own pointers with a far-out-of-bounds
+  // struct pointer; every such frame must decode to DataLoss or to a valid message.
+  for (size_t word = 4; word + 1 < frame.size() / 8; ++word) {
+    std::string bad = frame;
+    uint64_t pointer = (uint64_t{0x7fff} << 32) | (0x3fffffffu << 2);  // struct, huge offset
+    std::memcpy(bad.data() + word * 8, &pointer, 8);
+    auto decoded = DecodeEnvelope(bad, CodecOptions());
+    if (!decoded.ok()) {
+      EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss);
+      ++corrupted;
+      continue;
+    }
+    // Decoded: reading every field must not throw.
+    auto body = (*decoded)->envelope().getBody();
+    if (body.which() == wire::Envelope::Body::CONTROL) (void)body.getControl().getCommand();
+  }
+  EXPECT_GT(corrupted, 0);
 }
 
 TEST(CodecTest, OversizedFrameRefused) {
