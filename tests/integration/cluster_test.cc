@@ -19,7 +19,7 @@
 #include "net/codec.h"
 #include "net/membership_client.h"
 #include "ps/checkpoint.h"
-#include "tests/integration/subprocess.h"
+#include "tests/integration/process_test.h"
 
 namespace towerps {
 namespace {
@@ -27,41 +27,8 @@ namespace {
 using testing::Subprocess;
 using namespace std::chrono_literals;
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-class ClusterTest : public ::testing::Test {
+class ClusterTest : public testing::ProcessTest {
  protected:
-  void SetUp() override {
-    source_ = Env("TOWERPS_SOURCE_DIR");
-    binary_ = Env("TOWERPS_BINARY_DIR") + "/cmd/towerps";
-    ASSERT_FALSE(source_.empty()) << "run through ctest (TOWERPS_SOURCE_DIR unset)";
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("cluster_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    ASSERT_TRUE(RemoveAll(dir_).ok());
-    ASSERT_TRUE(CreateDirectories(dir_).ok());
-  }
-  void TearDown() override {
-    if (!HasFailure()) (void)RemoveAll(dir_);
-  }
-
-  // Runs a command to completion within `timeout`; its output goes to <dir>/<name>.log
-  // and is printed when it fails.
-  int Run(const std::string& name, std::vector<std::string> argv,
-          std::chrono::milliseconds timeout = 180s) {
-    Subprocess p(std::move(argv), dir_ + "/" + name + ".log");
-    std::optional<int> rc = p.Wait(timeout);
-    if (!rc || *rc != 0) {
-      auto log = ReadFileToString(p.log_path());
-      ADD_FAILURE() << name << (rc ? " exited " + std::to_string(*rc) : " timed out") << ":\n"
-                    << (log.ok() ? log->substr(log->size() > 4000 ? log->size() - 4000 : 0) : "");
-    }
-    return rc.value_or(-1);
-  }
-
   // A generated dataset small enough to train in seconds.
   std::string SmallDataset() {
     Run("generate", {binary_, "generate", "--output_dir=" + dir_ + "/logs", "--users=600",
@@ -116,8 +83,6 @@ train batch=64 epochs=1 seed=5
     EXPECT_NE(at, std::string::npos) << text;
     return at == std::string::npos ? 0 : std::atof(text.c_str() + at + 12);
   }
-
-  std::string source_, binary_, dir_;
 };
 
 // --staleness 0 and one worker: the cluster computes embedded mode's losses.
@@ -168,15 +133,12 @@ TEST_F(ClusterTest, AsyncClusterRecallMatchesEmbeddedOnMovieTweetings) {
 TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
   std::string dataset = SmallDataset();
   std::string config = Config("model");
-  std::string endpoint_file = dir_ + "/scheduler.endpoint";
-  Subprocess scheduler({binary_, "scheduler", "--config=" + config, "--dataset=" + dataset,
-                        "--run_dir=" + dir_ + "/run", "--num_servers=1", "--num_workers=1",
-                        "--endpoint_file=" + endpoint_file},
-                       dir_ + "/scheduler.log");
-  for (int i = 0; i < 300 && !PathExists(endpoint_file); ++i) std::this_thread::sleep_for(50ms);
-  ASSERT_TRUE(PathExists(endpoint_file)) << "the scheduler did not start";
-  std::string sched = *ReadFileToString(endpoint_file);
-  sched.erase(sched.find_last_not_of("\n") + 1);
+  std::unique_ptr<Subprocess> scheduler;
+  std::string sched = StartScheduler({"--config=" + config, "--dataset=" + dataset,
+                                      "--run_dir=" + dir_ + "/run", "--num_servers=1",
+                                      "--num_workers=1"},
+                                     &scheduler);
+  ASSERT_FALSE(sched.empty());
   Subprocess ps({binary_, "ps", "--config=" + config, "--dataset=" + dataset,
                  "--scheduler=" + sched},
                 dir_ + "/ps.log");
@@ -253,7 +215,7 @@ TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
   zmq_close(raw);
   ASSERT_TRUE((*membership)->Control("stop").ok());
   EXPECT_EQ(ps.Wait(30s).value_or(-1), 0);
-  EXPECT_EQ(scheduler.Wait(30s).value_or(-1), 0);
+  EXPECT_EQ(scheduler->Wait(30s).value_or(-1), 0);
 }
 
 
@@ -267,16 +229,12 @@ TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
   std::string dataset = dir_ + "/ds";
   std::string config = Config("model");
   std::string run = dir_ + "/run";
-  std::string endpoint_file = dir_ + "/scheduler.endpoint";
-  Subprocess scheduler({binary_, "scheduler", "--config=" + config, "--dataset=" + dataset,
-                        "--run_dir=" + run, "--num_servers=1", "--num_workers=2",
-                        "--num_partitions=4", "--heartbeat_timeout_ms=1500",
-                        "--endpoint_file=" + endpoint_file},
-                       dir_ + "/scheduler.log");
-  for (int i = 0; i < 300 && !PathExists(endpoint_file); ++i) std::this_thread::sleep_for(50ms);
-  ASSERT_TRUE(PathExists(endpoint_file)) << "the scheduler did not start";
-  std::string sched = *ReadFileToString(endpoint_file);
-  sched.erase(sched.find_last_not_of("\n") + 1);
+  std::unique_ptr<Subprocess> scheduler;
+  std::string sched = StartScheduler({"--config=" + config, "--dataset=" + dataset,
+                                      "--run_dir=" + run, "--num_servers=1", "--num_workers=2",
+                                      "--num_partitions=4", "--heartbeat_timeout_ms=1500"},
+                                     &scheduler);
+  ASSERT_FALSE(sched.empty());
   auto node = [&](const std::vector<std::string>& extra, const std::string& log) {
     std::vector<std::string> argv = {binary_};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -321,7 +279,7 @@ TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
   ASSERT_TRUE(declared_dead) << "the scheduler did not declare worker 1 dead";
   ASSERT_TRUE((*ctl)->Control("resume").ok());
   EXPECT_EQ(worker0->Wait(240s).value_or(-1), 0);
-  EXPECT_EQ(scheduler.Wait(60s).value_or(-1), 0);
+  EXPECT_EQ(scheduler->Wait(60s).value_or(-1), 0);
   EXPECT_EQ(ps->Wait(60s).value_or(-1), 0);
   std::string final_status = ReadFileToString(dir_ + "/scheduler.log").value_or("");
   EXPECT_NE(final_status.find("\"partitions_done\":4,\"partitions\":4"), std::string::npos)

@@ -14,7 +14,7 @@
 #include "index/embeddings.h"
 #include "net/membership_client.h"
 #include "ps/checkpoint.h"
-#include "tests/integration/subprocess.h"
+#include "tests/integration/process_test.h"
 
 namespace towerps {
 namespace {
@@ -22,39 +22,7 @@ namespace {
 using testing::Subprocess;
 using namespace std::chrono_literals;
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-class ExportTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    source_ = Env("TOWERPS_SOURCE_DIR");
-    binary_ = Env("TOWERPS_BINARY_DIR") + "/cmd/towerps";
-    ASSERT_FALSE(source_.empty()) << "run through ctest (TOWERPS_SOURCE_DIR unset)";
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("export_test_" + std::to_string(::getpid()));
-    ASSERT_TRUE(RemoveAll(dir_).ok());
-    ASSERT_TRUE(CreateDirectories(dir_).ok());
-  }
-  void TearDown() override {
-    if (!HasFailure()) (void)RemoveAll(dir_);
-  }
-
-  // Runs a command to completion; prints its log when it fails.
-  void Run(const std::string& name, std::vector<std::string> argv) {
-    Subprocess p(std::move(argv), dir_ + "/" + name + ".log");
-    std::optional<int> rc = p.Wait(180s);
-    if (!rc || *rc != 0) {
-      auto log = ReadFileToString(p.log_path());
-      ADD_FAILURE() << name << (rc ? " exited " + std::to_string(*rc) : " timed out") << ":\n"
-                    << (log.ok() ? *log : "");
-    }
-  }
-
-  std::string source_, binary_, dir_;
-};
+class ExportTest : public testing::ProcessTest {};
 
 TEST_F(ExportTest, LiveClusterExportEqualsCheckpointExport) {
   const std::string config = source_ + "/examples/generated.conf";
@@ -71,20 +39,12 @@ TEST_F(ExportTest, LiveClusterExportEqualsCheckpointExport) {
   ASSERT_FALSE(HasFailure());
 
   // A one-server cluster holding the same checkpoint.
-  const std::string endpoint_file = dir_ + "/scheduler.endpoint";
-  Subprocess scheduler({binary_, "scheduler", "--config=" + config, "--dataset=" + ds,
-                        "--run_dir=" + dir_ + "/cluster", "--num_servers=1", "--num_workers=1",
-                        "--endpoint_file=" + endpoint_file},
-                       dir_ + "/scheduler.log");
-  std::string sched;
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (sched.empty() && std::chrono::steady_clock::now() < deadline) {
-    auto text = ReadFileToString(endpoint_file);
-    if (text.ok()) sched = *text;
-    if (sched.empty()) std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_FALSE(sched.empty()) << "the scheduler did not start";
-  sched.erase(sched.find_last_not_of("\n") + 1);
+  std::unique_ptr<Subprocess> scheduler;
+  const std::string sched = StartScheduler(
+      {"--config=" + config, "--dataset=" + ds, "--run_dir=" + dir_ + "/cluster",
+       "--num_servers=1", "--num_workers=1"},
+      &scheduler);
+  ASSERT_FALSE(sched.empty());
   Subprocess ps({binary_, "ps", "--config=" + config, "--dataset=" + ds, "--scheduler=" + sched,
                  "--restore=" + *checkpoint},
                 dir_ + "/ps.log");
