@@ -1,6 +1,8 @@
 // `towerps scheduler`: membership, shard map, clock, checkpoints and control of one job.
 #include <cstdio>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"

@@ -16,7 +16,6 @@ absl::StatusOr<std::unique_ptr<ItemCatalog>> ItemCatalog::Load(const std::string
     if (!more) break;
     catalog->rows_[record.key] = static_cast<int64_t>(catalog->keys_.size());
     catalog->keys_.push_back(record.key);
-    catalog->raw_ids_.push_back(record.raw_id);
     catalog->counts_.push_back(static_cast<double>(record.train_count));
     catalog->features_.push_back(record.features);
     catalog->total_count_ += static_cast<double>(record.train_count);

@@ -24,7 +24,6 @@ class ItemCatalog {
   int64_t size() const { return static_cast<int64_t>(keys_.size()); }
   uint64_t key(int64_t row) const { return keys_[row]; }
   const data::SideFeatures& features(int64_t row) const { return features_[row]; }
-  const std::string& raw_id(int64_t row) const { return raw_ids_[row]; }
   double train_count(int64_t row) const { return counts_[row]; }
   // Row of an item key, or -1.
   int64_t RowOf(uint64_t key) const;
@@ -36,7 +35,6 @@ class ItemCatalog {
 
  private:
   std::vector<uint64_t> keys_;
-  std::vector<std::string> raw_ids_;
   std::vector<double> counts_;
   std::vector<data::SideFeatures> features_;  // TODO(perf): one CSR for 10M+ items
   absl::flat_hash_map<uint64_t, int64_t> rows_;
