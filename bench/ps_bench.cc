@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
   Result dense_push = Drive(clients, seconds, [&](int c) {
     auto client = std::shared_ptr<ps::PsClient>(make_client(c));
     auto grads = std::make_shared<std::vector<float>>(dense, 1e-6f);
-    return [=] { (void)client->PushDense(*grads, 0.01f, 1); };
+    return [=] { (void)client->PushDense(*grads, 0.01f, 1, {}); };
   });
   Result raw_dense_push = RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, dense * 4, 16);
   Report("dense_push_1M", dense_push, raw_dense_push, dense, "floats/s", dense * 4.0);

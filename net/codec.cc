@@ -2,6 +2,7 @@
 
 #include <capnp/any.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -26,6 +27,42 @@ std::string EncodeMessage(capnp::MessageBuilder& message) {
       kj::arrayPtr(reinterpret_cast<kj::byte*>(out.data()), out.size()));
   capnp::writeMessage(stream, message);
   return out;
+}
+
+namespace {
+// Room for everything but the payloads: envelope, sender name, small fields, list
+// headers (a few words each).
+constexpr size_t kFrameSlackWords = 256;
+}  // namespace
+
+FrameBuilder::FrameBuilder(size_t payload_bytes)
+    // One word of segment table (one segment: count - 1 = 0, then its size), then the
+    // segment. Zero-filled, as Cap'n Proto requires of fresh segments.
+    : frame_(sizeof(capnp::word) * (1 + kFrameSlackWords + (payload_bytes + 7) / 8), '\0') {}
+
+FrameBuilder::~FrameBuilder() noexcept(false) = default;
+
+kj::ArrayPtr<capnp::word> FrameBuilder::allocateSegment(unsigned minimum_size) {
+  const size_t room = frame_.size() / sizeof(capnp::word) - 1;
+  if (!first_given_ && minimum_size <= room) {
+    first_given_ = true;
+    return kj::arrayPtr(reinterpret_cast<capnp::word*>(frame_.data()) + 1, room);
+  }
+  first_given_ = true;
+  overflow_.push_back(kj::heapArray<capnp::word>(std::max<size_t>(minimum_size, 1024)));
+  std::memset(overflow_.back().begin(), 0, overflow_.back().size() * sizeof(capnp::word));
+  return overflow_.back().asPtr();
+}
+
+std::string FrameBuilder::Finish() {
+  auto segments = getSegmentsForOutput();
+  const bool in_place = segments.size() == 1 &&
+                        segments[0].begin() == reinterpret_cast<capnp::word*>(frame_.data()) + 1;
+  if (!in_place) return EncodeMessage(*this);
+  const uint32_t table[2] = {0, static_cast<uint32_t>(segments[0].size())};
+  std::memcpy(frame_.data(), table, sizeof(table));
+  frame_.resize(sizeof(capnp::word) * (1 + segments[0].size()));
+  return std::move(frame_);
 }
 
 absl::StatusOr<std::unique_ptr<DecodedEnvelope>> DecodeEnvelope(absl::string_view frame,

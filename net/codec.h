@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
+
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
@@ -23,7 +25,7 @@
 namespace towerps::net {
 
 // Bumped when a change is not wire-compatible; peers with another version are refused.
-inline constexpr uint32_t kWireVersion = 1;
+inline constexpr uint32_t kWireVersion = 2;
 
 struct CodecOptions {
   // Upper bound on a decoded message's size, in 8-byte words: Cap'n Proto's
@@ -37,6 +39,29 @@ struct CodecOptions {
 
 // Serialises a built message to one contiguous frame.
 std::string EncodeMessage(capnp::MessageBuilder& message);
+
+// A MessageBuilder that builds in the buffer of the frame it becomes, so a big body (a
+// pull's rows, a push's gradients) is written once, in place, and sent without
+// another copy. `payload_bytes` is room for the Data blobs and lists the caller will
+// add; the envelope's small fields fit in a fixed slack. A message that outgrows the
+// buffer still encodes correctly, through one extra copy (EncodeMessage).
+// Not thread-safe; Finish() once, then drop the builder.
+class FrameBuilder : public capnp::MessageBuilder {
+ public:
+  explicit FrameBuilder(size_t payload_bytes);
+  ~FrameBuilder() noexcept(false) override;
+  FrameBuilder(const FrameBuilder&) = delete;
+  FrameBuilder& operator=(const FrameBuilder&) = delete;
+
+  kj::ArrayPtr<capnp::word> allocateSegment(unsigned minimum_size) override;
+  // The finished frame (the builder is spent).
+  std::string Finish();
+
+ private:
+  std::string frame_;         // segment table word + the first segment's room
+  bool first_given_ = false;  // the first segment was handed out
+  std::vector<kj::Array<capnp::word>> overflow_;
+};
 
 // A decoded envelope that keeps its bytes alive (borrowed or copied). Read-only.
 class DecodedEnvelope {

@@ -28,6 +28,39 @@ TEST(CodecTest, RoundTrip) {
   EXPECT_EQ(envelope.getBody().getPing().getNonce(), 99u);
 }
 
+// A pull reply of `rows` floats built with FrameBuilder reserving `reserve` bytes.
+std::string RowsFrame(size_t rows, size_t reserve) {
+  FrameBuilder message(reserve);
+  auto envelope = message.initRoot<wire::Envelope>();
+  InitEnvelope(envelope, "ps/0", 5);
+  auto part = envelope.getBody().initPullSparseReply().initTables(1)[0];
+  part.setDim(4);
+  auto data = part.initRows(rows * sizeof(float));
+  for (size_t i = 0; i < rows; ++i) {
+    const float v = static_cast<float>(i);
+    std::memcpy(data.begin() + i * sizeof(float), &v, sizeof(v));
+  }
+  return message.Finish();
+}
+
+// Built in place when the reserve suffices, through a copy when it does not: the
+// frame decodes to the same message either way.
+TEST(CodecTest, FrameBuilderRoundTripsInPlaceAndOverflowing) {
+  for (size_t reserve : {size_t{0}, size_t{4000 * 4}}) {
+    std::string frame = RowsFrame(4000, reserve);
+    auto decoded = DecodeEnvelope(frame, CodecOptions());
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    auto reply = (*decoded)->envelope().getBody().getPullSparseReply();
+    ASSERT_EQ(reply.getTables().size(), 1u);
+    auto rows = reply.getTables()[0].getRows();
+    ASSERT_EQ(rows.size(), 4000 * sizeof(float));
+    float last;
+    std::memcpy(&last, rows.end() - sizeof(float), sizeof(float));
+    EXPECT_EQ(last, 3999.0f) << reserve;
+    EXPECT_EQ((*decoded)->envelope().getRequestId(), 5u);
+  }
+}
+
 TEST(CodecTest, UnalignedFrameIsCopied) {
   std::string frame = PingFrame(1, 2);
   std::string shifted = " " + frame;  // data() + 1 is not 8-byte aligned

@@ -1,6 +1,8 @@
 # The towerps wire schema: every message between scheduler, parameter servers,
 # workers, retrieval servers and the CLI is one Envelope (net/README.md).
-# Evolve by appending fields and union members only; never renumber or retype.
+# Evolve by appending fields and union members only; never renumber or retype
+# without bumping kWireVersion (net/codec.h), which makes peers of other versions
+# refuse each other. Version 2: sparse pulls and pushes carry several tables.
 @0xf952143abbdb66d4;
 
 $import "/capnp/c++.capnp".namespace("towerps::net::wire");
@@ -88,33 +90,46 @@ struct PartitionReply {
 
 # --- parameters (parameter servers) ---
 
-# Rows of a sparse table. Reply: PullSparseReply.
-struct PullSparse {
+# One table's part of a sparse pull or push.
+struct TableKeys {
   table @0 :UInt32;        # table id in the model's feature config
-  keys @1 :Data;           # n u64 keys, little-endian
-  create @2 :Bool;         # create missing rows (training) or read zeros (export,
-                           # evaluation: the export dataflow pulls every entity's keys)
-  step @3 :Int64;          # global step, for admission and TTL bookkeeping
+  keys @1 :Data;           # n u64 keys, little-endian (unique in a push)
+  grads @2 :Data;          # push: n * dim f32; pull: empty
+  learningRate @3 :Float32;  # push: the rate for this table's update; pull: 0
 }
 
-struct PullSparseReply {
+# Rows of sparse tables, one part per table (a table at most once): a worker sends
+# one request per server per step, whatever the number of tables.
+# Reply: PullSparseReply.
+struct PullSparse {
+  tables @0 :List(TableKeys);
+  create @1 :Bool;         # create missing rows (training) or read zeros (export,
+                           # evaluation: the export dataflow pulls every entity's keys)
+  step @2 :Int64;          # global step, for admission and TTL bookkeeping
+}
+
+# One table's rows in a PullSparseReply.
+struct TableRows {
   dim @0 :UInt32;          # row width
   rows @1 :Data;           # n * dim f32, in key order
 }
 
-# Gradients for unique keys of a sparse table. Reply: PushReply.
+struct PullSparseReply {
+  tables @0 :List(TableRows);  # parallel to the request's tables
+}
+
+# Gradients for unique keys of sparse tables, one part per table (a table at most
+# once). Applied whole or not at all. Reply: PushReply.
 struct PushSparse {
-  table @0 :UInt32;        # table id
-  keys @1 :Data;           # n u64 unique keys
-  grads @2 :Data;          # n * dim f32
-  learningRate @3 :Float32;  # rate for this update
-  step @4 :Int64;          # global step
-  clientId @5 :UInt64;     # with seq: a retried push is applied once
-  seq @6 :UInt64;          # per-client sequence number, increasing
+  tables @0 :List(TableKeys);
+  step @1 :Int64;          # global step
+  clientId @2 :UInt64;     # with seq: a retried push is applied once
+  seq @3 :UInt64;          # per-client sequence number, increasing
 }
 
 struct PushReply {
   duplicate @0 :Bool;      # this (clientId, seq) had been applied already
+  dense @1 :PullDenseReply;  # PushDense with `pull`: the block after this update
 }
 
 # This server's block of the dense parameters. Reply: PullDenseReply.
@@ -138,6 +153,8 @@ struct PushDense {
   seq @4 :UInt64;          # per-client sequence number
   assign @5 :Bool;         # `grads` holds initial values: set the block (only while
                            # its version is 0, i.e. before any update)
+  pull @6 :Bool;           # also return the block after the update (PushReply.dense):
+                           # a push and the next pull in one round trip
 }
 
 # Write (or load) this server's shards under `dir`. Reply: CheckpointReply.

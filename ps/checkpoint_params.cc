@@ -70,7 +70,8 @@ absl::StatusOr<int64_t> CheckpointParams::PullDense(absl::Span<float> params) {
   return version;
 }
 
-absl::Status CheckpointParams::PushDense(absl::Span<const float>, float, int64_t) {
+absl::Status CheckpointParams::PushDense(absl::Span<const float>, float, int64_t,
+                                         absl::Span<float>) {
   return absl::FailedPreconditionError("a checkpoint is read-only");
 }
 

@@ -2,6 +2,7 @@
 
 #include <capnp/message.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -11,11 +12,6 @@ namespace towerps::ps {
 namespace {
 
 using net::wire::Envelope;
-
-template <typename T>
-capnp::Data::Reader Blob(const T* data, size_t n) {
-  return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(data), n * sizeof(T));
-}
 
 absl::Status FirstError(const std::vector<absl::StatusOr<net::Message>>& replies) {
   for (const auto& reply : replies) {
@@ -59,99 +55,141 @@ absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Create(const net::ZmqContext
 }
 
 template <typename Fill>
-absl::Status PsClient::SendTo(int server, bool retry, Fill&& fill, Waits* waits) {
+absl::Status PsClient::SendTo(int server, bool retry, size_t payload_bytes, Fill&& fill,
+                              Waits* waits) {
   net::RpcClient* client = clients_[server].get();
   const uint64_t id = client->NextRequestId();
-  capnp::MallocMessageBuilder message;
+  net::FrameBuilder message(payload_bytes);
   auto envelope = message.initRoot<Envelope>();
   net::InitEnvelope(envelope, client->options().name, id);
   fill(envelope.getBody());
-  TOWERPS_RETURN_IF_ERROR(client->Send(id, net::EncodeMessage(message), retry));
+  TOWERPS_RETURN_IF_ERROR(client->Send(id, message.Finish(), retry));
   waits->push_back({client, id});
   return absl::OkStatus();
 }
 
-absl::Status PsClient::Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create) {
+void PsClient::GroupSlices(absl::Span<const SparseSlice> slices) {
   positions_.resize(slices.size());
-  Waits waits;
-  std::vector<std::pair<size_t, int>> owners;  // (slice, server) per wait
   for (size_t i = 0; i < slices.size(); ++i) {
-    const SparseSlice& slice = slices[i];
-    shard_map_.GroupByServer(slice.keys, &positions_[i]);
-    for (int s = 0; s < num_servers(); ++s) {
-      const auto& pos = positions_[i][s];
-      if (pos.empty()) continue;
-      key_scratch_.resize(pos.size());
-      for (size_t j = 0; j < pos.size(); ++j) key_scratch_[j] = slice.keys[pos[j]];
-      TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, [&](Envelope::Body::Builder body) {
-        auto pull = body.initPullSparse();
-        pull.setTable(slice.table);
-        pull.setKeys(Blob(key_scratch_.data(), key_scratch_.size()));
-        pull.setCreate(create);
-        pull.setStep(step);
-      }, &waits));
-      owners.push_back({i, s});
-    }
+    shard_map_.GroupByServer(slices[i].keys, &positions_[i]);
   }
+}
+
+template <typename FillPart>
+absl::Status PsClient::SendParts(absl::Span<const SparseSlice> slices, bool with_grads,
+                                 FillPart&& fill, Waits* waits, std::vector<int>* servers) {
+  for (int s = 0; s < num_servers(); ++s) {
+    unsigned parts = 0;
+    size_t payload = 0;
+    for (size_t i = 0; i < slices.size(); ++i) {
+      const size_t n = positions_[i][s].size();
+      if (n == 0) continue;
+      ++parts;
+      payload += n * (sizeof(uint64_t) + (with_grads ? slices[i].dim * sizeof(float) : 0));
+    }
+    if (parts == 0) continue;
+    TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, payload, [&](Envelope::Body::Builder body) {
+      capnp::List<net::wire::TableKeys>::Builder list = fill(body, parts);
+      unsigned k = 0;
+      for (size_t i = 0; i < slices.size(); ++i) {
+        const SparseSlice& slice = slices[i];
+        const auto& pos = positions_[i][s];
+        if (pos.empty()) continue;
+        auto part = list[k++];
+        part.setTable(slice.table);
+        // Keys (and gradients) are gathered straight into the request frame.
+        kj::byte* keys = part.initKeys(pos.size() * sizeof(uint64_t)).begin();
+        for (size_t j = 0; j < pos.size(); ++j) {
+          std::memcpy(keys + j * sizeof(uint64_t), &slice.keys[pos[j]], sizeof(uint64_t));
+        }
+        if (!with_grads) continue;
+        part.setLearningRate(slice.learning_rate);
+        const size_t row_bytes = slice.dim * sizeof(float);
+        kj::byte* grads = part.initGrads(pos.size() * row_bytes).begin();
+        for (size_t j = 0; j < pos.size(); ++j) {
+          std::memcpy(grads + j * row_bytes, slice.grads + static_cast<size_t>(pos[j]) * slice.dim,
+                      row_bytes);
+        }
+      }
+    }, waits));
+    servers->push_back(s);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PsClient::Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create) {
+  GroupSlices(slices);
+  Waits waits;
+  std::vector<int> servers;
+  TOWERPS_RETURN_IF_ERROR(SendParts(slices, /*with_grads=*/false,
+                                    [&](Envelope::Body::Builder body, unsigned parts) {
+    auto pull = body.initPullSparse();
+    pull.setCreate(create);
+    pull.setStep(step);
+    return pull.initTables(parts);
+  }, &waits, &servers));
   std::vector<absl::StatusOr<net::Message>> replies = net::RpcClient::WaitAll(waits);
   TOWERPS_RETURN_IF_ERROR(FirstError(replies));
   for (size_t w = 0; w < replies.size(); ++w) {
-    const auto [i, s] = owners[w];
-    const SparseSlice& slice = slices[i];
-    const auto& pos = positions_[i][s];
+    const int s = servers[w];
     auto body = replies[w]->envelope().getBody();
     if (body.which() != Envelope::Body::PULL_SPARSE_REPLY) {
       return absl::DataLossError("pull answered with another message kind");
     }
-    auto reply = body.getPullSparseReply();
-    auto rows = reply.getRows();
-    if (static_cast<int>(reply.getDim()) != slice.dim ||
-        rows.size() != pos.size() * slice.dim * sizeof(float)) {
-      return absl::DataLossError(absl::StrCat("pull reply for table ", slice.table, " has dim ",
-                                              reply.getDim(), " and ", rows.size(),
-                                              " bytes; expected dim ", slice.dim, " x ",
-                                              pos.size(), " rows"));
+    auto tables = body.getPullSparseReply().getTables();
+    unsigned k = 0;
+    for (size_t i = 0; i < slices.size(); ++i) {
+      const SparseSlice& slice = slices[i];
+      const auto& pos = positions_[i][s];
+      if (pos.empty()) continue;
+      if (k >= tables.size()) return absl::DataLossError("pull reply misses tables");
+      auto part = tables[k++];
+      auto rows = part.getRows();
+      if (static_cast<int>(part.getDim()) != slice.dim ||
+          rows.size() != pos.size() * slice.dim * sizeof(float)) {
+        return absl::DataLossError(absl::StrCat("pull reply for table ", slice.table, " has dim ",
+                                                part.getDim(), " and ", rows.size(),
+                                                " bytes; expected dim ", slice.dim, " x ",
+                                                pos.size(), " rows"));
+      }
+      const size_t row_bytes = slice.dim * sizeof(float);
+      for (size_t j = 0; j < pos.size(); ++j) {
+        std::memcpy(slice.out + static_cast<size_t>(pos[j]) * slice.dim,
+                    rows.begin() + j * row_bytes, row_bytes);
+      }
     }
-    const float* src = reinterpret_cast<const float*>(rows.begin());
-    const size_t row_bytes = slice.dim * sizeof(float);
-    for (size_t j = 0; j < pos.size(); ++j) {
-      std::memcpy(slice.out + static_cast<size_t>(pos[j]) * slice.dim, src + j * slice.dim,
-                  row_bytes);
-    }
+    if (k != tables.size()) return absl::DataLossError("pull reply has extra tables");
   }
   return absl::OkStatus();
 }
 
 absl::Status PsClient::Push(absl::Span<const SparseSlice> slices, int64_t step) {
-  positions_.resize(slices.size());
+  GroupSlices(slices);
   Waits waits;
-  for (size_t i = 0; i < slices.size(); ++i) {
-    const SparseSlice& slice = slices[i];
-    shard_map_.GroupByServer(slice.keys, &positions_[i]);
-    for (int s = 0; s < num_servers(); ++s) {
-      const auto& pos = positions_[i][s];
-      if (pos.empty()) continue;
-      key_scratch_.resize(pos.size());
-      grad_scratch_.resize(pos.size() * slice.dim);
-      for (size_t j = 0; j < pos.size(); ++j) {
-        key_scratch_[j] = slice.keys[pos[j]];
-        std::memcpy(grad_scratch_.data() + j * slice.dim,
-                    slice.grads + static_cast<size_t>(pos[j]) * slice.dim,
-                    slice.dim * sizeof(float));
-      }
-      TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, [&](Envelope::Body::Builder body) {
-        auto push = body.initPushSparse();
-        push.setTable(slice.table);
-        push.setKeys(Blob(key_scratch_.data(), key_scratch_.size()));
-        push.setGrads(Blob(grad_scratch_.data(), grad_scratch_.size()));
-        push.setLearningRate(slice.learning_rate);
-        push.setStep(step);
-        push.setClientId(options_.client_id);
-        push.setSeq(NextSeq());
-      }, &waits));
-    }
-  }
+  std::vector<int> servers;
+  TOWERPS_RETURN_IF_ERROR(SendParts(slices, /*with_grads=*/true,
+                                    [&](Envelope::Body::Builder body, unsigned parts) {
+    auto push = body.initPushSparse();
+    push.setStep(step);
+    push.setClientId(options_.client_id);
+    push.setSeq(NextSeq());
+    return push.initTables(parts);
+  }, &waits, &servers));
   return FirstError(net::RpcClient::WaitAll(waits));
+}
+
+absl::StatusOr<int64_t> PsClient::CopyDenseBlock(int server,
+                                                 net::wire::PullDenseReply::Reader reply,
+                                                 absl::Span<float> params) const {
+  auto [begin, end] = shard_map_.DenseBlock(server, options_.dense_params);
+  if (reply.getOffset() != begin || reply.getValues().size() != (end - begin) * sizeof(float)) {
+    return absl::DataLossError(absl::StrCat("server ", server, " holds dense block at ",
+                                            reply.getOffset(), " of ",
+                                            reply.getValues().size() / sizeof(float),
+                                            " floats; expected ", begin, " of ", end - begin));
+  }
+  std::memcpy(params.data() + begin, reply.getValues().begin(), reply.getValues().size());
+  return reply.getVersion();
 }
 
 absl::StatusOr<int64_t> PsClient::PullDense(absl::Span<float> params) {
@@ -162,7 +200,7 @@ absl::StatusOr<int64_t> PsClient::PullDense(absl::Span<float> params) {
   }
   Waits waits;
   for (int s = 0; s < num_servers(); ++s) {
-    TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true,
+    TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, 0,
                                    [](Envelope::Body::Builder body) { body.initPullDense(); },
                                    &waits));
   }
@@ -174,34 +212,31 @@ absl::StatusOr<int64_t> PsClient::PullDense(absl::Span<float> params) {
     if (body.which() != Envelope::Body::PULL_DENSE_REPLY) {
       return absl::DataLossError("dense pull answered with another message kind");
     }
-    auto reply = body.getPullDenseReply();
-    auto [begin, end] = shard_map_.DenseBlock(s, options_.dense_params);
-    if (reply.getOffset() != begin || reply.getValues().size() != (end - begin) * sizeof(float)) {
-      return absl::DataLossError(absl::StrCat("server ", s, " holds dense block at ",
-                                              reply.getOffset(), " of ",
-                                              reply.getValues().size() / sizeof(float),
-                                              " floats; expected ", begin, " of ", end - begin));
-    }
-    std::memcpy(params.data() + begin, reply.getValues().begin(), reply.getValues().size());
-    min_version = std::min(min_version, reply.getVersion());
+    TOWERPS_ASSIGN_OR_RETURN(int64_t version,
+                             CopyDenseBlock(s, body.getPullDenseReply(), params));
+    min_version = std::min(min_version, version);
   }
   return min_version;
 }
 
 absl::Status PsClient::PushDenseBlocks(absl::Span<const float> values, bool assign,
-                                       float learning_rate, int64_t step) {
-  if (values.size() != options_.dense_params) {
+                                       float learning_rate, int64_t step,
+                                       absl::Span<float> refreshed) {
+  if (values.size() != options_.dense_params ||
+      (!refreshed.empty() && refreshed.size() != options_.dense_params)) {
     return absl::InvalidArgumentError(absl::StrCat("dense push of ", values.size(),
-                                                   " floats; the model has ",
-                                                   options_.dense_params));
+                                                   " floats (refreshing ", refreshed.size(),
+                                                   "); the model has ", options_.dense_params));
   }
   Waits waits;
   for (int s = 0; s < num_servers(); ++s) {
     auto [begin, end] = shard_map_.DenseBlock(s, options_.dense_params);
-    TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, [&](Envelope::Body::Builder body) {
+    const size_t bytes = (end - begin) * sizeof(float);
+    TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, bytes, [&](Envelope::Body::Builder body) {
       auto push = body.initPushDense();
-      push.setGrads(Blob(values.data() + begin, end - begin));
+      std::memcpy(push.initGrads(bytes).begin(), values.data() + begin, bytes);
       push.setAssign(assign);
+      push.setPull(!refreshed.empty());
       if (!assign) {
         push.setLearningRate(learning_rate);
         push.setStep(step);
@@ -210,16 +245,26 @@ absl::Status PsClient::PushDenseBlocks(absl::Span<const float> values, bool assi
       }
     }, &waits));
   }
-  return FirstError(net::RpcClient::WaitAll(waits));
+  std::vector<absl::StatusOr<net::Message>> replies = net::RpcClient::WaitAll(waits);
+  TOWERPS_RETURN_IF_ERROR(FirstError(replies));
+  if (refreshed.empty()) return absl::OkStatus();
+  for (int s = 0; s < num_servers(); ++s) {
+    auto body = replies[s]->envelope().getBody();
+    if (body.which() != Envelope::Body::PUSH_REPLY || !body.getPushReply().hasDense()) {
+      return absl::DataLossError("dense push-and-pull answered without the block");
+    }
+    TOWERPS_RETURN_IF_ERROR(CopyDenseBlock(s, body.getPushReply().getDense(), refreshed).status());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PsClient::PushDense(absl::Span<const float> grads, float learning_rate,
-                                 int64_t step) {
-  return PushDenseBlocks(grads, /*assign=*/false, learning_rate, step);
+                                 int64_t step, absl::Span<float> refreshed) {
+  return PushDenseBlocks(grads, /*assign=*/false, learning_rate, step, refreshed);
 }
 
 absl::Status PsClient::AssignDense(absl::Span<const float> values) {
-  return PushDenseBlocks(values, /*assign=*/true, 0, 0);
+  return PushDenseBlocks(values, /*assign=*/true, 0, 0, {});
 }
 
 absl::StatusOr<std::vector<CheckpointFile>> PsClient::Checkpoint(const std::string& dir,
@@ -227,7 +272,7 @@ absl::StatusOr<std::vector<CheckpointFile>> PsClient::Checkpoint(const std::stri
   Waits waits;
   for (int s = 0; s < num_servers(); ++s) {
     // Not retried: a checkpoint that timed out is re-run whole by the scheduler.
-    TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/false, [&](Envelope::Body::Builder body) {
+    TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/false, 0, [&](Envelope::Body::Builder body) {
       auto checkpoint = body.initCheckpoint();
       checkpoint.setDir(dir.c_str());
       checkpoint.setStep(step);

@@ -1,6 +1,7 @@
 // The worker's view of the parameter servers (ps-lite's KVWorker): pull and push
 // sparse rows and the dense parameters, routed by the ShardMap, fanned out to every
-// owning server in parallel and gathered back in key order.
+// owning server in parallel (one request per server, all tables in it) and gathered
+// back in key order.
 //
 // Thread-compatible: owned by one thread (it owns one DEALER socket per server). A
 // worker that overlaps the next batch's pulls with compute gives its prefetch thread
@@ -55,8 +56,10 @@ class PsClient final : public ParamSource {
   // Reads the whole dense array (dense_params floats) from all servers; returns the
   // smallest block version (0 until a worker assigned initial values or pushed).
   absl::StatusOr<int64_t> PullDense(absl::Span<float> params) override;
-  // One dense update: grads = dense_params floats.
-  absl::Status PushDense(absl::Span<const float> grads, float learning_rate, int64_t step) override;
+  // One dense update: grads = dense_params floats. With `refreshed` (dense_params
+  // floats), each server also returns its block after the update, in the same round trip.
+  absl::Status PushDense(absl::Span<const float> grads, float learning_rate, int64_t step,
+                         absl::Span<float> refreshed) override;
   // Sets the initial dense values on every server (ignored by servers already set).
   absl::Status AssignDense(absl::Span<const float> values) override;
 
@@ -71,14 +74,26 @@ class PsClient final : public ParamSource {
  private:
   PsClient(const PsClientOptions& options, ShardMap shard_map);
   using Waits = std::vector<std::pair<net::RpcClient*, uint64_t>>;
-  // Builds one request to server `server` (fill(body) sets the message kind), puts it
-  // in flight and records it in *waits.
+  // Builds one request to server `server` in a frame with room for `payload_bytes`
+  // (fill(body) sets the message kind), puts it in flight and records it in *waits.
   template <typename Fill>
-  absl::Status SendTo(int server, bool retry, Fill&& fill, Waits* waits);
+  absl::Status SendTo(int server, bool retry, size_t payload_bytes, Fill&& fill, Waits* waits);
+  // positions_[i][s]: where slice i's keys owned by server s are.
+  void GroupSlices(absl::Span<const SparseSlice> slices);
+  // One sparse request per server that owns any key: fill(body, parts) sets the
+  // message kind and returns its table list, which this fills with the server's keys
+  // (and gradients, with_grads). servers: the server of each wait, in order.
+  template <typename FillPart>
+  absl::Status SendParts(absl::Span<const SparseSlice> slices, bool with_grads, FillPart&& fill,
+                         Waits* waits, std::vector<int>* servers);
+  // Checks a server's dense block reply and copies it into `params`; its version.
+  absl::StatusOr<int64_t> CopyDenseBlock(int server, net::wire::PullDenseReply::Reader reply,
+                                         absl::Span<float> params) const;
   uint64_t NextSeq() { return ++seq_; }
-  // Sends each server its block of `values`: initial values (assign) or a gradient.
+  // Sends each server its block of `values`: initial values (assign) or a gradient;
+  // with `refreshed`, the blocks after the update come back into it.
   absl::Status PushDenseBlocks(absl::Span<const float> values, bool assign, float learning_rate,
-                               int64_t step);
+                               int64_t step, absl::Span<float> refreshed);
 
   const PsClientOptions options_;
   const ShardMap shard_map_;
@@ -86,8 +101,6 @@ class PsClient final : public ParamSource {
   uint64_t seq_ = 0;
   // Scratch reused across calls: positions of each slice's keys per server.
   std::vector<std::vector<std::vector<uint32_t>>> positions_;
-  std::vector<uint64_t> key_scratch_;
-  std::vector<float> grad_scratch_;
 };
 
 }  // namespace towerps::ps

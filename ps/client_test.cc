@@ -96,9 +96,13 @@ TEST_F(PsClientTest, DenseAssignPullPush) {
   ASSERT_TRUE(client_->PullDense(absl::MakeSpan(params)).ok());
   EXPECT_EQ(params, init);
   std::vector<float> grads(kDense, 2.0f);
-  ASSERT_TRUE(client_->PushDense(grads, 0.5f, 0).ok());
+  ASSERT_TRUE(client_->PushDense(grads, 0.5f, 0, {}).ok());
   EXPECT_EQ(*client_->PullDense(absl::MakeSpan(params)), 1);
   for (uint64_t i = 0; i < kDense; ++i) EXPECT_FLOAT_EQ(params[i], init[i] - 1.0f);
+  // Push and refresh in one round trip: both servers' blocks after the update.
+  std::vector<float> refreshed(kDense);
+  ASSERT_TRUE(client_->PushDense(grads, 0.5f, 0, absl::MakeSpan(refreshed)).ok());
+  for (uint64_t i = 0; i < kDense; ++i) EXPECT_FLOAT_EQ(refreshed[i], init[i] - 2.0f);
   EXPECT_EQ(client_->PullDense(absl::MakeSpan(params.data(), 3)).status().code(),
             absl::StatusCode::kInvalidArgument);
 }

@@ -1,6 +1,7 @@
 #include "ps/local_params.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 
 namespace towerps::ps {
 
@@ -37,8 +38,10 @@ absl::StatusOr<int64_t> LocalParams::PullDense(absl::Span<float> params) {
 }
 
 absl::Status LocalParams::PushDense(absl::Span<const float> grads, float learning_rate,
-                                    int64_t /*step*/) {
-  return server_->dense()->Apply(grads, learning_rate);
+                                    int64_t /*step*/, absl::Span<float> refreshed) {
+  TOWERPS_RETURN_IF_ERROR(server_->dense()->Apply(grads, learning_rate));
+  if (!refreshed.empty()) TOWERPS_RETURN_IF_ERROR(PullDense(refreshed).status());
+  return absl::OkStatus();
 }
 
 absl::Status LocalParams::AssignDense(absl::Span<const float> values) {

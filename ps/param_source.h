@@ -40,9 +40,12 @@ class ParamSource {
   // Reads the whole dense array; returns the number of dense updates applied (the
   // smallest over servers).
   virtual absl::StatusOr<int64_t> PullDense(absl::Span<float> params) = 0;
-  // One dense optimizer step with the whole gradient.
+  // One dense optimizer step with the whole gradient. A non-empty `refreshed` (the
+  // whole array) receives the parameters as they are after this update: a push and
+  // the next pull in one round trip (updates of other workers that land in between
+  // may or may not be in it, as with a pull right after the push).
   virtual absl::Status PushDense(absl::Span<const float> grads, float learning_rate,
-                                 int64_t step) = 0;
+                                 int64_t step, absl::Span<float> refreshed) = 0;
   // Sets the initial dense values unless they were set or updated already.
   virtual absl::Status AssignDense(absl::Span<const float> values) = 0;
 };

@@ -103,11 +103,11 @@ absl::StatusOr<std::string> ParameterServer::Handle(const Envelope::Reader& requ
     case Envelope::Body::CHECKPOINT:
       return Checkpoint(request);
     case Envelope::Body::PING: {
-      capnp::MallocMessageBuilder message;
+      net::FrameBuilder message(0);
       auto reply = message.initRoot<Envelope>();
       net::InitEnvelope(reply, options_.name, request.getRequestId());
       reply.getBody().initPong().setNonce(request.getBody().getPing().getNonce());
-      return net::EncodeMessage(message);
+      return message.Finish();
     }
     default:
       return absl::InvalidArgumentError(absl::StrCat(
@@ -116,51 +116,83 @@ absl::StatusOr<std::string> ParameterServer::Handle(const Envelope::Reader& requ
   }
 }
 
-absl::StatusOr<std::string> ParameterServer::PullSparse(const Envelope::Reader& request) {
-  auto pull = request.getBody().getPullSparse();
-  TOWERPS_ASSIGN_OR_RETURN(sparse_emb::EmbeddingTable * table, TableFor(pull.getTable()));
-  TOWERPS_ASSIGN_OR_RETURN(auto keys, BlobAs<uint64_t>(pull.getKeys(), "keys"));
-  if (keys.size() > options_.max_keys_per_request) {
-    return absl::InvalidArgumentError(absl::StrCat("pull of ", keys.size(),
+absl::StatusOr<std::vector<ParameterServer::TablePart>> ParameterServer::ParseParts(
+    capnp::List<net::wire::TableKeys>::Reader parts, bool push) const {
+  std::vector<TablePart> out;
+  out.reserve(parts.size());
+  uint64_t total_keys = 0;
+  for (auto part : parts) {
+    TablePart p;
+    TOWERPS_ASSIGN_OR_RETURN(p.table, TableFor(part.getTable()));
+    for (const TablePart& seen : out) {
+      if (seen.table == p.table) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("table ", part.getTable(), " appears twice in one request"));
+      }
+    }
+    TOWERPS_ASSIGN_OR_RETURN(p.keys, BlobAs<uint64_t>(part.getKeys(), "keys"));
+    total_keys += p.keys.size();
+    if (push) {
+      TOWERPS_ASSIGN_OR_RETURN(p.grads, BlobAs<float>(part.getGrads(), "grads"));
+      if (p.grads.size() != p.keys.size() * static_cast<size_t>(p.table->dim())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "push of ", p.keys.size(), " keys carries ", p.grads.size(), " floats; table ",
+            part.getTable(), " has dim ", p.table->dim()));
+      }
+      p.learning_rate = part.getLearningRate();
+      if (!(p.learning_rate > 0) || !std::isfinite(p.learning_rate)) {
+        return absl::InvalidArgumentError(absl::StrCat("bad learning rate ", p.learning_rate,
+                                                       " for table ", part.getTable()));
+      }
+      if (!AllFinite(p.grads)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("gradient for table ", part.getTable(), " holds NaN or Inf"));
+      }
+    }
+    out.push_back(p);
+  }
+  if (total_keys > options_.max_keys_per_request) {
+    return absl::InvalidArgumentError(absl::StrCat("request of ", total_keys,
                                                    " keys exceeds the limit of ",
                                                    options_.max_keys_per_request));
   }
-  capnp::MallocMessageBuilder message;
+  return out;
+}
+
+absl::StatusOr<std::string> ParameterServer::PullSparse(const Envelope::Reader& request) {
+  auto pull = request.getBody().getPullSparse();
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<TablePart> parts,
+                           ParseParts(pull.getTables(), /*push=*/false));
+  size_t payload = 0;
+  for (const TablePart& p : parts) payload += p.keys.size() * p.table->dim() * sizeof(float);
+  // The rows are written once, by the table, straight into the reply frame.
+  net::FrameBuilder message(payload);
   auto reply_envelope = message.initRoot<Envelope>();
   net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
-  auto reply = reply_envelope.getBody().initPullSparseReply();
-  const int dim = table->dim();
-  reply.setDim(static_cast<uint32_t>(dim));
-  auto rows = reply.initRows(keys.size() * dim * sizeof(float));
-  float* out = reinterpret_cast<float*>(rows.begin());
-  if (pull.getCreate()) {
-    table->Pull(keys, pull.getStep(), out);
-  } else {
-    table->Lookup(keys, out);
+  auto tables = reply_envelope.getBody().initPullSparseReply().initTables(parts.size());
+  int64_t keys = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const TablePart& p = parts[i];
+    const int dim = p.table->dim();
+    tables[i].setDim(static_cast<uint32_t>(dim));
+    float* out = reinterpret_cast<float*>(
+        tables[i].initRows(p.keys.size() * dim * sizeof(float)).begin());
+    if (pull.getCreate()) {
+      p.table->Pull(p.keys, pull.getStep(), out);
+    } else {
+      p.table->Lookup(p.keys, out);
+    }
+    keys += static_cast<int64_t>(p.keys.size());
   }
-  if (pulled_keys_) pulled_keys_->Increment(static_cast<int64_t>(keys.size()));
-  return net::EncodeMessage(message);
+  if (pulled_keys_) pulled_keys_->Increment(keys);
+  return message.Finish();
 }
 
 absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& request) {
   auto push = request.getBody().getPushSparse();
-  TOWERPS_ASSIGN_OR_RETURN(sparse_emb::EmbeddingTable * table, TableFor(push.getTable()));
-  TOWERPS_ASSIGN_OR_RETURN(auto keys, BlobAs<uint64_t>(push.getKeys(), "keys"));
-  TOWERPS_ASSIGN_OR_RETURN(auto grads, BlobAs<float>(push.getGrads(), "grads"));
-  if (keys.size() > options_.max_keys_per_request) {
-    return absl::InvalidArgumentError(absl::StrCat("push of ", keys.size(),
-                                                   " keys exceeds the limit"));
-  }
-  if (grads.size() != keys.size() * static_cast<size_t>(table->dim())) {
-    return absl::InvalidArgumentError(absl::StrCat("push of ", keys.size(), " keys carries ",
-                                                   grads.size(), " floats; table ",
-                                                   push.getTable(), " has dim ", table->dim()));
-  }
-  const float lr = push.getLearningRate();
-  if (!(lr > 0) || !std::isfinite(lr)) {
-    return absl::InvalidArgumentError(absl::StrCat("bad learning rate ", lr));
-  }
-  if (!AllFinite(grads)) return absl::InvalidArgumentError("gradient holds NaN or Inf");
+  // Every part is checked before any is applied: a bad request changes nothing.
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<TablePart> parts,
+                           ParseParts(push.getTables(), /*push=*/true));
   capnp::MallocMessageBuilder message;
   auto reply_envelope = message.initRoot<Envelope>();
   net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
@@ -170,27 +202,38 @@ absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& 
     if (duplicate_pushes_) duplicate_pushes_->Increment();
     return net::EncodeMessage(message);
   }
-  table->Push(keys, grads.data(), lr, push.getStep());
-  if (pushed_keys_) pushed_keys_->Increment(static_cast<int64_t>(keys.size()));
+  int64_t keys = 0;
+  for (const TablePart& p : parts) {
+    p.table->Push(p.keys, p.grads.data(), p.learning_rate, push.getStep());
+    keys += static_cast<int64_t>(p.keys.size());
+  }
+  if (pushed_keys_) pushed_keys_->Increment(keys);
   return net::EncodeMessage(message);
 }
 
-absl::StatusOr<std::string> ParameterServer::PullDense(const Envelope::Reader& request) {
-  capnp::MallocMessageBuilder message;
-  auto reply_envelope = message.initRoot<Envelope>();
-  net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
-  auto reply = reply_envelope.getBody().initPullDenseReply();
+void ParameterServer::ReadDense(net::wire::PullDenseReply::Builder reply) {
   reply.setOffset(dense_->offset());
   auto values = reply.initValues(dense_->size() * sizeof(float));
   reply.setVersion(dense_->Read(reinterpret_cast<float*>(values.begin())));
-  return net::EncodeMessage(message);
+}
+
+absl::StatusOr<std::string> ParameterServer::PullDense(const Envelope::Reader& request) {
+  net::FrameBuilder message(dense_->size() * sizeof(float));
+  auto reply_envelope = message.initRoot<Envelope>();
+  net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
+  ReadDense(reply_envelope.getBody().initPullDenseReply());
+  return message.Finish();
 }
 
 absl::StatusOr<std::string> ParameterServer::PushDense(const Envelope::Reader& request) {
   auto push = request.getBody().getPushDense();
   TOWERPS_ASSIGN_OR_RETURN(auto grads, BlobAs<float>(push.getGrads(), "dense values"));
   if (!AllFinite(grads)) return absl::InvalidArgumentError("dense values hold NaN or Inf");
-  capnp::MallocMessageBuilder message;
+  if (!push.getAssign() && grads.size() != dense_->size()) {
+    return absl::InvalidArgumentError(absl::StrCat("dense gradient of ", grads.size(),
+                                                   " floats for a block of ", dense_->size()));
+  }
+  net::FrameBuilder message(push.getPull() ? dense_->size() * sizeof(float) : 0);
   auto reply_envelope = message.initRoot<Envelope>();
   net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
   auto reply = reply_envelope.getBody().initPushReply();
@@ -201,19 +244,14 @@ absl::StatusOr<std::string> ParameterServer::PushDense(const Envelope::Reader& r
     } else {
       TOWERPS_RETURN_IF_ERROR(status);
     }
-    return net::EncodeMessage(message);
-  }
-  if (grads.size() != dense_->size()) {
-    return absl::InvalidArgumentError(absl::StrCat("dense gradient of ", grads.size(),
-                                                   " floats for a block of ", dense_->size()));
-  }
-  if (!dedup_.Claim(push.getClientId(), push.getSeq())) {
+  } else if (!dedup_.Claim(push.getClientId(), push.getSeq())) {
     reply.setDuplicate(true);
     if (duplicate_pushes_) duplicate_pushes_->Increment();
-    return net::EncodeMessage(message);
+  } else {
+    TOWERPS_RETURN_IF_ERROR(dense_->Apply(grads, push.getLearningRate()));
   }
-  TOWERPS_RETURN_IF_ERROR(dense_->Apply(grads, push.getLearningRate()));
-  return net::EncodeMessage(message);
+  if (push.getPull()) ReadDense(reply.initDense());
+  return message.Finish();
 }
 
 absl::StatusOr<std::string> ParameterServer::Checkpoint(const Envelope::Reader& request) {

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/metrics.h"
 #include "models/optimizer.h"
 #include "net/codec.h"
@@ -70,6 +71,20 @@ class ParameterServer {
   absl::StatusOr<std::string> PushDense(const net::wire::Envelope::Reader& request);
   absl::StatusOr<std::string> Checkpoint(const net::wire::Envelope::Reader& request);
   absl::StatusOr<sparse_emb::EmbeddingTable*> TableFor(uint32_t id) const;
+  // One table's part of a sparse request, checked (table id, sizes; for a push also
+  // dim, learning rate and finite gradients). The spans point into the request.
+  struct TablePart {
+    sparse_emb::EmbeddingTable* table = nullptr;
+    absl::Span<const uint64_t> keys;
+    absl::Span<const float> grads;
+    float learning_rate = 0;
+  };
+  // Checks every part of a request (and that no table appears twice, and the total
+  // key count) before anything is applied.
+  absl::StatusOr<std::vector<TablePart>> ParseParts(
+      capnp::List<net::wire::TableKeys>::Reader parts, bool push) const;
+  // Fills `reply` with this server's dense block.
+  void ReadDense(net::wire::PullDenseReply::Builder reply);
 
   // Constant after construction.
   const ParameterServerOptions options_;

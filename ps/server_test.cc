@@ -64,12 +64,13 @@ class ServerHarness {
   std::vector<float> Pull(const std::vector<uint64_t>& keys, bool create = true) {
     auto reply = Call([&](Envelope::Body::Builder b) {
       auto pull = b.initPullSparse();
-      pull.setTable(0);
-      pull.setKeys(Blob(keys));
+      auto part = pull.initTables(1)[0];
+      part.setTable(0);
+      part.setKeys(Blob(keys));
       pull.setCreate(create);
     });
     EXPECT_TRUE(reply.ok()) << reply.status();
-    auto rows = (*reply)->envelope().getBody().getPullSparseReply().getRows();
+    auto rows = (*reply)->envelope().getBody().getPullSparseReply().getTables()[0].getRows();
     std::vector<float> out(rows.size() / sizeof(float));
     std::memcpy(out.data(), rows.begin(), rows.size());
     return out;
@@ -79,10 +80,11 @@ class ServerHarness {
                             uint64_t client, uint64_t seq, uint32_t table = 0) {
     auto reply = Call([&](Envelope::Body::Builder b) {
       auto push = b.initPushSparse();
-      push.setTable(table);
-      push.setKeys(Blob(keys));
-      push.setGrads(Blob(grads));
-      push.setLearningRate(0.5f);
+      auto part = push.initTables(1)[0];
+      part.setTable(table);
+      part.setKeys(Blob(keys));
+      part.setGrads(Blob(grads));
+      part.setLearningRate(0.5f);
       push.setClientId(client);
       push.setSeq(seq);
     });
@@ -142,14 +144,71 @@ TEST(ParameterServerTest, BadRequestsAreRefusedAndChangeNothing) {
   std::vector<float> nan_grads(kDim, std::nanf(""));
   EXPECT_EQ(h.Push({5}, nan_grads, 1, 3).status().code(), absl::StatusCode::kInvalidArgument);
   auto odd_keys = h.Call([](Envelope::Body::Builder b) {
-    auto pull = b.initPullSparse();
+    auto part = b.initPullSparse().initTables(1)[0];
     std::string seven(7, 'x');
-    pull.setKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(seven.data()), 7));
+    part.setKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(seven.data()), 7));
   });
   EXPECT_EQ(odd_keys.status().code(), absl::StatusCode::kInvalidArgument);
   auto wrong_kind = h.Call([](Envelope::Body::Builder b) { b.initClock(); });
   EXPECT_EQ(wrong_kind.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(h.Pull({5}), before);  // still serving, nothing applied
+}
+
+// Two tables in one request: both answered; a push with one bad part applies none.
+TEST(ParameterServerTest, MultiTableRequestsAreAppliedWhole) {
+  ParameterServerOptions options = Options();
+  sparse_emb::TableConfig users = options.tables[0];
+  users.name = "users";
+  users.dim = 4;
+  options.tables.push_back(users);
+  ServerHarness h(options);
+  std::vector<uint64_t> item_keys = {1, 2}, user_keys = {3};
+  auto pull = [&] {
+    auto reply = h.Call([&](Envelope::Body::Builder b) {
+      auto body = b.initPullSparse();
+      body.setCreate(true);
+      auto parts = body.initTables(2);
+      parts[0].setTable(1);
+      parts[0].setKeys(Blob(user_keys));
+      parts[1].setTable(0);
+      parts[1].setKeys(Blob(item_keys));
+    });
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    auto tables = (*reply)->envelope().getBody().getPullSparseReply().getTables();
+    EXPECT_EQ(tables.size(), 2u);
+    EXPECT_EQ(tables[0].getDim(), 4u);
+    EXPECT_EQ(tables[0].getRows().size(), 1 * 4 * sizeof(float));
+    EXPECT_EQ(tables[1].getDim(), static_cast<uint32_t>(kDim));
+    std::vector<float> out(2 * kDim);
+    std::memcpy(out.data(), tables[1].getRows().begin(), out.size() * sizeof(float));
+    return out;
+  };
+  const std::vector<float> before = pull();
+  EXPECT_EQ(before, h.Pull(item_keys));  // the same rows as a one-table pull
+  std::vector<float> item_grads(2 * kDim, 1.0f), user_grads(4, 1.0f);
+  auto push = [&](uint32_t second_table, float second_lr, uint64_t seq) {
+    return h.Call([&](Envelope::Body::Builder b) {
+      auto body = b.initPushSparse();
+      body.setClientId(9);
+      body.setSeq(seq);
+      auto parts = body.initTables(2);
+      parts[0].setTable(0);
+      parts[0].setKeys(Blob(item_keys));
+      parts[0].setGrads(Blob(item_grads));
+      parts[0].setLearningRate(0.5f);
+      parts[1].setTable(second_table);
+      parts[1].setKeys(Blob(user_keys));
+      parts[1].setGrads(Blob(user_grads));
+      parts[1].setLearningRate(second_lr);
+    });
+  };
+  EXPECT_EQ(push(1, -1.0f, 1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(push(0, 0.5f, 2).status().code(), absl::StatusCode::kInvalidArgument)
+      << "a table twice in one request";
+  EXPECT_EQ(pull(), before) << "a refused push applied nothing";
+  ASSERT_TRUE(push(1, 0.5f, 3).ok());
+  const std::vector<float> after = pull();
+  for (size_t j = 0; j < after.size(); ++j) EXPECT_FLOAT_EQ(after[j], before[j] - 0.5f);
 }
 
 TEST(ParameterServerTest, DenseAssignPullPush) {
@@ -186,6 +245,22 @@ TEST(ParameterServerTest, DenseAssignPullPush) {
   std::vector<float> values(5);
   std::memcpy(values.data(), reply.getValues().begin(), 5 * sizeof(float));
   EXPECT_EQ(values, (std::vector<float>{0.75f, 1.75f, 2.75f, 3.75f, 4.75f}));
+  // A push that asks for the block back gets it after its own update.
+  auto push_pull = h.Call([&](Envelope::Body::Builder b) {
+    auto p = b.initPushDense();
+    std::vector<float> g = {1, 1, 1, 1, 1};
+    p.setGrads(Blob(g));
+    p.setLearningRate(0.25f);
+    p.setClientId(1);
+    p.setSeq(2);
+    p.setPull(true);
+  });
+  ASSERT_TRUE(push_pull.ok()) << push_pull.status();
+  auto dense = (*push_pull)->envelope().getBody().getPushReply().getDense();
+  EXPECT_EQ(dense.getOffset(), 5u);
+  EXPECT_EQ(dense.getVersion(), 2);
+  std::memcpy(values.data(), dense.getValues().begin(), 5 * sizeof(float));
+  EXPECT_EQ(values, (std::vector<float>{0.5f, 1.5f, 2.5f, 3.5f, 4.5f}));
   auto wrong = h.Call([&](Envelope::Body::Builder b) {
     std::vector<float> g = {1, 1};
     b.initPushDense().setGrads(Blob(g));

@@ -72,6 +72,7 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   TOWERPS_ASSIGN_OR_RETURN(auto runner,
                            StepRunner::Create(&model_, catalog_.get(), params.get(),
                                               config.seed * 1000003 + rank));
+  runner->set_refresh_with_push(view.staleness != 0);
   // Worker 0 initialises the dense parameters; the others wait until they are there.
   const auto init_deadline = Clock::now() + std::chrono::milliseconds(options_.cluster_timeout_ms);
   while (true) {

@@ -62,11 +62,16 @@ absl::Status StepRunner::PushDense(int64_t step, float lr_scale) {
   // update of a k-times larger batch.
   const float inv = 1.0f / static_cast<float>(steps_since_dense_push_);
   for (float& g : dense_grad_sum_) g *= inv;
-  TOWERPS_RETURN_IF_ERROR(params_->PushDense(dense_grad_sum_,
-                                             model_->config.dense_learning_rate * lr_scale, step));
+  absl::Span<float> refreshed;
+  if (refresh_with_push_) {
+    auto values = two_tower_->params().values();
+    refreshed = absl::MakeSpan(values.data(), values.size());
+  }
+  TOWERPS_RETURN_IF_ERROR(params_->PushDense(
+      dense_grad_sum_, model_->config.dense_learning_rate * lr_scale, step, refreshed));
   std::fill(dense_grad_sum_.begin(), dense_grad_sum_.end(), 0.0f);
   steps_since_dense_push_ = 0;
-  dense_stale_ = true;
+  dense_stale_ = !refresh_with_push_;
   return absl::OkStatus();
 }
 

@@ -85,6 +85,12 @@ class StepRunner {
   // Re-reads the dense parameters (before Embed, after training).
   absl::Status RefreshDense();
 
+  // With `on`, each dense push brings back the parameters after it (one round trip
+  // instead of a push and, at the next step, a pull). Off by default: a synchronous
+  // job must re-read them after the clock lets its next step start, so that it sees
+  // every worker's update of the step before.
+  void set_refresh_with_push(bool on) { refresh_with_push_ = on; }
+
   // Embeddings of n entities of `side` (columns of the side's schema): out n x d.
   absl::Status Embed(data::Side side, const data::ExampleBatch::SideColumns& columns, int64_t n,
                      models::Mat<float>* out);
@@ -107,6 +113,7 @@ class StepRunner {
   std::vector<float> dense_grad_sum_;
   int steps_since_dense_push_ = 0;
   bool dense_stale_ = true;
+  bool refresh_with_push_ = false;
 };
 
 }  // namespace towerps::worker

@@ -184,11 +184,12 @@ TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
     auto push = envelope.getBody().initPushSparse();
     uint64_t key = 12345;
     std::vector<float> grad(16, 1.0f);  // table 0 (item_id) has dim 16
-    push.setTable(0);
-    push.setKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(&key), sizeof(key)));
-    push.setGrads(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(grad.data()),
+    auto part = push.initTables(1)[0];
+    part.setTable(0);
+    part.setKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(&key), sizeof(key)));
+    part.setGrads(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(grad.data()),
                                       grad.size() * sizeof(float)));
-    push.setLearningRate(1.0f);
+    part.setLearningRate(1.0f);
     push.setClientId(77);
     push.setSeq(seq);
     return net::EncodeMessage(message);
