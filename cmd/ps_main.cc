@@ -17,7 +17,9 @@ DEFINE_string(ps_bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any f
 DEFINE_string(advertise_host, "", "host to register instead of the bound one (multi-host)");
 DEFINE_int32(rank, -1, "requested rank (-1: any free one)");
 DEFINE_string(restore, "", "checkpoint directory to load this server's shards from");
-DEFINE_int32(handler_threads, 2, "threads serving requests");
+DEFINE_int32(handler_threads, 2,
+             "threads serving requests; 0 serves on the io thread (fewest context "
+             "switches: for servers sharing few cores with other processes)");
 
 namespace towerps::cmd {
 

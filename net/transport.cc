@@ -129,7 +129,7 @@ absl::StatusOr<CurveKeys> GenerateCurveKeys() {
 
 absl::Status RpcServerOptions::Validate() const {
   if (bind_endpoint.empty()) return absl::InvalidArgumentError("bind endpoint is empty");
-  if (handler_threads <= 0) return absl::InvalidArgumentError("handler_threads must be > 0");
+  if (handler_threads < 0) return absl::InvalidArgumentError("handler_threads must be >= 0");
   if (queue_capacity == 0) return absl::InvalidArgumentError("queue_capacity must be > 0");
   return codec.Validate();
 }
@@ -238,6 +238,17 @@ void RpcServer::IoLoop() {
         }
         continue;
       }
+      if (handler_threads_.empty()) {  // inline: serve on this thread, no hand-offs
+        std::string reply = Serve(in.payload);
+        absl::Status status = SendFrame(router_, &in.identity, ZMQ_SNDMORE);
+        if (status.ok()) {
+          status = SendShared(router_, std::make_shared<const std::string>(std::move(reply)), 0);
+        }
+        if (!status.ok()) {
+          LOG_EVERY_N(WARNING, 100) << options_.name << ": reply dropped (peer gone?): " << status;
+        }
+        continue;
+      }
       if (!queue_.Push(std::move(in))) break;
     }
   }
@@ -252,34 +263,39 @@ void RpcServer::HandlerLoop(int index) {
   SetInt(push, ZMQ_SNDHWM, 0);
   CHECK_EQ(zmq_connect(push, reply_endpoint_.c_str()), 0);
   while (std::optional<Incoming> in = queue_.Pop()) {
-    int64_t start = NowMicros();
-    if (requests_) requests_->Increment();
-    std::string reply;
-    auto decoded = DecodeEnvelope(in->payload.view(), options_.codec);
-    if (!decoded.ok()) {
-      if (bad_requests_) bad_requests_->Increment();
-      LOG_EVERY_N(WARNING, 100) << options_.name << ": bad request: " << decoded.status();
-      reply = EncodeError(options_.name, 0, decoded.status());
-    } else {
-      auto envelope = (*decoded)->envelope();
-      absl::StatusOr<std::string> result = handler_(envelope);
-      if (result.ok()) {
-        reply = std::move(result).value();
-      } else {
-        if (bad_requests_) bad_requests_->Increment();
-        VLOG(1) << options_.name << ": request " << envelope.getRequestId() << " from "
-                << envelope.getSender().cStr() << " failed: " << result.status();
-        reply = EncodeError(options_.name, envelope.getRequestId(), result.status());
-      }
-    }
+    std::string reply = Serve(in->payload);
     absl::Status status = SendFrame(push, &in->identity, ZMQ_SNDMORE);
     if (status.ok()) {
       status = SendShared(push, std::make_shared<const std::string>(std::move(reply)), 0);
     }
     if (!status.ok()) LOG(ERROR) << options_.name << ": handing reply to io thread: " << status;
-    if (handle_us_) handle_us_->Record(static_cast<double>(NowMicros() - start));
   }
   zmq_close(push);
+}
+
+std::string RpcServer::Serve(const Frame& payload) {
+  const int64_t start = NowMicros();
+  if (requests_) requests_->Increment();
+  std::string reply;
+  auto decoded = DecodeEnvelope(payload.view(), options_.codec);
+  if (!decoded.ok()) {
+    if (bad_requests_) bad_requests_->Increment();
+    LOG_EVERY_N(WARNING, 100) << options_.name << ": bad request: " << decoded.status();
+    reply = EncodeError(options_.name, 0, decoded.status());
+  } else {
+    auto envelope = (*decoded)->envelope();
+    absl::StatusOr<std::string> result = handler_(envelope);
+    if (result.ok()) {
+      reply = std::move(result).value();
+    } else {
+      if (bad_requests_) bad_requests_->Increment();
+      VLOG(1) << options_.name << ": request " << envelope.getRequestId() << " from "
+              << envelope.getSender().cStr() << " failed: " << result.status();
+      reply = EncodeError(options_.name, envelope.getRequestId(), result.status());
+    }
+  }
+  if (handle_us_) handle_us_->Record(static_cast<double>(NowMicros() - start));
+  return reply;
 }
 
 absl::Status RpcClientOptions::Validate() const {

@@ -1,8 +1,9 @@
 // The ZeroMQ transport: request/reply RPC over DEALER -> ROUTER with request ids,
 // deadlines and retries (ps-lite's layering without its singletons).
 //
-// RpcServer owns a ROUTER socket on its io thread and a pool of handler threads; a
-// handler turns one decoded request into one reply frame (or an error Status, sent
+// RpcServer owns a ROUTER socket on its io thread and a pool of handler threads (or
+// none: then the io thread serves inline); a handler turns one decoded request into
+// one reply frame (or an error Status, sent
 // as an error reply). A malformed frame never reaches a handler: it gets an error
 // reply and the server keeps serving.
 //
@@ -90,7 +91,9 @@ absl::StatusOr<CurveKeys> GenerateCurveKeys();
 struct RpcServerOptions {
   // ZeroMQ endpoint to bind; port 0 picks a free port (see RpcServer::endpoint()).
   std::string bind_endpoint = "tcp://127.0.0.1:0";
-  // Threads that run the handler; > 0.
+  // Threads that run the handler. 0: the io thread runs it inline, one request at a
+  // time, with no hand-off between threads (fewest context switches per request: the
+  // better choice when cores are scarce or requests are cheap).
   int handler_threads = 2;
   // Requests queued between the io thread and the handlers; backpressure beyond it.
   size_t queue_capacity = 1024;
@@ -131,6 +134,8 @@ class RpcServer {
   RpcServer(const RpcServerOptions& options, Handler handler, MetricsRegistry* metrics);
   void IoLoop();
   void HandlerLoop(int index);
+  // Decodes one request, runs the handler, returns the reply (or error reply) frame.
+  std::string Serve(const Frame& payload);
 
   // Constant after construction.
   const RpcServerOptions options_;

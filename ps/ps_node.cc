@@ -11,7 +11,7 @@ namespace towerps::ps {
 
 absl::Status PsNodeOptions::Validate() const {
   if (scheduler_endpoint.empty()) return absl::InvalidArgumentError("scheduler endpoint is empty");
-  if (handler_threads < 1) return absl::InvalidArgumentError("handler_threads must be >= 1");
+  if (handler_threads < 0) return absl::InvalidArgumentError("handler_threads must be >= 0");
   if (heartbeat_interval_ms <= 0 || scheduler_timeout_ms <= 0) {
     return absl::InvalidArgumentError("heartbeat and scheduler timeouts must be > 0");
   }
