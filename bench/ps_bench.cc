@@ -4,9 +4,11 @@
 //   sparse push:  4096 keys + 4096 x 64 gradients (1 MiB out, a few bytes back)
 //   dense pull / push: one block of 1M floats (4 MiB)
 // Each figure: keys/s (or floats/s), MB/s and p50/p99 latency, with `clients`
-// threads each keeping one request in flight.
+// threads each keeping one request in flight; medians of 5 rounds that alternate
+// between ours and the raw peer (the 2-core machine's noise hits both alike).
 #include <zmq.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -137,6 +139,29 @@ Result RawRoundTrips(const net::ZmqContext* ctx, const std::string& endpoint, in
   });
 }
 
+// Medians over rounds (throughput and each latency figure separately).
+Result Median(std::vector<Result> rounds) {
+  auto median = [&](auto field) {
+    std::vector<double> v;
+    for (const Result& r : rounds) v.push_back(r.*field);
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  return {median(&Result::requests_per_s), median(&Result::p50_us), median(&Result::p99_us)};
+}
+
+// Runs ours and the raw peer in alternating rounds (so a change in background load
+// hits both alike) and returns each one's medians.
+template <typename Ours, typename Raw>
+std::pair<Result, Result> Alternate(int rounds, Ours&& ours, Raw&& raw) {
+  std::vector<Result> a, b;
+  for (int r = 0; r < rounds; ++r) {
+    a.push_back(ours());
+    b.push_back(raw());
+  }
+  return {Median(a), Median(b)};
+}
+
 void Report(const std::string& name, const Result& ours, const Result& raw, double units,
             const std::string& unit, double bytes) {
   PrintFigure({"ps", name + "_throughput", ours.requests_per_s * units, unit,
@@ -158,7 +183,9 @@ int main(int argc, char** argv) {
   const bool quick = QuickMode(argc, argv);
   const int64_t rows = quick ? 100000 : 1000000;
   const uint64_t dense = 1 << 20;
-  const double seconds = quick ? 1.0 : 4.0;
+  // Each figure: `rounds` alternating rounds of ours and the raw peer, medians.
+  const int rounds = 5;
+  const double seconds = quick ? 0.3 : 1.0;
   const int clients = 2;
 
   ps::ParameterServerOptions options;
@@ -181,7 +208,7 @@ int main(int argc, char** argv) {
   }
   net::ZmqContext ctx;
   net::RpcServerOptions rpc;
-  rpc.handler_threads = 2;
+  rpc.handler_threads = 0;  // served inline, like the raw peer's one-thread ROUTER loop
   ps::ParameterServer* raw_server = server->get();
   auto rpc_server = net::RpcServer::Start(
       &ctx, rpc, [raw_server](const net::wire::Envelope::Reader& r) { return raw_server->Handle(r); },
@@ -197,54 +224,61 @@ int main(int argc, char** argv) {
     return std::move(ps::PsClient::Create(&ctx, o, *ps::ShardMap::Balanced(1, 1))).value();
   };
   const double pull_bytes = kBatch * 8.0 + kBatch * kDim * 4.0;
-  Result pull = Drive(clients, seconds, [&](int c) {
-    auto client = std::shared_ptr<ps::PsClient>(make_client(c));
-    auto keys = std::make_shared<std::vector<uint64_t>>(kBatch);
-    auto out = std::make_shared<std::vector<float>>(kBatch * kDim);
-    auto rng = std::make_shared<std::mt19937_64>(c);
-    return [=] {
-      std::uniform_int_distribution<uint64_t> pick(0, rows - 1);
-      for (auto& k : *keys) k = pick(*rng);
-      ps::SparseSlice slice{0, kDim, *keys, out->data(), nullptr, 0};
-      (void)client->Pull({&slice, 1}, 1, true);
-    };
+  auto pull = Alternate(rounds, [&] {
+    return Drive(clients, seconds, [&](int c) {
+      auto client = std::shared_ptr<ps::PsClient>(make_client(c));
+      auto keys = std::make_shared<std::vector<uint64_t>>(kBatch);
+      auto out = std::make_shared<std::vector<float>>(kBatch * kDim);
+      auto rng = std::make_shared<std::mt19937_64>(c);
+      return [=] {
+        std::uniform_int_distribution<uint64_t> pick(0, rows - 1);
+        for (auto& k : *keys) k = pick(*rng);
+        ps::SparseSlice slice{0, kDim, *keys, out->data(), nullptr, 0};
+        (void)client->Pull({&slice, 1}, 1, true);
+      };
+    });
+  }, [&] {
+    return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, kBatch * 8, kBatch * kDim * 4);
   });
-  Result raw_pull = RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, kBatch * 8,
-                                  kBatch * kDim * 4);
-  Report("sparse_pull_4096x64", pull, raw_pull, kBatch, "keys/s", pull_bytes);
+  Report("sparse_pull_4096x64", pull.first, pull.second, kBatch, "keys/s", pull_bytes);
 
-  Result push = Drive(clients, seconds, [&](int c) {
-    auto client = std::shared_ptr<ps::PsClient>(make_client(c));
-    auto keys = std::make_shared<std::vector<uint64_t>>(kBatch);
-    auto grads = std::make_shared<std::vector<float>>(kBatch * kDim, 1e-3f);
-    auto rng = std::make_shared<std::mt19937_64>(c + 7);
-    return [=] {
-      // Unique keys per push, as a worker sends them.
-      uint64_t base = (*rng)() % (rows - kBatch);
-      for (int i = 0; i < kBatch; ++i) (*keys)[i] = base + i;
-      ps::SparseSlice slice{0, kDim, *keys, nullptr, grads->data(), 0.01f};
-      (void)client->Push({&slice, 1}, 1);
-    };
+  auto push = Alternate(rounds, [&] {
+    return Drive(clients, seconds, [&](int c) {
+      auto client = std::shared_ptr<ps::PsClient>(make_client(c));
+      auto keys = std::make_shared<std::vector<uint64_t>>(kBatch);
+      auto grads = std::make_shared<std::vector<float>>(kBatch * kDim, 1e-3f);
+      auto rng = std::make_shared<std::mt19937_64>(c + 7);
+      return [=] {
+        // Unique keys per push, as a worker sends them.
+        uint64_t base = (*rng)() % (rows - kBatch);
+        for (int i = 0; i < kBatch; ++i) (*keys)[i] = base + i;
+        ps::SparseSlice slice{0, kDim, *keys, nullptr, grads->data(), 0.01f};
+        (void)client->Push({&slice, 1}, 1);
+      };
+    });
+  }, [&] {
+    return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds,
+                         kBatch * 8 + kBatch * kDim * 4, 16);
   });
-  Result raw_push = RawRoundTrips(&ctx, echo.endpoint(), clients, seconds,
-                                  kBatch * 8 + kBatch * kDim * 4, 16);
-  Report("sparse_push_4096x64", push, raw_push, kBatch, "keys/s", pull_bytes);
+  Report("sparse_push_4096x64", push.first, push.second, kBatch, "keys/s", pull_bytes);
 
-  Result dense_pull = Drive(clients, seconds, [&](int c) {
-    auto client = std::shared_ptr<ps::PsClient>(make_client(c));
-    auto params = std::make_shared<std::vector<float>>(dense);
-    return [=] { (void)client->PullDense(absl::MakeSpan(*params)); };
-  });
-  Result raw_dense = RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, 16, dense * 4);
-  Report("dense_pull_1M", dense_pull, raw_dense, dense, "floats/s", dense * 4.0);
+  auto dense_pull = Alternate(rounds, [&] {
+    return Drive(clients, seconds, [&](int c) {
+      auto client = std::shared_ptr<ps::PsClient>(make_client(c));
+      auto params = std::make_shared<std::vector<float>>(dense);
+      return [=] { (void)client->PullDense(absl::MakeSpan(*params)); };
+    });
+  }, [&] { return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, 16, dense * 4); });
+  Report("dense_pull_1M", dense_pull.first, dense_pull.second, dense, "floats/s", dense * 4.0);
 
-  Result dense_push = Drive(clients, seconds, [&](int c) {
-    auto client = std::shared_ptr<ps::PsClient>(make_client(c));
-    auto grads = std::make_shared<std::vector<float>>(dense, 1e-6f);
-    return [=] { (void)client->PushDense(*grads, 0.01f, 1, {}); };
-  });
-  Result raw_dense_push = RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, dense * 4, 16);
-  Report("dense_push_1M", dense_push, raw_dense_push, dense, "floats/s", dense * 4.0);
+  auto dense_push = Alternate(rounds, [&] {
+    return Drive(clients, seconds, [&](int c) {
+      auto client = std::shared_ptr<ps::PsClient>(make_client(c));
+      auto grads = std::make_shared<std::vector<float>>(dense, 1e-6f);
+      return [=] { (void)client->PushDense(*grads, 0.01f, 1, {}); };
+    });
+  }, [&] { return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, dense * 4, 16); });
+  Report("dense_push_1M", dense_push.first, dense_push.second, dense, "floats/s", dense * 4.0);
   (*rpc_server)->Stop();
   return 0;
 }
