@@ -118,6 +118,7 @@ absl::Status PsClient::SendParts(absl::Span<const SparseSlice> slices, bool with
 }
 
 absl::Status PsClient::Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create) {
+  TOWERPS_RETURN_IF_ERROR(Flush());  // reads see this client's earlier pushes
   GroupSlices(slices);
   Waits waits;
   std::vector<int> servers;
@@ -175,7 +176,30 @@ absl::Status PsClient::Push(absl::Span<const SparseSlice> slices, int64_t step) 
     push.setSeq(NextSeq());
     return push.initTables(parts);
   }, &waits, &servers));
-  return FirstError(net::RpcClient::WaitAll(waits));
+  if (!options_.defer_push_replies) return FirstError(net::RpcClient::WaitAll(waits));
+  // This push stays in flight; the one before it (if still there) is collected now,
+  // so at most one step of pushes is ever outstanding.
+  Waits older = std::move(deferred_);
+  deferred_ = std::move(waits);
+  return FirstError(net::RpcClient::WaitAll(older));
+}
+
+absl::Status PsClient::Flush() {
+  std::vector<absl::StatusOr<net::Message>> replies;
+  return WaitWithDeferred({}, &replies);
+}
+
+absl::Status PsClient::WaitWithDeferred(const Waits& waits,
+                                        std::vector<absl::StatusOr<net::Message>>* replies) {
+  Waits all = std::move(deferred_);
+  deferred_.clear();
+  const size_t deferred = all.size();
+  all.insert(all.end(), waits.begin(), waits.end());
+  std::vector<absl::StatusOr<net::Message>> results = net::RpcClient::WaitAll(all);
+  TOWERPS_RETURN_IF_ERROR(FirstError(results));
+  replies->clear();
+  for (size_t i = deferred; i < results.size(); ++i) replies->push_back(std::move(results[i]));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> PsClient::CopyDenseBlock(int server,
@@ -193,6 +217,7 @@ absl::StatusOr<int64_t> PsClient::CopyDenseBlock(int server,
 }
 
 absl::StatusOr<int64_t> PsClient::PullDense(absl::Span<float> params) {
+  TOWERPS_RETURN_IF_ERROR(Flush());  // reads see this client's earlier pushes
   if (params.size() != options_.dense_params) {
     return absl::InvalidArgumentError(absl::StrCat("dense pull into ", params.size(),
                                                    " floats; the model has ",
@@ -245,8 +270,8 @@ absl::Status PsClient::PushDenseBlocks(absl::Span<const float> values, bool assi
       }
     }, &waits));
   }
-  std::vector<absl::StatusOr<net::Message>> replies = net::RpcClient::WaitAll(waits);
-  TOWERPS_RETURN_IF_ERROR(FirstError(replies));
+  std::vector<absl::StatusOr<net::Message>> replies;
+  TOWERPS_RETURN_IF_ERROR(WaitWithDeferred(waits, &replies));
   if (refreshed.empty()) return absl::OkStatus();
   for (int s = 0; s < num_servers(); ++s) {
     auto body = replies[s]->envelope().getBody();
@@ -269,6 +294,7 @@ absl::Status PsClient::AssignDense(absl::Span<const float> values) {
 
 absl::StatusOr<std::vector<CheckpointFile>> PsClient::Checkpoint(const std::string& dir,
                                                                  int64_t step, bool restore) {
+  TOWERPS_RETURN_IF_ERROR(Flush());  // reads see this client's earlier pushes
   Waits waits;
   for (int s = 0; s < num_servers(); ++s) {
     // Not retried: a checkpoint that timed out is re-run whole by the scheduler.

@@ -35,6 +35,13 @@ struct PsClientOptions {
   uint64_t client_id = 0;
   // Floats in the model's dense parameter array.
   uint64_t dense_params = 0;
+  // Push returns once its requests are sent; their replies are collected (a failure
+  // reported) by the next call of this client or by Flush(), so the round trip
+  // overlaps the worker's next work: a dense push waits for them together with its
+  // own replies; a pull waits for them before it is sent, so it sees them. At most
+  // one push is outstanding. A synchronous job, whose clock must not count a step
+  // before its pushes are applied, leaves it off.
+  bool defer_push_replies = false;
 
   absl::Status Validate() const;
 };
@@ -50,8 +57,11 @@ class PsClient final : public ParamSource {
   // Status (DeadlineExceeded after retries, InvalidArgument from a server), or
   // DataLoss for a reply of the wrong size.
   absl::Status Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create) override;
-  // Pushes every slice's gradients to their owning servers in parallel.
+  // Pushes every slice's gradients to their owning servers in parallel (see
+  // defer_push_replies).
   absl::Status Push(absl::Span<const SparseSlice> slices, int64_t step) override;
+  // Collects every deferred push reply; the first failure.
+  absl::Status Flush() override;
 
   // Reads the whole dense array (dense_params floats) from all servers; returns the
   // smallest block version (0 until a worker assigned initial values or pushed).
@@ -90,6 +100,10 @@ class PsClient final : public ParamSource {
   absl::StatusOr<int64_t> CopyDenseBlock(int server, net::wire::PullDenseReply::Reader reply,
                                          absl::Span<float> params) const;
   uint64_t NextSeq() { return ++seq_; }
+  // Waits for the deferred pushes and `waits` together; the first error of any, else
+  // the replies to `waits` in order.
+  absl::Status WaitWithDeferred(const Waits& waits,
+                                std::vector<absl::StatusOr<net::Message>>* replies);
   // Sends each server its block of `values`: initial values (assign) or a gradient;
   // with `refreshed`, the blocks after the update come back into it.
   absl::Status PushDenseBlocks(absl::Span<const float> values, bool assign, float learning_rate,
@@ -101,6 +115,8 @@ class PsClient final : public ParamSource {
   uint64_t seq_ = 0;
   // Scratch reused across calls: positions of each slice's keys per server.
   std::vector<std::vector<std::vector<uint32_t>>> positions_;
+  // Push requests in flight whose replies were not collected yet.
+  Waits deferred_;
 };
 
 }  // namespace towerps::ps

@@ -87,6 +87,29 @@ TEST_F(PsClientTest, SparsePullPushAcrossShards) {
   for (size_t j = 0; j < after.size(); ++j) EXPECT_NEAR(after[j], users[j] - 0.1f, 1e-6);
 }
 
+// Deferred push replies: the push returns before its reply, a later pull still sees
+// it, and a push the servers refuse is reported by the next call.
+TEST_F(PsClientTest, DeferredPushIsSeenByPullsAndItsFailureReported) {
+  PsClientOptions options;
+  options.server_endpoints = endpoints_;
+  options.client_id = 8;
+  options.dense_params = kDense;
+  options.defer_push_replies = true;
+  auto client = PsClient::Create(&ctx_, options, *ShardMap::Balanced(64, 2));
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::vector<uint64_t> keys(50);
+  std::iota(keys.begin(), keys.end(), 7000);
+  std::vector<float> before(50 * kDim), after(50 * kDim), grads(50 * kDim, 1.0f);
+  ASSERT_TRUE((*client)->Pull({{0, kDim, keys, before.data(), nullptr, 0}}, 0, true).ok());
+  ASSERT_TRUE((*client)->Push({{0, kDim, keys, nullptr, grads.data(), 0.25f}}, 1).ok());
+  ASSERT_TRUE((*client)->Pull({{0, kDim, keys, after.data(), nullptr, 0}}, 1, true).ok());
+  for (size_t j = 0; j < after.size(); ++j) EXPECT_FLOAT_EQ(after[j], before[j] - 0.25f);
+  // A zero learning rate is refused by the servers: not by Push, but by what follows.
+  ASSERT_TRUE((*client)->Push({{0, kDim, keys, nullptr, grads.data(), 0.0f}}, 2).ok());
+  EXPECT_EQ((*client)->Flush().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*client)->Flush().ok()) << "reported once";
+}
+
 TEST_F(PsClientTest, DenseAssignPullPush) {
   std::vector<float> params(kDense);
   EXPECT_EQ(*client_->PullDense(absl::MakeSpan(params)), -1);  // not initialised yet

@@ -48,6 +48,9 @@ class ParamSource {
                                  int64_t step, absl::Span<float> refreshed) = 0;
   // Sets the initial dense values unless they were set or updated already.
   virtual absl::Status AssignDense(absl::Span<const float> values) = 0;
+  // Waits until every update sent so far is applied; the first failure among them.
+  // (A source may return from Push before the update is applied.)
+  virtual absl::Status Flush() { return absl::OkStatus(); }
 };
 
 }  // namespace towerps::ps

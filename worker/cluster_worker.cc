@@ -71,6 +71,7 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   client.rpc.name = name;
   client.client_id = static_cast<uint64_t>(rank) + 1;
   client.dense_params = probe->params().size();
+  client.defer_push_replies = view.staleness != 0;
   TOWERPS_ASSIGN_OR_RETURN(auto params, ps::PsClient::Create(ctx_, client, std::move(map)));
   TOWERPS_ASSIGN_OR_RETURN(auto runner,
                            StepRunner::Create(&model_, catalog_.get(), params.get(),

@@ -76,7 +76,8 @@ absl::Status StepRunner::PushDense(int64_t step, float lr_scale) {
 }
 
 absl::Status StepRunner::FlushDense(int64_t step, float lr_scale) {
-  return PushDense(step, std::max(lr_scale, kMinLrScale));
+  TOWERPS_RETURN_IF_ERROR(PushDense(step, std::max(lr_scale, kMinLrScale)));
+  return params_->Flush();
 }
 
 absl::StatusOr<StepStats> StepRunner::Train(const data::ExampleBatch& batch, int64_t step,

@@ -79,7 +79,8 @@ class StepRunner {
   absl::Status Prepare(PreparedBatch* prepared, ps::ParamSource* source, int64_t step);
   absl::StatusOr<StepStats> Run(PreparedBatch* prepared, int64_t step, float lr_scale);
 
-  // Pushes dense gradients accumulated since the last dense push (end of training).
+  // Pushes dense gradients accumulated since the last dense push and waits until
+  // every update is applied (end of training).
   absl::Status FlushDense(int64_t step, float lr_scale);
 
   // Re-reads the dense parameters (before Embed, after training).
