@@ -12,6 +12,7 @@
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "net/transport.h"
+#include "ps/checkpoint.h"
 #include "scheduler/scheduler.h"
 #include "worker/embedded_trainer.h"
 #include "worker/model_config.h"
@@ -26,6 +27,9 @@ DEFINE_int64(heartbeat_timeout_ms, 15000, "a node silent this long is declared d
 DEFINE_int64(checkpoint_every_steps, 0, "coordinated checkpoint every N global steps (0 = off)");
 DEFINE_int64(checkpoint_every_ms, 0, "coordinated checkpoint every N ms (0 = off)");
 DEFINE_uint32(num_virtual_shards, 4096, "virtual shards of the key space");
+DEFINE_string(resume, "",
+              "continue a job from a checkpoint directory, or 'latest' for the newest "
+              "complete one under <run_dir>/checkpoint (servers load their shards from it)");
 
 namespace towerps::cmd {
 
@@ -59,6 +63,12 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
       worker::PlannedSteps(*config, static_cast<int64_t>(meta->num_examples("train")));
   options.lr_scale = worker::LrScaleOptions(*config, total_steps);
   options.checkpoint_root = FLAGS_run_dir + "/checkpoint";
+  options.resume_from = FLAGS_resume;
+  if (FLAGS_resume == "latest") {
+    auto latest = ps::LatestCheckpoint(options.checkpoint_root);
+    if (!latest.ok()) return Fail("scheduler", latest.status());
+    options.resume_from = *latest;
+  }
   options.dense_params = (*probe)->params().size();
   options.rpc.bind_endpoint = FLAGS_bind;
   options.rpc.name = "scheduler";

@@ -6,11 +6,14 @@
 #
 # Usage: deploy/local.sh --config FILE --dataset DIR --run_dir DIR
 #          [--servers N] [--workers M] [--staleness S] [--partitions P]
-#          [--checkpoint_every_steps K] [--log_losses] [--towerps BINARY]
+#          [--checkpoint_every_steps K] [--log_losses] [--resume] [--towerps BINARY]
+# --resume continues a job that stopped (a crash, Ctrl-C) from the newest complete
+# checkpoint under <run_dir>/checkpoint: the servers load their shards, the global step
+# and every data partition's progress carry on from there.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 config="" dataset="" run_dir="" servers=2 workers=2 staleness=-1 partitions=0
-checkpoint_every_steps=0 log_losses=false towerps="$root/build/cmd/towerps"
+checkpoint_every_steps=0 log_losses=false resume="" towerps="$root/build/cmd/towerps"
 args=()
 for a in "$@"; do  # accept --flag=value as well as --flag value
   case "$a" in --*=*) args+=("${a%%=*}" "${a#*=}") ;; *) args+=("$a") ;; esac
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
     --partitions) partitions="$2"; shift 2 ;;
     --checkpoint_every_steps) checkpoint_every_steps="$2"; shift 2 ;;
     --log_losses) log_losses=true; shift ;;
+    --resume) resume=latest; shift ;;
     --towerps) towerps="$2"; shift 2 ;;
     *) echo "deploy/local.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -51,6 +55,7 @@ rm -f "$endpoint_file"
 "$towerps" scheduler "${common[@]}" --num_servers="$servers" --num_workers="$workers" \
   --num_partitions="$partitions" --staleness="$staleness" \
   --checkpoint_every_steps="$checkpoint_every_steps" --endpoint_file="$endpoint_file" \
+  --resume="$resume" \
   > "$run_dir/scheduler.out" 2> "$run_dir/scheduler.err" &
 scheduler_pid=$!
 pids+=("$scheduler_pid")
@@ -78,8 +83,20 @@ for w in $(seq 0 $((workers - 1))); do
   worker_pids+=("$!")
 done
 
+# Until every worker is done, or the scheduler ends the job early (it fails the job
+# when a parameter server dies; the workers are then stopped by the exit trap).
+while :; do
+  running=0
+  for pid in "${worker_pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
+  [ "$running" -eq 0 ] && break
+  kill -0 "$scheduler_pid" 2>/dev/null || break
+  sleep 0.2
+done
 failed=0
-for pid in "${worker_pids[@]}"; do wait "$pid" || failed=1; done
+for pid in "${worker_pids[@]}"; do
+  kill -0 "$pid" 2>/dev/null && continue  # still running: the scheduler ended the job
+  wait "$pid" || failed=1
+done
 if [ "$failed" -ne 0 ]; then
   echo "deploy/local.sh: a worker failed:" >&2
   tail -n 5 "$run_dir"/worker-*.err >&2
@@ -87,4 +104,8 @@ if [ "$failed" -ne 0 ]; then
 fi
 wait "$scheduler_pid" || failed=1
 cat "$run_dir/scheduler.out"
+if [ "$failed" -ne 0 ]; then
+  tail -n 3 "$run_dir/scheduler.err" >&2
+  echo "deploy/local.sh: the job failed; continue it from its last checkpoint with --resume" >&2
+fi
 exit "$failed"

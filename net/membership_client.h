@@ -34,6 +34,7 @@ struct ClusterView {
   int num_workers = 0;
   int num_partitions = 0;
   int64_t staleness = -1;
+  std::string restore_dir;  // a resumed job's checkpoint (servers load from it)
 };
 
 struct ClockView {

@@ -43,6 +43,8 @@ struct RegisterReply {
   numServers @6 :UInt32;       # parameter servers in the job
   numPartitions @7 :UInt32;    # data partitions of the training split
   staleness @8 :Int64;         # bounded staleness (0 synchronous, < 0 unbounded)
+  restoreDir @9 :Text;         # a resumed job's checkpoint: servers load their shards
+                               # from it before serving; empty for a fresh job
 }
 
 # Who is in the job now. Reply: RegisterReply.

@@ -40,6 +40,9 @@ absl::Status WriteManifest(const std::string& dir, const CheckpointManifest& m) 
   for (const CheckpointFile& f : m.files) {
     absl::StrAppendFormat(&text, "file %s %d %08x\n", f.name, f.bytes, f.crc32c);
   }
+  for (const PartitionProgress& p : m.partitions) {
+    absl::StrAppend(&text, "partition ", p.id, " ", p.offset, " ", p.done ? 1 : 0, "\n");
+  }
   return WriteFileAtomically(dir + "/" + kManifest, text);
 }
 
@@ -70,6 +73,14 @@ absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir) {
       ok = absl::SimpleAtoi(f[2], &file.bytes) && absl::SimpleHexAtoi(f[3], &file.crc32c) &&
            file.name.find('/') == std::string::npos;
       m.files.push_back(file);
+    } else if (f[0] == "partition" && f.size() == 4) {
+      PartitionProgress p;
+      int done = 0;
+      ok = absl::SimpleAtoi(f[1], &p.id) && absl::SimpleAtoi(f[2], &p.offset) &&
+           absl::SimpleAtoi(f[3], &done) && p.id == static_cast<int>(m.partitions.size()) &&
+           p.offset >= 0 && (done == 0 || done == 1);
+      p.done = done == 1;
+      m.partitions.push_back(p);
     } else {
       ok = false;
     }

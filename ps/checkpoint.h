@@ -11,6 +11,8 @@
 //   virtual_shards <virtual shards of the shard map>
 //   dense_params <floats in the dense array>
 //   file <name> <bytes> <crc32c hex>      (one line per file)
+//   partition <id> <records consumed> <done 0|1>   (cluster jobs: one per data
+//                                        partition, the progress a resumed job starts from)
 //
 // Thread-safe (pure functions over files).
 #ifndef TOWERPS_PS_CHECKPOINT_H_
@@ -31,12 +33,21 @@ struct CheckpointFile {
   uint32_t crc32c = 0;
 };
 
+// How far the job's readers got in one data partition when the checkpoint began
+// (progress reported up to then; a resumed job re-reads what came after).
+struct PartitionProgress {
+  int id = 0;
+  int64_t offset = 0;  // records consumed
+  bool done = false;
+};
+
 struct CheckpointManifest {
   int64_t step = 0;
   int num_servers = 1;
   uint32_t num_virtual_shards = 1;
   uint64_t dense_params = 0;
   std::vector<CheckpointFile> files;
+  std::vector<PartitionProgress> partitions;  // empty for embedded-mode checkpoints
 };
 
 // "<root>/step-<step, 10 digits>".

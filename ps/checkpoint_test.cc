@@ -32,6 +32,7 @@ class CheckpointTest : public ::testing::Test {
       m.num_virtual_shards = 64;
       m.dense_params = 99;
       m.files = {*DescribeFile(dir, "a"), *DescribeFile(dir, "b")};
+      m.partitions = {{0, 120, true}, {1, 37, false}};
       EXPECT_TRUE(WriteManifest(dir, m).ok());
     }
     return dir;
@@ -50,6 +51,11 @@ TEST_F(CheckpointTest, RoundTrip) {
   EXPECT_EQ(m->dense_params, 99u);
   ASSERT_EQ(m->files.size(), 2u);
   EXPECT_EQ(m->files[1].bytes, 1000u);
+  ASSERT_EQ(m->partitions.size(), 2u);
+  EXPECT_TRUE(m->partitions[0].done);
+  EXPECT_EQ(m->partitions[0].offset, 120);
+  EXPECT_FALSE(m->partitions[1].done);
+  EXPECT_EQ(m->partitions[1].offset, 37);
 }
 
 TEST_F(CheckpointTest, TornAndCorruptRefused) {

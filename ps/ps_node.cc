@@ -58,9 +58,9 @@ absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx
   server.num_servers = view.num_servers;
   server.name = absl::StrCat("ps/", view.rank);
   TOWERPS_ASSIGN_OR_RETURN(node->server_, ParameterServer::Create(server, metrics));
-  if (!options.restore_dir.empty()) {
-    TOWERPS_RETURN_IF_ERROR(node->server_->LoadCheckpoint(options.restore_dir));
-  }
+  // A resumed job names its checkpoint at registration; --restore overrides it.
+  const std::string restore = options.restore_dir.empty() ? view.restore_dir : options.restore_dir;
+  if (!restore.empty()) TOWERPS_RETURN_IF_ERROR(node->server_->LoadCheckpoint(restore));
   node->ready_ = node->server_.get();
   LOG(INFO) << server.name << ": serving " << server.tables.size() << " tables and dense block "
             << node->server_->dense()->offset() << "+" << node->server_->dense()->size()

@@ -197,9 +197,29 @@ bool JobState::AllWorkersFinished() const {
 }
 
 int64_t JobState::global_step() const {
-  int64_t total = 0;
+  int64_t total = base_step_;
   for (const NodeInfo& node : workers_) total += node.finished_steps;
   return total;
+}
+
+absl::Status JobState::RestoreProgress(int64_t step,
+                                       absl::Span<const ps::PartitionProgress> partitions) {
+  if (phase_ != Phase::kRegistering) {
+    return absl::FailedPreconditionError("progress is restored before training starts");
+  }
+  if (partitions.size() != partitions_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("the checkpoint has ", partitions.size(),
+                                                   " data partitions; this job has ",
+                                                   partitions_.size()));
+  }
+  if (step < 0) return absl::InvalidArgumentError("negative checkpoint step");
+  for (size_t p = 0; p < partitions.size(); ++p) {
+    partitions_[p].resume_offset = partitions[p].offset;
+    partitions_[p].done = partitions[p].done;
+  }
+  base_step_ = step;
+  last_checkpoint_step_ = step;
+  return absl::OkStatus();
 }
 
 std::optional<PartitionInfo> JobState::NextPartition(int rank) {

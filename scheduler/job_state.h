@@ -21,6 +21,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "ps/checkpoint.h"
 
 namespace towerps::scheduler {
 
@@ -94,8 +96,15 @@ class JobState {
   // Whether worker `rank` may start its step number `step` under bounded staleness.
   bool MayStartStep(int rank, int64_t step) const;
 
-  // Sum of finished steps over all workers (live or not): updates applied so far.
+  // Sum of finished steps over all workers (live or not): updates applied so far,
+  // counted from the step a resumed job started at.
   int64_t global_step() const;
+
+  // Continues a job from a checkpoint, before training starts: the global step
+  // starts at `step` and each partition at its recorded progress. Errors:
+  // FailedPrecondition once training started, InvalidArgument when the checkpoint
+  // has another number of partitions.
+  absl::Status RestoreProgress(int64_t step, absl::Span<const ps::PartitionProgress> partitions);
 
   // Next partition for worker `rank` (its own unfinished ones first, then an
   // unassigned one, e.g. from a dead worker), or nullopt when none is left.
@@ -132,6 +141,7 @@ class JobState {
   std::vector<NodeInfo> servers_;
   std::vector<NodeInfo> workers_;
   std::vector<PartitionInfo> partitions_;
+  int64_t base_step_ = 0;  // a resumed job's starting global step
   bool checkpoint_running_ = false;
   int64_t last_checkpoint_step_ = 0;
   int64_t last_checkpoint_ms_ = -1;  // -1 until training starts

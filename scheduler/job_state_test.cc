@@ -1,5 +1,7 @@
 #include "scheduler/job_state.h"
 
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace towerps::scheduler {
@@ -131,6 +133,29 @@ TEST(JobStateTest, CheckpointTriggers) {
   EXPECT_FALSE(job.CheckpointDue(30));
   EXPECT_TRUE(job.CheckpointDue(60020));  // by time
   EXPECT_EQ(job.last_checkpoint_step(), 100);
+}
+
+// A resumed job counts its global step on from the checkpoint's and hands each
+// partition out at its recorded progress; done partitions stay done.
+TEST(JobStateTest, RestoredProgressCarriesOn) {
+  JobState job(Options(1, 2, 3, -1));
+  const std::vector<ps::PartitionProgress> wrong = {{0, 5, false}};
+  EXPECT_EQ(job.RestoreProgress(100, wrong).code(), absl::StatusCode::kInvalidArgument);
+  const std::vector<ps::PartitionProgress> progress = {{0, 640, false}, {1, 900, true},
+                                                       {2, 0, false}};
+  ASSERT_TRUE(job.RestoreProgress(100, progress).ok());
+  RegisterAll(&job, 1, 2);
+  EXPECT_EQ(job.global_step(), 100);
+  ASSERT_TRUE(job.ReportClock(0, 7, 0).ok());
+  EXPECT_EQ(job.global_step(), 107);
+  auto first = job.NextPartition(0);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->id, 0);
+  EXPECT_EQ(first->resume_offset, 640);
+  auto second = job.NextPartition(1);  // partition 1 is done: worker 1 gets none of its own
+  EXPECT_FALSE(second.has_value() && second->id == 1);
+  EXPECT_EQ(job.RestoreProgress(0, progress).code(), absl::StatusCode::kFailedPrecondition)
+      << "only before training starts";
 }
 
 TEST(JobStateTest, PauseAndResume) {

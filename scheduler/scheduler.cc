@@ -58,6 +58,25 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
                                                                     options.job.num_servers));
   std::unique_ptr<Scheduler> scheduler(new Scheduler(options, ctx, metrics, clock, std::move(lr)));
   scheduler->shard_owners_ = map.ToWire();
+  if (!options.resume_from.empty()) {
+    TOWERPS_ASSIGN_OR_RETURN(ps::CheckpointManifest manifest,
+                             ps::VerifyCheckpoint(options.resume_from));
+    if (manifest.num_servers != options.job.num_servers ||
+        manifest.num_virtual_shards != options.num_virtual_shards ||
+        manifest.dense_params != options.dense_params) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          options.resume_from, " was written by a job of ", manifest.num_servers,
+          " servers, ", manifest.num_virtual_shards, " virtual shards and ",
+          manifest.dense_params, " dense parameters; this one has ", options.job.num_servers,
+          ", ", options.num_virtual_shards, " and ", options.dense_params));
+    }
+    absl::MutexLock lock(&scheduler->mu_);
+    TOWERPS_RETURN_IF_ERROR(Annotate(
+        scheduler->job_.RestoreProgress(manifest.step, manifest.partitions),
+        absl::StrCat("resume from ", options.resume_from)));
+    LOG(INFO) << "scheduler: resuming from " << options.resume_from << " at global step "
+              << manifest.step;
+  }
   Scheduler* raw = scheduler.get();
   TOWERPS_ASSIGN_OR_RETURN(
       scheduler->rpc_,
@@ -96,6 +115,7 @@ void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply) {
   reply.setNumPartitions(static_cast<uint32_t>(job_.partitions().size()));
   reply.setStaleness(options_.job.staleness);
   reply.setNumVirtualShards(options_.num_virtual_shards);
+  reply.setRestoreDir(options_.resume_from.c_str());
   if (job_.phase() == Phase::kRegistering) return;
   auto endpoints = reply.initServerEndpoints(static_cast<unsigned>(job_.servers().size()));
   for (size_t s = 0; s < job_.servers().size(); ++s) {
@@ -261,6 +281,12 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
   manifest.num_virtual_shards = options_.num_virtual_shards;
   manifest.dense_params = options_.dense_params;
   manifest.files = std::move(files);
+  {
+    absl::MutexLock lock(&mu_);
+    for (const PartitionInfo& p : job_.partitions()) {
+      manifest.partitions.push_back({p.id, p.resume_offset, p.done});
+    }
+  }
   TOWERPS_RETURN_IF_ERROR(ps::WriteManifest(dir, manifest));
   LOG(INFO) << "scheduler: checkpoint at step " << step << " written to " << dir;
   if (checkpoints_metric_) checkpoints_metric_->Increment();
@@ -282,7 +308,18 @@ void Scheduler::MonitorLoop() {
       for (const NodeInfo& dead : job_.DetectFailures(now)) {
         if (dead_nodes_metric_) dead_nodes_metric_->Increment();
         LOG(ERROR) << "scheduler: " << RoleName(dead.role) << " " << dead.rank << " is dead";
+        if (dead.role == Role::kServer) {
+          // Its shards exist only in the last checkpoint: the job stops, to be
+          // continued from there (towerps scheduler --resume, deploy/local.sh --resume).
+          FinishLocked(Phase::kFailed,
+                       absl::UnavailableError(absl::StrCat(
+                           "parameter server ", dead.rank,
+                           " is dead; continue the job from its last checkpoint (",
+                           last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_,
+                           ") with --resume")));
+        }
       }
+      if (done_.HasBeenNotified()) continue;
       int live = 0;
       for (const NodeInfo& w : job_.workers()) live += w.alive ? 1 : 0;
       if (live_workers_metric_) live_workers_metric_->Set(live);

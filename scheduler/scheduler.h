@@ -35,6 +35,10 @@ struct SchedulerOptions {
   models::LrScheduleOptions lr_scale;
   // Checkpoints go to <checkpoint_root>/step-N/; empty disables them.
   std::string checkpoint_root;
+  // Continue a job from this checkpoint directory (verified first): the global step
+  // and the data partitions' progress come from its MANIFEST, and every server loads
+  // its shards from it before serving (told so at registration). Empty: a fresh job.
+  std::string resume_from;
   // Floats of the model's dense array (recorded in the checkpoint MANIFEST).
   uint64_t dense_params = 0;
   // Failure detection and checkpoint polling period, milliseconds; > 0.

@@ -29,13 +29,24 @@ using namespace std::chrono_literals;
 
 class ClusterTest : public testing::ProcessTest {
  protected:
-  // A generated dataset small enough to train in seconds.
-  std::string SmallDataset() {
-    Run("generate", {binary_, "generate", "--output_dir=" + dir_ + "/logs", "--users=600",
-                     "--items=400", "--interactions=20000", "--clusters=8"});
+  // Generated interactions prepared into <dir>/ds.
+  std::string GeneratedDataset(int users, int items, int interactions) {
+    Run("generate", {binary_, "generate", "--output_dir=" + dir_ + "/logs",
+                     "--users=" + std::to_string(users), "--items=" + std::to_string(items),
+                     "--interactions=" + std::to_string(interactions), "--clusters=8"});
     Run("prepare", {binary_, "prepare", "--input=" + dir_ + "/logs", "--output=" + dir_ + "/ds"});
     return dir_ + "/ds";
   }
+  // Small enough to train in seconds; medium: a few hundred steps.
+  std::string SmallDataset() { return GeneratedDataset(600, 400, 20000); }
+  std::string MediumDataset() { return GeneratedDataset(2000, 500, 120000); }
+
+  // `towerps <argv_tail...> --config --dataset --scheduler`, logging to <dir>/<log>.
+  std::unique_ptr<Subprocess> Node(const std::vector<std::string>& argv_tail,
+                                   const std::string& config, const std::string& dataset,
+                                   const std::string& sched, const std::string& log);
+  // Steps live worker `rank` has reported, from the status JSON (-1 if absent).
+  static int64_t WorkerSteps(net::MembershipClient* ctl, int rank);
 
   std::string Config(const std::string& name) {
     std::string path = dir_ + "/" + name + ".conf";
@@ -223,11 +234,28 @@ TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
 // A worker killed mid-training: the scheduler declares it dead, its unfinished
 // partitions go to the surviving worker (resuming where it reported), and the job
 // still completes with every partition done and a verified final checkpoint.
+std::unique_ptr<Subprocess> ClusterTest::Node(const std::vector<std::string>& argv_tail,
+                                              const std::string& config,
+                                              const std::string& dataset,
+                                              const std::string& sched, const std::string& log) {
+  std::vector<std::string> argv = {binary_};
+  argv.insert(argv.end(), argv_tail.begin(), argv_tail.end());
+  for (std::string flag : {"--config=" + config, "--dataset=" + dataset, "--scheduler=" + sched}) {
+    argv.push_back(flag);
+  }
+  return std::make_unique<Subprocess>(argv, dir_ + "/" + log);
+}
+
+int64_t ClusterTest::WorkerSteps(net::MembershipClient* ctl, int rank) {
+  auto status = ctl->Control("status");
+  if (!status.ok()) return -1;
+  std::string key = "{\"rank\":" + std::to_string(rank) + ",\"alive\":true,\"steps\":";
+  size_t at = status->find(key);
+  return at == std::string::npos ? -1 : std::atoll(status->c_str() + at + key.size());
+}
+
 TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
-  Run("generate", {binary_, "generate", "--output_dir=" + dir_ + "/logs", "--users=2000",
-                   "--items=500", "--interactions=120000", "--clusters=8"});
-  Run("prepare", {binary_, "prepare", "--input=" + dir_ + "/logs", "--output=" + dir_ + "/ds"});
-  std::string dataset = dir_ + "/ds";
+  std::string dataset = MediumDataset();
   std::string config = Config("model");
   std::string run = dir_ + "/run";
   std::unique_ptr<Subprocess> scheduler;
@@ -236,36 +264,19 @@ TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
                                       "--num_partitions=4", "--heartbeat_timeout_ms=1500"},
                                      &scheduler);
   ASSERT_FALSE(sched.empty());
-  auto node = [&](const std::vector<std::string>& extra, const std::string& log) {
-    std::vector<std::string> argv = {binary_};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    for (std::string flag : {"--config=" + config, "--dataset=" + dataset,
-                             "--scheduler=" + sched}) {
-      argv.push_back(flag);
-    }
-    return std::make_unique<Subprocess>(argv, dir_ + "/" + log);
-  };
-  auto ps = node({"ps"}, "ps.log");
-  auto worker0 = node({"worker", "--worker_rank=0"}, "worker0.log");
-  auto worker1 = node({"worker", "--worker_rank=1"}, "worker1.log");
+  auto ps = Node({"ps"}, config, dataset, sched, "ps.log");
+  auto worker0 = Node({"worker", "--worker_rank=0"}, config, dataset, sched, "worker0.log");
+  auto worker1 = Node({"worker", "--worker_rank=1"}, config, dataset, sched, "worker1.log");
 
   net::ZmqContext ctx;
   net::RpcClientOptions options;
   options.endpoint = sched;
   auto ctl = net::MembershipClient::Connect(&ctx, options);
   ASSERT_TRUE(ctl.ok());
-  // Steps worker `rank` has reported, from the status JSON (-1 if absent).
-  auto steps_of = [&](int rank) -> int64_t {
-    auto status = (*ctl)->Control("status");
-    if (!status.ok()) return -1;
-    std::string key = "{\"rank\":" + std::to_string(rank) + ",\"alive\":true,\"steps\":";
-    size_t at = status->find(key);
-    return at == std::string::npos ? -1 : std::atoll(status->c_str() + at + key.size());
-  };
   int64_t steps = -1;
   for (int i = 0; i < 600 && steps < 5; ++i) {
     std::this_thread::sleep_for(20ms);
-    steps = steps_of(1);
+    steps = WorkerSteps(ctl->get(), 1);
   }
   ASSERT_GE(steps, 5) << "worker 1 never trained";
   ASSERT_TRUE((*ctl)->Control("pause").ok());
@@ -288,6 +299,82 @@ TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
   EXPECT_NE(final_status.find("handed to worker 0"), std::string::npos) << final_status;
   auto latest = ps::LatestCheckpoint(run + "/checkpoint");
   ASSERT_TRUE(latest.ok()) << latest.status();
+}
+
+// A parameter server killed mid-job: the scheduler fails the job (its shards exist
+// only in the last checkpoint); a new job started with --resume=latest loads every
+// server's shards from that checkpoint, carries the global step and the partitions'
+// progress on from it, and finishes with a verified final checkpoint.
+TEST_F(ClusterTest, KilledServerFailsTheJobAndResumeFinishesIt) {
+  std::string dataset = MediumDataset();
+  std::string config = Config("model");
+  std::string run = dir_ + "/run";
+  const std::vector<std::string> job = {"--config=" + config, "--dataset=" + dataset,
+                                        "--run_dir=" + run, "--num_servers=2",
+                                        "--num_workers=1", "--num_partitions=2",
+                                        "--heartbeat_timeout_ms=1500",
+                                        "--checkpoint_every_steps=20"};
+  int64_t checkpoint_step = -1;
+  {
+    std::unique_ptr<Subprocess> scheduler;
+    std::string sched = StartScheduler(job, &scheduler, "scheduler1");
+    ASSERT_FALSE(sched.empty());
+    auto ps0 = Node({"ps", "--rank=0"}, config, dataset, sched, "ps0.log");
+    auto ps1 = Node({"ps", "--rank=1"}, config, dataset, sched, "ps1.log");
+    auto worker = Node({"worker", "--request_timeout_ms=2000"}, config, dataset, sched,
+                       "worker1.log");
+    net::ZmqContext ctx;
+    net::RpcClientOptions options;
+    options.endpoint = sched;
+    auto ctl = net::MembershipClient::Connect(&ctx, options);
+    ASSERT_TRUE(ctl.ok());
+    // Wait for a checkpoint past step 20, then pause so the job cannot finish first.
+    for (int i = 0; i < 1500 && checkpoint_step < 20; ++i) {
+      std::this_thread::sleep_for(20ms);
+      auto latest = ps::LatestCheckpoint(run + "/checkpoint");
+      if (latest.ok()) checkpoint_step = ps::VerifyCheckpoint(*latest)->step;
+    }
+    ASSERT_GE(checkpoint_step, 20) << "no checkpoint was written";
+    ASSERT_TRUE((*ctl)->Control("pause").ok());
+    ps1.reset();  // killed mid-job
+    EXPECT_NE(scheduler->Wait(60s).value_or(0), 0) << "the job must fail without ps 1";
+    std::string log = ReadFileToString(dir_ + "/scheduler1.log").value_or("");
+    EXPECT_NE(log.find("parameter server 1 is dead"), std::string::npos) << log;
+  }  // the worker and ps 0 are stopped, as deploy/local.sh does
+  auto resumed_from = ps::LatestCheckpoint(run + "/checkpoint");
+  ASSERT_TRUE(resumed_from.ok()) << resumed_from.status();
+  const int64_t resumed_step = ps::VerifyCheckpoint(*resumed_from)->step;
+  ASSERT_GE(resumed_step, checkpoint_step);
+
+  std::vector<std::string> resume = job;
+  resume.push_back("--resume=latest");
+  std::unique_ptr<Subprocess> scheduler;
+  std::string sched = StartScheduler(resume, &scheduler, "scheduler2");
+  ASSERT_FALSE(sched.empty());
+  auto ps0 = Node({"ps", "--rank=0"}, config, dataset, sched, "ps0b.log");
+  auto ps1 = Node({"ps", "--rank=1"}, config, dataset, sched, "ps1b.log");
+  auto worker = Node({"worker"}, config, dataset, sched, "worker2.log");
+  EXPECT_EQ(worker->Wait(240s).value_or(-1), 0);
+  EXPECT_EQ(scheduler->Wait(60s).value_or(-1), 0);
+  for (const char* log : {"ps0b.log", "ps1b.log"}) {
+    EXPECT_NE(ReadFileToString(dir_ + "/" + log).value_or("").find("restored from " + *resumed_from),
+              std::string::npos)
+        << log;
+  }
+  std::string final_status = ReadFileToString(dir_ + "/scheduler2.log").value_or("");
+  EXPECT_NE(final_status.find("\"partitions_done\":2,\"partitions\":2"), std::string::npos)
+      << final_status;
+  auto last = ps::LatestCheckpoint(run + "/checkpoint");
+  ASSERT_TRUE(last.ok()) << last.status();
+  // The resumed job counted on from the checkpoint's step, not from zero.
+  EXPECT_GT(ps::VerifyCheckpoint(*last)->step, resumed_step);
+  EXPECT_NE(final_status.find("resuming from " + *resumed_from), std::string::npos);
+  // ... and its reader went on from where the checkpoint's progress said, not from 0.
+  const std::string worker_log = ReadFileToString(dir_ + "/worker2.log").value_or("");
+  const std::string from = "partition 0 from example ";
+  const size_t at = worker_log.find(from);
+  ASSERT_NE(at, std::string::npos) << worker_log;
+  EXPECT_GT(std::atoll(worker_log.c_str() + at + from.size()), 0) << worker_log;
 }
 
 }  // namespace

@@ -56,13 +56,15 @@ class ProcessTest : public ::testing::Test {
     return rc.value_or(-1);
   }
 
-  // Starts `towerps scheduler` with `flags` (its log: <dir>/scheduler.log) and waits up
+  // Starts `towerps scheduler` with `flags` (its log: <dir>/<name>.log) and waits up
   // to 30 s for the endpoint it writes. Returns the endpoint, or "" (with a failure).
-  std::string StartScheduler(std::vector<std::string> flags, std::unique_ptr<Subprocess>* out) {
-    const std::string endpoint_file = dir_ + "/scheduler.endpoint";
+  std::string StartScheduler(std::vector<std::string> flags, std::unique_ptr<Subprocess>* out,
+                             const std::string& name = "scheduler") {
+    const std::string endpoint_file = dir_ + "/" + name + ".endpoint";
+    std::filesystem::remove(endpoint_file);
     std::vector<std::string> argv = {binary_, "scheduler", "--endpoint_file=" + endpoint_file};
     argv.insert(argv.end(), flags.begin(), flags.end());
-    *out = std::make_unique<Subprocess>(argv, dir_ + "/scheduler.log");
+    *out = std::make_unique<Subprocess>(argv, dir_ + "/" + name + ".log");
     std::string endpoint;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (endpoint.empty() && std::chrono::steady_clock::now() < deadline) {
@@ -71,7 +73,7 @@ class ProcessTest : public ::testing::Test {
       if (endpoint.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (endpoint.empty()) {
-      ADD_FAILURE() << "the scheduler did not start; see " << dir_ << "/scheduler.log";
+      ADD_FAILURE() << "the scheduler did not start; see " << dir_ << "/" << name << ".log";
       return "";
     }
     endpoint.erase(endpoint.find_last_not_of("\n") + 1);
