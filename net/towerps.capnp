@@ -120,13 +120,16 @@ struct PullSparseReply {
   tables @0 :List(TableRows);  # parallel to the request's tables
 }
 
-# Gradients for unique keys of sparse tables, one part per table (a table at most
-# once). Applied whole or not at all. Reply: PushReply.
+# One step's updates for this server: gradients for unique keys of sparse tables,
+# one part per table (a table at most once), and optionally the gradient of this
+# server's dense block, so a step costs one push per server. Applied whole or not at
+# all. Reply: PushReply.
 struct PushSparse {
   tables @0 :List(TableKeys);
   step @1 :Int64;          # global step
   clientId @2 :UInt64;     # with seq: a retried push is applied once
   seq @3 :UInt64;          # per-client sequence number, increasing
+  dense @4 :PushDense;     # unset: no dense update (assign is not allowed here)
 }
 
 struct PushReply {
@@ -146,17 +149,15 @@ struct PullDenseReply {
                            # assigned the initial values
 }
 
-# Gradient for this server's dense block. Reply: PushReply.
+# A dense block's values: in PushSparse.dense, this server's share of a step's dense
+# gradient; standalone (with assign), the block's initial values (Reply: PushReply).
 struct PushDense {
-  grads @0 :Data;          # block f32 gradients
-  learningRate @1 :Float32; # rate for this update
-  step @2 :Int64;          # global step
-  clientId @3 :UInt64;     # with seq: applied once
-  seq @4 :UInt64;          # per-client sequence number
-  assign @5 :Bool;         # `grads` holds initial values: set the block (only while
-                           # its version is 0, i.e. before any update)
-  pull @6 :Bool;           # also return the block after the update (PushReply.dense):
-                           # a push and the next pull in one round trip
+  grads @0 :Data;          # block f32: the gradient, or the initial values
+  learningRate @1 :Float32;  # gradient: the rate for this update
+  pull @2 :Bool;           # gradient: also return the block after the update
+                           # (PushReply.dense): a push and the next pull in one round trip
+  assign @3 :Bool;         # standalone: set the block to `grads` (only while its version
+                           # is 0, i.e. before any update; later ones are duplicates)
 }
 
 # Write (or load) this server's shards under `dir`. Reply: CheckpointReply.

@@ -55,7 +55,7 @@ absl::Status CheckpointParams::Pull(absl::Span<const SparseSlice> slices, int64_
   return absl::OkStatus();
 }
 
-absl::Status CheckpointParams::Push(absl::Span<const SparseSlice>, int64_t) {
+absl::Status CheckpointParams::Update(const StepUpdate&, int64_t) {
   return absl::FailedPreconditionError("a checkpoint is read-only");
 }
 
@@ -68,11 +68,6 @@ absl::StatusOr<int64_t> CheckpointParams::PullDense(absl::Span<float> params) {
     version = std::min(version, server->dense()->Read(params.data() + server->dense()->offset()));
   }
   return version;
-}
-
-absl::Status CheckpointParams::PushDense(absl::Span<const float>, float, int64_t,
-                                         absl::Span<float>) {
-  return absl::FailedPreconditionError("a checkpoint is read-only");
 }
 
 absl::Status CheckpointParams::AssignDense(absl::Span<const float>) {

@@ -29,10 +29,8 @@ class CheckpointParams final : public ParamSource {
 
   absl::Status Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create) override;
   // Read-only: pushes and dense updates are refused with FailedPrecondition.
-  absl::Status Push(absl::Span<const SparseSlice> slices, int64_t step) override;
+  absl::Status Update(const StepUpdate& update, int64_t step) override;
   absl::StatusOr<int64_t> PullDense(absl::Span<float> params) override;
-  absl::Status PushDense(absl::Span<const float> grads, float learning_rate, int64_t step,
-                         absl::Span<float> refreshed) override;
   absl::Status AssignDense(absl::Span<const float> values) override;
 
   const CheckpointManifest& manifest() const { return manifest_; }

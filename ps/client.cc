@@ -75,9 +75,10 @@ void PsClient::GroupSlices(absl::Span<const SparseSlice> slices) {
   }
 }
 
-template <typename FillPart>
+template <typename Fill>
 absl::Status PsClient::SendParts(absl::Span<const SparseSlice> slices, bool with_grads,
-                                 FillPart&& fill, Waits* waits, std::vector<int>* servers) {
+                                 size_t dense_bytes_per_server, Fill&& fill, Waits* waits,
+                                 std::vector<int>* servers) {
   for (int s = 0; s < num_servers(); ++s) {
     unsigned parts = 0;
     size_t payload = 0;
@@ -87,9 +88,10 @@ absl::Status PsClient::SendParts(absl::Span<const SparseSlice> slices, bool with
       ++parts;
       payload += n * (sizeof(uint64_t) + (with_grads ? slices[i].dim * sizeof(float) : 0));
     }
-    if (parts == 0) continue;
+    if (parts == 0 && dense_bytes_per_server == 0) continue;
+    payload += dense_bytes_per_server;
     TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, payload, [&](Envelope::Body::Builder body) {
-      capnp::List<net::wire::TableKeys>::Builder list = fill(body, parts);
+      capnp::List<net::wire::TableKeys>::Builder list = fill(s, body, parts);
       unsigned k = 0;
       for (size_t i = 0; i < slices.size(); ++i) {
         const SparseSlice& slice = slices[i];
@@ -122,8 +124,8 @@ absl::Status PsClient::Pull(absl::Span<const SparseSlice> slices, int64_t step, 
   GroupSlices(slices);
   Waits waits;
   std::vector<int> servers;
-  TOWERPS_RETURN_IF_ERROR(SendParts(slices, /*with_grads=*/false,
-                                    [&](Envelope::Body::Builder body, unsigned parts) {
+  TOWERPS_RETURN_IF_ERROR(SendParts(slices, /*with_grads=*/false, /*dense_bytes_per_server=*/0,
+                                    [&](int, Envelope::Body::Builder body, unsigned parts) {
     auto pull = body.initPullSparse();
     pull.setCreate(create);
     pull.setStep(step);
@@ -164,24 +166,55 @@ absl::Status PsClient::Pull(absl::Span<const SparseSlice> slices, int64_t step, 
   return absl::OkStatus();
 }
 
-absl::Status PsClient::Push(absl::Span<const SparseSlice> slices, int64_t step) {
-  GroupSlices(slices);
+absl::Status PsClient::Update(const StepUpdate& update, int64_t step) {
+  const bool dense = !update.dense_grads.empty();
+  if ((dense && update.dense_grads.size() != options_.dense_params) ||
+      (!update.refreshed.empty() && (!dense || update.refreshed.size() != options_.dense_params))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dense update of ", update.dense_grads.size(), " floats refreshing ",
+        update.refreshed.size(), "; the model has ", options_.dense_params));
+  }
+  GroupSlices(update.sparse);
   Waits waits;
   std::vector<int> servers;
-  TOWERPS_RETURN_IF_ERROR(SendParts(slices, /*with_grads=*/true,
-                                    [&](Envelope::Body::Builder body, unsigned parts) {
+  // With a dense gradient every server gets a request (each holds a block).
+  const size_t dense_bytes =
+      dense ? (options_.dense_params + num_servers() - 1) / num_servers() * sizeof(float) : 0;
+  TOWERPS_RETURN_IF_ERROR(SendParts(update.sparse, /*with_grads=*/true, dense_bytes,
+                                    [&](int s, Envelope::Body::Builder body, unsigned parts) {
     auto push = body.initPushSparse();
     push.setStep(step);
     push.setClientId(options_.client_id);
     push.setSeq(NextSeq());
+    if (dense) {
+      auto [begin, end] = shard_map_.DenseBlock(s, options_.dense_params);
+      auto block = push.initDense();
+      const size_t bytes = (end - begin) * sizeof(float);
+      std::memcpy(block.initGrads(bytes).begin(), update.dense_grads.data() + begin, bytes);
+      block.setLearningRate(update.dense_learning_rate);
+      block.setPull(!update.refreshed.empty());
+    }
     return push.initTables(parts);
   }, &waits, &servers));
-  if (!options_.defer_push_replies) return FirstError(net::RpcClient::WaitAll(waits));
-  // This push stays in flight; the one before it (if still there) is collected now,
-  // so at most one step of pushes is ever outstanding.
-  Waits older = std::move(deferred_);
-  deferred_ = std::move(waits);
-  return FirstError(net::RpcClient::WaitAll(older));
+  if (update.refreshed.empty() && options_.defer_push_replies) {
+    // This push stays in flight; the one before it (if still there) is collected
+    // now, so at most one push is ever outstanding.
+    Waits older = std::move(deferred_);
+    deferred_ = std::move(waits);
+    return FirstError(net::RpcClient::WaitAll(older));
+  }
+  std::vector<absl::StatusOr<net::Message>> replies;
+  TOWERPS_RETURN_IF_ERROR(WaitWithDeferred(waits, &replies));
+  if (update.refreshed.empty()) return absl::OkStatus();
+  for (size_t w = 0; w < replies.size(); ++w) {
+    auto body = replies[w]->envelope().getBody();
+    if (body.which() != Envelope::Body::PUSH_REPLY || !body.getPushReply().hasDense()) {
+      return absl::DataLossError("a dense push-and-pull was answered without the block");
+    }
+    TOWERPS_RETURN_IF_ERROR(
+        CopyDenseBlock(servers[w], body.getPushReply().getDense(), update.refreshed).status());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PsClient::Flush() {
@@ -244,52 +277,24 @@ absl::StatusOr<int64_t> PsClient::PullDense(absl::Span<float> params) {
   return min_version;
 }
 
-absl::Status PsClient::PushDenseBlocks(absl::Span<const float> values, bool assign,
-                                       float learning_rate, int64_t step,
-                                       absl::Span<float> refreshed) {
-  if (values.size() != options_.dense_params ||
-      (!refreshed.empty() && refreshed.size() != options_.dense_params)) {
-    return absl::InvalidArgumentError(absl::StrCat("dense push of ", values.size(),
-                                                   " floats (refreshing ", refreshed.size(),
-                                                   "); the model has ", options_.dense_params));
+absl::Status PsClient::AssignDense(absl::Span<const float> values) {
+  if (values.size() != options_.dense_params) {
+    return absl::InvalidArgumentError(absl::StrCat("dense values of ", values.size(),
+                                                   " floats; the model has ",
+                                                   options_.dense_params));
   }
   Waits waits;
   for (int s = 0; s < num_servers(); ++s) {
     auto [begin, end] = shard_map_.DenseBlock(s, options_.dense_params);
     const size_t bytes = (end - begin) * sizeof(float);
     TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, bytes, [&](Envelope::Body::Builder body) {
-      auto push = body.initPushDense();
-      std::memcpy(push.initGrads(bytes).begin(), values.data() + begin, bytes);
-      push.setAssign(assign);
-      push.setPull(!refreshed.empty());
-      if (!assign) {
-        push.setLearningRate(learning_rate);
-        push.setStep(step);
-        push.setClientId(options_.client_id);
-        push.setSeq(NextSeq());
-      }
+      auto assign = body.initPushDense();
+      std::memcpy(assign.initGrads(bytes).begin(), values.data() + begin, bytes);
+      assign.setAssign(true);
     }, &waits));
   }
   std::vector<absl::StatusOr<net::Message>> replies;
-  TOWERPS_RETURN_IF_ERROR(WaitWithDeferred(waits, &replies));
-  if (refreshed.empty()) return absl::OkStatus();
-  for (int s = 0; s < num_servers(); ++s) {
-    auto body = replies[s]->envelope().getBody();
-    if (body.which() != Envelope::Body::PUSH_REPLY || !body.getPushReply().hasDense()) {
-      return absl::DataLossError("dense push-and-pull answered without the block");
-    }
-    TOWERPS_RETURN_IF_ERROR(CopyDenseBlock(s, body.getPushReply().getDense(), refreshed).status());
-  }
-  return absl::OkStatus();
-}
-
-absl::Status PsClient::PushDense(absl::Span<const float> grads, float learning_rate,
-                                 int64_t step, absl::Span<float> refreshed) {
-  return PushDenseBlocks(grads, /*assign=*/false, learning_rate, step, refreshed);
-}
-
-absl::Status PsClient::AssignDense(absl::Span<const float> values) {
-  return PushDenseBlocks(values, /*assign=*/true, 0, 0, {});
+  return WaitWithDeferred(waits, &replies);
 }
 
 absl::StatusOr<std::vector<CheckpointFile>> PsClient::Checkpoint(const std::string& dir,

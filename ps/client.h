@@ -57,19 +57,16 @@ class PsClient final : public ParamSource {
   // Status (DeadlineExceeded after retries, InvalidArgument from a server), or
   // DataLoss for a reply of the wrong size.
   absl::Status Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create) override;
-  // Pushes every slice's gradients to their owning servers in parallel (see
-  // defer_push_replies).
-  absl::Status Push(absl::Span<const SparseSlice> slices, int64_t step) override;
+  // Sends each server one request with its rows' gradients and, with a dense gradient,
+  // its dense block's (then every server gets one, and `refreshed` receives the blocks
+  // after the update). Without `refreshed` see defer_push_replies.
+  absl::Status Update(const StepUpdate& update, int64_t step) override;
   // Collects every deferred push reply; the first failure.
   absl::Status Flush() override;
 
   // Reads the whole dense array (dense_params floats) from all servers; returns the
   // smallest block version (0 until a worker assigned initial values or pushed).
   absl::StatusOr<int64_t> PullDense(absl::Span<float> params) override;
-  // One dense update: grads = dense_params floats. With `refreshed` (dense_params
-  // floats), each server also returns its block after the update, in the same round trip.
-  absl::Status PushDense(absl::Span<const float> grads, float learning_rate, int64_t step,
-                         absl::Span<float> refreshed) override;
   // Sets the initial dense values on every server (ignored by servers already set).
   absl::Status AssignDense(absl::Span<const float> values) override;
 
@@ -90,12 +87,14 @@ class PsClient final : public ParamSource {
   absl::Status SendTo(int server, bool retry, size_t payload_bytes, Fill&& fill, Waits* waits);
   // positions_[i][s]: where slice i's keys owned by server s are.
   void GroupSlices(absl::Span<const SparseSlice> slices);
-  // One sparse request per server that owns any key: fill(body, parts) sets the
-  // message kind and returns its table list, which this fills with the server's keys
-  // (and gradients, with_grads). servers: the server of each wait, in order.
-  template <typename FillPart>
-  absl::Status SendParts(absl::Span<const SparseSlice> slices, bool with_grads, FillPart&& fill,
-                         Waits* waits, std::vector<int>* servers);
+  // One request per server that owns any key (every server when
+  // dense_bytes_per_server > 0: room reserved for its dense block): fill(server, body,
+  // parts) sets the message kind and returns its table list, which this fills with the
+  // server's keys (and gradients, with_grads). servers: the server of each wait.
+  template <typename Fill>
+  absl::Status SendParts(absl::Span<const SparseSlice> slices, bool with_grads,
+                         size_t dense_bytes_per_server, Fill&& fill, Waits* waits,
+                         std::vector<int>* servers);
   // Checks a server's dense block reply and copies it into `params`; its version.
   absl::StatusOr<int64_t> CopyDenseBlock(int server, net::wire::PullDenseReply::Reader reply,
                                          absl::Span<float> params) const;
@@ -104,11 +103,6 @@ class PsClient final : public ParamSource {
   // the replies to `waits` in order.
   absl::Status WaitWithDeferred(const Waits& waits,
                                 std::vector<absl::StatusOr<net::Message>>* replies);
-  // Sends each server its block of `values`: initial values (assign) or a gradient;
-  // with `refreshed`, the blocks after the update come back into it.
-  absl::Status PushDenseBlocks(absl::Span<const float> values, bool assign, float learning_rate,
-                               int64_t step, absl::Span<float> refreshed);
-
   const PsClientOptions options_;
   const ShardMap shard_map_;
   std::vector<std::unique_ptr<net::RpcClient>> clients_;

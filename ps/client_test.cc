@@ -126,6 +126,20 @@ TEST_F(PsClientTest, DenseAssignPullPush) {
   std::vector<float> refreshed(kDense);
   ASSERT_TRUE(client_->PushDense(grads, 0.5f, 0, absl::MakeSpan(refreshed)).ok());
   for (uint64_t i = 0; i < kDense; ++i) EXPECT_FLOAT_EQ(refreshed[i], init[i] - 2.0f);
+  // One step's sparse rows and dense gradient together: both applied.
+  std::vector<uint64_t> keys = {11, 12, 13};
+  std::vector<float> rows(3 * kDim), after(3 * kDim), row_grads(3 * kDim, 1.0f);
+  ASSERT_TRUE(client_->Pull({{0, kDim, keys, rows.data(), nullptr, 0}}, 0, true).ok());
+  std::vector<SparseSlice> slices = {{0, kDim, keys, nullptr, row_grads.data(), 0.5f}};
+  StepUpdate update;
+  update.sparse = slices;
+  update.dense_grads = grads;
+  update.dense_learning_rate = 0.5f;
+  update.refreshed = absl::MakeSpan(refreshed);
+  ASSERT_TRUE(client_->Update(update, 1).ok());
+  for (uint64_t i = 0; i < kDense; ++i) EXPECT_FLOAT_EQ(refreshed[i], init[i] - 3.0f);
+  ASSERT_TRUE(client_->Pull({{0, kDim, keys, after.data(), nullptr, 0}}, 1, true).ok());
+  for (size_t j = 0; j < after.size(); ++j) EXPECT_FLOAT_EQ(after[j], rows[j] - 0.5f);
   EXPECT_EQ(client_->PullDense(absl::MakeSpan(params.data(), 3)).status().code(),
             absl::StatusCode::kInvalidArgument);
 }

@@ -20,13 +20,18 @@ absl::Status LocalParams::Pull(absl::Span<const SparseSlice> slices, int64_t ste
   return absl::OkStatus();
 }
 
-absl::Status LocalParams::Push(absl::Span<const SparseSlice> slices, int64_t step) {
-  for (const SparseSlice& s : slices) {
+absl::Status LocalParams::Update(const StepUpdate& update, int64_t step) {
+  for (const SparseSlice& s : update.sparse) {
     if (s.table >= server_->options().tables.size()) {
       return absl::InvalidArgumentError(absl::StrCat("no table ", s.table));
     }
+  }
+  for (const SparseSlice& s : update.sparse) {
     server_->table(static_cast<int>(s.table))->Push(s.keys, s.grads, s.learning_rate, step);
   }
+  if (update.dense_grads.empty()) return absl::OkStatus();
+  TOWERPS_RETURN_IF_ERROR(server_->dense()->Apply(update.dense_grads, update.dense_learning_rate));
+  if (!update.refreshed.empty()) TOWERPS_RETURN_IF_ERROR(PullDense(update.refreshed).status());
   return absl::OkStatus();
 }
 
@@ -35,13 +40,6 @@ absl::StatusOr<int64_t> LocalParams::PullDense(absl::Span<float> params) {
     return absl::InvalidArgumentError("dense pull size differs from the model's");
   }
   return server_->dense()->Read(params.data());
-}
-
-absl::Status LocalParams::PushDense(absl::Span<const float> grads, float learning_rate,
-                                    int64_t /*step*/, absl::Span<float> refreshed) {
-  TOWERPS_RETURN_IF_ERROR(server_->dense()->Apply(grads, learning_rate));
-  if (!refreshed.empty()) TOWERPS_RETURN_IF_ERROR(PullDense(refreshed).status());
-  return absl::OkStatus();
 }
 
 absl::Status LocalParams::AssignDense(absl::Span<const float> values) {

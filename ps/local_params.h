@@ -16,10 +16,8 @@ class LocalParams final : public ParamSource {
   explicit LocalParams(ParameterServer* server) : server_(server) {}
 
   absl::Status Pull(absl::Span<const SparseSlice> slices, int64_t step, bool create) override;
-  absl::Status Push(absl::Span<const SparseSlice> slices, int64_t step) override;
+  absl::Status Update(const StepUpdate& update, int64_t step) override;
   absl::StatusOr<int64_t> PullDense(absl::Span<float> params) override;
-  absl::Status PushDense(absl::Span<const float> grads, float learning_rate, int64_t step,
-                         absl::Span<float> refreshed) override;
   absl::Status AssignDense(absl::Span<const float> values) override;
 
  private:

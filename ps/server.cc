@@ -193,27 +193,55 @@ absl::StatusOr<std::string> ParameterServer::PullSparse(const Envelope::Reader& 
   return message.Finish();
 }
 
+absl::Status ParameterServer::CheckDenseUpdate(net::wire::PushDense::Reader dense) const {
+  if (dense.getAssign()) {
+    return absl::InvalidArgumentError("initial dense values travel in a standalone PushDense");
+  }
+  TOWERPS_ASSIGN_OR_RETURN(auto grads, BlobAs<float>(dense.getGrads(), "dense gradient"));
+  if (grads.size() != dense_->size()) {
+    return absl::InvalidArgumentError(absl::StrCat("dense gradient of ", grads.size(),
+                                                   " floats for a block of ", dense_->size()));
+  }
+  const float lr = dense.getLearningRate();
+  if (!(lr > 0) || !std::isfinite(lr)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad dense learning rate ", lr));
+  }
+  if (!AllFinite(grads)) return absl::InvalidArgumentError("dense gradient holds NaN or Inf");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& request) {
   auto push = request.getBody().getPushSparse();
   // Every part is checked before any is applied: a bad request changes nothing.
   TOWERPS_ASSIGN_OR_RETURN(std::vector<TablePart> parts,
                            ParseParts(push.getTables(), /*push=*/true));
-  capnp::MallocMessageBuilder message;
+  const bool dense = push.hasDense();
+  if (dense) TOWERPS_RETURN_IF_ERROR(CheckDenseUpdate(push.getDense()));
+  const bool pull = dense && push.getDense().getPull();
+  net::FrameBuilder message(pull ? dense_->size() * sizeof(float) : 0);
   auto reply_envelope = message.initRoot<Envelope>();
   net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
   auto reply = reply_envelope.getBody().initPushReply();
   if (!dedup_.Claim(push.getClientId(), push.getSeq())) {
     reply.setDuplicate(true);
     if (duplicate_pushes_) duplicate_pushes_->Increment();
-    return net::EncodeMessage(message);
+  } else {
+    int64_t keys = 0;
+    for (const TablePart& p : parts) {
+      p.table->Push(p.keys, p.grads.data(), p.learning_rate, push.getStep());
+      keys += static_cast<int64_t>(p.keys.size());
+    }
+    if (pushed_keys_) pushed_keys_->Increment(keys);
+    if (dense) {
+      auto grads = push.getDense().getGrads();
+      TOWERPS_RETURN_IF_ERROR(dense_->Apply(
+          absl::MakeConstSpan(reinterpret_cast<const float*>(grads.begin()),
+                              grads.size() / sizeof(float)),
+          push.getDense().getLearningRate()));
+    }
   }
-  int64_t keys = 0;
-  for (const TablePart& p : parts) {
-    p.table->Push(p.keys, p.grads.data(), p.learning_rate, push.getStep());
-    keys += static_cast<int64_t>(p.keys.size());
-  }
-  if (pushed_keys_) pushed_keys_->Increment(keys);
-  return net::EncodeMessage(message);
+  if (pull) ReadDense(reply.initDense());
+  return message.Finish();
 }
 
 void ParameterServer::ReadDense(net::wire::PullDenseReply::Builder reply) {
@@ -232,31 +260,23 @@ absl::StatusOr<std::string> ParameterServer::PullDense(const Envelope::Reader& r
 
 absl::StatusOr<std::string> ParameterServer::PushDense(const Envelope::Reader& request) {
   auto push = request.getBody().getPushDense();
-  TOWERPS_ASSIGN_OR_RETURN(auto grads, BlobAs<float>(push.getGrads(), "dense values"));
-  if (!AllFinite(grads)) return absl::InvalidArgumentError("dense values hold NaN or Inf");
-  if (!push.getAssign() && grads.size() != dense_->size()) {
-    return absl::InvalidArgumentError(absl::StrCat("dense gradient of ", grads.size(),
-                                                   " floats for a block of ", dense_->size()));
+  if (!push.getAssign()) {
+    return absl::InvalidArgumentError(
+        "a dense update travels in PushSparse.dense; PushDense only assigns initial values");
   }
-  net::FrameBuilder message(push.getPull() ? dense_->size() * sizeof(float) : 0);
+  TOWERPS_ASSIGN_OR_RETURN(auto values, BlobAs<float>(push.getGrads(), "dense values"));
+  if (!AllFinite(values)) return absl::InvalidArgumentError("dense values hold NaN or Inf");
+  capnp::MallocMessageBuilder message;
   auto reply_envelope = message.initRoot<Envelope>();
   net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
   auto reply = reply_envelope.getBody().initPushReply();
-  if (push.getAssign()) {
-    absl::Status status = dense_->Assign(grads);
-    if (absl::IsFailedPrecondition(status)) {
-      reply.setDuplicate(true);  // already initialised by another worker: not an error
-    } else {
-      TOWERPS_RETURN_IF_ERROR(status);
-    }
-  } else if (!dedup_.Claim(push.getClientId(), push.getSeq())) {
-    reply.setDuplicate(true);
-    if (duplicate_pushes_) duplicate_pushes_->Increment();
+  absl::Status status = dense_->Assign(values);
+  if (absl::IsFailedPrecondition(status)) {
+    reply.setDuplicate(true);  // already initialised by another worker: not an error
   } else {
-    TOWERPS_RETURN_IF_ERROR(dense_->Apply(grads, push.getLearningRate()));
+    TOWERPS_RETURN_IF_ERROR(status);
   }
-  if (push.getPull()) ReadDense(reply.initDense());
-  return message.Finish();
+  return net::EncodeMessage(message);
 }
 
 absl::StatusOr<std::string> ParameterServer::Checkpoint(const Envelope::Reader& request) {

@@ -228,14 +228,20 @@ TEST(ParameterServerTest, DenseAssignPullPush) {
   auto second = assign({9, 9, 9, 9, 9});
   ASSERT_TRUE(second.ok());
   EXPECT_TRUE((*second)->envelope().getBody().getPushReply().getDuplicate());
-  auto push = h.Call([&](Envelope::Body::Builder b) {
-    auto p = b.initPushDense();
-    std::vector<float> g = {1, 1, 1, 1, 1};
-    p.setGrads(Blob(g));
-    p.setLearningRate(0.25f);
-    p.setClientId(1);
-    p.setSeq(1);
-  });
+  // A dense update rides in a push (here with no sparse tables).
+  auto dense_push = [&](uint64_t seq, bool pull) {
+    return h.Call([&](Envelope::Body::Builder b) {
+      auto push = b.initPushSparse();
+      push.setClientId(1);
+      push.setSeq(seq);
+      auto p = push.initDense();
+      std::vector<float> g = {1, 1, 1, 1, 1};
+      p.setGrads(Blob(g));
+      p.setLearningRate(0.25f);
+      p.setPull(pull);
+    });
+  };
+  auto push = dense_push(1, false);
   ASSERT_TRUE(push.ok()) << push.status();
   auto pulled = h.Call([](Envelope::Body::Builder b) { b.initPullDense(); });
   ASSERT_TRUE(pulled.ok());
@@ -246,26 +252,29 @@ TEST(ParameterServerTest, DenseAssignPullPush) {
   std::memcpy(values.data(), reply.getValues().begin(), 5 * sizeof(float));
   EXPECT_EQ(values, (std::vector<float>{0.75f, 1.75f, 2.75f, 3.75f, 4.75f}));
   // A push that asks for the block back gets it after its own update.
-  auto push_pull = h.Call([&](Envelope::Body::Builder b) {
-    auto p = b.initPushDense();
-    std::vector<float> g = {1, 1, 1, 1, 1};
-    p.setGrads(Blob(g));
-    p.setLearningRate(0.25f);
-    p.setClientId(1);
-    p.setSeq(2);
-    p.setPull(true);
-  });
+  auto push_pull = dense_push(2, true);
   ASSERT_TRUE(push_pull.ok()) << push_pull.status();
   auto dense = (*push_pull)->envelope().getBody().getPushReply().getDense();
   EXPECT_EQ(dense.getOffset(), 5u);
   EXPECT_EQ(dense.getVersion(), 2);
   std::memcpy(values.data(), dense.getValues().begin(), 5 * sizeof(float));
   EXPECT_EQ(values, (std::vector<float>{0.5f, 1.5f, 2.5f, 3.5f, 4.5f}));
+  // The retry of a push-and-pull is not applied again but still returns the block.
+  auto retried = dense_push(2, true);
+  ASSERT_TRUE(retried.ok());
+  EXPECT_TRUE((*retried)->envelope().getBody().getPushReply().getDuplicate());
+  EXPECT_EQ((*retried)->envelope().getBody().getPushReply().getDense().getVersion(), 2);
   auto wrong = h.Call([&](Envelope::Body::Builder b) {
     std::vector<float> g = {1, 1};
-    b.initPushDense().setGrads(Blob(g));
+    auto p = b.initPushSparse().initDense();
+    p.setGrads(Blob(g));
+    p.setLearningRate(0.25f);
   });
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+  auto not_assign = h.Call([&](Envelope::Body::Builder b) {
+    b.initPushDense().setGrads(Blob(init));  // standalone without assign
+  });
+  EXPECT_EQ(not_assign.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ParameterServerTest, CheckpointRoundTripAndCorruptionRefused) {

@@ -56,27 +56,32 @@ absl::Status StepRunner::RefreshDense() {
   return absl::OkStatus();
 }
 
-absl::Status StepRunner::PushDense(int64_t step, float lr_scale) {
-  if (steps_since_dense_push_ == 0) return absl::OkStatus();
+void StepRunner::AddDense(float lr_scale, ps::StepUpdate* update) {
   // The accumulated gradient is the mean over the steps since the last push: one
   // update of a k-times larger batch.
   const float inv = 1.0f / static_cast<float>(steps_since_dense_push_);
   for (float& g : dense_grad_sum_) g *= inv;
-  absl::Span<float> refreshed;
+  update->dense_grads = dense_grad_sum_;
+  update->dense_learning_rate = model_->config.dense_learning_rate * lr_scale;
   if (refresh_with_push_) {
     auto values = two_tower_->params().values();
-    refreshed = absl::MakeSpan(values.data(), values.size());
+    update->refreshed = absl::MakeSpan(values.data(), values.size());
   }
-  TOWERPS_RETURN_IF_ERROR(params_->PushDense(
-      dense_grad_sum_, model_->config.dense_learning_rate * lr_scale, step, refreshed));
+}
+
+void StepRunner::DensePushed() {
   std::fill(dense_grad_sum_.begin(), dense_grad_sum_.end(), 0.0f);
   steps_since_dense_push_ = 0;
   dense_stale_ = !refresh_with_push_;
-  return absl::OkStatus();
 }
 
 absl::Status StepRunner::FlushDense(int64_t step, float lr_scale) {
-  TOWERPS_RETURN_IF_ERROR(PushDense(step, std::max(lr_scale, kMinLrScale)));
+  if (steps_since_dense_push_ > 0) {
+    ps::StepUpdate update;
+    AddDense(std::max(lr_scale, kMinLrScale), &update);
+    TOWERPS_RETURN_IF_ERROR(params_->Update(update, step));
+    DensePushed();
+  }
   return params_->Flush();
 }
 
@@ -150,10 +155,13 @@ absl::StatusOr<StepStats> StepRunner::Run(PreparedBatch* p, int64_t step, float 
   stats.compute_us = MicrosSince(t1);
 
   auto t2 = std::chrono::steady_clock::now();
-  TOWERPS_RETURN_IF_ERROR(params_->Push(p->inputs.PushSlices(lr_scale), step));
-  if (steps_since_dense_push_ >= model_->config.dense_sync_every) {
-    TOWERPS_RETURN_IF_ERROR(PushDense(step, lr_scale));
-  }
+  // The rows' gradients and, when due, the dense gradient: one request per server.
+  ps::StepUpdate update;
+  update.sparse = p->inputs.PushSlices(lr_scale);
+  const bool dense_due = steps_since_dense_push_ >= model_->config.dense_sync_every;
+  if (dense_due) AddDense(lr_scale, &update);
+  TOWERPS_RETURN_IF_ERROR(params_->Update(update, step));
+  if (dense_due) DensePushed();
   stats.push_us = MicrosSince(t2);
   return stats;
 }

@@ -102,7 +102,11 @@ class StepRunner {
  private:
   StepRunner(const BoundModel* model, const ItemCatalog* catalog, ps::ParamSource* params,
              uint64_t seed);
-  absl::Status PushDense(int64_t step, float lr_scale);
+  // Puts the mean dense gradient since the last dense push into `update` (and the
+  // model's parameters as the refresh target, with refresh_with_push).
+  void AddDense(float lr_scale, ps::StepUpdate* update);
+  // After a successful dense push: restart the accumulation.
+  void DensePushed();
 
   const BoundModel* const model_;
   const ItemCatalog* const catalog_;
