@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "common/allocator.h"
 #include "common/metrics.h"
 #include "net/transport.h"
 #include "ps/client.h"
@@ -180,6 +181,7 @@ void Report(const std::string& name, const Result& ours, const Result& raw, doub
 int main(int argc, char** argv) {
   using namespace towerps;
   using namespace towerps::bench;
+  KeepLargeAllocationsInHeap();  // as `towerps` does (common/allocator.h)
   const bool quick = QuickMode(argc, argv);
   const int64_t rows = quick ? 100000 : 1000000;
   const uint64_t dense = 1 << 20;

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "cmd/subcommand.h"
+#include "common/allocator.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 
@@ -100,6 +101,7 @@ int Main(int argc, char** argv) {
   if (RefuseForeignFlags(*sub)) return 2;
   if (FLAGS_log_dir.empty()) FLAGS_logtostderr = true;
   google::InitGoogleLogging(program.c_str());
+  if (!KeepLargeAllocationsInHeap()) LOG(WARNING) << "malloc tuning refused; continuing";
   int rc = sub->run(sub_argc, sub_argv);
   gflags::ShutDownCommandLineFlags();
   return rc;
