@@ -14,6 +14,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -181,7 +182,11 @@ void Report(const std::string& name, const Result& ours, const Result& raw, doub
 int main(int argc, char** argv) {
   using namespace towerps;
   using namespace towerps::bench;
-  KeepLargeAllocationsInHeap();  // as `towerps` does (common/allocator.h)
+  // As `towerps` does (common/allocator.h), unless --default_malloc: the allocator
+  // setting moves the raw peer too, so BENCHMARKS.md reports both.
+  bool default_malloc = false;
+  for (int i = 1; i < argc; ++i) default_malloc |= std::string(argv[i]) == "--default_malloc";
+  if (!default_malloc) KeepLargeAllocationsInHeap();
   const bool quick = QuickMode(argc, argv);
   const int64_t rows = quick ? 100000 : 1000000;
   const uint64_t dense = 1 << 20;
