@@ -31,14 +31,18 @@ struct BatchPlan {
   std::vector<uint32_t> missing;  // Pull: keys of the current stripe without a row
 };
 
-// Raises a row's last-touched step to `step`. Atomic, because pulls holding only the
-// shared stripe lock touch rows concurrently (every other access to the field holds
-// the exclusive lock).
+// Raises a row's last-touched step to `step`. Pulls holding only the shared stripe lock
+// touch rows concurrently, so the field is accessed atomically here (every other access
+// holds the exclusive lock). A relaxed load and a conditional relaxed store, not a
+// compare-and-swap loop: `lock cmpxchg` is a full barrier on x86, once per key, that
+// waits for the store buffer (the previous rows' 256-byte copies) to drain. The price
+// is a benign race: two pulls touching the same row at once may leave the smaller of
+// their two steps (both current), which TTL and budget eviction tolerate. A pull
+// stores only a step above the one it read, so the field never drops below a step set
+// by a pull or push that completed before the racing pulls began.
 void TouchRow(char* row, int64_t step) {
   std::atomic_ref<int64_t> last(*reinterpret_cast<int64_t*>(row + RowLayout::kStepOffset));
-  int64_t seen = last.load(std::memory_order_relaxed);
-  while (step > seen && !last.compare_exchange_weak(seen, step, std::memory_order_relaxed)) {
-  }
+  if (step > last.load(std::memory_order_relaxed)) last.store(step, std::memory_order_relaxed);
 }
 
 BatchPlan& PlanBatch(absl::Span<const uint64_t> keys, int stripe_shift, int num_stripes,

@@ -60,7 +60,9 @@ class EmbeddingTable {
 
   // keys: n (may repeat), out: n * dim fp32. Missing rows are created (a key's
   // sighting is counted first when admission is on; a key not yet admitted reads
-  // zeros). Marks every row read as touched at `step`.
+  // zeros). Marks every row read as touched at `step` (raises its last-touched step;
+  // when pulls with different steps touch one row at the same moment, the row may keep
+  // the smaller of their steps).
   void Pull(absl::Span<const uint64_t> keys, int64_t step, float* out);
 
   // keys: n, out: n * dim. Like Pull but never creates, counts or touches:
