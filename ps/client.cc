@@ -13,6 +13,18 @@ namespace {
 
 using net::wire::Envelope;
 
+// Calls fn(j, p, n) for each run of consecutive positions: pos[j + i] == p + i for
+// i < n. Rows move one run per memcpy (with one server, a slice is a single run).
+template <typename Fn>
+void ForEachRun(const std::vector<uint32_t>& pos, Fn&& fn) {
+  for (size_t j = 0; j < pos.size();) {
+    size_t n = 1;
+    while (j + n < pos.size() && pos[j + n] == pos[j] + n) ++n;
+    fn(j, static_cast<size_t>(pos[j]), n);
+    j += n;
+  }
+}
+
 absl::Status FirstError(const std::vector<absl::StatusOr<net::Message>>& replies) {
   for (const auto& reply : replies) {
     if (!reply.ok()) return reply.status();
@@ -108,10 +120,9 @@ absl::Status PsClient::SendParts(absl::Span<const SparseSlice> slices, bool with
         part.setLearningRate(slice.learning_rate);
         const size_t row_bytes = slice.dim * sizeof(float);
         kj::byte* grads = part.initGrads(pos.size() * row_bytes).begin();
-        for (size_t j = 0; j < pos.size(); ++j) {
-          std::memcpy(grads + j * row_bytes, slice.grads + static_cast<size_t>(pos[j]) * slice.dim,
-                      row_bytes);
-        }
+        ForEachRun(pos, [&](size_t j, size_t p, size_t n) {
+          std::memcpy(grads + j * row_bytes, slice.grads + p * slice.dim, n * row_bytes);
+        });
       }
     }, waits));
     servers->push_back(s);
@@ -156,10 +167,9 @@ absl::Status PsClient::Pull(absl::Span<const SparseSlice> slices, int64_t step, 
                                                 pos.size(), " rows"));
       }
       const size_t row_bytes = slice.dim * sizeof(float);
-      for (size_t j = 0; j < pos.size(); ++j) {
-        std::memcpy(slice.out + static_cast<size_t>(pos[j]) * slice.dim,
-                    rows.begin() + j * row_bytes, row_bytes);
-      }
+      ForEachRun(pos, [&](size_t j, size_t p, size_t n) {
+        std::memcpy(slice.out + p * slice.dim, rows.begin() + j * row_bytes, n * row_bytes);
+      });
     }
     if (k != tables.size()) return absl::DataLossError("pull reply has extra tables");
   }
