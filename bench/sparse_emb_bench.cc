@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -175,24 +176,37 @@ Work MakeWork(const std::vector<std::vector<uint32_t>>& batches, size_t first, s
   return w;
 }
 
-// Runs fn(work, out, grads) on `threads` threads, each over its share of the batches;
-// returns keys per second (median of `repeats`).
-template <typename Fn>
-double Rate(const std::vector<Work>& works, int dim, int repeats, Fn&& fn) {
+// Runs each fn(work, out, grads) on `threads` threads (one per Work), each thread over
+// its share of the batches; returns each fn's keys per second, the median of
+// `repeats` rounds. A round runs every fn once, in turn, so drift in the machine's
+// load hits all of them alike.
+using WorkFn = std::function<void(const Work&, float*, const float*)>;
+std::vector<double> Rates(const std::vector<Work>& works, int dim, int repeats,
+                          const std::vector<WorkFn>& fns) {
   size_t total = 0;
   for (const Work& w : works) total += w.total;
   std::vector<std::vector<float>> outs(works.size(), std::vector<float>(kBatch * dim));
   std::vector<float> grads(kBatch * dim);
   for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.001f * static_cast<float>(i % 13) - 0.006f;
-  const double seconds = MedianSeconds(repeats, [&] {
-    std::vector<std::thread> threads;
-    for (size_t t = 0; t < works.size(); ++t) {
-      threads.emplace_back([&, t] { fn(works[t], outs[t].data(), grads.data()); });
+  std::vector<std::vector<double>> seconds(fns.size());
+  for (int r = 0; r < repeats; ++r) {
+    for (size_t f = 0; f < fns.size(); ++f) {
+      seconds[f].push_back(MedianSeconds(1, [&] {
+        std::vector<std::thread> threads;
+        for (size_t t = 0; t < works.size(); ++t) {
+          threads.emplace_back([&, t] { fns[f](works[t], outs[t].data(), grads.data()); });
+        }
+        for (auto& th : threads) th.join();
+      }));
     }
-    for (auto& th : threads) th.join();
-  });
+  }
   DoNotOptimize(outs[0][0]);
-  return static_cast<double>(total) / seconds;
+  std::vector<double> rates;
+  for (auto& s : seconds) {
+    std::sort(s.begin(), s.end());
+    rates.push_back(static_cast<double>(total) / s[s.size() / 2]);
+  }
+  return rates;
 }
 
 void FlatGather(const float* flat, const Work& w, int dim, float* out) {
@@ -266,20 +280,20 @@ void Suite(bool quick) {
       auto flat_pull = [&](const Work& w, float* out, const float*) {
         FlatGather(flat, w, dim, out);
       };
-      const double ours = Rate(pull_work, dim, repeats, ours_pull);
-      const double base = Rate(pull_work, dim, repeats, map_pull);
-      const double limit = Rate(pull_work, dim, repeats, flat_pull);
+      auto ours_lookup = [&](const Work& w, float* out, const float*) {
+        for (const auto& k : w.keys) table->Lookup(k, out);
+      };
+      std::vector<WorkFn> pulls = {ours_pull, map_pull, flat_pull};
+      if (threads == 1) pulls.push_back(ours_lookup);
+      const std::vector<double> pull_rates = Rates(pull_work, dim, repeats, pulls);
+      const double ours = pull_rates[0], base = pull_rates[1], limit = pull_rates[2];
       PrintFigure({"sparse_emb", absl::StrCat("pull", suffix), ours / 1e6, "M keys/s", "unordered_map",
                    base / 1e6});
       PrintFigure({"sparse_emb", absl::StrCat("pull", suffix, "_vs_flat_gather"), ours / 1e6, "M keys/s",
                    "flat_gather", limit / 1e6});
       if (threads == 1) {
-        auto ours_lookup = [&](const Work& w, float* out, const float*) {
-          for (const auto& k : w.keys) table->Lookup(k, out);
-        };
         PrintFigure({"sparse_emb", absl::StrCat("lookup", suffix, "_vs_flat_gather"),
-                     Rate(pull_work, dim, repeats, ours_lookup) / 1e6, "M keys/s",
-                     "flat_gather", limit / 1e6});
+                     pull_rates[3] / 1e6, "M keys/s", "flat_gather", limit / 1e6});
       }
       auto ours_push = [&](const Work& w, float*, const float* grads) {
         for (const auto& k : w.keys) table->Push(k, grads, 0.01f, step++);
@@ -287,8 +301,8 @@ void Suite(bool quick) {
       auto map_push = [&](const Work& w, float*, const float* grads) {
         for (const auto& k : w.keys) map.Push(k.data(), k.size(), grads, 0.01f);
       };
-      const double ours_p = Rate(push_work, dim, repeats, ours_push);
-      const double base_p = Rate(push_work, dim, repeats, map_push);
+      const std::vector<double> push_rates = Rates(push_work, dim, repeats, {ours_push, map_push});
+      const double ours_p = push_rates[0], base_p = push_rates[1];
       PrintFigure({"sparse_emb", absl::StrCat("push_rowwise_adagrad", suffix), ours_p / 1e6, "M keys/s",
                    "unordered_map", base_p / 1e6});
     }
@@ -313,9 +327,9 @@ void Scale(uint64_t rows) {
   for (int threads : {1, 2}) {
     std::vector<Work> work;
     for (int t = 0; t < threads; ++t) work.push_back(MakeWork(batches, t, threads));
-    const double rate = Rate(work, dim, 5, [&](const Work& w, float* o, const float*) {
+    const double rate = Rates(work, dim, 5, {[&](const Work& w, float* o, const float*) {
       for (const auto& k : w.keys) table->Pull(k, step++, o);
-    });
+    }})[0];
     PrintFigure({"sparse_emb", absl::StrCat("scale_pull_uniform_", threads, "t", tag),
                  rate / 1e6, "M keys/s", "", 0});
   }
