@@ -193,7 +193,8 @@ absl::StatusOr<std::string> ParameterServer::PullSparse(const Envelope::Reader& 
   return message.Finish();
 }
 
-absl::Status ParameterServer::CheckDenseUpdate(net::wire::PushDense::Reader dense) const {
+absl::StatusOr<absl::Span<const float>> ParameterServer::ParseDenseUpdate(
+    net::wire::PushDense::Reader dense) const {
   if (dense.getAssign()) {
     return absl::InvalidArgumentError("initial dense values travel in a standalone PushDense");
   }
@@ -207,7 +208,7 @@ absl::Status ParameterServer::CheckDenseUpdate(net::wire::PushDense::Reader dens
     return absl::InvalidArgumentError(absl::StrCat("bad dense learning rate ", lr));
   }
   if (!AllFinite(grads)) return absl::InvalidArgumentError("dense gradient holds NaN or Inf");
-  return absl::OkStatus();
+  return grads;
 }
 
 absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& request) {
@@ -216,7 +217,10 @@ absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& 
   TOWERPS_ASSIGN_OR_RETURN(std::vector<TablePart> parts,
                            ParseParts(push.getTables(), /*push=*/true));
   const bool dense = push.hasDense();
-  if (dense) TOWERPS_RETURN_IF_ERROR(CheckDenseUpdate(push.getDense()));
+  absl::Span<const float> dense_grads;
+  if (dense) {
+    TOWERPS_ASSIGN_OR_RETURN(dense_grads, ParseDenseUpdate(push.getDense()));
+  }
   const bool pull = dense && push.getDense().getPull();
   net::FrameBuilder message(pull ? dense_->size() * sizeof(float) : 0);
   auto reply_envelope = message.initRoot<Envelope>();
@@ -233,11 +237,7 @@ absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& 
     }
     if (pushed_keys_) pushed_keys_->Increment(keys);
     if (dense) {
-      auto grads = push.getDense().getGrads();
-      TOWERPS_RETURN_IF_ERROR(dense_->Apply(
-          absl::MakeConstSpan(reinterpret_cast<const float*>(grads.begin()),
-                              grads.size() / sizeof(float)),
-          push.getDense().getLearningRate()));
+      TOWERPS_RETURN_IF_ERROR(dense_->Apply(dense_grads, push.getDense().getLearningRate()));
     }
   }
   if (pull) ReadDense(reply.initDense());

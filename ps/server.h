@@ -83,8 +83,10 @@ class ParameterServer {
   // key count) before anything is applied.
   absl::StatusOr<std::vector<TablePart>> ParseParts(
       capnp::List<net::wire::TableKeys>::Reader parts, bool push) const;
-  // Checks a dense update for this server's block (size, learning rate, finite).
-  absl::Status CheckDenseUpdate(net::wire::PushDense::Reader dense) const;
+  // Checks a dense update for this server's block (size, learning rate, finite);
+  // its gradient, read in place.
+  absl::StatusOr<absl::Span<const float>> ParseDenseUpdate(
+      net::wire::PushDense::Reader dense) const;
   // Fills `reply` with this server's dense block.
   void ReadDense(net::wire::PullDenseReply::Builder reply);
 
