@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/json.h"
@@ -37,18 +39,49 @@ inline void PrintFigure(const Figure& f) {
   std::fflush(stdout);
 }
 
+// The median of `values` (not empty).
+inline double Median(std::vector<double> values) {
+  std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+  return values[values.size() / 2];
+}
+
+// Wall time of one call, in seconds.
+template <typename Fn>
+double Seconds(Fn&& fn) {
+  auto start = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 // Runs `fn` `repeats` times and returns the median wall time in seconds.
 template <typename Fn>
 double MedianSeconds(int repeats, Fn&& fn) {
   std::vector<double> times;
-  for (int i = 0; i < repeats; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    fn();
-    times.push_back(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  for (int i = 0; i < repeats; ++i) times.push_back(Seconds(fn));
+  return Median(std::move(times));
+}
+
+// Runs every fn once per round, in turn, for `rounds` rounds, and returns each fn's
+// results (results[f][round]). On a shared machine the load drifts; interleaving
+// exposes a figure and its peers to the same drift.
+template <typename T>
+std::vector<std::vector<T>> InterleavedRounds(int rounds,
+                                              const std::vector<std::function<T()>>& fns) {
+  std::vector<std::vector<T>> results(fns.size());
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t f = 0; f < fns.size(); ++f) results[f].push_back(fns[f]());
   }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return results;
+}
+
+// The median wall time of each fn over interleaved rounds.
+inline std::vector<double> InterleavedMedianSeconds(int rounds,
+                                                    const std::vector<std::function<void()>>& fns) {
+  std::vector<std::function<double()>> timed;
+  for (const auto& fn : fns) timed.push_back([&fn] { return Seconds(fn); });
+  std::vector<double> medians;
+  for (auto& times : InterleavedRounds(rounds, timed)) medians.push_back(Median(std::move(times)));
+  return medians;
 }
 
 // True when argv holds --quick (smaller sizes for a smoke run).

@@ -97,21 +97,6 @@ class SgemmPeer {
   double flops_ = 0;
 };
 
-// Times `a` and `b` alternately, `repeats` times each, and returns both
-// medians: on a shared machine the load drifts, and interleaving exposes the
-// figure and its peer to the same drift.
-template <typename A, typename B>
-std::pair<double, double> InterleavedMedians(int repeats, A&& a, B&& b) {
-  std::vector<double> ta, tb;
-  for (int i = 0; i < repeats; ++i) {
-    ta.push_back(MedianSeconds(1, a));
-    tb.push_back(MedianSeconds(1, b));
-  }
-  std::sort(ta.begin(), ta.end());
-  std::sort(tb.begin(), tb.end());
-  return {ta[repeats / 2], tb[repeats / 2]};
-}
-
 void TwoTowerFigures(bool quick) {
   const int batch = quick ? 256 : 1024;
   const int repeats = quick ? 5 : 21;
@@ -154,7 +139,9 @@ void TwoTowerFigures(bool quick) {
     step();
     step();
     peer.Run();
-    auto [seconds, peer_seconds] = InterleavedMedians(repeats, step, [&] { peer.Run(); });
+    const std::vector<double> medians =
+        InterleavedMedianSeconds(repeats, {step, [&] { peer.Run(); }});
+    const double seconds = medians[0], peer_seconds = medians[1];
     const double examples_per_s = batch / seconds;
     const double sgemm = peer.flops() / peer_seconds / 1e9;
     const std::string t = absl::StrCat(threads, "thread", threads > 1 ? "s" : "");

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <random>
 #include <string>
@@ -143,27 +144,21 @@ Result RawRoundTrips(const net::ZmqContext* ctx, const std::string& endpoint, in
   });
 }
 
-// Medians over rounds (throughput and each latency figure separately).
-Result Median(std::vector<Result> rounds) {
-  auto median = [&](auto field) {
-    std::vector<double> v;
-    for (const Result& r : rounds) v.push_back(r.*field);
-    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-    return v[v.size() / 2];
-  };
-  return {median(&Result::requests_per_s), median(&Result::p50_us), median(&Result::p99_us)};
-}
-
-// Runs ours and the raw peer in alternating rounds (so a change in background load
-// hits both alike) and returns each one's medians.
-template <typename Ours, typename Raw>
-std::pair<Result, Result> Alternate(int rounds, Ours&& ours, Raw&& raw) {
-  std::vector<Result> a, b;
-  for (int r = 0; r < rounds; ++r) {
-    a.push_back(ours());
-    b.push_back(raw());
+// Runs ours and the raw peer in interleaved rounds and returns each one's medians
+// (throughput and each latency figure separately).
+std::pair<Result, Result> Alternate(int rounds, const std::function<Result()>& ours,
+                                    const std::function<Result()>& raw) {
+  std::vector<Result> medians;
+  for (const auto& results : InterleavedRounds<Result>(rounds, {ours, raw})) {
+    auto median = [&](double Result::*field) {
+      std::vector<double> v;
+      for (const Result& r : results) v.push_back(r.*field);
+      return Median(std::move(v));
+    };
+    medians.push_back({median(&Result::requests_per_s), median(&Result::p50_us),
+                       median(&Result::p99_us)});
   }
-  return {Median(a), Median(b)};
+  return {medians[0], medians[1]};
 }
 
 void Report(const std::string& name, const Result& ours, const Result& raw, double units,

@@ -178,8 +178,7 @@ Work MakeWork(const std::vector<std::vector<uint32_t>>& batches, size_t first, s
 
 // Runs each fn(work, out, grads) on `threads` threads (one per Work), each thread over
 // its share of the batches; returns each fn's keys per second, the median of
-// `repeats` rounds. A round runs every fn once, in turn, so drift in the machine's
-// load hits all of them alike.
+// `repeats` interleaved rounds.
 using WorkFn = std::function<void(const Work&, float*, const float*)>;
 std::vector<double> Rates(const std::vector<Work>& works, int dim, int repeats,
                           const std::vector<WorkFn>& fns) {
@@ -188,24 +187,21 @@ std::vector<double> Rates(const std::vector<Work>& works, int dim, int repeats,
   std::vector<std::vector<float>> outs(works.size(), std::vector<float>(kBatch * dim));
   std::vector<float> grads(kBatch * dim);
   for (size_t i = 0; i < grads.size(); ++i) grads[i] = 0.001f * static_cast<float>(i % 13) - 0.006f;
-  std::vector<std::vector<double>> seconds(fns.size());
-  for (int r = 0; r < repeats; ++r) {
-    for (size_t f = 0; f < fns.size(); ++f) {
-      seconds[f].push_back(MedianSeconds(1, [&] {
-        std::vector<std::thread> threads;
-        for (size_t t = 0; t < works.size(); ++t) {
-          threads.emplace_back([&, t] { fns[f](works[t], outs[t].data(), grads.data()); });
-        }
-        for (auto& th : threads) th.join();
-      }));
-    }
+  std::vector<std::function<void()>> runs;
+  for (const WorkFn& fn : fns) {
+    runs.push_back([&] {
+      std::vector<std::thread> threads;
+      for (size_t t = 0; t < works.size(); ++t) {
+        threads.emplace_back([&, t] { fn(works[t], outs[t].data(), grads.data()); });
+      }
+      for (auto& th : threads) th.join();
+    });
+  }
+  std::vector<double> rates;
+  for (double seconds : InterleavedMedianSeconds(repeats, runs)) {
+    rates.push_back(static_cast<double>(total) / seconds);
   }
   DoNotOptimize(outs[0][0]);
-  std::vector<double> rates;
-  for (auto& s : seconds) {
-    std::sort(s.begin(), s.end());
-    rates.push_back(static_cast<double>(total) / s[s.size() / 2]);
-  }
   return rates;
 }
 
