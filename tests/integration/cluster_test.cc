@@ -41,10 +41,6 @@ class ClusterTest : public testing::ProcessTest {
   std::string SmallDataset() { return GeneratedDataset(600, 400, 20000); }
   std::string MediumDataset() { return GeneratedDataset(2000, 500, 120000); }
 
-  // `towerps <argv_tail...> --config --dataset --scheduler`, logging to <dir>/<log>.
-  std::unique_ptr<Subprocess> Node(const std::vector<std::string>& argv_tail,
-                                   const std::string& config, const std::string& dataset,
-                                   const std::string& sched, const std::string& log);
   // Steps live worker `rank` has reported, from the status JSON (-1 if absent).
   static int64_t WorkerSteps(net::MembershipClient* ctl, int rank);
 
@@ -150,21 +146,16 @@ TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
                                       "--num_workers=1"},
                                      &scheduler);
   ASSERT_FALSE(sched.empty());
-  Subprocess ps({binary_, "ps", "--config=" + config, "--dataset=" + dataset,
-                 "--scheduler=" + sched},
-                dir_ + "/ps.log");
+  auto ps = StartNode({"ps"}, config, dataset, sched, "ps.log");
   // Register a worker so the cluster forms, then read the server's endpoint.
-  net::ZmqContext ctx;
-  net::RpcClientOptions options;
-  options.endpoint = sched;
-  auto membership = net::MembershipClient::Connect(&ctx, options);
-  ASSERT_TRUE(membership.ok());
-  ASSERT_TRUE((*membership)->Register(net::kRoleWorker, 0, "").ok());
-  auto view = (*membership)->WaitForCluster(net::kRoleWorker, 0, 30000);
+  auto membership = ConnectScheduler(sched);
+  ASSERT_NE(membership, nullptr);
+  ASSERT_TRUE(membership->Register(net::kRoleWorker, 0, "").ok());
+  auto view = membership->WaitForCluster(net::kRoleWorker, 0, 30000);
   ASSERT_TRUE(view.ok()) << view.status();
   ASSERT_EQ(view->server_endpoints.size(), 1u);
 
-  void* raw = zmq_socket(ctx.get(), ZMQ_DEALER);
+  void* raw = zmq_socket(ctx_.get(), ZMQ_DEALER);
   int linger = 0, timeout = 10000;
   zmq_setsockopt(raw, ZMQ_LINGER, &linger, sizeof(linger));
   zmq_setsockopt(raw, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
@@ -225,8 +216,8 @@ TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
   ASSERT_TRUE(second.ok());
   EXPECT_TRUE((*second)->envelope().getBody().getPushReply().getDuplicate());
   zmq_close(raw);
-  ASSERT_TRUE((*membership)->Control("stop").ok());
-  EXPECT_EQ(ps.Wait(30s).value_or(-1), 0);
+  ASSERT_TRUE(membership->Control("stop").ok());
+  EXPECT_EQ(ps->Wait(30s).value_or(-1), 0);
   EXPECT_EQ(scheduler->Wait(30s).value_or(-1), 0);
 }
 
@@ -234,18 +225,6 @@ TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
 // A worker killed mid-training: the scheduler declares it dead, its unfinished
 // partitions go to the surviving worker (resuming where it reported), and the job
 // still completes with every partition done and a verified final checkpoint.
-std::unique_ptr<Subprocess> ClusterTest::Node(const std::vector<std::string>& argv_tail,
-                                              const std::string& config,
-                                              const std::string& dataset,
-                                              const std::string& sched, const std::string& log) {
-  std::vector<std::string> argv = {binary_};
-  argv.insert(argv.end(), argv_tail.begin(), argv_tail.end());
-  for (std::string flag : {"--config=" + config, "--dataset=" + dataset, "--scheduler=" + sched}) {
-    argv.push_back(flag);
-  }
-  return std::make_unique<Subprocess>(argv, dir_ + "/" + log);
-}
-
 int64_t ClusterTest::WorkerSteps(net::MembershipClient* ctl, int rank) {
   auto status = ctl->Control("status");
   if (!status.ok()) return -1;
@@ -264,32 +243,29 @@ TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
                                       "--num_partitions=4", "--heartbeat_timeout_ms=1500"},
                                      &scheduler);
   ASSERT_FALSE(sched.empty());
-  auto ps = Node({"ps"}, config, dataset, sched, "ps.log");
-  auto worker0 = Node({"worker", "--worker_rank=0"}, config, dataset, sched, "worker0.log");
-  auto worker1 = Node({"worker", "--worker_rank=1"}, config, dataset, sched, "worker1.log");
+  auto ps = StartNode({"ps"}, config, dataset, sched, "ps.log");
+  auto worker0 = StartNode({"worker", "--worker_rank=0"}, config, dataset, sched, "worker0.log");
+  auto worker1 = StartNode({"worker", "--worker_rank=1"}, config, dataset, sched, "worker1.log");
 
-  net::ZmqContext ctx;
-  net::RpcClientOptions options;
-  options.endpoint = sched;
-  auto ctl = net::MembershipClient::Connect(&ctx, options);
-  ASSERT_TRUE(ctl.ok());
+  auto ctl = ConnectScheduler(sched);
+  ASSERT_NE(ctl, nullptr);
   int64_t steps = -1;
   for (int i = 0; i < 600 && steps < 5; ++i) {
     std::this_thread::sleep_for(20ms);
-    steps = WorkerSteps(ctl->get(), 1);
+    steps = WorkerSteps(ctl.get(), 1);
   }
   ASSERT_GE(steps, 5) << "worker 1 never trained";
-  ASSERT_TRUE((*ctl)->Control("pause").ok());
+  ASSERT_TRUE(ctl->Control("pause").ok());
   worker1.reset();  // killed (SIGTERM, then SIGKILL) mid-job
   bool declared_dead = false;
   for (int i = 0; i < 200 && !declared_dead; ++i) {
     std::this_thread::sleep_for(50ms);
-    auto status = (*ctl)->Control("status");
+    auto status = ctl->Control("status");
     declared_dead = status.ok() &&
                     status->find("{\"rank\":1,\"alive\":false") != std::string::npos;
   }
   ASSERT_TRUE(declared_dead) << "the scheduler did not declare worker 1 dead";
-  ASSERT_TRUE((*ctl)->Control("resume").ok());
+  ASSERT_TRUE(ctl->Control("resume").ok());
   EXPECT_EQ(worker0->Wait(240s).value_or(-1), 0);
   EXPECT_EQ(scheduler->Wait(60s).value_or(-1), 0);
   EXPECT_EQ(ps->Wait(60s).value_or(-1), 0);
@@ -319,15 +295,12 @@ TEST_F(ClusterTest, KilledServerFailsTheJobAndResumeFinishesIt) {
     std::unique_ptr<Subprocess> scheduler;
     std::string sched = StartScheduler(job, &scheduler, "scheduler1");
     ASSERT_FALSE(sched.empty());
-    auto ps0 = Node({"ps", "--rank=0"}, config, dataset, sched, "ps0.log");
-    auto ps1 = Node({"ps", "--rank=1"}, config, dataset, sched, "ps1.log");
-    auto worker = Node({"worker", "--request_timeout_ms=2000"}, config, dataset, sched,
+    auto ps0 = StartNode({"ps", "--rank=0"}, config, dataset, sched, "ps0.log");
+    auto ps1 = StartNode({"ps", "--rank=1"}, config, dataset, sched, "ps1.log");
+    auto worker = StartNode({"worker", "--request_timeout_ms=2000"}, config, dataset, sched,
                        "worker1.log");
-    net::ZmqContext ctx;
-    net::RpcClientOptions options;
-    options.endpoint = sched;
-    auto ctl = net::MembershipClient::Connect(&ctx, options);
-    ASSERT_TRUE(ctl.ok());
+    auto ctl = ConnectScheduler(sched);
+    ASSERT_NE(ctl, nullptr);
     // Wait for a checkpoint past step 20, then pause so the job cannot finish first.
     for (int i = 0; i < 1500 && checkpoint_step < 20; ++i) {
       std::this_thread::sleep_for(20ms);
@@ -335,7 +308,7 @@ TEST_F(ClusterTest, KilledServerFailsTheJobAndResumeFinishesIt) {
       if (latest.ok()) checkpoint_step = ps::VerifyCheckpoint(*latest)->step;
     }
     ASSERT_GE(checkpoint_step, 20) << "no checkpoint was written";
-    ASSERT_TRUE((*ctl)->Control("pause").ok());
+    ASSERT_TRUE(ctl->Control("pause").ok());
     ps1.reset();  // killed mid-job
     EXPECT_NE(scheduler->Wait(60s).value_or(0), 0) << "the job must fail without ps 1";
     std::string log = ReadFileToString(dir_ + "/scheduler1.log").value_or("");
@@ -351,9 +324,9 @@ TEST_F(ClusterTest, KilledServerFailsTheJobAndResumeFinishesIt) {
   std::unique_ptr<Subprocess> scheduler;
   std::string sched = StartScheduler(resume, &scheduler, "scheduler2");
   ASSERT_FALSE(sched.empty());
-  auto ps0 = Node({"ps", "--rank=0"}, config, dataset, sched, "ps0b.log");
-  auto ps1 = Node({"ps", "--rank=1"}, config, dataset, sched, "ps1b.log");
-  auto worker = Node({"worker"}, config, dataset, sched, "worker2.log");
+  auto ps0 = StartNode({"ps", "--rank=0"}, config, dataset, sched, "ps0b.log");
+  auto ps1 = StartNode({"ps", "--rank=1"}, config, dataset, sched, "ps1b.log");
+  auto worker = StartNode({"worker"}, config, dataset, sched, "worker2.log");
   EXPECT_EQ(worker->Wait(240s).value_or(-1), 0);
   EXPECT_EQ(scheduler->Wait(60s).value_or(-1), 0);
   for (const char* log : {"ps0b.log", "ps1b.log"}) {

@@ -45,19 +45,14 @@ TEST_F(ExportTest, LiveClusterExportEqualsCheckpointExport) {
        "--num_servers=1", "--num_workers=1"},
       &scheduler);
   ASSERT_FALSE(sched.empty());
-  Subprocess ps({binary_, "ps", "--config=" + config, "--dataset=" + ds, "--scheduler=" + sched,
-                 "--restore=" + *checkpoint},
-                dir_ + "/ps.log");
-  net::ZmqContext ctx;
-  net::RpcClientOptions options;
-  options.endpoint = sched;
-  auto membership = net::MembershipClient::Connect(&ctx, options);
-  ASSERT_TRUE(membership.ok());
-  ASSERT_TRUE((*membership)->Register(net::kRoleWorker, 0, "").ok());  // the cluster forms
-  ASSERT_TRUE((*membership)->WaitForCluster(net::kRoleWorker, 0, 30000).ok());
+  auto ps = StartNode({"ps", "--restore=" + *checkpoint}, config, ds, sched, "ps.log");
+  auto membership = ConnectScheduler(sched);
+  ASSERT_NE(membership, nullptr);
+  ASSERT_TRUE(membership->Register(net::kRoleWorker, 0, "").ok());  // the cluster forms
+  ASSERT_TRUE(membership->WaitForCluster(net::kRoleWorker, 0, 30000).ok());
   Run("export_cluster", {binary_, "export", "--config=" + config, "--dataset=" + ds,
                          "--scheduler=" + sched, "--embeddings=" + dir_ + "/from_cluster"});
-  ASSERT_TRUE((*membership)->Control("stop").ok());
+  ASSERT_TRUE(membership->Control("stop").ok());
   ASSERT_FALSE(HasFailure()) << "see " << dir_ << "/ps.log";
 
   for (const char* side : {"users.emb", "items.emb"}) {

@@ -17,6 +17,8 @@
 
 #include "common/file_util.h"
 #include "gtest/gtest.h"
+#include "net/membership_client.h"
+#include "net/transport.h"
 #include "tests/integration/subprocess.h"
 
 namespace towerps::testing {
@@ -80,6 +82,32 @@ class ProcessTest : public ::testing::Test {
     return endpoint;
   }
 
+  // `towerps <argv_tail...> --config --dataset --scheduler`, logging to <dir>/<log>.
+  std::unique_ptr<Subprocess> StartNode(const std::vector<std::string>& argv_tail,
+                                        const std::string& config, const std::string& dataset,
+                                        const std::string& scheduler, const std::string& log) {
+    std::vector<std::string> argv = {binary_};
+    argv.insert(argv.end(), argv_tail.begin(), argv_tail.end());
+    argv.push_back("--config=" + config);
+    argv.push_back("--dataset=" + dataset);
+    argv.push_back("--scheduler=" + scheduler);
+    return std::make_unique<Subprocess>(argv, dir_ + "/" + log);
+  }
+
+  // A membership and control client of the scheduler at `endpoint` (null, with a
+  // failure, when it cannot connect).
+  std::unique_ptr<net::MembershipClient> ConnectScheduler(const std::string& endpoint) {
+    net::RpcClientOptions options;
+    options.endpoint = endpoint;
+    auto client = net::MembershipClient::Connect(&ctx_, options);
+    if (!client.ok()) {
+      ADD_FAILURE() << "connect to the scheduler at " << endpoint << ": " << client.status();
+      return nullptr;
+    }
+    return std::move(client).value();
+  }
+
+  net::ZmqContext ctx_;  // for the test's own clients
   std::string source_, binary_, dir_;
 };
 
