@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/test_dir.h"
 #include "common/status.h"
 #include "data/generator.h"
 #include "data/prepare.h"
@@ -23,13 +24,6 @@
 
 namespace towerps::index {
 namespace {
-
-std::string TempDir(const std::string& name) {
-  std::string dir = std::filesystem::path(::testing::TempDir()) /
-                    (name + "_" + std::to_string(::getpid()));
-  EXPECT_TRUE(RemoveAll(dir).ok());
-  return dir;
-}
 
 // export (items) -> build-index (defaults) -> evaluate --ann, as the CLI does.
 absl::StatusOr<std::pair<EvaluationResult, AnnEvaluationResult>> TrainExportIndexEvaluate(
@@ -104,7 +98,7 @@ TEST(AnnQualityTest, GeneratedDefaultData) {
   TOWERPS_SKIP_UNDER_SANITIZERS();
   const char* source = std::getenv("TOWERPS_SOURCE_DIR");
   if (source == nullptr) GTEST_SKIP() << "TOWERPS_SOURCE_DIR not set (run through ctest)";
-  const std::string work = TempDir("ann_gen");
+  const std::string work = FreshTestDir("ann_gen");
   data::GenerateOptions g;  // the default data (deploy/demo.sh's sizes)
   g.output_dir = work + "/logs";
   ASSERT_TRUE(data::Generate(g).ok());
@@ -128,7 +122,7 @@ TEST(AnnQualityTest, MovieTweetings) {
     GTEST_SKIP() << "MovieTweetings not found at " << input
                  << " (../shared/data is absent); skipping the real-data ANN bar";
   }
-  const std::string work = TempDir("ann_mt");
+  const std::string work = FreshTestDir("ann_mt");
   data::PrepareOptions p;
   p.source.input = input;
   p.output_dir = work + "/dataset";

@@ -6,21 +6,14 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/test_dir.h"
 #include "gtest/gtest.h"
 
 namespace towerps::index {
 namespace {
 
-std::string TempDir(const std::string& name) {
-  std::string dir = std::filesystem::path(::testing::TempDir()) /
-                    (name + "_" + std::to_string(::getpid()));
-  EXPECT_TRUE(RemoveAll(dir).ok());
-  EXPECT_TRUE(CreateDirectories(dir).ok());
-  return dir;
-}
-
 TEST(EmbeddingsTest, RoundTripInChunksWithNpy) {
-  const std::string dir = TempDir("emb_roundtrip");
+  const std::string dir = FreshTestDir("emb_roundtrip", /*create=*/true);
   auto writer = EmbeddingWriter::Open(dir + "/items.emb", dir + "/items", data::Side::kItem, 3, 5,
                                       42);
   ASSERT_TRUE(writer.ok()) << writer.status();
@@ -65,7 +58,7 @@ TEST(EmbeddingsTest, RoundTripInChunksWithNpy) {
 }
 
 TEST(EmbeddingsTest, CorruptionIsDetected) {
-  const std::string dir = TempDir("emb_corrupt");
+  const std::string dir = FreshTestDir("emb_corrupt", /*create=*/true);
   auto writer = EmbeddingWriter::Open(dir + "/users.emb", "", data::Side::kUser, 2, 2, 1);
   ASSERT_TRUE(writer.ok());
   std::vector<uint64_t> keys = {7, 8};

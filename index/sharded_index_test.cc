@@ -10,18 +10,12 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "common/file_util.h"
+#include "common/test_dir.h"
 #include "gtest/gtest.h"
 #include "index/ann_index.h"
 
 namespace towerps::index {
 namespace {
-
-std::string TempDir(const std::string& name) {
-  std::string dir = std::filesystem::path(::testing::TempDir()) /
-                    (name + "_" + std::to_string(::getpid()));
-  EXPECT_TRUE(RemoveAll(dir).ok());
-  return dir;
-}
 
 // n random unit vectors of dim d and n distinct keys (half of them >= 2^63, i.e.
 // negative as Faiss ids).
@@ -95,7 +89,7 @@ TEST(ShardedIndexTest, PartitionCoversEveryItemExactlyOnce) {
   }
   // And the built index holds every item once: counts add up, and each item is
   // found in its shard by an exact search for its own vector.
-  const std::string dir = TempDir("partition_index");
+  const std::string dir = FreshTestDir("partition_index");
   auto manifest = BuildShardedIndex(Options(4, "Flat"), data.keys, data.vectors.data(), 4, 7, dir);
   ASSERT_TRUE(manifest.ok()) << manifest.status();
   int64_t total = 0;
@@ -106,7 +100,7 @@ TEST(ShardedIndexTest, PartitionCoversEveryItemExactlyOnce) {
 
 TEST(ShardedIndexTest, SaveLoadRoundTripAndHnswRecall) {
   Data data = RandomData(4000, 16, 2);
-  const std::string dir = TempDir("roundtrip_index");
+  const std::string dir = FreshTestDir("roundtrip_index");
   IndexBuildOptions options = Options(4);
   options.ann = AnnIndexOptions();  // the defaults: HNSW32, efConstruction 200
   auto built = BuildShardedIndex(options, data.keys, data.vectors.data(), 16, 123, dir);
@@ -135,7 +129,7 @@ TEST(ShardedIndexTest, SaveLoadRoundTripAndHnswRecall) {
 
 TEST(ShardedIndexTest, FanOutMergeEqualsSingleIndexSearch) {
   Data data = RandomData(3000, 16, 4);
-  const std::string one = TempDir("single_index"), four = TempDir("four_shards");
+  const std::string one = FreshTestDir("single_index"), four = FreshTestDir("four_shards");
   ASSERT_TRUE(BuildShardedIndex(Options(1, "Flat"), data.keys, data.vectors.data(), 16, 0, one).ok());
   ASSERT_TRUE(BuildShardedIndex(Options(4, "Flat"), data.keys, data.vectors.data(), 16, 0, four).ok());
   auto single = ShardedIndex::Load(one);
@@ -172,7 +166,7 @@ TEST(ShardedIndexTest, FanOutMergeEqualsSingleIndexSearch) {
 
 TEST(ShardedIndexTest, ExclusionsAreNeverReturnedAndKIsFilled) {
   Data data = RandomData(500, 8, 6);
-  const std::string dir = TempDir("exclude_index");
+  const std::string dir = FreshTestDir("exclude_index");
   ASSERT_TRUE(BuildShardedIndex(Options(2), data.keys, data.vectors.data(), 8, 0, dir).ok());
   auto index = ShardedIndex::Load(dir);
   ASSERT_TRUE(index.ok());
@@ -197,7 +191,7 @@ TEST(ShardedIndexTest, ExclusionsAreNeverReturnedAndKIsFilled) {
 
 TEST(ShardedIndexTest, ChangedOrMissingShardIsRefused) {
   Data data = RandomData(800, 8, 7);
-  const std::string dir = TempDir("corrupt_index");
+  const std::string dir = FreshTestDir("corrupt_index");
   auto manifest = BuildShardedIndex(Options(3), data.keys, data.vectors.data(), 8, 0, dir);
   ASSERT_TRUE(manifest.ok());
   ASSERT_TRUE(ShardedIndex::Load(dir).ok());

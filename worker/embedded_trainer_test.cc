@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/file_util.h"
+#include "common/test_dir.h"
 #include "common/status.h"
 #include "data/generator.h"
 #include "data/prepare.h"
@@ -32,17 +33,10 @@ schedule warmup=10 min_lr_ratio=0.1
 train batch=64 epochs=1 seed=3
 )";
 
-std::string TempDir(const std::string& name) {
-  std::string dir = std::filesystem::path(::testing::TempDir()) /
-                    (name + "_" + std::to_string(::getpid()));
-  EXPECT_TRUE(RemoveAll(dir).ok());
-  return dir;
-}
-
 // A small generated dataset, made once for the whole test binary.
 const std::string& SmallDataset() {
   static const std::string* dir = [] {
-    auto* out = new std::string(TempDir("worker_ds"));
+    auto* out = new std::string(FreshTestDir("worker_ds"));
     data::GenerateOptions g;
     g.output_dir = *out + "_logs";
     g.users = 400;
@@ -73,7 +67,7 @@ absl::StatusOr<TrainResult> Train(const ModelConfig& config, const std::string& 
 TEST(EmbeddedTrainerTest, OneThreadIsDeterministicAndLearns) {
   auto config = ParseModelConfig(kSmallConfig);
   ASSERT_TRUE(config.ok()) << config.status();
-  std::string a = TempDir("train_a"), b = TempDir("train_b");
+  std::string a = FreshTestDir("train_a"), b = FreshTestDir("train_b");
   auto ra = Train(*config, SmallDataset(), a, 1);
   ASSERT_TRUE(ra.ok()) << ra.status();
   auto rb = Train(*config, SmallDataset(), b, 1);
@@ -94,7 +88,7 @@ TEST(EmbeddedTrainerTest, OneThreadIsDeterministicAndLearns) {
 TEST(EmbeddedTrainerTest, TwoThreadsTrainAndEvaluationBeatsPopularity) {
   auto config = ParseModelConfig(kSmallConfig);
   ASSERT_TRUE(config.ok());
-  std::string run = TempDir("train_2t");
+  std::string run = FreshTestDir("train_2t");
   auto result = Train(*config, SmallDataset(), run, 2);
   ASSERT_TRUE(result.ok()) << result.status();
   index::EvaluationOptions eval;
@@ -109,11 +103,11 @@ TEST(EmbeddedTrainerTest, TwoThreadsTrainAndEvaluationBeatsPopularity) {
 TEST(EmbeddedTrainerTest, BadInputIsAClearError) {
   auto config = ParseModelConfig(kSmallConfig);
   ASSERT_TRUE(config.ok());
-  auto missing = Train(*config, "/nonexistent/dataset", TempDir("train_bad"), 1);
+  auto missing = Train(*config, "/nonexistent/dataset", FreshTestDir("train_bad"), 1);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   ModelConfig wrong = *config;
   wrong.features.push_back({data::Side::kItem, "no_such_feature", 0, models::Pooling::kMean});
-  auto unbound = Train(wrong, SmallDataset(), TempDir("train_bad2"), 1);
+  auto unbound = Train(wrong, SmallDataset(), FreshTestDir("train_bad2"), 1);
   EXPECT_EQ(unbound.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
@@ -126,7 +120,7 @@ TEST(EmbeddedTrainerTest, MovieTweetingsBeatsPopularity) {
     GTEST_SKIP() << "MovieTweetings not found at " << input
                  << " (../shared/data is absent); skipping the real-data bar";
   }
-  std::string dataset = TempDir("mt_ds");
+  std::string dataset = FreshTestDir("mt_ds");
   data::PrepareOptions p;
   p.source.input = input;
   p.output_dir = dataset;
@@ -134,7 +128,7 @@ TEST(EmbeddedTrainerTest, MovieTweetingsBeatsPopularity) {
   ASSERT_TRUE(data::Prepare(p).ok());
   auto config = LoadModelConfig(std::string(source) + "/examples/movietweetings.conf");
   ASSERT_TRUE(config.ok()) << config.status();
-  auto result = Train(*config, dataset, TempDir("mt_run"), 1);
+  auto result = Train(*config, dataset, FreshTestDir("mt_run"), 1);
   ASSERT_TRUE(result.ok()) << result.status();
   index::EvaluationOptions eval;
   eval.dataset_dir = dataset;
