@@ -29,6 +29,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/bench_util.h"
+#include "common/prefetch.h"
 #include "sparse_emb/embedding_table.h"
 #include "sparse_emb/initializer.h"
 #include "sparse_emb/optimizer.h"
@@ -210,7 +211,7 @@ void FlatGather(const float* flat, const Work& w, int dim, float* out) {
   for (const auto& rows : w.rows) {
     const size_t n = rows.size();
     for (size_t i = 0; i < n; ++i) {
-      if (i + kAhead < n) __builtin_prefetch(flat + static_cast<size_t>(rows[i + kAhead]) * dim);
+      if (i + kAhead < n) PrefetchLine(flat + static_cast<size_t>(rows[i + kAhead]) * dim);
       std::memcpy(out + i * dim, flat + static_cast<size_t>(rows[i]) * dim, sizeof(float) * dim);
     }
   }

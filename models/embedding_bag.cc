@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/prefetch.h"
 #include "glog/logging.h"
 
 namespace towerps::models {
@@ -69,7 +70,7 @@ absl::Status EmbeddingBag<T>::Forward(ConstMatRef<T> rows, const Bags<T>& bags) 
     for (int64_t k = bags.offsets[i]; k < bags.offsets[i + 1]; ++k) {
       // Rows are gathered at random: fetch a few entries ahead.
       if (k + kPrefetchAhead < nnz) {
-        __builtin_prefetch(rows.data() + bags.indices[k + kPrefetchAhead] * rows.cols());
+        PrefetchLine(rows.data() + bags.indices[k + kPrefetchAhead] * rows.cols());
       }
       const T w = weighted ? bags.weights[k] : T(1);
       if (w == T(0)) continue;

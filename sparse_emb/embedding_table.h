@@ -163,7 +163,7 @@ class EmbeddingTable {
   const RowLayout layout_;
   const int stripe_shift_;       // stripe = Mix64(key) >> stripe_shift_ (64: one stripe)
   const int64_t stripe_budget_;  // rows per stripe; 0 = unlimited
-  const size_t prefetch_bytes_;  // bytes of a row to prefetch (the rest streams in)
+  const size_t push_prefetch_bytes_;  // bytes of a row a Push prefetches
   Counter* admitted_metric_ = nullptr;
   Counter* rejected_metric_ = nullptr;
   Counter* evicted_metric_ = nullptr;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/prefetch.h"
 #include "sparse_emb/row_layout.h"
 
 namespace towerps::sparse_emb {
@@ -58,7 +59,8 @@ class RowStore {
     }
   }
   // The first row whose slot tag matches `hash` (maybe another key's), or nullptr: a
-  // cheap guess to prefetch once the slot is cached.
+  // cheap guess, confirmed by the row's key, that a batched walk finds for a whole
+  // group of keys before it reads any row.
   const char* Candidate(uint64_t hash) const {
     const uint32_t tag = static_cast<uint32_t>(hash);
     for (uint64_t pos = tag & mask_;; pos = (pos + 1) & mask_) {
@@ -69,17 +71,10 @@ class RowStore {
   }
   // Prefetches the index slot `hash` starts probing at.
   void PrefetchSlot(uint64_t hash) const {
-    __builtin_prefetch(&slots_[static_cast<uint32_t>(hash) & mask_]);
+    PrefetchLine(&slots_[static_cast<uint32_t>(hash) & mask_]);
   }
-  // Prefetches the cache lines holding a row's first `bytes` bytes: the first line
-  // (metadata, written by every pull) for writing, the rest for reading.
-  static void PrefetchRow(const char* row, size_t bytes) {
-    __builtin_prefetch(row, 1);
-    const uintptr_t first = reinterpret_cast<uintptr_t>(row) & ~uintptr_t{63};
-    for (uintptr_t line = first + 64; line < reinterpret_cast<uintptr_t>(row) + bytes; line += 64) {
-      __builtin_prefetch(reinterpret_cast<const char*>(line), 0);
-    }
-  }
+  // Prefetches the cache lines holding a row's first `bytes` bytes.
+  static void PrefetchRow(const char* row, size_t bytes) { PrefetchRange(row, bytes); }
 
   // Adds a row for `key`, which must be absent. The row has the key set, step 0 and
   // count word 0; the caller fills state and embedding. May grow the index.
