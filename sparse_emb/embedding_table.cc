@@ -17,15 +17,12 @@
 namespace towerps::sparse_emb {
 namespace {
 
-// How far ahead the batched walks prefetch (WalkGroup): index slots kSlotAhead keys
-// ahead of the candidate pass, rows kAhead keys ahead of their visit (DESIGN.md: 8-16
-// rows ahead hides the ~360 ns miss). Distances of 4-32 measured alike.
+// The batched walk (WalkGroup) goes through a stripe group in chunks of kChunk keys and
+// prefetches index slots kSlotAhead keys ahead. Chunks of 64-256 keys measured alike
+// (16: 15% slower, 32: 5%); 64 keeps a chunk's rows (up to 64 x 512 B) in L1/L2 until
+// the chunk's visits. Slot distances of 16-64 measured alike.
+constexpr size_t kChunk = 64;
 constexpr size_t kSlotAhead = 16;
-constexpr size_t kAhead = 8;
-// A read (Pull, Lookup) prefetches a row's first line; the core's adjacent-line and
-// stream prefetchers bring the rest, and prefetching every line was 10-15% slower. A
-// Push, which writes every line, prefetches the whole row (15% faster than one line).
-constexpr size_t kReadPrefetchBytes = 64;
 
 // Per-thread scratch reused by every batch call, so batches do not allocate per key
 // (and after warm-up, not at all).
@@ -78,37 +75,38 @@ BatchPlan& PlanBatch(absl::Span<const uint64_t> keys, int stripe_shift, int num_
 }
 
 // Walks the keys of one stripe group, order[b, e), calling visit(i, row) with the key's
-// row or nullptr, in two passes:
-// 1. every key's candidate row (RowStore::Candidate), index slots prefetched kSlotAhead
-//    keys ahead. The loop is light, so the out-of-order core keeps many slot misses in
-//    flight at once;
-// 2. each key in turn: its candidate's first `prefetch_bytes` prefetched kAhead keys
-//    ahead, confirmed by its key (or found by a full probe), visited.
-// The single-pass walk this replaced found each candidate kAhead keys ahead of its
-// visit, inside the heavy loop: every slot load that had not arrived stalled the core,
-// and pulls ran at 0.40-0.54 of the flat gather instead of 0.6-0.66.
-// ahead(i) runs kAhead keys early (to prefetch the caller's own arrays). `visit` may
-// insert rows (rows never move) but must not erase any.
+// row or nullptr, kChunk keys at a time in two passes:
+// 1. each key's candidate row (RowStore::Candidate; index slots prefetched kSlotAhead
+//    keys ahead), whose first `prefetch_bytes` are prefetched at once; ahead(i) runs
+//    here too (to prefetch the caller's own arrays). The loop is light, so the
+//    out-of-order core keeps many slot misses in flight, and a row's fetch starts as
+//    soon as its slot arrives;
+// 2. each key in turn: its candidate confirmed by its key (or found by a full probe)
+//    and visited, by when the rows have arrived.
+// The single-pass walk this replaced found each candidate 8 keys ahead of its visit,
+// inside the heavy loop: a slot that had not arrived stalled the core there, and pulls
+// ran at 0.4-0.5 of the flat gather (now 0.6-0.75) and pushes at ~60% of today's
+// speed (bench/run.sh sparse_emb; BENCHMARKS.md). `visit` may insert rows (rows never
+// move) but must not erase any.
 template <typename Ahead, typename Visit>
 void WalkGroup(const RowStore& store, BatchPlan& plan, absl::Span<const uint64_t> keys,
                size_t b, size_t e, size_t prefetch_bytes, Ahead&& ahead, Visit&& visit) {
   const char** cands = plan.rows.data();
   auto hash_at = [&](size_t j) { return plan.hashes[plan.order[j]]; };
-  for (size_t j = b; j < e; ++j) {
-    if (j + kSlotAhead < e) store.PrefetchSlot(hash_at(j + kSlotAhead));
-    cands[j] = store.Candidate(hash_at(j));
-  }
-  auto prefetch = [&](size_t j) {
-    if (cands[j] != nullptr) RowStore::PrefetchRow(cands[j], prefetch_bytes);
-    ahead(plan.order[j]);
-  };
-  for (size_t j = b; j < std::min(e, b + kAhead); ++j) prefetch(j);
-  for (size_t j = b; j < e; ++j) {
-    if (j + kAhead < e) prefetch(j + kAhead);
-    const uint32_t i = plan.order[j];
-    const char* row = cands[j];
-    if (row == nullptr || RowLayout::Key(row) != keys[i]) row = store.Find(keys[i], plan.hashes[i]);
-    visit(i, const_cast<char*>(row));
+  for (size_t chunk_begin = b; chunk_begin < e; chunk_begin += kChunk) {
+    const size_t chunk_end = std::min(e, chunk_begin + kChunk);
+    for (size_t j = chunk_begin; j < chunk_end; ++j) {
+      if (j + kSlotAhead < e) store.PrefetchSlot(hash_at(j + kSlotAhead));
+      cands[j] = store.Candidate(hash_at(j));
+      if (cands[j] != nullptr) RowStore::PrefetchRow(cands[j], prefetch_bytes);
+      ahead(plan.order[j]);
+    }
+    for (size_t j = chunk_begin; j < chunk_end; ++j) {
+      const uint32_t i = plan.order[j];
+      const char* row = cands[j];
+      if (row == nullptr || RowLayout::Key(row) != keys[i]) row = store.Find(keys[i], plan.hashes[i]);
+      visit(i, const_cast<char*>(row));
+    }
   }
 }
 
@@ -147,7 +145,7 @@ EmbeddingTable::EmbeddingTable(const TableConfig& config, MetricsRegistry* metri
                          ? 0
                          : (config.eviction.max_rows + config.num_stripes - 1) /
                                config.num_stripes),
-      push_prefetch_bytes_(std::min<size_t>(512, layout_.row_bytes)) {
+      row_prefetch_bytes_(std::min<size_t>(512, layout_.row_bytes)) {
   const bool admission = config.admission.min_count > 1;
   const int64_t sketch_width =
       admission ? std::max<int64_t>(64, config.admission.sketch_width / config.num_stripes) : 0;
@@ -244,7 +242,7 @@ void EmbeddingTable::Pull(absl::Span<const uint64_t> keys, int64_t step, float* 
     plan.missing.clear();
     {
       absl::ReaderMutexLock lock(&s->mu);
-      WalkGroup(s->store, plan, keys, b, e, kReadPrefetchBytes, [](uint32_t) {},
+      WalkGroup(s->store, plan, keys, b, e, row_prefetch_bytes_, [](uint32_t) {},
                 [&](uint32_t i, char* row) {
         if (row == nullptr) {
           plan.missing.push_back(i);
@@ -283,7 +281,7 @@ void EmbeddingTable::Lookup(absl::Span<const uint64_t> keys, float* out) const {
   ForEachGroup(plan, config_.num_stripes, [&](int si, size_t b, size_t e) {
     const Stripe* s = stripes_[si].get();
     absl::ReaderMutexLock lock(&s->mu);
-    WalkGroup(s->store, plan, keys, b, e, kReadPrefetchBytes, [](uint32_t) {},
+    WalkGroup(s->store, plan, keys, b, e, row_prefetch_bytes_, [](uint32_t) {},
               [&](uint32_t i, const char* row) {
       float* dst = out + static_cast<size_t>(i) * dim;
       if (row == nullptr) {
@@ -315,7 +313,7 @@ void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, f
     Stripe* s = stripes_[si].get();
     absl::MutexLock lock(&s->mu);
     bool created = false;
-    WalkGroup(s->store, plan, keys, b, e, push_prefetch_bytes_, prefetch_grad,
+    WalkGroup(s->store, plan, keys, b, e, row_prefetch_bytes_, prefetch_grad,
               [&](uint32_t i, char* row) {
       if (row == nullptr) {
         row = FindOrAdmit(s, keys[i], plan.hashes[i], step, init_scratch, &tally);

@@ -6,7 +6,8 @@
 // - The key space is split into `num_stripes` stripes by the top bits of Mix64(key);
 //   each stripe has its own reader/writer mutex, RowStore (slabs + open-addressing
 //   index) and admission sketch. A batch call groups its keys by stripe and takes each
-//   stripe's lock once while it walks that stripe's keys with software prefetch. Pull
+//   stripe's lock once while it walks that stripe's keys with software prefetch
+//   (candidate rows of a chunk of keys first, then the rows: embedding_table.cc). Pull
 //   and Lookup of existing rows share the lock; creating rows, Push and eviction take
 //   it exclusively; index growth (doubling one stripe's index) stalls only that stripe.
 // - Eviction: Evict(now) drops rows idle for more than ttl_steps; a row budget is
@@ -163,7 +164,7 @@ class EmbeddingTable {
   const RowLayout layout_;
   const int stripe_shift_;       // stripe = Mix64(key) >> stripe_shift_ (64: one stripe)
   const int64_t stripe_budget_;  // rows per stripe; 0 = unlimited
-  const size_t push_prefetch_bytes_;  // bytes of a row a Push prefetches
+  const size_t row_prefetch_bytes_;  // bytes of a row the batched walks prefetch
   Counter* admitted_metric_ = nullptr;
   Counter* rejected_metric_ = nullptr;
   Counter* evicted_metric_ = nullptr;
