@@ -28,7 +28,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "bench/bench_util.h"
 #include "common/prefetch.h"
 #include "sparse_emb/embedding_table.h"
@@ -337,7 +336,6 @@ void Scale(uint64_t rows) {
 }  // namespace towerps::bench
 
 int main(int argc, char** argv) {
-  if (getenv("NODEADLOCK")) absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   uint64_t scale_rows = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
