@@ -1,6 +1,7 @@
 #include "sparse_emb/embedding_table.h"
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -352,9 +353,12 @@ TEST(EmbeddingTableTest, ConcurrentReadWalksWithPushCreateEvictAndSave) {
     for (int r = 0; r < kRounds; ++r) t->Push(hot, grads.data(), 1.0f, r);
   });
   threads.emplace_back([&] {
+    // A pause between snapshots: Save blocks every stripe and fsyncs, so back-to-back
+    // saves starved the pullers (minutes under AddressSanitizer).
     for (int64_t r = 0; pullers_left.load() > 0; r += 100) {
       EXPECT_TRUE(t->Save(path).ok());
       t->Evict(r);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
   for (auto& th : threads) th.join();
