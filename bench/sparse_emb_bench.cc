@@ -221,7 +221,9 @@ void Suite(bool quick) {
   const uint64_t n = quick ? 1'000'000 : 10'000'000;
   const int dim = 64;
   const int batches = quick ? 60 : 200;
-  const int repeats = 5;
+  // 9 rounds: on this shared VM a burst of load from other tenants can last several
+  // rounds, and one contender of a round may catch it alone.
+  const int repeats = 9;
   const TableConfig config = Config(dim);
   std::vector<uint64_t> fill(kBatch);
 
