@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/prefetch.h"
 #include "common/status.h"
 #include "glog/logging.h"
 #include "sparse_emb/initializer.h"
@@ -85,8 +86,8 @@ BatchPlan& PlanBatch(absl::Span<const uint64_t> keys, int stripe_shift, int num_
 //    and visited, by when the rows have arrived.
 // The single-pass walk this replaced found each candidate 8 keys ahead of its visit,
 // inside the heavy loop: a slot that had not arrived stalled the core there, and pulls
-// ran at 0.4-0.5 of the flat gather (now 0.6-0.75) and pushes at ~60% of today's
-// speed (bench/run.sh sparse_emb; BENCHMARKS.md). `visit` may insert rows (rows never
+// ran at 0.4-0.5 of the flat gather (now ~0.6, the median of seven runs) and pushes at
+// under half of today's speed (bench/run.sh sparse_emb; BENCHMARKS.md). `visit` may insert rows (rows never
 // move) but must not erase any.
 template <typename Ahead, typename Visit>
 void WalkGroup(const RowStore& store, BatchPlan& plan, absl::Span<const uint64_t> keys,
@@ -98,7 +99,7 @@ void WalkGroup(const RowStore& store, BatchPlan& plan, absl::Span<const uint64_t
     for (size_t j = chunk_begin; j < chunk_end; ++j) {
       if (j + kSlotAhead < e) store.PrefetchSlot(hash_at(j + kSlotAhead));
       cands[j] = store.Candidate(hash_at(j));
-      if (cands[j] != nullptr) RowStore::PrefetchRow(cands[j], prefetch_bytes);
+      if (cands[j] != nullptr) PrefetchRange(cands[j], prefetch_bytes);
       ahead(plan.order[j]);
     }
     for (size_t j = chunk_begin; j < chunk_end; ++j) {
@@ -273,7 +274,6 @@ void EmbeddingTable::Pull(absl::Span<const uint64_t> keys, int64_t step, float* 
   });
   Publish(tally);
 }
-
 
 void EmbeddingTable::Lookup(absl::Span<const uint64_t> keys, float* out) const {
   const int dim = config_.dim;

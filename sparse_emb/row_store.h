@@ -73,8 +73,6 @@ class RowStore {
   void PrefetchSlot(uint64_t hash) const {
     PrefetchLine(&slots_[static_cast<uint32_t>(hash) & mask_]);
   }
-  // Prefetches the cache lines holding a row's first `bytes` bytes.
-  static void PrefetchRow(const char* row, size_t bytes) { PrefetchRange(row, bytes); }
 
   // Adds a row for `key`, which must be absent. The row has the key set, step 0 and
   // count word 0; the caller fills state and embedding. May grow the index.
