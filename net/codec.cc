@@ -125,7 +125,8 @@ std::string EncodeError(absl::string_view sender, uint64_t request_id,
   InitEnvelope(envelope, sender, request_id);
   auto error = envelope.getBody().initError();
   error.setCode(static_cast<uint32_t>(status.code()));
-  std::string text(status.message());
+  std::string text(status.message().substr(0, kMaxErrorMessageBytes));
+  if (text.size() < status.message().size()) text += "...";
   error.setMessage(text.c_str());
   return EncodeMessage(message);
 }

@@ -27,6 +27,14 @@ namespace towerps::net {
 // Bumped when a change is not wire-compatible; peers with another version are refused.
 inline constexpr uint32_t kWireVersion = 2;
 
+// The largest Data blob (or list) one message can hold: Cap'n Proto counts list
+// elements in 29 bits. A server derives its request limits from it so that no request
+// it accepts asks for a reply the wire cannot carry.
+inline constexpr uint64_t kMaxBlobBytes = (uint64_t{1} << 29) - 1;
+
+// Error messages longer than this are cut (with "...") when encoded: one line.
+inline constexpr size_t kMaxErrorMessageBytes = 1024;
+
 struct CodecOptions {
   // Upper bound on a decoded message's size, in 8-byte words: Cap'n Proto's
   // traversal limit. The 64 MiB default is too small for big pulls. Default 1 GiB.

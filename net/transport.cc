@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "kj/exception.h"
 #include "common/status.h"
 #include "glog/logging.h"
 
@@ -140,6 +141,7 @@ RpcServer::RpcServer(const RpcServerOptions& options, Handler handler, MetricsRe
     requests_ = metrics->GetCounter("towerps_net_requests_total");
     bad_requests_ = metrics->GetCounter("towerps_net_bad_requests_total");
     handle_us_ = metrics->GetHistogram("towerps_net_handle_latency_us");
+    handler_exceptions_ = metrics->GetCounter("towerps_net_handler_exceptions_total");
   }
 }
 
@@ -273,6 +275,27 @@ void RpcServer::HandlerLoop(int index) {
   zmq_close(push);
 }
 
+absl::StatusOr<std::string> RpcServer::RunHandler(const wire::Envelope::Reader& request) {
+  // A handler must not throw, but Cap'n Proto's builders do (a blob over its size
+  // limit, a list too long) and so may anything it calls: an escaped exception would
+  // end the process (std::terminate on this thread). It becomes an error reply.
+  std::string what;
+  try {
+    return handler_(request);
+  } catch (const kj::Exception& e) {
+    what = e.getDescription().cStr();
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an exception of unknown type";
+  }
+  if (handler_exceptions_) handler_exceptions_->Increment();
+  LOG_EVERY_N(ERROR, 100) << options_.name << ": handler threw on request "
+                          << request.getRequestId() << " from " << request.getSender().cStr()
+                          << ": " << what.substr(0, kMaxErrorMessageBytes);
+  return absl::InternalError(absl::StrCat("the server failed to handle the request: ", what));
+}
+
 std::string RpcServer::Serve(const Frame& payload) {
   const int64_t start = NowMicros();
   if (requests_) requests_->Increment();
@@ -284,7 +307,7 @@ std::string RpcServer::Serve(const Frame& payload) {
     reply = EncodeError(options_.name, 0, decoded.status());
   } else {
     auto envelope = (*decoded)->envelope();
-    absl::StatusOr<std::string> result = handler_(envelope);
+    absl::StatusOr<std::string> result = RunHandler(envelope);
     if (result.ok()) {
       reply = std::move(result).value();
     } else {

@@ -3,9 +3,9 @@
 //
 // RpcServer owns a ROUTER socket on its io thread and a pool of handler threads (or
 // none: then the io thread serves inline); a handler turns one decoded request into
-// one reply frame (or an error Status, sent
-// as an error reply). A malformed frame never reaches a handler: it gets an error
-// reply and the server keeps serving.
+// one reply frame (or an error Status, sent as an error reply; an exception that
+// escapes it is caught, counted and sent as Internal). A malformed frame never reaches
+// a handler: it gets an error reply and the server keeps serving.
 //
 // RpcClient owns one DEALER socket and is used by one thread. Requests carry ids;
 // Send() puts a request in flight, Wait()/WaitAll() collect replies, resending a
@@ -136,6 +136,8 @@ class RpcServer {
   void HandlerLoop(int index);
   // Decodes one request, runs the handler, returns the reply (or error reply) frame.
   std::string Serve(const Frame& payload);
+  // The handler's result; an exception escaping it becomes Internal (counted, logged).
+  absl::StatusOr<std::string> RunHandler(const wire::Envelope::Reader& request);
 
   // Constant after construction.
   const RpcServerOptions options_;
@@ -146,6 +148,7 @@ class RpcServer {
   Counter* requests_ = nullptr;
   Counter* bad_requests_ = nullptr;
   Histogram* handle_us_ = nullptr;
+  Counter* handler_exceptions_ = nullptr;
 
   // Only the io thread (after Start returns).
   void* router_ = nullptr;

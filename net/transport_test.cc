@@ -1,6 +1,7 @@
 #include "net/transport.h"
 
 #include <atomic>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -18,8 +19,9 @@ std::string PingFrame(uint64_t request_id, uint64_t nonce) {
   return EncodeMessage(message);
 }
 
-// Replies Pong(nonce); nonce 666 fails with InvalidArgument; nonce 777 sleeps 400 ms
-// on its first arrival only (a slow or lost reply).
+// Replies Pong(nonce); nonce 666 fails with InvalidArgument; 888 throws a
+// kj::Exception and 889 a std::exception; nonce 777 sleeps 400 ms on its first
+// arrival only (a slow or lost reply).
 absl::StatusOr<std::string> EchoHandler(const wire::Envelope::Reader& request,
                                         std::atomic<int>* slow_arrivals) {
   if (request.getBody().which() != wire::Envelope::Body::PING) {
@@ -27,6 +29,8 @@ absl::StatusOr<std::string> EchoHandler(const wire::Envelope::Reader& request,
   }
   uint64_t nonce = request.getBody().getPing().getNonce();
   if (nonce == 666) return absl::InvalidArgumentError("nonce 666 refused");
+  if (nonce == 888) KJ_FAIL_REQUIRE("a Cap'n Proto builder refused", nonce);
+  if (nonce == 889) throw std::length_error("a std::string grew too long");
   if (nonce == 777 && slow_arrivals->fetch_add(1) == 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
   }
@@ -87,6 +91,23 @@ TEST_P(TransportTest, HandlerErrorReachesCaller) {
   auto reply = client->Call(id, PingFrame(id, 666), true);
   EXPECT_EQ(reply.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(reply.status().message().find("nonce 666 refused"), std::string::npos);
+}
+
+// An exception escaping a handler is an Internal error reply, counted; the server
+// keeps serving (it used to std::terminate the process).
+TEST_P(TransportTest, HandlerExceptionIsAnErrorReply) {
+  auto server = StartServer();
+  auto client = Connect(server->endpoint());
+  for (uint64_t nonce : {888, 889}) {
+    uint64_t id = client->NextRequestId();
+    auto reply = client->Call(id, PingFrame(id, nonce), /*retry=*/false);
+    EXPECT_EQ(reply.status().code(), absl::StatusCode::kInternal) << reply.status();
+  }
+  uint64_t id = client->NextRequestId();
+  auto reply = client->Call(id, PingFrame(id, 5), true);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->envelope().getBody().getPong().getNonce(), 5u);
+  EXPECT_EQ(metrics_.GetCounter("towerps_net_handler_exceptions_total")->value(), 2);
 }
 
 TEST_P(TransportTest, MalformedFramesGetErrorRepliesAndServerKeepsServing) {

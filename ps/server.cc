@@ -61,6 +61,13 @@ absl::Status ParameterServerOptions::Validate() const {
   if (max_keys_per_request == 0) {
     return absl::InvalidArgumentError("max_keys_per_request must be > 0");
   }
+  if (max_reply_bytes == 0) return absl::InvalidArgumentError("max_reply_bytes must be > 0");
+  auto [begin, end] = DenseRange(rank, num_servers, dense_params);
+  if ((end - begin) * sizeof(float) > net::kMaxBlobBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a dense block of ", end - begin, " floats does not fit one message (",
+        net::kMaxBlobBytes, " bytes); run more parameter servers"));
+  }
   return dense_optimizer.Validate();
 }
 
@@ -160,6 +167,24 @@ absl::StatusOr<std::vector<ParameterServer::TablePart>> ParameterServer::ParsePa
     return absl::InvalidArgumentError(absl::StrCat("request of ", total_keys,
                                                    " keys exceeds the limit of ",
                                                    options_.max_keys_per_request));
+  }
+  if (!push) {  // the reply carries every key's row: it must fit the wire
+    uint64_t reply_bytes = 0;
+    for (const TablePart& p : out) {
+      const uint64_t bytes = p.keys.size() * static_cast<uint64_t>(p.table->dim()) * sizeof(float);
+      if (bytes > net::kMaxBlobBytes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "a pull of ", p.keys.size(), " keys of dim ", p.table->dim(), " asks for ", bytes,
+            " bytes of rows; one message holds at most ", net::kMaxBlobBytes,
+            " per table: split the request"));
+      }
+      reply_bytes += bytes;
+    }
+    if (reply_bytes > options_.max_reply_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a pull asking for ", reply_bytes, " bytes of rows exceeds the reply limit of ",
+          options_.max_reply_bytes, ": split the request"));
+    }
   }
   return out;
 }

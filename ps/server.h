@@ -4,7 +4,9 @@
 // process wiring (registration, heartbeats) lives in ps/ps_process.h.
 //
 // Every field from the wire is checked (table ids, sizes, dims, counts); a bad
-// request gets InvalidArgument and nothing changes. Thread-safe: Handle runs on
+// request gets InvalidArgument and nothing changes. Limits are derived so that no
+// accepted request asks for a reply the wire cannot carry (max_reply_bytes, one blob
+// per table at most net::kMaxBlobBytes, a dense block that fits one blob). Thread-safe: Handle runs on
 // many handler threads at once (tables stripe their locks; the dense block has one).
 #ifndef TOWERPS_PS_SERVER_H_
 #define TOWERPS_PS_SERVER_H_
@@ -37,6 +39,11 @@ struct ParameterServerOptions {
   models::DenseOptimizerOptions dense_optimizer;
   // Largest number of keys accepted in one request.
   uint64_t max_keys_per_request = uint64_t{1} << 22;
+  // Largest reply a pull may ask for, in bytes of rows over all its tables; at most the
+  // clients' CodecOptions::max_frame_bytes less room for the envelope. Each table's
+  // rows must also fit one Cap'n Proto blob (net::kMaxBlobBytes). A pull over either
+  // limit is refused with InvalidArgument before anything is read; clients split it.
+  uint64_t max_reply_bytes = (uint64_t{1} << 30) - (uint64_t{1} << 20);
   // Name in envelopes and logs ("ps/0").
   std::string name = "ps/0";
 

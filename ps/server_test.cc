@@ -10,6 +10,7 @@
 
 #include "common/file_util.h"
 #include "gtest/gtest.h"
+#include "net/transport.h"
 
 namespace towerps::ps {
 namespace {
@@ -275,6 +276,80 @@ TEST(ParameterServerTest, DenseAssignPullPush) {
     b.initPushDense().setGrads(Blob(init));  // standalone without assign
   });
   EXPECT_EQ(not_assign.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The reply to a pull of max_keys_per_request keys of dim 32 (2^22 * 128 bytes) is one
+// byte over Cap'n Proto's blob limit: the request is refused before any row is read,
+// and the server, behind the real transport, keeps serving.
+TEST(ParameterServerTest, PullWhoseReplyCannotBeCarriedIsRefused) {
+  ParameterServerOptions options = Options();
+  options.tables[0].dim = 32;
+  sparse_emb::TableConfig wide = options.tables[0];
+  wide.name = "wide";
+  wide.dim = 64;
+  options.tables.push_back(wide);
+  MetricsRegistry metrics;
+  auto server = ParameterServer::Create(options, &metrics);
+  ASSERT_TRUE(server.ok()) << server.status();
+  net::ZmqContext ctx;
+  net::RpcServerOptions rpc;
+  rpc.handler_threads = 0;
+  ParameterServer* raw = server->get();
+  auto rpc_server = net::RpcServer::Start(
+      &ctx, rpc, [raw](const Envelope::Reader& r) { return raw->Handle(r); }, &metrics);
+  ASSERT_TRUE(rpc_server.ok()) << rpc_server.status();
+  net::RpcClientOptions client_options;
+  client_options.endpoint = (*rpc_server)->endpoint();
+  client_options.timeout_ms = 30000;
+  client_options.max_attempts = 1;
+  auto client = net::RpcClient::Connect(&ctx, client_options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto pull = [&](uint32_t table, uint64_t n) {
+    std::vector<uint64_t> keys(n);
+    for (uint64_t i = 0; i < n; ++i) keys[i] = i;
+    capnp::MallocMessageBuilder message;
+    auto envelope = message.initRoot<Envelope>();
+    const uint64_t id = (*client)->NextRequestId();
+    net::InitEnvelope(envelope, "test", id);
+    auto part = envelope.getBody().initPullSparse().initTables(1)[0];
+    part.setTable(table);
+    part.setKeys(Blob(keys));
+    envelope.getBody().getPullSparse().setCreate(true);
+    return (*client)->Call(id, net::EncodeMessage(message), /*retry=*/false);
+  };
+  auto dim32 = pull(0, options.max_keys_per_request);
+  EXPECT_EQ(dim32.status().code(), absl::StatusCode::kInvalidArgument) << dim32.status();
+  auto dim64 = pull(1, options.max_keys_per_request / 2);
+  EXPECT_EQ(dim64.status().code(), absl::StatusCode::kInvalidArgument) << dim64.status();
+  EXPECT_EQ((*server)->table(0)->size(), 0);  // nothing was created
+  auto small = pull(1, 3);
+  ASSERT_TRUE(small.ok()) << small.status();
+  EXPECT_EQ(small->envelope().getBody().getPullSparseReply().getTables()[0].getRows().size(),
+            3u * 64 * sizeof(float));
+}
+
+// The reply limit over all tables of one pull.
+TEST(ParameterServerTest, PullOverTheReplyLimitIsRefused) {
+  ParameterServerOptions options = Options();
+  options.max_reply_bytes = 10 * kDim * sizeof(float);
+  ServerHarness h(options);
+  EXPECT_EQ(h.Pull({1, 2, 3}).size(), 3u * kDim);
+  auto reply = h.Call([](Envelope::Body::Builder b) {
+    std::vector<uint64_t> keys(11);
+    for (size_t i = 0; i < keys.size(); ++i) keys[i] = i;
+    auto part = b.initPullSparse().initTables(1)[0];
+    part.setKeys(Blob(keys));
+  });
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A dense block that no message could carry is refused when the server is made.
+TEST(ParameterServerTest, DenseBlockTooBigForOneMessageIsRefused) {
+  ParameterServerOptions options = Options();
+  options.dense_params = net::kMaxBlobBytes / sizeof(float) + 1;
+  EXPECT_EQ(options.Validate().code(), absl::StatusCode::kInvalidArgument);
+  options.num_servers = 2;
+  EXPECT_TRUE(options.Validate().ok());
 }
 
 TEST(ParameterServerTest, CheckpointRoundTripAndCorruptionRefused) {
