@@ -51,6 +51,8 @@ class Frame {
   size_t size() const;
   absl::string_view view() const { return absl::string_view(data(), size()); }
   zmq_msg_t* raw() { return &msg_; }
+  // A metadata property of a received frame ("User-Id"); empty when it has none.
+  std::string Property(const char* name) const;
 
  private:
   zmq_msg_t msg_;
@@ -76,6 +78,22 @@ class ZmqContext {
   void* ctx_;
 };
 
+// Who sent a request, as the process's ZapAuthenticator authenticated it.
+struct Peer {
+  // The identity of the peer's CURVE key ("worker/1", "operator"); empty when CURVE
+  // is off (insecure mode: every peer is trusted).
+  std::string identity;
+
+  bool authenticated() const { return !identity.empty(); }
+  // True when CURVE is off, or the identity is exactly `expected`.
+  bool Is(absl::string_view expected) const;
+  // True when CURVE is off, or the identity is "<role>/<any rank>".
+  bool HasRole(absl::string_view role) const;
+};
+
+// PermissionDenied naming the peer and `what` it may not do.
+absl::Status PermissionDenied(const Peer& peer, absl::string_view what);
+
 // CURVE keys (Z85 text, 40 characters each). Empty public/secret keys = no encryption.
 struct CurveKeys {
   std::string public_key;
@@ -100,7 +118,9 @@ struct RpcServerOptions {
   // Name used in logs and thread names ("ps/0", "scheduler").
   std::string name = "server";
   CodecOptions codec;
-  // When enabled, only clients presenting the server's public key can connect.
+  // When enabled, the socket is a CURVE server: traffic is encrypted, and every
+  // connection must pass the context's ZapAuthenticator (ZMQ_ZAP_DOMAIN is set); a
+  // request without an authenticated identity (no ZAP handler) is refused.
   CurveKeys curve;
 
   absl::Status Validate() const;
@@ -109,8 +129,11 @@ struct RpcServerOptions {
 class RpcServer {
  public:
   // Runs on a handler thread; returns the reply frame (built with InitEnvelope and
-  // the request's id) or an error that is sent back as an error reply.
-  using Handler = std::function<absl::StatusOr<std::string>(const wire::Envelope::Reader&)>;
+  // the request's id) or an error that is sent back as an error reply. `peer` is the
+  // sender's authenticated identity (empty when CURVE is off); a handler refuses
+  // what the peer may not do with PermissionDenied (counted and logged here).
+  using Handler =
+      std::function<absl::StatusOr<std::string>(const Peer& peer, const wire::Envelope::Reader&)>;
 
   // Binds and starts the threads. Errors: InvalidArgument for bad options,
   // Unavailable when the endpoint cannot be bound. `ctx` and `metrics` are borrowed
@@ -145,6 +168,7 @@ class RpcServer {
   std::string reply_endpoint_;  // inproc endpoint handlers push replies to
   Counter* requests_ = nullptr;
   Counter* bad_requests_ = nullptr;
+  Counter* denied_ = nullptr;
   Histogram* handle_us_ = nullptr;
 
   // Only the io thread (after Start returns).
