@@ -215,7 +215,9 @@ int main(int argc, char** argv) {
   rpc.handler_threads = 0;  // served inline, like the raw peer's one-thread ROUTER loop
   ps::ParameterServer* raw_server = server->get();
   auto rpc_server = net::RpcServer::Start(
-      &ctx, rpc, [raw_server](const net::wire::Envelope::Reader& r) { return raw_server->Handle(r); },
+      &ctx, rpc, [raw_server](const net::Peer&, const net::wire::Envelope::Reader& r) {
+        return raw_server->Handle(r);
+      },
       nullptr);
   if (!rpc_server.ok()) return 1;
   RawEchoServer echo(&ctx);

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
@@ -34,6 +35,13 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   options.rank = FLAGS_worker_rank;
   options.log_losses = FLAGS_worker_log_losses;
   options.rpc.timeout_ms = FLAGS_request_timeout_ms;
+  if (absl::Status ranked = RequireRankWithCurve(FLAGS_worker_rank, "--worker_rank");
+      !ranked.ok()) {
+    return Fail("worker", ranked);
+  }
+  auto keys = CurveKeysFromFlags(net::NodeIdentity("worker", FLAGS_worker_rank));
+  if (!keys.ok()) return Fail("worker", keys.status());
+  options.keys = *std::move(keys);
   if (!FLAGS_run_dir.empty()) {
     if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
       return Fail("worker", made);
