@@ -16,12 +16,13 @@ absl::StatusOr<net::JobKeys> CurveKeysFromFlags(const std::string& identity) {
 
 absl::Status RequireRankWithCurve(int rank, const char* rank_flag) {
   if (FLAGS_curve_dir.empty() || rank >= 0) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--curve_dir needs an explicit ", rank_flag, " (its key names the rank), not -1"));
+  return absl::InvalidArgumentError(absl::StrCat("--curve_dir needs an explicit ", rank_flag,
+                                                 " (its key names the rank), not -1"));
 }
 
-absl::StatusOr<std::unique_ptr<net::ZapAuthenticator>> StartZapIfSecure(
-    const net::ZmqContext* ctx, const net::JobKeys& keys, MetricsRegistry* metrics) {
+absl::StatusOr<std::unique_ptr<net::ZapAuthenticator>> StartZapIfSecure(const net::ZmqContext* ctx,
+                                                                        const net::JobKeys& keys,
+                                                                        MetricsRegistry* metrics) {
   if (!keys.enabled()) return std::unique_ptr<net::ZapAuthenticator>();
   return net::ZapAuthenticator::Start(ctx, keys.allowed, metrics);
 }

@@ -28,8 +28,9 @@ absl::Status RequireRankWithCurve(int rank, const char* rank_flag);
 
 // The process's ZAP handler when `keys` are enabled (start it before any server
 // socket binds); null when CURVE is off.
-absl::StatusOr<std::unique_ptr<net::ZapAuthenticator>> StartZapIfSecure(
-    const net::ZmqContext* ctx, const net::JobKeys& keys, MetricsRegistry* metrics);
+absl::StatusOr<std::unique_ptr<net::ZapAuthenticator>> StartZapIfSecure(const net::ZmqContext* ctx,
+                                                                        const net::JobKeys& keys,
+                                                                        MetricsRegistry* metrics);
 
 }  // namespace towerps::cmd
 

@@ -7,8 +7,8 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "cmd/index_flags.h"
 #include "cmd/curve_flags.h"
+#include "cmd/index_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
 #include "common/file_util.h"

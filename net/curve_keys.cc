@@ -9,8 +9,8 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
@@ -34,9 +34,8 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno, absl::StrCat("stat ", path));
   if (!S_ISREG(st.st_mode) || st.st_size > kMaxKeyFileBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " is not a key file (not a regular file of at most ",
-                     kMaxKeyFileBytes, " bytes)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " is not a key file (not a regular file of at most ", kMaxKeyFileBytes, " bytes)"));
   }
   return ReadFileToString(path);
 }
@@ -47,9 +46,7 @@ absl::Status LineError(absl::string_view name, int line, absl::string_view what)
 
 }  // namespace
 
-std::string NodeIdentity(absl::string_view role, int rank) {
-  return absl::StrCat(role, "/", rank);
-}
+std::string NodeIdentity(absl::string_view role, int rank) { return absl::StrCat(role, "/", rank); }
 
 absl::Status ValidateIdentity(absl::string_view identity) {
   if (identity == kSchedulerIdentity || identity == kOperatorIdentity ||
@@ -61,10 +58,10 @@ absl::Status ValidateIdentity(absl::string_view identity) {
   const absl::string_view rank =
       slash == absl::string_view::npos ? absl::string_view() : identity.substr(slash + 1);
   int32_t value = 0;
-  const bool digits = !rank.empty() && rank.size() <= 10 &&
-                      std::all_of(rank.begin(), rank.end(), [](char c) {
-                        return absl::ascii_isdigit(static_cast<unsigned char>(c));
-                      });
+  const bool digits =
+      !rank.empty() && rank.size() <= 10 && std::all_of(rank.begin(), rank.end(), [](char c) {
+        return absl::ascii_isdigit(static_cast<unsigned char>(c));
+      });
   const bool rank_ok = digits && (rank.size() == 1 || rank[0] != '0') &&
                        absl::SimpleAtoi(rank, &value) && value >= 0;
   if ((role == "ps" || role == "worker") && rank_ok) return absl::OkStatus();
@@ -170,9 +167,9 @@ absl::StatusOr<JobKeys> LoadJobKeys(const std::string& dir, const std::string& i
     return ErrnoToStatus(errno, absl::StrCat("stat ", secret_path));
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        secret_path, " is accessible by group or others (mode ",
-        absl::StrFormat("%04o", st.st_mode & 07777), "); chmod 600 it"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(secret_path, " is accessible by group or others (mode ",
+                     absl::StrFormat("%04o", st.st_mode & 07777), "); chmod 600 it"));
   }
   TOWERPS_ASSIGN_OR_RETURN(std::string secret_text, ReadSmallFile(secret_path));
   TOWERPS_ASSIGN_OR_RETURN(keys.secret_key, ParseKeyFile(secret_text, secret_path));
@@ -180,8 +177,8 @@ absl::StatusOr<JobKeys> LoadJobKeys(const std::string& dir, const std::string& i
   TOWERPS_ASSIGN_OR_RETURN(keys.allowed, ParseAllowList(allow_text, allow_path));
   auto listed = keys.allowed.find(keys.public_key);
   if (listed == keys.allowed.end() || listed->second != identity) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        public_path, " is not listed as ", identity, " in ", allow_path));
+    return absl::FailedPreconditionError(
+        absl::StrCat(public_path, " is not listed as ", identity, " in ", allow_path));
   }
   return keys;
 }
@@ -199,8 +196,9 @@ absl::StatusOr<std::vector<std::string>> GenerateJobKeys(const KeygenOptions& op
   const std::string allow_path = absl::StrCat(options.output_dir, "/", kAllowListFile);
   if (PathExists(allow_path)) {
     return absl::AlreadyExistsError(
-        absl::StrCat(allow_path, " exists: a job's keys are never replaced (remove the "
-                                 "directory to make new ones)"));
+        absl::StrCat(allow_path,
+                     " exists: a job's keys are never replaced (remove the "
+                     "directory to make new ones)"));
   }
   TOWERPS_RETURN_IF_ERROR(CreateDirectories(options.output_dir));
   std::vector<std::string> identities = {kSchedulerIdentity};

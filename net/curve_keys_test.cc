@@ -16,7 +16,8 @@ constexpr char kKeyA[] = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
 constexpr char kKeyB[] = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID";
 
 TEST(CurveKeysTest, Identities) {
-  for (const char* good : {"scheduler", "operator", "serve", "ps/0", "worker/12", "ps/2147483647"}) {
+  for (const char* good :
+       {"scheduler", "operator", "serve", "ps/0", "worker/12", "ps/2147483647"}) {
     EXPECT_TRUE(ValidateIdentity(good).ok()) << good;
   }
   for (const char* bad : {"", "ps", "ps/", "ps/-1", "ps/+1", "ps/01", "ps/2147483648", "worker/1/2",

@@ -118,14 +118,12 @@ std::string Frame::Property(const char* name) const {
   return value == nullptr ? std::string() : std::string(value);
 }
 
-bool Peer::Is(absl::string_view expected) const {
-  return !authenticated() || identity == expected;
-}
+bool Peer::Is(absl::string_view expected) const { return !authenticated() || identity == expected; }
 
 bool Peer::HasRole(absl::string_view role) const {
   if (!authenticated()) return true;
-  return identity.size() > role.size() && absl::string_view(identity).substr(0, role.size()) == role &&
-         identity[role.size()] == '/';
+  return identity.size() > role.size() &&
+         absl::string_view(identity).substr(0, role.size()) == role && identity[role.size()] == '/';
 }
 
 absl::Status PermissionDenied(const Peer& peer, absl::string_view what) {
@@ -314,8 +312,8 @@ std::string RpcServer::Serve(const Frame& payload) {
             : handler_(peer, envelope);
     if (result.status().code() == absl::StatusCode::kPermissionDenied) {
       if (denied_) denied_->Increment();
-      LOG_EVERY_N(WARNING, 100) << options_.name << ": refused request "
-                                << envelope.getRequestId() << ": " << result.status();
+      LOG_EVERY_N(WARNING, 100) << options_.name << ": refused request " << envelope.getRequestId()
+                                << ": " << result.status();
     }
     if (result.ok()) {
       reply = std::move(result).value();

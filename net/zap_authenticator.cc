@@ -65,9 +65,8 @@ absl::StatusOr<std::unique_ptr<ZapAuthenticator>> ZapAuthenticator::Start(
     const int err = zmq_errno();
     zmq_close(zap->socket_);
     zap->socket_ = nullptr;
-    return absl::UnavailableError(
-        absl::StrCat("bind ", kZapEndpoint, ": ", zmq_strerror(err),
-                     " (one ZAP handler per ZeroMQ context)"));
+    return absl::UnavailableError(absl::StrCat("bind ", kZapEndpoint, ": ", zmq_strerror(err),
+                                               " (one ZAP handler per ZeroMQ context)"));
   }
   ZapAuthenticator* raw = zap.get();
   zap->thread_ = std::thread([raw] { raw->Loop(); });
@@ -120,8 +119,8 @@ void ZapAuthenticator::AnswerOne() {
   }
   if (identity.empty()) {
     if (refused_) refused_->Increment();
-    LOG_EVERY_N(WARNING, 20) << "zap: refused a " << mechanism.substr(0, 16) << " peer at " << address
-                 << ": its key is not in the job's allow-list";
+    LOG_EVERY_N(WARNING, 20) << "zap: refused a " << mechanism.substr(0, 16) << " peer at "
+                             << address << ": its key is not in the job's allow-list";
     Reply(socket_, request_id, "400", "key not allowed", "");
     return;
   }

@@ -38,8 +38,8 @@ class ZapAuthenticatorTest : public ::testing::Test {
     options.curve = server_keys_;
     auto server = RpcServer::Start(
         &ctx_, options,
-        [this](const Peer& peer, const wire::Envelope::Reader& request)
-            -> absl::StatusOr<std::string> {
+        [this](const Peer& peer,
+               const wire::Envelope::Reader& request) -> absl::StatusOr<std::string> {
           {
             absl::MutexLock lock(&mu_);
             seen_.push_back(peer.identity);

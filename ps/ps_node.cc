@@ -19,7 +19,8 @@ absl::Status PsNodeOptions::Validate() const {
     return absl::InvalidArgumentError("heartbeat and scheduler timeouts must be > 0");
   }
   if (curve.enabled() != scheduler_rpc.curve.enabled()) {
-    return absl::InvalidArgumentError("CURVE keys for the server and the scheduler client go together");
+    return absl::InvalidArgumentError(
+        "CURVE keys for the server and the scheduler client go together");
   }
   if (curve.enabled() && rank < 0) {
     return absl::InvalidArgumentError("with CURVE keys a parameter server needs an explicit rank");
@@ -62,18 +63,18 @@ absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx
   rpc.name = "ps";
   rpc.curve = options.curve;
   TOWERPS_ASSIGN_OR_RETURN(
-      node->rpc_, net::RpcServer::Start(
-                      ctx, rpc,
-                      [raw](const net::Peer& peer,
-                            const Envelope::Reader& r) -> absl::StatusOr<std::string> {
-                        TOWERPS_RETURN_IF_ERROR(AuthorizePsRequest(peer, r));
-                        ParameterServer* server = raw->ready_.load();
-                        if (server == nullptr) {
-                          return absl::UnavailableError("parameter server is starting");
-                        }
-                        return server->Handle(r);
-                      },
-                      metrics));
+      node->rpc_,
+      net::RpcServer::Start(
+          ctx, rpc,
+          [raw](const net::Peer& peer, const Envelope::Reader& r) -> absl::StatusOr<std::string> {
+            TOWERPS_RETURN_IF_ERROR(AuthorizePsRequest(peer, r));
+            ParameterServer* server = raw->ready_.load();
+            if (server == nullptr) {
+              return absl::UnavailableError("parameter server is starting");
+            }
+            return server->Handle(r);
+          },
+          metrics));
   node->endpoint_ = node->rpc_->endpoint();
   if (!options.advertise_host.empty()) {
     // tcp://<bound host>:<port> -> tcp://<advertised host>:<port>

@@ -50,8 +50,7 @@ struct PsNodeOptions {
 // OK when `peer` may send `request` to a parameter server: with CURVE on, pulls and
 // pushes only from workers ("operator" may pull: sparse without creating rows, and
 // dense), checkpoints and restores only from "scheduler". PermissionDenied otherwise.
-absl::Status AuthorizePsRequest(const net::Peer& peer,
-                                const net::wire::Envelope::Reader& request);
+absl::Status AuthorizePsRequest(const net::Peer& peer, const net::wire::Envelope::Reader& request);
 
 class PsNode {
  public:

@@ -1,9 +1,9 @@
 // Who may send what (docs/security.md): the scheduler's and the parameter server's
 // authorisation rules, as tables of (peer identity, request) -> allowed.
+#include <capnp/message.h>
+
 #include <functional>
 #include <string>
-
-#include <capnp/message.h>
 
 #include "gtest/gtest.h"
 #include "net/codec.h"
@@ -30,8 +30,7 @@ absl::Status Check(const Case& c, bool scheduler) {
   c.fill(envelope.getBody());
   net::Peer peer{c.peer};
   auto reader = envelope.asReader();
-  return scheduler ? AuthorizeSchedulerRequest(peer, reader)
-                   : ps::AuthorizePsRequest(peer, reader);
+  return scheduler ? AuthorizeSchedulerRequest(peer, reader) : ps::AuthorizePsRequest(peer, reader);
 }
 
 template <size_t N>

@@ -37,8 +37,8 @@ absl::Status AuthorizeSchedulerRequest(const net::Peer& peer, const Envelope::Re
     case Envelope::Body::REGISTER: {
       auto r = body.getRegister();
       if (peer.Is(WireIdentity(r.getRole(), r.getRank()))) return absl::OkStatus();
-      return net::PermissionDenied(peer, absl::StrCat("register as ",
-                                                      WireIdentity(r.getRole(), r.getRank())));
+      return net::PermissionDenied(
+          peer, absl::StrCat("register as ", WireIdentity(r.getRole(), r.getRank())));
     }
     case Envelope::Body::CLUSTER_QUERY: {
       auto q = body.getClusterQuery();
@@ -136,7 +136,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
   TOWERPS_ASSIGN_OR_RETURN(
       scheduler->rpc_,
       net::RpcServer::Start(
-          ctx, options.rpc, [raw](const net::Peer& peer, const Envelope::Reader& r) { return raw->Handle(peer, r); },
+          ctx, options.rpc,
+          [raw](const net::Peer& peer, const Envelope::Reader& r) { return raw->Handle(peer, r); },
           metrics));
   scheduler->monitor_ = std::thread([raw] { raw->MonitorLoop(); });
   LOG(INFO) << "scheduler: waiting for " << options.job.num_servers << " servers and "

@@ -35,9 +35,9 @@ absl::Status ClusterWorkerOptions::Validate() const {
   if (log_losses && run_dir.empty()) return absl::InvalidArgumentError("log_losses needs run_dir");
   if (cluster_timeout_ms <= 0) return absl::InvalidArgumentError("cluster_timeout_ms must be > 0");
   if (keys.enabled() && keys.identity != net::NodeIdentity("worker", rank)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "CURVE keys of ", keys.identity, " given to worker rank ", rank,
-        " (with keys a worker needs an explicit rank)"));
+    return absl::InvalidArgumentError(absl::StrCat("CURVE keys of ", keys.identity,
+                                                   " given to worker rank ", rank,
+                                                   " (with keys a worker needs an explicit rank)"));
   }
   return absl::OkStatus();
 }

@@ -15,9 +15,9 @@
 
 #include "absl/status/statusor.h"
 #include "common/metrics.h"
+#include "net/curve_keys.h"
 #include "net/transport.h"
 #include "worker/embedded_trainer.h"
-#include "net/curve_keys.h"
 #include "worker/model_config.h"
 
 namespace towerps::worker {

@@ -3,8 +3,6 @@
 // stop the job, forge a clock, push to a server or order a checkpoint; a process
 // with a worker's key cannot speak for another rank or order a checkpoint; the
 // operator key can control the job; and the job still finishes normally.
-#include <zmq.h>
-
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -13,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
-#include "net/codec.h"
 #include "net/curve_keys.h"
 #include "net/membership_client.h"
 #include "ps/checkpoint.h"
@@ -48,42 +45,39 @@ class SecurityTest : public testing::ProcessTest {
     return client.ok() ? std::move(client).value() : nullptr;
   }
 
-  // Orders server 0 to save a checkpoint into `dir` with `curve` (this client's pair
-  // and the server's public key, or none).
-  absl::Status OrderCheckpoint(const net::ClusterView& view, const net::CurveKeys& curve,
-                               const std::string& dir) {
+  // A client of the job's parameter servers with `curve` (this client's pair and
+  // server 0's public key, or none).
+  absl::StatusOr<std::unique_ptr<ps::PsClient>> Servers(const net::ClusterView& view,
+                                                        const net::CurveKeys& curve) {
     ps::PsClientOptions options;
     options.server_endpoints = view.server_endpoints;
     options.rpc = ClientOptions(view.server_endpoints[0], curve);
     if (curve.enabled()) options.server_public_keys = {curve.server_public_key};
+    options.client_id = 99;
     options.dense_params = 1;
     auto map = ps::ShardMap::FromWire(view.shard_owners, view.num_servers);
     if (!map.ok()) return map.status();
-    auto client = ps::PsClient::Create(&ctx_, options, *std::move(map));
+    return ps::PsClient::Create(&ctx_, options, *std::move(map));
+  }
+
+  // Orders the servers to save a checkpoint into `dir`.
+  absl::Status OrderCheckpoint(const net::ClusterView& view, const net::CurveKeys& curve,
+                               const std::string& dir) {
+    auto client = Servers(view, curve);
     if (!client.ok()) return client.status();
     return (*client)->Checkpoint(dir, 7, /*restore=*/false).status();
   }
 
-  // Pushes one gradient row to server 0 with `curve`.
-  absl::Status Push(const std::string& endpoint, const net::CurveKeys& curve) {
-    auto client = net::RpcClient::Connect(&ctx_, ClientOptions(endpoint, curve));
+  // Pushes one huge gradient row of table 0 (examples/generated.conf: item_id, dim 32).
+  absl::Status Push(const net::ClusterView& view, const net::CurveKeys& curve) {
+    auto client = Servers(view, curve);
     if (!client.ok()) return client.status();
-    const uint64_t id = (*client)->NextRequestId();
-    capnp::MallocMessageBuilder message;
-    auto envelope = message.initRoot<net::wire::Envelope>();
-    net::InitEnvelope(envelope, "attacker", id);
-    auto push = envelope.getBody().initPushSparse();
-    const uint64_t key = 12345;
-    const std::vector<float> grad(32, 1e30f);  // examples/generated.conf: item_id dim 32
-    auto part = push.initTables(1)[0];
-    part.setTable(0);
-    part.setKeys(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(&key), sizeof(key)));
-    part.setGrads(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(grad.data()),
-                                      grad.size() * sizeof(float)));
-    part.setLearningRate(1.0f);
-    push.setClientId(99);
-    push.setSeq(1);
-    return (*client)->Call(id, net::EncodeMessage(message), /*retry=*/false).status();
+    const std::vector<uint64_t> keys = {12345};
+    std::vector<float> grads(32, 1e30f);
+    ps::SparseSlice slice{0, 32, keys, nullptr, grads.data(), 1.0f};
+    absl::Status status = (*client)->Push({&slice, 1}, 1);
+    if (!status.ok()) return status;
+    return (*client)->Flush();
   }
 
   // `towerps ctl COMMAND` with `curve_flags`; its exit code.
@@ -106,8 +100,8 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
   const std::string config = source_ + "/examples/generated.conf";
   const std::string keys = dir_ + "/keys";
   // Keys for two workers; the job runs one, so worker/1's key is valid but idle.
-  ASSERT_EQ(Run("keygen", {binary_, "keygen", "--output_dir=" + keys, "--num_servers=1",
-                           "--num_workers=2"}),
+  ASSERT_EQ(Run("keygen",
+                {binary_, "keygen", "--output_dir=" + keys, "--num_servers=1", "--num_workers=2"}),
             0);
   const std::string curve_flag = "--curve_dir=" + keys;
   const std::string run_dir = dir_ + "/run";
@@ -120,8 +114,8 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
   ASSERT_FALSE(sched.empty());
   auto ps = StartNode({"ps", "--rank=0", curve_flag, "--run_dir=" + run_dir}, config, dataset,
                       sched, "ps.log");
-  auto worker = StartNode({"worker", "--worker_rank=0", curve_flag, "--run_dir=" + run_dir},
-                          config, dataset, sched, "worker.log");
+  auto worker = StartNode({"worker", "--worker_rank=0", curve_flag, "--run_dir=" + run_dir}, config,
+                          dataset, sched, "worker.log");
 
   auto op_keys = net::LoadJobKeys(keys, "operator");
   ASSERT_TRUE(op_keys.ok()) << op_keys.status();
@@ -148,8 +142,7 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
   ASSERT_NE(plain, nullptr);
   EXPECT_EQ(plain->Clock(0, 1000000000, 1000000000, true).status().code(),
             absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(Push(view->server_endpoints[0], net::CurveKeys()).code(),
-            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(Push(*view, net::CurveKeys()).code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(OrderCheckpoint(*view, net::CurveKeys(), run_dir + "/../../escape").code(),
             absl::StatusCode::kDeadlineExceeded);
 
@@ -165,8 +158,7 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
   EXPECT_EQ(forged->Clock(0, 1000000000, 1000000000, true).status().code(),
             absl::StatusCode::kDeadlineExceeded);
   stranger->server_public_key = *op_keys->PublicKeyOf("ps/0");
-  EXPECT_EQ(Push(view->server_endpoints[0], *stranger).code(),
-            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(Push(*view, *stranger).code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(OrderCheckpoint(*view, *stranger, run_dir + "/../../escape").code(),
             absl::StatusCode::kDeadlineExceeded);
 
