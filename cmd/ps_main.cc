@@ -29,6 +29,9 @@ int RunPs(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps ps: --config, --dataset and --scheduler are required\n");
     return 2;
   }
+  if (absl::Status ranked = RequireRankWithCurve(FLAGS_rank, "--rank"); !ranked.ok()) {
+    return Fail("ps", ranked);
+  }
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("ps", config.status());
   auto meta = data::LoadDatasetMeta(FLAGS_dataset);
@@ -46,9 +49,6 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   options.handler_threads = FLAGS_handler_threads;
   options.server = worker::ServerOptionsFor(*model, 0, 1, (*probe)->params().size());
   options.restore_dir = FLAGS_restore;
-  if (absl::Status ranked = RequireRankWithCurve(FLAGS_rank, "--rank"); !ranked.ok()) {
-    return Fail("ps", ranked);
-  }
   auto keys = CurveKeysFromFlags(net::NodeIdentity("ps", FLAGS_rank));
   if (!keys.ok()) return Fail("ps", keys.status());
   options.curve = keys->ServerCurve();

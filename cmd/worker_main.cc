@@ -24,6 +24,10 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps worker: --config, --dataset and --scheduler are required\n");
     return 2;
   }
+  if (absl::Status ranked = RequireRankWithCurve(FLAGS_worker_rank, "--worker_rank");
+      !ranked.ok()) {
+    return Fail("worker", ranked);
+  }
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("worker", config.status());
   // Several processes share the cores: keep OpenBLAS from spawning its own threads.
@@ -35,10 +39,6 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   options.rank = FLAGS_worker_rank;
   options.log_losses = FLAGS_worker_log_losses;
   options.rpc.timeout_ms = FLAGS_request_timeout_ms;
-  if (absl::Status ranked = RequireRankWithCurve(FLAGS_worker_rank, "--worker_rank");
-      !ranked.ok()) {
-    return Fail("worker", ranked);
-  }
   auto keys = CurveKeysFromFlags(net::NodeIdentity("worker", FLAGS_worker_rank));
   if (!keys.ok()) return Fail("worker", keys.status());
   options.keys = *std::move(keys);
