@@ -193,6 +193,9 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
   EXPECT_NE(log->find("\"phase\":\"done\""), std::string::npos) << *log;
   EXPECT_EQ(log->find("stop requested"), std::string::npos) << *log;
   EXPECT_EQ(log->find("1000000000"), std::string::npos) << *log;
+  // Strangers were refused in the handshake, the worker key by authorisation.
+  EXPECT_NE(log->find("zap: refused"), std::string::npos) << *log;
+  EXPECT_NE(log->find("PERMISSION_DENIED: worker/1 may not"), std::string::npos) << *log;
   EXPECT_TRUE(ps::LatestCheckpoint(run_dir + "/checkpoint").ok());
 }
 
