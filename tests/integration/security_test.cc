@@ -105,6 +105,12 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
             0);
   const std::string curve_flag = "--curve_dir=" + keys;
   const std::string run_dir = dir_ + "/run";
+  // Where a checkpoint order with "../../" would land outside the test's directory.
+  const std::filesystem::path escaped =
+      std::filesystem::path(dir_).parent_path() /
+      ("escape_" + std::filesystem::path(dir_).filename().string());
+  const std::string escape = run_dir + "/../../" + escaped.filename().string();
+  ASSERT_TRUE(RemoveAll(escaped).ok());
 
   std::unique_ptr<Subprocess> scheduler;
   const std::string sched =
@@ -143,7 +149,7 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
   EXPECT_EQ(plain->Clock(0, 1000000000, 1000000000, true).status().code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(Push(*view, net::CurveKeys()).code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(OrderCheckpoint(*view, net::CurveKeys(), run_dir + "/../../escape").code(),
+  EXPECT_EQ(OrderCheckpoint(*view, net::CurveKeys(), escape).code(),
             absl::StatusCode::kDeadlineExceeded);
 
   // 2. Keys of another job (a well-formed pair the allow-list does not hold).
@@ -159,8 +165,7 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
             absl::StatusCode::kDeadlineExceeded);
   stranger->server_public_key = *op_keys->PublicKeyOf("ps/0");
   EXPECT_EQ(Push(*view, *stranger).code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(OrderCheckpoint(*view, *stranger, run_dir + "/../../escape").code(),
-            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(OrderCheckpoint(*view, *stranger, escape).code(), absl::StatusCode::kDeadlineExceeded);
 
   // 3. A valid worker key speaks only for its own rank and orders no checkpoint.
   auto w1 = net::LoadJobKeys(keys, "worker/1");
@@ -174,9 +179,10 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
   EXPECT_EQ(w1_sched->Heartbeat(net::kRoleServer, 0).status().code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(w1_sched->Control("stop").status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(OrderCheckpoint(*view, *w1->ClientCurve("ps/0"), run_dir + "/../../escape").code(),
+  EXPECT_EQ(OrderCheckpoint(*view, *w1->ClientCurve("ps/0"), escape).code(),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(dir_).parent_path() / "escape"));
+  EXPECT_FALSE(std::filesystem::exists(escaped));
+  (void)RemoveAll(escaped);
 
   // 4. The operator key controls the job: resume it; it trains to the end.
   auto status = op->Control("status");
