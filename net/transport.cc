@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "glog/logging.h"
+#include "net/zap_authenticator.h"
 
 namespace towerps::net {
 namespace {
@@ -88,7 +89,7 @@ absl::Status ApplyCurve(void* socket, const CurveKeys& keys, bool server) {
   if (server) {
     SetInt(socket, ZMQ_CURVE_SERVER, 1);
     // With a domain set, every handshake is put to the ZAP handler.
-    TOWERPS_RETURN_IF_ERROR(SetString(socket, ZMQ_ZAP_DOMAIN, "towerps", "ZAP domain"));
+    TOWERPS_RETURN_IF_ERROR(SetString(socket, ZMQ_ZAP_DOMAIN, kZapDomain, "ZAP domain"));
   } else {
     TOWERPS_RETURN_IF_ERROR(
         SetString(socket, ZMQ_CURVE_SERVERKEY, keys.server_public_key, "CURVE server key"));
