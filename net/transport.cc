@@ -119,18 +119,6 @@ std::string Frame::Property(const char* name) const {
   return value == nullptr ? std::string() : std::string(value);
 }
 
-bool Peer::Is(absl::string_view expected) const { return !authenticated() || identity == expected; }
-
-bool Peer::HasRole(absl::string_view role) const {
-  if (!authenticated()) return true;
-  return identity.size() > role.size() &&
-         absl::string_view(identity).substr(0, role.size()) == role && identity[role.size()] == '/';
-}
-
-absl::Status PermissionDenied(const Peer& peer, absl::string_view what) {
-  return absl::PermissionDeniedError(absl::StrCat(peer.identity, " may not ", what));
-}
-
 ZmqContext::ZmqContext() : ctx_(zmq_ctx_new()) { CHECK(ctx_ != nullptr); }
 ZmqContext::~ZmqContext() { zmq_ctx_term(ctx_); }
 

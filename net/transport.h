@@ -34,6 +34,7 @@
 #include "common/bounded_queue.h"
 #include "common/metrics.h"
 #include "net/codec.h"
+#include "net/peer.h"
 
 namespace towerps::net {
 
@@ -77,22 +78,6 @@ class ZmqContext {
  private:
   void* ctx_;
 };
-
-// Who sent a request, as the process's ZapAuthenticator authenticated it.
-struct Peer {
-  // The identity of the peer's CURVE key ("worker/1", "operator"); empty when CURVE
-  // is off (insecure mode: every peer is trusted).
-  std::string identity;
-
-  bool authenticated() const { return !identity.empty(); }
-  // True when CURVE is off, or the identity is exactly `expected`.
-  bool Is(absl::string_view expected) const;
-  // True when CURVE is off, or the identity is "<role>/<any rank>".
-  bool HasRole(absl::string_view role) const;
-};
-
-// PermissionDenied naming the peer and `what` it may not do.
-absl::Status PermissionDenied(const Peer& peer, absl::string_view what);
 
 // CURVE keys (Z85 text, 40 characters each). Empty public/secret keys = no encryption.
 struct CurveKeys {
