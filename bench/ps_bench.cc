@@ -6,6 +6,9 @@
 // Each figure: keys/s (or floats/s), MB/s and p50/p99 latency, with `clients`
 // threads each keeping one request in flight; medians of 5 rounds that alternate
 // between ours and the raw peer (the 2-core machine's noise hits both alike).
+// Then the cost of encryption: each workload over CURVE (ZAP-authenticated, as
+// --curve_dir runs it) beside the same workload in plaintext, alternating the same way
+// (`*_curve_throughput`, `*_curve_latency_p50`; peer "towerps_plaintext").
 #include <zmq.h>
 
 #include <algorithm>
@@ -23,6 +26,7 @@
 #include "common/allocator.h"
 #include "common/metrics.h"
 #include "net/transport.h"
+#include "net/zap_authenticator.h"
 #include "ps/client.h"
 #include "ps/server.h"
 
@@ -211,26 +215,46 @@ int main(int argc, char** argv) {
     (void)(*server)->dense()->Assign(init);
   }
   net::ZmqContext ctx;
-  net::RpcServerOptions rpc;
-  rpc.handler_threads = 0;  // served inline, like the raw peer's one-thread ROUTER loop
+  // The same server twice: plaintext, and with CURVE (encryption + the ZAP handshake
+  // check) for the encryption-cost figures.
+  auto server_keys = net::GenerateCurveKeys();
+  auto client_keys = net::GenerateCurveKeys();
+  if (!server_keys.ok() || !client_keys.ok()) return 1;
+  auto zap = net::ZapAuthenticator::Start(&ctx, {{client_keys->public_key, "worker/0"}}, nullptr);
+  if (!zap.ok()) return 1;
   ps::ParameterServer* raw_server = server->get();
-  auto rpc_server = net::RpcServer::Start(
-      &ctx, rpc, [raw_server](const net::wire::Envelope::Reader& r) { return raw_server->Handle(r); },
-      nullptr);
-  if (!rpc_server.ok()) return 1;
+  auto serve = [&](const net::CurveKeys& curve) {
+    net::RpcServerOptions rpc;
+    rpc.handler_threads = 0;  // served inline, like the raw peer's one-thread ROUTER loop
+    rpc.curve = curve;
+    return net::RpcServer::Start(
+        &ctx, rpc,
+        [raw_server](const net::Peer&, const net::wire::Envelope::Reader& r) {
+          return raw_server->Handle(r);
+        },
+        nullptr);
+  };
+  auto rpc_server = serve(net::CurveKeys());
+  auto curve_server = serve(*server_keys);
+  if (!rpc_server.ok() || !curve_server.ok()) return 1;
   RawEchoServer echo(&ctx);
 
-  auto make_client = [&](int c) {
+  // Clients of the plaintext server, or with `secure` of the CURVE one.
+  auto make_client = [&](int c, bool secure) {
     ps::PsClientOptions o;
-    o.server_endpoints = {(*rpc_server)->endpoint()};
+    o.server_endpoints = {(secure ? *curve_server : *rpc_server)->endpoint()};
     o.client_id = 100 + c;
     o.dense_params = dense;
+    if (secure) {
+      o.rpc.curve = *client_keys;
+      o.server_public_keys = {server_keys->public_key};
+    }
     return std::move(ps::PsClient::Create(&ctx, o, *ps::ShardMap::Balanced(1, 1))).value();
   };
   const double pull_bytes = kBatch * 8.0 + kBatch * kDim * 4.0;
-  auto pull = Alternate(rounds, [&] {
-    return Drive(clients, seconds, [&](int c) {
-      auto client = std::shared_ptr<ps::PsClient>(make_client(c));
+  auto pull_run = [&](bool secure) {
+    return Drive(clients, seconds, [&, secure](int c) {
+      auto client = std::shared_ptr<ps::PsClient>(make_client(c, secure));
       // Random keys drawn before the clock starts (the raw peer sends ready bytes too).
       auto batches = std::make_shared<std::vector<std::vector<uint64_t>>>(kKeyBatches);
       std::mt19937_64 rng(c);
@@ -247,14 +271,10 @@ int main(int argc, char** argv) {
         (void)client->Pull({&slice, 1}, 1, true);
       };
     });
-  }, [&] {
-    return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, kBatch * 8, kBatch * kDim * 4);
-  });
-  Report("sparse_pull_4096x64", pull.first, pull.second, kBatch, "keys/s", pull_bytes);
-
-  auto push = Alternate(rounds, [&] {
-    return Drive(clients, seconds, [&](int c) {
-      auto client = std::shared_ptr<ps::PsClient>(make_client(c));
+  };
+  auto push_run = [&](bool secure) {
+    return Drive(clients, seconds, [&, secure](int c) {
+      auto client = std::shared_ptr<ps::PsClient>(make_client(c, secure));
       auto keys = std::make_shared<std::vector<uint64_t>>(kBatch);
       auto grads = std::make_shared<std::vector<float>>(kBatch * kDim, 1e-3f);
       auto rng = std::make_shared<std::mt19937_64>(c + 7);
@@ -266,29 +286,62 @@ int main(int argc, char** argv) {
         (void)client->Push({&slice, 1}, 1);
       };
     });
-  }, [&] {
-    return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds,
-                         kBatch * 8 + kBatch * kDim * 4, 16);
-  });
-  Report("sparse_push_4096x64", push.first, push.second, kBatch, "keys/s", pull_bytes);
-
-  auto dense_pull = Alternate(rounds, [&] {
-    return Drive(clients, seconds, [&](int c) {
-      auto client = std::shared_ptr<ps::PsClient>(make_client(c));
+  };
+  auto dense_pull_run = [&](bool secure) {
+    return Drive(clients, seconds, [&, secure](int c) {
+      auto client = std::shared_ptr<ps::PsClient>(make_client(c, secure));
       auto params = std::make_shared<std::vector<float>>(dense);
       return [=] { (void)client->PullDense(absl::MakeSpan(*params)); };
     });
-  }, [&] { return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, 16, dense * 4); });
-  Report("dense_pull_1M", dense_pull.first, dense_pull.second, dense, "floats/s", dense * 4.0);
-
-  auto dense_push = Alternate(rounds, [&] {
-    return Drive(clients, seconds, [&](int c) {
-      auto client = std::shared_ptr<ps::PsClient>(make_client(c));
+  };
+  auto dense_push_run = [&](bool secure) {
+    return Drive(clients, seconds, [&, secure](int c) {
+      auto client = std::shared_ptr<ps::PsClient>(make_client(c, secure));
       auto grads = std::make_shared<std::vector<float>>(dense, 1e-6f);
       return [=] { (void)client->PushDense(*grads, 0.01f, 1, {}); };
     });
-  }, [&] { return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, dense * 4, 16); });
-  Report("dense_push_1M", dense_push.first, dense_push.second, dense, "floats/s", dense * 4.0);
+  };
+  struct Workload {
+    std::string name;
+    std::function<Result(bool)> run;
+    std::function<Result()> raw;
+    double units;
+    std::string unit;
+    double bytes;
+  };
+  const std::vector<Workload> workloads = {
+      {"sparse_pull_4096x64", pull_run,
+       [&] {
+         return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, kBatch * 8,
+                              kBatch * kDim * 4);
+       },
+       kBatch, "keys/s", pull_bytes},
+      {"sparse_push_4096x64", push_run,
+       [&] {
+         return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds,
+                              kBatch * 8 + kBatch * kDim * 4, 16);
+       },
+       kBatch, "keys/s", pull_bytes},
+      {"dense_pull_1M", dense_pull_run,
+       [&] { return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, 16, dense * 4); },
+       static_cast<double>(dense), "floats/s", dense * 4.0},
+      {"dense_push_1M", dense_push_run,
+       [&] { return RawRoundTrips(&ctx, echo.endpoint(), clients, seconds, dense * 4, 16); },
+       static_cast<double>(dense), "floats/s", dense * 4.0},
+  };
+  for (const Workload& w : workloads) {
+    auto vs_raw = Alternate(rounds, [&] { return w.run(false); }, w.raw);
+    Report(w.name, vs_raw.first, vs_raw.second, w.units, w.unit, w.bytes);
+  }
+  // The cost of encryption: the same requests over CURVE beside plaintext, same run.
+  for (const Workload& w : workloads) {
+    auto vs_plain = Alternate(rounds, [&] { return w.run(true); }, [&] { return w.run(false); });
+    PrintFigure({"ps", w.name + "_curve_throughput", vs_plain.first.requests_per_s * w.units,
+                 w.unit, "towerps_plaintext", vs_plain.second.requests_per_s * w.units});
+    PrintFigure({"ps", w.name + "_curve_latency_p50", vs_plain.first.p50_us, "us",
+                 "towerps_plaintext", vs_plain.second.p50_us});
+  }
+  (*curve_server)->Stop();
   (*rpc_server)->Stop();
   return 0;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Part of `bench/run.sh ps`: end-to-end training examples/s of a local cluster
 # (1 scheduler + 2 servers + 2 workers, all on this machine's cores) beside embedded
-# mode with 2 threads, same data, same model config, same run.
+# mode with 2 threads, same data, same model config, same run; then the same cluster
+# with --secure (CURVE on every connection) beside it.
 # Usage: bench/ps_e2e.sh BUILD_DIR [--quick]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,13 +24,23 @@ embedded_line="$("$towerps" train --config="$config" --dataset="$work/ds" \
 # "trained N steps (M examples) in S s, R examples/s, ..."
 embedded="$(sed -E 's/.* s, ([0-9.]+) examples\/s.*/\1/' <<<"$embedded_line")"
 
-"$root/deploy/local.sh" --config "$config" --dataset "$work/ds" --run_dir "$work/cluster" \
-  --servers 2 --workers 2 --towerps "$towerps" >/dev/null 2>&1
+# Examples/s of a local cluster run into $work/$1 (extra local.sh flags after it).
 # Each worker prints "worker: N steps, M examples in S s": the cluster's rate is all
 # examples over the slowest worker's time.
-read -r examples seconds < <(cat "$work"/cluster/worker-*.out | awk \
-  '/^worker:/ { ex += $4; if ($7 > s) s = $7 } END { print ex, s }')
-cluster="$(awk -v e="$examples" -v s="$seconds" 'BEGIN { printf "%.1f", e / s }')"
-ratio="$(awk -v a="$cluster" -v b="$embedded" 'BEGIN { printf "%.4f", a / b }')"
-printf '{"suite":"ps","name":"e2e_training_1sched_2ps_2workers","value":%s,"unit":"examples/s","peer":"embedded_2_threads","peer_value":%s,"ratio":%s}\n' \
-  "$cluster" "$embedded" "$ratio"
+cluster_rate() {
+  local run="$work/$1"; shift
+  "$root/deploy/local.sh" --config "$config" --dataset "$work/ds" --run_dir "$run" \
+    --servers 2 --workers 2 --towerps "$towerps" "$@" >/dev/null 2>&1
+  cat "$run"/worker-*.out | awk '/^worker:/ { ex += $4; if ($7 > s) s = $7 }
+    END { printf "%.1f", ex / s }'
+}
+figure() {  # name value unit peer peer_value
+  printf '{"suite":"ps","name":"%s","value":%s,"unit":"%s","peer":"%s","peer_value":%s,"ratio":%s}\n' \
+    "$1" "$2" "$3" "$4" "$5" "$(awk -v a="$2" -v b="$5" 'BEGIN { printf "%.4f", a / b }')"
+}
+cluster="$(cluster_rate cluster)"
+figure e2e_training_1sched_2ps_2workers "$cluster" examples/s embedded_2_threads "$embedded"
+# The same cluster with every connection encrypted and authenticated (--secure).
+secure="$(cluster_rate secure --secure)"
+figure e2e_training_secure_1sched_2ps_2workers "$secure" examples/s same_cluster_plaintext \
+  "$cluster"

@@ -14,7 +14,7 @@ declare -A suites=(
   [models]="layer forward/backward throughput beside OpenBLAS sgemm on the same shapes"
   [exact_topk]="exact top-100 retrieval (blocked sgemm + selection) beside a naive Eigen loop"
   [index]="sharded Faiss HNSW (4 shards) build, QPS and recall@10 beside one HNSW index and exact brute force"
-  [ps]="parameter-server pull/push on loopback beside raw ZeroMQ; cluster vs embedded training"
+  [ps]="parameter-server pull/push on loopback beside raw ZeroMQ, CURVE beside plaintext; cluster vs embedded training"
   [train]="towerps embedded training beside a PyTorch reference of the same model (recall, examples/s, MFU)"
 )
 

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
 #include "gflags/gflags.h"
@@ -23,6 +24,11 @@ int RunCtl(int argc, char** argv) {
   options.timeout_ms = FLAGS_ctl_timeout_ms;
   options.max_attempts = 2;
   options.name = "ctl";
+  auto keys = CurveKeysFromFlags(net::kOperatorIdentity);
+  if (!keys.ok()) return Fail("ctl", keys.status());
+  auto curve = keys->ClientCurve(net::kSchedulerIdentity);
+  if (!curve.ok()) return Fail("ctl", curve.status());
+  options.curve = *curve;
   auto client = net::MembershipClient::Connect(&ctx, options);
   if (!client.ok()) return Fail("ctl", client.status());
   auto status = (*client)->Control(argv[1]);

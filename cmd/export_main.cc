@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "cmd/curve_flags.h"
 #include "cmd/index_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
@@ -35,6 +36,11 @@ absl::StatusOr<std::unique_ptr<ps::PsClient>> ConnectCluster(const net::ZmqConte
   rpc.endpoint = FLAGS_scheduler;
   rpc.name = "export";
   rpc.timeout_ms = FLAGS_export_timeout_ms;
+  auto keys = CurveKeysFromFlags(net::kOperatorIdentity);
+  if (!keys.ok()) return keys.status();
+  auto scheduler_curve = keys->ClientCurve(net::kSchedulerIdentity);
+  if (!scheduler_curve.ok()) return scheduler_curve.status();
+  rpc.curve = *scheduler_curve;
   auto scheduler = net::MembershipClient::Connect(ctx, rpc);
   if (!scheduler.ok()) return scheduler.status();
   auto view = (*scheduler)->Query(net::kRoleWorker, -1);
@@ -53,6 +59,10 @@ absl::StatusOr<std::unique_ptr<ps::PsClient>> ConnectCluster(const net::ZmqConte
   ps::PsClientOptions client;
   client.server_endpoints = view->server_endpoints;
   client.rpc = rpc;
+  client.rpc.curve = keys->ServerCurve();
+  auto server_keys = keys->ServerPublicKeys(view->num_servers);
+  if (!server_keys.ok()) return server_keys.status();
+  client.server_public_keys = *std::move(server_keys);
   client.client_id = 0xE0000000u;  // not a worker's id: export only reads
   client.dense_params = (*probe)->params().size();
   return ps::PsClient::Create(ctx, client, *std::move(map));

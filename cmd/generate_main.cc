@@ -4,12 +4,11 @@
 #include <cstdio>
 #include <string>
 
+#include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
 #include "data/generator.h"
 #include "gflags/gflags.h"
 
-DEFINE_string(output_dir, "", "Directory to write interactions.csv, item_vectors.csv and "
-                              "towerps.spec into (then: towerps prepare --input=DIR).");
 DEFINE_uint64(seed, 1, "Everything generated is a function of the seed.");
 DEFINE_int64(users, 5000, "Users.");
 DEFINE_int64(items, 3000, "Items.");

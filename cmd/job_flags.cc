@@ -10,6 +10,11 @@ DEFINE_string(run_dir, "", "run directory: checkpoints, metrics.jsonl, logs");
 DEFINE_int32(threads, 0, "worker threads; 0 = all cores");
 DEFINE_string(scheduler, "", "the scheduler's endpoint, e.g. tcp://127.0.0.1:5555");
 DEFINE_int64(metrics_interval_ms, 2000, "interval of metrics.jsonl lines");
+DEFINE_int32(num_servers, 1, "parameter servers in the job");
+DEFINE_int32(num_workers, 1, "workers in the job");
+DEFINE_string(output_dir, "",
+              "directory to write into (generate: interactions.csv, item_vectors.csv and "
+              "towerps.spec, then towerps prepare --input=DIR; keygen: the job's keys)");
 
 namespace towerps::cmd {
 

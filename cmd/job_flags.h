@@ -13,6 +13,9 @@ DECLARE_string(run_dir);
 DECLARE_int32(threads);
 DECLARE_string(scheduler);
 DECLARE_int64(metrics_interval_ms);
+DECLARE_int32(num_servers);
+DECLARE_int32(num_workers);
+DECLARE_string(output_dir);
 
 namespace towerps::cmd {
 

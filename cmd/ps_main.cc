@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
@@ -28,6 +29,9 @@ int RunPs(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps ps: --config, --dataset and --scheduler are required\n");
     return 2;
   }
+  if (absl::Status ranked = RequireRankWithCurve(FLAGS_rank, "--rank"); !ranked.ok()) {
+    return Fail("ps", ranked);
+  }
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("ps", config.status());
   auto meta = data::LoadDatasetMeta(FLAGS_dataset);
@@ -45,9 +49,17 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   options.handler_threads = FLAGS_handler_threads;
   options.server = worker::ServerOptionsFor(*model, 0, 1, (*probe)->params().size());
   options.restore_dir = FLAGS_restore;
+  auto keys = CurveKeysFromFlags(net::NodeIdentity("ps", FLAGS_rank));
+  if (!keys.ok()) return Fail("ps", keys.status());
+  options.curve = keys->ServerCurve();
+  auto scheduler_curve = keys->ClientCurve(net::kSchedulerIdentity);
+  if (!scheduler_curve.ok()) return Fail("ps", scheduler_curve.status());
+  options.scheduler_rpc.curve = *scheduler_curve;
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;
+  auto zap = StartZapIfSecure(&ctx, *keys, &metrics);
+  if (!zap.ok()) return Fail("ps", zap.status());
   auto node = ps::PsNode::Start(&ctx, options, &metrics);
   if (!node.ok()) return Fail("ps", node.status());
   std::unique_ptr<MetricsWriter> writer;

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "cmd/curve_flags.h"
 #include "cmd/index_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
@@ -49,6 +50,11 @@ int RunQuery(int /*argc*/, char** /*argv*/) {
   rpc.endpoint = FLAGS_server;
   rpc.name = "query";
   rpc.timeout_ms = FLAGS_query_timeout_ms;
+  auto keys = CurveKeysFromFlags(net::kOperatorIdentity);
+  if (!keys.ok()) return Fail("query", keys.status());
+  auto curve = keys->ClientCurve(net::kServeIdentity);
+  if (!curve.ok()) return Fail("query", curve.status());
+  rpc.curve = *curve;
   auto client = net::RpcClient::Connect(&ctx, rpc);
   if (!client.ok()) return Fail("query", client.status());
   const uint64_t id = (*client)->NextRequestId();

@@ -3,6 +3,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
@@ -19,8 +20,6 @@
 
 DEFINE_string(bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
 DEFINE_string(endpoint_file, "", "write the bound endpoint to this file (for launchers)");
-DEFINE_int32(num_servers, 1, "parameter servers in the job");
-DEFINE_int32(num_workers, 1, "workers in the job");
 DEFINE_int32(num_partitions, 0, "data partitions of the training split; 0 = num_workers");
 DEFINE_int64(staleness, -1, "bounded staleness in steps: 0 synchronous, -1 unbounded (async)");
 DEFINE_int64(heartbeat_timeout_ms, 15000, "a node silent this long is declared dead");
@@ -74,10 +73,19 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.rpc.name = "scheduler";
   options.rpc.handler_threads = 2;
   options.ps_rpc.timeout_ms = 600000;  // checkpoints of big tables take a while
+  auto keys = CurveKeysFromFlags(net::kSchedulerIdentity);
+  if (!keys.ok()) return Fail("scheduler", keys.status());
+  options.rpc.curve = keys->ServerCurve();
+  options.ps_rpc.curve = keys->ServerCurve();
+  auto server_keys = keys->ServerPublicKeys(FLAGS_num_servers);
+  if (!server_keys.ok()) return Fail("scheduler", server_keys.status());
+  options.server_public_keys = *std::move(server_keys);
 
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;
+  auto zap = StartZapIfSecure(&ctx, *keys, &metrics);
+  if (!zap.ok()) return Fail("scheduler", zap.status());
   auto sched = scheduler::Scheduler::Start(&ctx, options, &metrics, &clock);
   if (!sched.ok()) return Fail("scheduler", sched.status());
   if (!FLAGS_endpoint_file.empty()) {

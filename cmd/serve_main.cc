@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "cmd/curve_flags.h"
 #include "cmd/index_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
@@ -40,6 +41,11 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   options.max_k = FLAGS_max_k;
   options.default_ef_search = FLAGS_ef_search;
   options.rpc.timeout_ms = FLAGS_route_timeout_ms;
+  auto keys = CurveKeysFromFlags(net::kServeIdentity);
+  if (!keys.ok()) return Fail("serve", keys.status());
+  auto shard_curve = keys->ClientCurve(net::kServeIdentity);  // a router's shard servers
+  if (!shard_curve.ok()) return Fail("serve", shard_curve.status());
+  options.rpc.curve = *shard_curve;
   for (absl::string_view e : absl::StrSplit(FLAGS_route_to, ',', absl::SkipEmpty())) {
     options.shard_endpoints.emplace_back(e);
   }
@@ -79,6 +85,8 @@ int RunServe(int /*argc*/, char** /*argv*/) {
 
   net::ZmqContext ctx;
   MetricsRegistry metrics;
+  auto zap = StartZapIfSecure(&ctx, *keys, &metrics);
+  if (!zap.ok()) return Fail("serve", zap.status());
   auto service = index::RetrievalService::Create(&ctx, options, std::move(local),
                                                  std::move(users), std::move(items));
   if (!service.ok()) return Fail("serve", service.status());
@@ -86,10 +94,14 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   server_options.bind_endpoint = FLAGS_serve_bind;
   server_options.handler_threads = FLAGS_serve_threads;
   server_options.name = options.shard_endpoints.empty() ? "serve" : "router";
+  server_options.curve = keys->ServerCurve();
   index::RetrievalService* handler = service->get();
   auto server = net::RpcServer::Start(
       &ctx, server_options,
-      [handler](const net::wire::Envelope::Reader& request) { return handler->Handle(request); },
+      // Any authenticated peer may ask for top-K (ZAP already refused the others).
+      [handler](const net::Peer&, const net::wire::Envelope::Reader& request) {
+        return handler->Handle(request);
+      },
       &metrics);
   if (!server.ok()) return Fail("serve", server.status());
   LOG(INFO) << server_options.name << ": serving on " << (*server)->endpoint() << " (dim "

@@ -39,6 +39,7 @@ int RunExport(int argc, char** argv);
 int RunBuildIndex(int argc, char** argv);
 int RunServe(int argc, char** argv);
 int RunQuery(int argc, char** argv);
+int RunKeygen(int argc, char** argv);
 
 }  // namespace towerps::cmd
 

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
@@ -23,6 +24,10 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps worker: --config, --dataset and --scheduler are required\n");
     return 2;
   }
+  if (absl::Status ranked = RequireRankWithCurve(FLAGS_worker_rank, "--worker_rank");
+      !ranked.ok()) {
+    return Fail("worker", ranked);
+  }
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("worker", config.status());
   // Several processes share the cores: keep OpenBLAS from spawning its own threads.
@@ -34,6 +39,9 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   options.rank = FLAGS_worker_rank;
   options.log_losses = FLAGS_worker_log_losses;
   options.rpc.timeout_ms = FLAGS_request_timeout_ms;
+  auto keys = CurveKeysFromFlags(net::NodeIdentity("worker", FLAGS_worker_rank));
+  if (!keys.ok()) return Fail("worker", keys.status());
+  options.keys = *std::move(keys);
   if (!FLAGS_run_dir.empty()) {
     if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
       return Fail("worker", made);

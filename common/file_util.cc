@@ -59,8 +59,9 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
   return out;
 }
 
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {
-  TOWERPS_ASSIGN_OR_RETURN(AtomicFileWriter writer, AtomicFileWriter::Open(path));
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents,
+                                 unsigned mode) {
+  TOWERPS_ASSIGN_OR_RETURN(AtomicFileWriter writer, AtomicFileWriter::Open(path, mode));
   TOWERPS_RETURN_IF_ERROR(writer.Append(contents));
   return writer.Commit();
 }
@@ -104,9 +105,11 @@ bool PathExists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Open(const std::string& path) {
+absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Open(const std::string& path, unsigned mode) {
   std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A leftover temporary file would keep its old permission bits through O_CREAT.
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", tmp));
   return AtomicFileWriter(fd, path, std::move(tmp));
 }

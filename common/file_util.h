@@ -20,8 +20,10 @@ namespace towerps {
 // Reads the whole file. NotFound if absent; other errno-mapped errors.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 
-// Writes `contents` to `path` atomically (temporary name, fsync, rename, dir fsync).
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents);
+// Writes `contents` to `path` atomically (temporary name, fsync, rename, dir fsync),
+// with permission bits `mode` (e.g. 0600 for secrets; the umask may clear more).
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents,
+                                 unsigned mode = 0644);
 
 // Creates `path` and missing parents (like mkdir -p). OK if it exists as a directory.
 absl::Status CreateDirectories(const std::string& path);
@@ -42,8 +44,9 @@ bool PathExists(const std::string& path);
 // atomically. Destroying an uncommitted writer removes the temporary file.
 class AtomicFileWriter {
  public:
-  // Opens the temporary file. Errors: errno-mapped (NotFound for a missing directory).
-  static absl::StatusOr<AtomicFileWriter> Open(const std::string& path);
+  // Opens the temporary file with permission bits `mode`. Errors: errno-mapped
+  // (NotFound for a missing directory).
+  static absl::StatusOr<AtomicFileWriter> Open(const std::string& path, unsigned mode = 0644);
 
   AtomicFileWriter(AtomicFileWriter&& other) noexcept;
   AtomicFileWriter& operator=(AtomicFileWriter&& other) noexcept;

@@ -7,7 +7,8 @@
 # sharded index (ann_recall@K, index_recall@K, latency; DESIGN.md, "Contracts").
 #
 # Training runs on a local cluster (1 scheduler, 2 parameter servers, 2 workers on
-# 127.0.0.1, deploy/local.sh) unless --embedded.
+# 127.0.0.1, deploy/local.sh --secure: CURVE keys in <run_dir>/train/keys, every
+# connection encrypted and authenticated) unless --embedded.
 #
 # Usage: deploy/demo.sh [--data DIR] [--config FILE] [--run_dir DIR] [--embedded]
 #                       [--users N] [--items N] [--interactions N] [--threads N]
@@ -70,9 +71,9 @@ if [ "$embedded" = true ]; then
   "$towerps" train --config="$config" --dataset="$run_dir/dataset" --run_dir="$run_dir/train" \
     --threads="$threads"
 else
-  step "train (local cluster: 1 scheduler, $servers servers, $workers workers): $config"
+  step "train (secured local cluster: 1 scheduler, $servers servers, $workers workers): $config"
   deploy/local.sh --config "$config" --dataset "$run_dir/dataset" --run_dir "$run_dir/train" \
-    --servers "$servers" --workers "$workers" --towerps "$towerps"
+    --servers "$servers" --workers "$workers" --secure --towerps "$towerps"
   echo "logs: $run_dir/train/logs, metrics: $run_dir/train/metrics.jsonl"
 fi
 

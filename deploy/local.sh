@@ -6,14 +6,19 @@
 #
 # Usage: deploy/local.sh --config FILE --dataset DIR --run_dir DIR
 #          [--servers N] [--workers M] [--staleness S] [--partitions P]
-#          [--checkpoint_every_steps K] [--log_losses] [--resume] [--towerps BINARY]
+#          [--checkpoint_every_steps K] [--log_losses] [--resume] [--secure]
+#          [--towerps BINARY]
 # --resume continues a job that stopped (a crash, Ctrl-C) from the newest complete
 # checkpoint under <run_dir>/checkpoint: the servers load their shards, the global step
 # and every data partition's progress carry on from there.
+# --secure writes the job's CURVE keys to <run_dir>/keys (towerps keygen, once) and runs
+# every process with --curve_dir: connections are encrypted and only the job's keys get
+# in (docs/security.md); `towerps ctl --curve_dir=<run_dir>/keys` then controls the job.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 config="" dataset="" run_dir="" servers=2 workers=2 staleness=-1 partitions=0
-checkpoint_every_steps=0 log_losses=false resume="" towerps="$root/build/cmd/towerps"
+checkpoint_every_steps=0 log_losses=false resume="" secure=false
+towerps="$root/build/cmd/towerps"
 args=()
 for a in "$@"; do  # accept --flag=value as well as --flag value
   case "$a" in --*=*) args+=("${a%%=*}" "${a#*=}") ;; *) args+=("$a") ;; esac
@@ -31,6 +36,7 @@ while [ $# -gt 0 ]; do
     --checkpoint_every_steps) checkpoint_every_steps="$2"; shift 2 ;;
     --log_losses) log_losses=true; shift ;;
     --resume) resume=latest; shift ;;
+    --secure) secure=true; shift ;;
     --towerps) towerps="$2"; shift 2 ;;
     *) echo "deploy/local.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -48,8 +54,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+curve=()
+if [ "$secure" = true ]; then
+  if [ ! -s "$run_dir/keys/allowed_keys" ]; then
+    "$towerps" keygen --output_dir="$run_dir/keys" --num_servers="$servers" \
+      --num_workers="$workers" >/dev/null
+  fi
+  curve=(--curve_dir="$run_dir/keys")
+fi
 common=(--config="$config" --dataset="$dataset" --run_dir="$run_dir" --log_dir="$run_dir/logs"
-        --logtostderr=false)
+        --logtostderr=false "${curve[@]}")
 endpoint_file="$run_dir/scheduler.endpoint"
 rm -f "$endpoint_file"
 "$towerps" scheduler "${common[@]}" --num_servers="$servers" --num_workers="$workers" \
@@ -100,7 +114,7 @@ done
 if [ "$failed" -ne 0 ]; then
   echo "deploy/local.sh: a worker failed:" >&2
   tail -n 5 "$run_dir"/worker-*.err >&2
-  "$towerps" ctl --scheduler="$endpoint" stop >/dev/null 2>&1 || true
+  "$towerps" ctl --scheduler="$endpoint" "${curve[@]}" stop >/dev/null 2>&1 || true
 fi
 wait "$scheduler_pid" || failed=1
 cat "$run_dir/scheduler.out"

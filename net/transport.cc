@@ -11,6 +11,7 @@
 #include "kj/exception.h"
 #include "common/status.h"
 #include "glog/logging.h"
+#include "net/zap_authenticator.h"
 
 namespace towerps::net {
 namespace {
@@ -88,6 +89,8 @@ absl::Status ApplyCurve(void* socket, const CurveKeys& keys, bool server) {
   if (!keys.enabled()) return absl::OkStatus();
   if (server) {
     SetInt(socket, ZMQ_CURVE_SERVER, 1);
+    // With a domain set, every handshake is put to the ZAP handler.
+    TOWERPS_RETURN_IF_ERROR(SetString(socket, ZMQ_ZAP_DOMAIN, kZapDomain, "ZAP domain"));
   } else {
     TOWERPS_RETURN_IF_ERROR(
         SetString(socket, ZMQ_CURVE_SERVERKEY, keys.server_public_key, "CURVE server key"));
@@ -112,6 +115,10 @@ const char* Frame::data() const {
   return static_cast<const char*>(zmq_msg_data(const_cast<zmq_msg_t*>(&msg_)));
 }
 size_t Frame::size() const { return zmq_msg_size(const_cast<zmq_msg_t*>(&msg_)); }
+std::string Frame::Property(const char* name) const {
+  const char* value = zmq_msg_gets(const_cast<zmq_msg_t*>(&msg_), name);
+  return value == nullptr ? std::string() : std::string(value);
+}
 
 ZmqContext::ZmqContext() : ctx_(zmq_ctx_new()) { CHECK(ctx_ != nullptr); }
 ZmqContext::~ZmqContext() { zmq_ctx_term(ctx_); }
@@ -140,6 +147,7 @@ RpcServer::RpcServer(const RpcServerOptions& options, Handler handler, MetricsRe
   if (metrics != nullptr) {
     requests_ = metrics->GetCounter("towerps_net_requests_total");
     bad_requests_ = metrics->GetCounter("towerps_net_bad_requests_total");
+    denied_ = metrics->GetCounter("towerps_net_permission_denied_total");
     handle_us_ = metrics->GetHistogram("towerps_net_handle_latency_us");
     handler_exceptions_ = metrics->GetCounter("towerps_net_handler_exceptions_total");
   }
@@ -275,13 +283,14 @@ void RpcServer::HandlerLoop(int index) {
   zmq_close(push);
 }
 
-absl::StatusOr<std::string> RpcServer::RunHandler(const wire::Envelope::Reader& request) {
+absl::StatusOr<std::string> RpcServer::RunHandler(const Peer& peer,
+                                                  const wire::Envelope::Reader& request) {
   // A handler must not throw, but Cap'n Proto's builders do (a blob over its size
   // limit, a list too long) and so may anything it calls: an escaped exception would
   // end the process (std::terminate on this thread). It becomes an error reply.
   std::string what;
   try {
-    return handler_(request);
+    return handler_(peer, request);
   } catch (const kj::Exception& e) {
     what = e.getDescription().cStr();
   } catch (const std::exception& e) {
@@ -307,7 +316,18 @@ std::string RpcServer::Serve(const Frame& payload) {
     reply = EncodeError(options_.name, 0, decoded.status());
   } else {
     auto envelope = (*decoded)->envelope();
-    absl::StatusOr<std::string> result = RunHandler(envelope);
+    Peer peer;
+    if (options_.curve.enabled()) peer.identity = payload.Property("User-Id");
+    // CURVE without an identity: no ZapAuthenticator vouched for the peer's key.
+    absl::StatusOr<std::string> result =
+        options_.curve.enabled() && !peer.authenticated()
+            ? absl::PermissionDeniedError("no ZAP handler authenticated this CURVE peer")
+            : RunHandler(peer, envelope);
+    if (result.status().code() == absl::StatusCode::kPermissionDenied) {
+      if (denied_) denied_->Increment();
+      LOG_EVERY_N(WARNING, 100) << options_.name << ": refused request " << envelope.getRequestId()
+                                << ": " << result.status();
+    }
     if (result.ok()) {
       reply = std::move(result).value();
     } else {
@@ -414,7 +434,11 @@ void RpcClient::ExpireDeadlines(int64_t now_us) {
     }
     pending.result = std::make_unique<absl::StatusOr<Message>>(absl::DeadlineExceededError(
         absl::StrCat("no reply from ", options_.endpoint, " to request ", id, " after ",
-                     pending.attempts, " attempt(s) of ", options_.timeout_ms, " ms")));
+                     pending.attempts, " attempt(s) of ", options_.timeout_ms, " ms",
+                     options_.curve.enabled()
+                         ? " (CURVE is on: a server that does not allow this key, or "
+                           "expects another server key, never answers; check --curve_dir)"
+                         : "")));
   }
 }
 

@@ -34,6 +34,7 @@
 #include "common/bounded_queue.h"
 #include "common/metrics.h"
 #include "net/codec.h"
+#include "net/peer.h"
 
 namespace towerps::net {
 
@@ -51,6 +52,8 @@ class Frame {
   size_t size() const;
   absl::string_view view() const { return absl::string_view(data(), size()); }
   zmq_msg_t* raw() { return &msg_; }
+  // A metadata property of a received frame ("User-Id"); empty when it has none.
+  std::string Property(const char* name) const;
 
  private:
   zmq_msg_t msg_;
@@ -100,7 +103,9 @@ struct RpcServerOptions {
   // Name used in logs and thread names ("ps/0", "scheduler").
   std::string name = "server";
   CodecOptions codec;
-  // When enabled, only clients presenting the server's public key can connect.
+  // When enabled, the socket is a CURVE server: traffic is encrypted, and every
+  // connection must pass the context's ZapAuthenticator (ZMQ_ZAP_DOMAIN is set); a
+  // request without an authenticated identity (no ZAP handler) is refused.
   CurveKeys curve;
 
   absl::Status Validate() const;
@@ -109,8 +114,11 @@ struct RpcServerOptions {
 class RpcServer {
  public:
   // Runs on a handler thread; returns the reply frame (built with InitEnvelope and
-  // the request's id) or an error that is sent back as an error reply.
-  using Handler = std::function<absl::StatusOr<std::string>(const wire::Envelope::Reader&)>;
+  // the request's id) or an error that is sent back as an error reply. `peer` is the
+  // sender's authenticated identity (empty when CURVE is off); a handler refuses
+  // what the peer may not do with PermissionDenied (counted and logged here).
+  using Handler =
+      std::function<absl::StatusOr<std::string>(const Peer& peer, const wire::Envelope::Reader&)>;
 
   // Binds and starts the threads. Errors: InvalidArgument for bad options,
   // Unavailable when the endpoint cannot be bound. `ctx` and `metrics` are borrowed
@@ -137,7 +145,7 @@ class RpcServer {
   // Decodes one request, runs the handler, returns the reply (or error reply) frame.
   std::string Serve(const Frame& payload);
   // The handler's result; an exception escaping it becomes Internal (counted, logged).
-  absl::StatusOr<std::string> RunHandler(const wire::Envelope::Reader& request);
+  absl::StatusOr<std::string> RunHandler(const Peer& peer, const wire::Envelope::Reader& request);
 
   // Constant after construction.
   const RpcServerOptions options_;
@@ -147,6 +155,7 @@ class RpcServer {
   std::string reply_endpoint_;  // inproc endpoint handlers push replies to
   Counter* requests_ = nullptr;
   Counter* bad_requests_ = nullptr;
+  Counter* denied_ = nullptr;
   Histogram* handle_us_ = nullptr;
   Counter* handler_exceptions_ = nullptr;
 

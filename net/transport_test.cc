@@ -49,7 +49,8 @@ class TransportTest : public ::testing::TestWithParam<int> {
     options.handler_threads = GetParam();
     options.curve = curve;
     auto server = RpcServer::Start(
-        &ctx_, options, [this](const wire::Envelope::Reader& r) { return EchoHandler(r, &slow_); },
+        &ctx_, options,
+        [this](const Peer&, const wire::Envelope::Reader& r) { return EchoHandler(r, &slow_); },
         &metrics_);
     EXPECT_TRUE(server.ok()) << server.status();
     return std::move(server).value();
@@ -218,16 +219,19 @@ TEST_P(TransportTest, ConcurrentClientsFromManyThreads) {
   EXPECT_EQ(ok.load(), 800);
 }
 
-TEST_P(TransportTest, CurveRefusesUnauthenticatedPeers) {
+// CURVE with no ZapAuthenticator in the context: nobody vouches for a client's key,
+// so even a well-keyed client is refused (zap_authenticator_test.cc covers ZAP).
+TEST_P(TransportTest, CurveWithoutZapRefusesEveryPeer) {
   auto server_keys = GenerateCurveKeys();
   if (!server_keys.ok()) GTEST_SKIP() << server_keys.status();
   auto server = StartServer(*server_keys);
   auto client_keys = GenerateCurveKeys();
   ASSERT_TRUE(client_keys.ok());
   client_keys->server_public_key = server_keys->public_key;
-  auto good = Connect(server->endpoint(), 2000, 1, *client_keys);
-  uint64_t id = good->NextRequestId();
-  EXPECT_TRUE(good->Call(id, PingFrame(id, 1), false).ok());
+  auto keyed = Connect(server->endpoint(), 2000, 1, *client_keys);
+  uint64_t id = keyed->NextRequestId();
+  EXPECT_EQ(keyed->Call(id, PingFrame(id, 1), false).status().code(),
+            absl::StatusCode::kPermissionDenied);
   auto plain = Connect(server->endpoint(), 200, 1);
   id = plain->NextRequestId();
   EXPECT_EQ(plain->Call(id, PingFrame(id, 1), false).status().code(),

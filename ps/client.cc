@@ -39,6 +39,11 @@ absl::Status PsClientOptions::Validate() const {
   for (const auto& e : server_endpoints) {
     if (e.empty()) return absl::InvalidArgumentError("empty server endpoint");
   }
+  if (rpc.curve.enabled() && server_public_keys.size() != server_endpoints.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CURVE needs one server public key per server: ", server_public_keys.size(), " for ",
+        server_endpoints.size(), " servers"));
+  }
   net::RpcClientOptions probe = rpc;
   probe.endpoint = server_endpoints[0];
   return probe.Validate();
@@ -57,9 +62,10 @@ absl::StatusOr<std::unique_ptr<PsClient>> PsClient::Create(const net::ZmqContext
                                                    options.server_endpoints.size()));
   }
   std::unique_ptr<PsClient> client(new PsClient(options, std::move(shard_map)));
-  for (const std::string& endpoint : options.server_endpoints) {
+  for (size_t s = 0; s < options.server_endpoints.size(); ++s) {
     net::RpcClientOptions rpc = options.rpc;
-    rpc.endpoint = endpoint;
+    rpc.endpoint = options.server_endpoints[s];
+    if (rpc.curve.enabled()) rpc.curve.server_public_key = options.server_public_keys[s];
     TOWERPS_ASSIGN_OR_RETURN(auto c, net::RpcClient::Connect(ctx, rpc));
     client->clients_.push_back(std::move(c));
   }

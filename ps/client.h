@@ -29,7 +29,12 @@ struct PsClientOptions {
   // Parameter server endpoints by rank; size == shard map's num_servers.
   std::vector<std::string> server_endpoints;
   // Deadlines, attempts and backoff of every request; endpoint is filled per server.
+  // With CURVE, rpc.curve holds this client's key pair and server_public_keys[r] is
+  // put in as server r's key.
   net::RpcClientOptions rpc;
+  // CURVE: the public key (Z85) of each server by rank, size == server_endpoints;
+  // empty when rpc.curve is off.
+  std::vector<std::string> server_public_keys;
   // Unique per client in the job (e.g. worker rank * 16 + thread); with a sequence
   // number it makes retried pushes idempotent.
   uint64_t client_id = 0;

@@ -40,7 +40,8 @@ class PsClientTest : public ::testing::Test {
       ParameterServer* raw = servers_.back().get();
       auto rpc = net::RpcServer::Start(
           &ctx_, net::RpcServerOptions(),
-          [raw](const net::wire::Envelope::Reader& r) { return raw->Handle(r); }, nullptr);
+          [raw](const net::Peer&, const net::wire::Envelope::Reader& r) { return raw->Handle(r); },
+          nullptr);
       ASSERT_TRUE(rpc.ok()) << rpc.status();
       endpoints_.push_back((*rpc)->endpoint());
       rpcs_.push_back(std::move(rpc).value());

@@ -6,8 +6,11 @@
 #include "absl/time/time.h"
 #include "common/status.h"
 #include "glog/logging.h"
+#include "net/curve_keys.h"
 
 namespace towerps::ps {
+
+using net::wire::Envelope;
 
 absl::Status PsNodeOptions::Validate() const {
   if (scheduler_endpoint.empty()) return absl::InvalidArgumentError("scheduler endpoint is empty");
@@ -15,7 +18,37 @@ absl::Status PsNodeOptions::Validate() const {
   if (heartbeat_interval_ms <= 0 || scheduler_timeout_ms <= 0) {
     return absl::InvalidArgumentError("heartbeat and scheduler timeouts must be > 0");
   }
+  if (curve.enabled() != scheduler_rpc.curve.enabled()) {
+    return absl::InvalidArgumentError(
+        "CURVE keys for the server and the scheduler client go together");
+  }
+  if (curve.enabled() && rank < 0) {
+    return absl::InvalidArgumentError("with CURVE keys a parameter server needs an explicit rank");
+  }
   return absl::OkStatus();
+}
+
+absl::Status AuthorizePsRequest(const net::Peer& peer, const Envelope::Reader& request) {
+  auto body = request.getBody();
+  const bool worker = peer.HasRole("worker");
+  const bool op = peer.Is(net::kOperatorIdentity);
+  switch (body.which()) {
+    case Envelope::Body::PULL_SPARSE:
+      if (worker || (op && !body.getPullSparse().getCreate())) return absl::OkStatus();
+      return net::PermissionDenied(peer, "pull sparse rows (creating them)");
+    case Envelope::Body::PULL_DENSE:
+      if (worker || op) return absl::OkStatus();
+      return net::PermissionDenied(peer, "pull dense parameters");
+    case Envelope::Body::PUSH_SPARSE:
+    case Envelope::Body::PUSH_DENSE:
+      if (worker) return absl::OkStatus();
+      return net::PermissionDenied(peer, "push to a parameter server");
+    case Envelope::Body::CHECKPOINT:
+      if (peer.Is(net::kSchedulerIdentity)) return absl::OkStatus();
+      return net::PermissionDenied(peer, "order a checkpoint or a restore");
+    default:
+      return absl::OkStatus();  // Ping; other kinds are refused by ParameterServer.
+  }
 }
 
 absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx,
@@ -28,17 +61,20 @@ absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx
   rpc.bind_endpoint = options.bind_endpoint;
   rpc.handler_threads = options.handler_threads;
   rpc.name = "ps";
+  rpc.curve = options.curve;
   TOWERPS_ASSIGN_OR_RETURN(
-      node->rpc_, net::RpcServer::Start(
-                      ctx, rpc,
-                      [raw](const net::wire::Envelope::Reader& r) -> absl::StatusOr<std::string> {
-                        ParameterServer* server = raw->ready_.load();
-                        if (server == nullptr) {
-                          return absl::UnavailableError("parameter server is starting");
-                        }
-                        return server->Handle(r);
-                      },
-                      metrics));
+      node->rpc_,
+      net::RpcServer::Start(
+          ctx, rpc,
+          [raw](const net::Peer& peer, const Envelope::Reader& r) -> absl::StatusOr<std::string> {
+            TOWERPS_RETURN_IF_ERROR(AuthorizePsRequest(peer, r));
+            ParameterServer* server = raw->ready_.load();
+            if (server == nullptr) {
+              return absl::UnavailableError("parameter server is starting");
+            }
+            return server->Handle(r);
+          },
+          metrics));
   node->endpoint_ = node->rpc_->endpoint();
   if (!options.advertise_host.empty()) {
     // tcp://<bound host>:<port> -> tcp://<advertised host>:<port>

@@ -29,8 +29,11 @@ struct PsNodeOptions {
   // Host written into the endpoint registered with the scheduler (empty: as bound).
   // Needed when binding a wildcard address on a multi-host cluster.
   std::string advertise_host;
-  // Requested rank, -1 for any.
+  // Requested rank, -1 for any (not with CURVE: the key names the rank).
   int rank = -1;
+  // CURVE server keys of this node (ps/<rank>'s pair); empty: insecure. Set together
+  // with scheduler_rpc.curve (the same pair plus the scheduler's public key).
+  net::CurveKeys curve;
   int handler_threads = 2;
   // Tables, dense size and optimizer; rank and num_servers are filled at registration.
   ParameterServerOptions server;
@@ -43,6 +46,11 @@ struct PsNodeOptions {
 
   absl::Status Validate() const;
 };
+
+// OK when `peer` may send `request` to a parameter server: with CURVE on, pulls and
+// pushes only from workers ("operator" may pull: sparse without creating rows, and
+// dense), checkpoints and restores only from "scheduler". PermissionDenied otherwise.
+absl::Status AuthorizePsRequest(const net::Peer& peer, const net::wire::Envelope::Reader& request);
 
 class PsNode {
  public:

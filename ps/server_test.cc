@@ -296,7 +296,8 @@ TEST(ParameterServerTest, PullWhoseReplyCannotBeCarriedIsRefused) {
   rpc.handler_threads = 0;
   ParameterServer* raw = server->get();
   auto rpc_server = net::RpcServer::Start(
-      &ctx, rpc, [raw](const Envelope::Reader& r) { return raw->Handle(r); }, &metrics);
+      &ctx, rpc, [raw](const net::Peer&, const Envelope::Reader& r) { return raw->Handle(r); },
+      &metrics);
   ASSERT_TRUE(rpc_server.ok()) << rpc_server.status();
   net::RpcClientOptions client_options;
   client_options.endpoint = (*rpc_server)->endpoint();

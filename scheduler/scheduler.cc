@@ -9,6 +9,8 @@
 #include "common/json.h"
 #include "common/status.h"
 #include "glog/logging.h"
+#include "net/curve_keys.h"
+#include "net/membership_client.h"
 #include "ps/checkpoint.h"
 #include "ps/shard_map.h"
 
@@ -22,7 +24,54 @@ absl::StatusOr<Role> RoleFromWire(uint8_t role) {
   return static_cast<Role>(role);
 }
 
+// "ps/<rank>" or "worker/<rank>" for a role and rank as numbered on the wire.
+std::string WireIdentity(uint8_t role, int32_t rank) {
+  return net::NodeIdentity(role == net::kRoleServer ? "ps" : "worker", rank);
+}
+
 }  // namespace
+
+absl::Status AuthorizeSchedulerRequest(const net::Peer& peer, const Envelope::Reader& request) {
+  auto body = request.getBody();
+  switch (body.which()) {
+    case Envelope::Body::REGISTER: {
+      auto r = body.getRegister();
+      if (peer.Is(WireIdentity(r.getRole(), r.getRank()))) return absl::OkStatus();
+      return net::PermissionDenied(
+          peer, absl::StrCat("register as ", WireIdentity(r.getRole(), r.getRank())));
+    }
+    case Envelope::Body::CLUSTER_QUERY: {
+      auto q = body.getClusterQuery();
+      if (peer.Is(WireIdentity(q.getRole(), q.getRank())) || peer.Is(net::kOperatorIdentity)) {
+        return absl::OkStatus();
+      }
+      return net::PermissionDenied(peer, "query the cluster for another node");
+    }
+    case Envelope::Body::HEARTBEAT: {
+      auto h = body.getHeartbeat();
+      if (peer.Is(WireIdentity(h.getRole(), h.getRank()))) return absl::OkStatus();
+      return net::PermissionDenied(
+          peer, absl::StrCat("heartbeat for ", WireIdentity(h.getRole(), h.getRank())));
+    }
+    case Envelope::Body::CLOCK:
+      if (peer.Is(net::NodeIdentity("worker", body.getClock().getRank()))) return absl::OkStatus();
+      return net::PermissionDenied(
+          peer, absl::StrCat("report the clock of worker ", body.getClock().getRank()));
+    case Envelope::Body::PARTITION:
+      if (peer.Is(net::NodeIdentity("worker", body.getPartition().getRank()))) {
+        return absl::OkStatus();
+      }
+      return net::PermissionDenied(
+          peer, absl::StrCat("report partitions of worker ", body.getPartition().getRank()));
+    case Envelope::Body::CONTROL:
+      if (body.getControl().getCommand() == "status" || peer.Is(net::kOperatorIdentity)) {
+        return absl::OkStatus();
+      }
+      return net::PermissionDenied(peer, "control the job (only the operator key may)");
+    default:
+      return absl::OkStatus();  // Ping; other kinds are refused by Handle.
+  }
+}
 
 absl::Status SchedulerOptions::Validate() const {
   TOWERPS_RETURN_IF_ERROR(job.Validate());
@@ -33,6 +82,12 @@ absl::Status SchedulerOptions::Validate() const {
     return absl::InvalidArgumentError("monitor_interval_ms must be > 0");
   }
   TOWERPS_RETURN_IF_ERROR(lr_scale.Validate());
+  if (rpc.curve.enabled() != ps_rpc.curve.enabled() ||
+      (ps_rpc.curve.enabled() &&
+       server_public_keys.size() != static_cast<size_t>(job.num_servers))) {
+    return absl::InvalidArgumentError(
+        "CURVE needs rpc.curve, ps_rpc.curve and one public key per server together");
+  }
   return rpc.Validate();
 }
 
@@ -81,7 +136,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
   TOWERPS_ASSIGN_OR_RETURN(
       scheduler->rpc_,
       net::RpcServer::Start(
-          ctx, options.rpc, [raw](const Envelope::Reader& r) { return raw->Handle(r); },
+          ctx, options.rpc,
+          [raw](const net::Peer& peer, const Envelope::Reader& r) { return raw->Handle(peer, r); },
           metrics));
   scheduler->monitor_ = std::thread([raw] { raw->MonitorLoop(); });
   LOG(INFO) << "scheduler: waiting for " << options.job.num_servers << " servers and "
@@ -125,7 +181,9 @@ void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply) {
       reinterpret_cast<const kj::byte*>(shard_owners_.data()), shard_owners_.size()));
 }
 
-absl::StatusOr<std::string> Scheduler::Handle(const Envelope::Reader& request) {
+absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
+                                              const Envelope::Reader& request) {
+  TOWERPS_RETURN_IF_ERROR(AuthorizeSchedulerRequest(peer, request));
   capnp::MallocMessageBuilder message;
   auto reply = message.initRoot<Envelope>();
   net::InitEnvelope(reply, "scheduler", request.getRequestId());
@@ -267,6 +325,7 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
       for (const NodeInfo& n : job_.servers()) client.server_endpoints.push_back(n.endpoint);
     }
     client.rpc = options_.ps_rpc;
+    client.server_public_keys = options_.server_public_keys;
     client.rpc.name = "scheduler";
     client.dense_params = options_.dense_params;
     TOWERPS_ASSIGN_OR_RETURN(ps::ShardMap map,

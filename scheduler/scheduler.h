@@ -46,10 +46,20 @@ struct SchedulerOptions {
   // Bind endpoint and handler threads of the control/membership endpoint.
   net::RpcServerOptions rpc;
   // Deadlines for the scheduler's own requests to parameter servers (checkpoints).
+  // With CURVE (rpc.curve and ps_rpc.curve set), ps_rpc.curve is the scheduler's pair
+  // and server_public_keys[r] is ps/<r>'s public key (size num_servers).
   net::RpcClientOptions ps_rpc;
+  std::vector<std::string> server_public_keys;
 
   absl::Status Validate() const;
 };
+
+// OK when `peer` may send `request` to the scheduler: with CURVE on, Register,
+// Heartbeat and ClusterQuery only for the peer's own role and rank ("operator" may
+// also query), Clock and Partition only for the worker's own rank, Control commands
+// other than status only from "operator". PermissionDenied otherwise.
+absl::Status AuthorizeSchedulerRequest(const net::Peer& peer,
+                                       const net::wire::Envelope::Reader& request);
 
 class Scheduler {
  public:
@@ -66,8 +76,11 @@ class Scheduler {
   absl::Status WaitUntilDone();
   void Stop();
 
-  // The RPC handler (public for tests).
-  absl::StatusOr<std::string> Handle(const net::wire::Envelope::Reader& request);
+  // The RPC handler (public for tests). With CURVE (`peer` authenticated) a node
+  // speaks only for its own role and rank and only "operator" controls the job
+  // (AuthorizeSchedulerRequest); refusals are PermissionDenied.
+  absl::StatusOr<std::string> Handle(const net::Peer& peer,
+                                     const net::wire::Envelope::Reader& request);
   // The job's status as one JSON object (what `towerps ctl status` prints).
   std::string StatusJson();
 

@@ -32,7 +32,7 @@ class SchedulerServiceTest : public ::testing::Test {
     ps_ = std::move(ps).value();
     auto rpc = net::RpcServer::Start(
         &ctx_, net::RpcServerOptions(),
-        [this](const Envelope::Reader& r) { return ps_->Handle(r); }, nullptr);
+        [this](const net::Peer&, const Envelope::Reader& r) { return ps_->Handle(r); }, nullptr);
     ASSERT_TRUE(rpc.ok());
     ps_rpc_ = std::move(rpc).value();
 

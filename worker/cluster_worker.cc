@@ -34,6 +34,11 @@ absl::Status ClusterWorkerOptions::Validate() const {
   if (dataset_dir.empty()) return absl::InvalidArgumentError("dataset_dir is empty");
   if (log_losses && run_dir.empty()) return absl::InvalidArgumentError("log_losses needs run_dir");
   if (cluster_timeout_ms <= 0) return absl::InvalidArgumentError("cluster_timeout_ms must be > 0");
+  if (keys.enabled() && keys.identity != net::NodeIdentity("worker", rank)) {
+    return absl::InvalidArgumentError(absl::StrCat("CURVE keys of ", keys.identity,
+                                                   " given to worker rank ", rank,
+                                                   " (with keys a worker needs an explicit rank)"));
+  }
   return absl::OkStatus();
 }
 
@@ -53,6 +58,7 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   net::RpcClientOptions rpc = options_.rpc;
   rpc.endpoint = options_.scheduler_endpoint;
   rpc.name = "worker";
+  TOWERPS_ASSIGN_OR_RETURN(rpc.curve, options_.keys.ClientCurve(net::kSchedulerIdentity));
   TOWERPS_ASSIGN_OR_RETURN(auto scheduler, net::MembershipClient::Connect(ctx_, rpc));
   TOWERPS_ASSIGN_OR_RETURN(net::ClusterView view,
                            scheduler->Register(net::kRoleWorker, options_.rank, ""));
@@ -69,6 +75,9 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   client.server_endpoints = view.server_endpoints;
   client.rpc = options_.rpc;
   client.rpc.name = name;
+  client.rpc.curve = options_.keys.ServerCurve();
+  TOWERPS_ASSIGN_OR_RETURN(client.server_public_keys,
+                           options_.keys.ServerPublicKeys(view.num_servers));
   client.client_id = static_cast<uint64_t>(rank) + 1;
   client.dense_params = probe->params().size();
   client.defer_push_replies = view.staleness != 0;

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/metrics.h"
+#include "net/curve_keys.h"
 #include "net/transport.h"
 #include "worker/embedded_trainer.h"
 #include "worker/model_config.h"
@@ -34,8 +35,10 @@ struct ClusterWorkerOptions {
   bool prefetch = true;
   // How long to wait for every node to register.
   int64_t cluster_timeout_ms = 120000;
-  // Deadlines of requests to the scheduler and the servers.
+  // Deadlines of requests to the scheduler and the servers (curve is set from keys).
   net::RpcClientOptions rpc;
+  // The job's CURVE keys as worker/<rank> (rank must then be set); default: insecure.
+  net::JobKeys keys;
 
   absl::Status Validate() const;
 };

@@ -31,5 +31,24 @@ check "no subcommand exits non-zero" test $rc -ne 0
 out=$("$bin" version --help); check "subcommand --help exits 0" test $? -eq 0
 check "subcommand --help names it" grep -q "towerps version" <<<"$out"
 
+# Keys (docs/security.md): keygen, and clear refusals of bad key setups.
+keys="$(mktemp -d)"
+trap 'rm -rf "$keys"' EXIT
+"$bin" keygen --output_dir="$keys/k" --num_servers=2 --num_workers=1 >/dev/null
+check "keygen exits 0" test $? -eq 0
+check "keygen writes the allow-list" test "$(grep -vc '^#' "$keys/k/allowed_keys")" -eq 6
+check "keygen makes secrets private" test "$(stat -c %a "$keys/k/ps-1.secret")" = 600
+err=$("$bin" keygen --output_dir="$keys/k" 2>&1 >/dev/null); rc=$?
+check "keygen never overwrites keys" test $rc -ne 0
+check "keygen says why in one line" test "$(wc -l <<<"$err")" -eq 1
+err=$("$bin" ps --config=x --dataset=x --scheduler=tcp://127.0.0.1:1 --curve_dir="$keys/k" \
+  2>&1 >/dev/null); rc=$?
+check "ps with keys and no rank exits non-zero" test $rc -ne 0
+check "ps with keys and no rank names --rank" grep -q -- "--rank" <<<"$err"
+printf 'scheduler not-a-key\n' > "$keys/k/allowed_keys"
+err=$("$bin" ctl --scheduler=tcp://127.0.0.1:1 --curve_dir="$keys/k" status 2>&1 >/dev/null); rc=$?
+check "a bad allow-list exits non-zero" test $rc -ne 0
+check "a bad allow-list names file:line" grep -q "allowed_keys:1:" <<<"$err"
+
 if [ $fail -ne 0 ]; then exit 1; fi
 echo "cli_test: all checks passed"

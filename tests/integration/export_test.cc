@@ -1,5 +1,6 @@
 // `towerps export` from a running cluster (scheduler + a parameter server restored
-// from a checkpoint) writes the same embeddings as export from that checkpoint.
+// from a checkpoint) writes the same embeddings as export from that checkpoint, in
+// plaintext and with CURVE keys (the operator key reads rows and dense blocks).
 #include <unistd.h>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include "common/file_util.h"
 #include "gtest/gtest.h"
 #include "index/embeddings.h"
+#include "net/curve_keys.h"
 #include "net/membership_client.h"
 #include "ps/checkpoint.h"
 #include "tests/integration/process_test.h"
@@ -22,9 +24,26 @@ namespace {
 using testing::Subprocess;
 using namespace std::chrono_literals;
 
-class ExportTest : public testing::ProcessTest {};
+// Parameter: the cluster and the export run with CURVE keys (--curve_dir).
+class ExportTest : public testing::ProcessTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  // A membership client of the scheduler as `identity` (its keys when secure).
+  std::unique_ptr<net::MembershipClient> Membership(const std::string& endpoint,
+                                                    const std::string& keys,
+                                                    const std::string& identity) {
+    if (keys.empty()) return ConnectScheduler(endpoint);
+    auto loaded = net::LoadJobKeys(keys, identity);
+    EXPECT_TRUE(loaded.ok()) << loaded.status();
+    net::RpcClientOptions options;
+    options.endpoint = endpoint;
+    if (loaded.ok()) options.curve = *loaded->ClientCurve("scheduler");
+    auto client = net::MembershipClient::Connect(&ctx_, options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? std::move(client).value() : nullptr;
+  }
+};
 
-TEST_F(ExportTest, LiveClusterExportEqualsCheckpointExport) {
+TEST_P(ExportTest, LiveClusterExportEqualsCheckpointExport) {
   const std::string config = source_ + "/examples/generated.conf";
   const std::string ds = dir_ + "/ds";
   Run("generate", {binary_, "generate", "--output_dir=" + dir_ + "/logs", "--users=300",
@@ -39,20 +58,38 @@ TEST_F(ExportTest, LiveClusterExportEqualsCheckpointExport) {
   ASSERT_FALSE(HasFailure());
 
   // A one-server cluster holding the same checkpoint.
+  const bool secure = GetParam();
+  const std::string keys = secure ? dir_ + "/keys" : "";
+  std::vector<std::string> curve;  // the flag every process gets when secure
+  if (secure) {
+    Run("keygen", {binary_, "keygen", "--output_dir=" + keys});
+    curve.push_back("--curve_dir=" + keys);
+  }
   std::unique_ptr<Subprocess> scheduler;
-  const std::string sched = StartScheduler(
-      {"--config=" + config, "--dataset=" + ds, "--run_dir=" + dir_ + "/cluster",
-       "--num_servers=1", "--num_workers=1"},
-      &scheduler);
+  std::vector<std::string> scheduler_flags = {"--config=" + config, "--dataset=" + ds,
+                                              "--run_dir=" + dir_ + "/cluster", "--num_servers=1",
+                                              "--num_workers=1"};
+  scheduler_flags.insert(scheduler_flags.end(), curve.begin(), curve.end());
+  const std::string sched = StartScheduler(scheduler_flags, &scheduler);
   ASSERT_FALSE(sched.empty());
-  auto ps = StartNode({"ps", "--restore=" + *checkpoint}, config, ds, sched, "ps.log");
-  auto membership = ConnectScheduler(sched);
+  std::vector<std::string> ps_flags = {"ps", "--rank=0", "--restore=" + *checkpoint};
+  ps_flags.insert(ps_flags.end(), curve.begin(), curve.end());
+  auto ps = StartNode(ps_flags, config, ds, sched, "ps.log");
+  auto membership = Membership(sched, keys, "worker/0");
   ASSERT_NE(membership, nullptr);
   ASSERT_TRUE(membership->Register(net::kRoleWorker, 0, "").ok());  // the cluster forms
   ASSERT_TRUE(membership->WaitForCluster(net::kRoleWorker, 0, 30000).ok());
-  Run("export_cluster", {binary_, "export", "--config=" + config, "--dataset=" + ds,
-                         "--scheduler=" + sched, "--embeddings=" + dir_ + "/from_cluster"});
-  ASSERT_TRUE(membership->Control("stop").ok());
+  std::vector<std::string> export_argv = {binary_,
+                                          "export",
+                                          "--config=" + config,
+                                          "--dataset=" + ds,
+                                          "--scheduler=" + sched,
+                                          "--embeddings=" + dir_ + "/from_cluster"};
+  export_argv.insert(export_argv.end(), curve.begin(), curve.end());
+  Run("export_cluster", export_argv);
+  auto op = Membership(sched, keys, "operator");
+  ASSERT_NE(op, nullptr);
+  ASSERT_TRUE(op->Control("stop").ok());
   ASSERT_FALSE(HasFailure()) << "see " << dir_ << "/ps.log";
 
   for (const char* side : {"users.emb", "items.emb"}) {
@@ -68,6 +105,11 @@ TEST_F(ExportTest, LiveClusterExportEqualsCheckpointExport) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Curve, ExportTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Secure" : "Plaintext";
+                         });
 
 }  // namespace
 }  // namespace towerps

@@ -272,5 +272,29 @@ TEST_F(ServeTest, QueryCliPrintsJson) {
   EXPECT_NE(err->find("unknown user 'nobody'"), std::string::npos) << *err;
 }
 
+// --curve_dir on serve and query: a secured router in front of a secured shard server
+// answers the operator key's query; a query without keys gets no answer.
+TEST_F(ServeTest, SecuredServingAnswersOnlyKeyedQueries) {
+  const std::string keys = *dir_ + "/keys";
+  Subprocess keygen({*binary_, "keygen", "--output_dir=" + keys}, *dir_ + "/keygen.log");
+  ASSERT_EQ(keygen.Wait(30s), std::optional<int>(0));
+  const std::string curve = "--curve_dir=" + keys;
+  std::string shards = StartServer("secure_shards", {"--index_dir=" + *dir_ + "/index", curve});
+  ASSERT_FALSE(shards.empty());
+  std::string router = StartServer(
+      "secure_router", {"--route_to=" + shards, "--embeddings=" + *dir_ + "/emb", curve});
+  ASSERT_FALSE(router.empty());
+  Subprocess keyed({*binary_, "query", "--server=" + router, "--user=user7", "--k=4", curve},
+                   *dir_ + "/secure_query.log");
+  ASSERT_EQ(keyed.Wait(30s), std::optional<int>(0));
+  auto out = ReadFileToString(*dir_ + "/secure_query.log");
+  auto want = Expected(7, 4, {});
+  EXPECT_NE(out->find(absl::StrCat("\"key\":", want[0].key)), std::string::npos) << *out;
+  Subprocess plain({*binary_, "query", "--server=" + router, "--user=user7",
+                    "--query_timeout_ms=500"},
+                   *dir_ + "/plain_query.log");
+  EXPECT_EQ(plain.Wait(30s), std::optional<int>(1));
+}
+
 }  // namespace
 }  // namespace towerps
