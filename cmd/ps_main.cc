@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "cmd/job_flags.h"
+#include "cmd/node_flags.h"
+#include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -28,6 +30,7 @@ int RunPs(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps ps: --config, --dataset and --scheduler are required\n");
     return 2;
   }
+  CatchStopSignals();
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("ps", config.status());
   auto meta = data::LoadDatasetMeta(FLAGS_dataset);
@@ -45,6 +48,8 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   options.handler_threads = FLAGS_handler_threads;
   options.server = worker::ServerOptionsFor(*model, 0, 1, (*probe)->params().size());
   options.restore_dir = FLAGS_restore;
+  options.heartbeat_interval_ms = FLAGS_heartbeat_interval_ms;
+  options.scheduler_timeout_ms = FLAGS_scheduler_timeout_ms;
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;
@@ -62,6 +67,9 @@ int RunPs(int /*argc*/, char** /*argv*/) {
     writer = std::move(created).value();
     writer->Start();
   }
+  // SIGTERM / SIGINT: stop serving (the requests already received are answered).
+  ps::PsNode* raw = node->get();
+  StopSignalWatcher signals([raw](int) { raw->Stop(); });
   absl::Status status = (*node)->Run();
   if (writer) writer->Stop();
   if (!status.ok()) return Fail("ps", status);

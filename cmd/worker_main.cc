@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include "cmd/job_flags.h"
+#include "cmd/node_flags.h"
+#include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
 #include "common/file_util.h"
@@ -23,6 +25,7 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps worker: --config, --dataset and --scheduler are required\n");
     return 2;
   }
+  CatchStopSignals();
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("worker", config.status());
   // Several processes share the cores: keep OpenBLAS from spawning its own threads.
@@ -34,6 +37,8 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   options.rank = FLAGS_worker_rank;
   options.log_losses = FLAGS_worker_log_losses;
   options.rpc.timeout_ms = FLAGS_request_timeout_ms;
+  options.heartbeat_interval_ms = FLAGS_heartbeat_interval_ms;
+  options.scheduler_timeout_ms = FLAGS_scheduler_timeout_ms;
   if (!FLAGS_run_dir.empty()) {
     if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
       return Fail("worker", made);
@@ -56,6 +61,9 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
     writer = std::move(created).value();
     writer->Start();
   }
+  // SIGTERM / SIGINT: finish the step, report the progress, leave the job.
+  worker::ClusterWorker* raw = worker->get();
+  StopSignalWatcher signals([raw](int) { raw->Stop(); });
   auto result = (*worker)->Run();
   if (writer) writer->Stop();
   if (!result.ok()) return Fail("worker", result.status());

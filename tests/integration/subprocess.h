@@ -66,6 +66,11 @@ class Subprocess {
     }
   }
 
+  // Sends `sig` to the child's process group (no-op once it exited).
+  void Signal(int sig) {
+    if (pid_ > 0 && !exit_code_) ::kill(-pid_, sig);
+  }
+
   const std::string& log_path() const { return log_path_; }
 
  private:
