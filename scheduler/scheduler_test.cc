@@ -82,6 +82,17 @@ class SchedulerServiceTest : public ::testing::Test {
     });
   }
 
+  // Worker `rank` reports `steps` finished steps and leaves the job.
+  absl::StatusOr<net::Message> Leave(int rank, int64_t steps) {
+    return Call([&](Envelope::Body::Builder b) {
+      auto c = b.initClock();
+      c.setRank(rank);
+      c.setFinishedSteps(steps);
+      c.setNextStep(steps);
+      c.setFinished(true);
+    });
+  }
+
   absl::StatusOr<net::Message> Heartbeat(uint8_t role, int rank) {
     return Call([&](Envelope::Body::Builder b) {
       auto h = b.initHeartbeat();
@@ -200,13 +211,7 @@ TEST_F(SchedulerServiceTest, WholeJobLifecycle) {
   ASSERT_TRUE(part.ok());
   EXPECT_EQ(part->envelope().getBody().getPartitionReply().getPartition(), -1);
   EXPECT_FALSE(part->envelope().getBody().getPartitionReply().getWait()) << "no data is left";
-  ASSERT_TRUE(Call([](Envelope::Body::Builder b) {
-                auto c = b.initClock();
-                c.setRank(0);
-                c.setFinishedSteps(6);
-                c.setNextStep(6);
-                c.setFinished(true);
-              }).ok());
+  ASSERT_TRUE(Leave(0, 6).ok());
   ASSERT_TRUE(scheduler_->WaitUntilDone().ok());
   auto latest = ps::LatestCheckpoint(root_);
   ASSERT_TRUE(latest.ok()) << latest.status();
@@ -243,13 +248,7 @@ TEST_F(SchedulerServiceTest, StopWaitsForProgressThenCheckpoints) {
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next->envelope().getBody().getPartitionReply().getPartition(), -1);
   EXPECT_FALSE(next->envelope().getBody().getPartitionReply().getWait());
-  ASSERT_TRUE(Call([](Envelope::Body::Builder b) {
-                auto c = b.initClock();
-                c.setRank(0);
-                c.setFinishedSteps(3);
-                c.setNextStep(3);
-                c.setFinished(true);
-              }).ok());
+  ASSERT_TRUE(Leave(0, 3).ok());
   ASSERT_TRUE(scheduler_->WaitUntilDone().ok());
   auto latest = ps::LatestCheckpoint(root_);
   ASSERT_TRUE(latest.ok()) << latest.status();

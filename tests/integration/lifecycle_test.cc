@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
+#include "common/status.h"
 #include "gtest/gtest.h"
 #include "ps/checkpoint.h"
 #include "tests/integration/cluster_fixture.h"
@@ -35,6 +36,11 @@ class LifecycleTest : public testing::ClusterFixture {
   }
   std::string Log(const std::string& log) {
     return ReadFileToString(dir_ + "/" + log).value_or("");
+  }
+  // The newest complete checkpoint under <dir>/<root>, verified.
+  absl::StatusOr<ps::CheckpointManifest> LatestManifest(const std::string& root) {
+    TOWERPS_ASSIGN_OR_RETURN(std::string latest, ps::LatestCheckpoint(dir_ + "/" + root));
+    return ps::VerifyCheckpoint(latest);
   }
   // Waits (up to 60 s) until every worker in `ranks` has reported `steps` steps.
   bool WaitForSteps(net::MembershipClient* ctl, std::vector<int> ranks, int64_t steps) {
@@ -95,9 +101,7 @@ TEST_F(LifecycleTest, KilledWorkersPartitionIsTakenOverNotLost) {
   EXPECT_EQ(c.workers[0]->Wait(120s).value_or(-1), 0) << Log("worker0.log");
   EXPECT_EQ(c.scheduler->Wait(30s).value_or(-1), 0) << Log("scheduler.log");
   EXPECT_EQ(c.servers[0]->Wait(30s).value_or(-1), 0);
-  auto latest = ps::LatestCheckpoint(dir_ + "/run/checkpoint");
-  ASSERT_TRUE(latest.ok()) << latest.status();
-  auto manifest = ps::VerifyCheckpoint(*latest);
+  auto manifest = LatestManifest("run/checkpoint");
   ASSERT_TRUE(manifest.ok()) << manifest.status();
   ASSERT_EQ(manifest->partitions.size(), 2u);
   for (const auto& p : manifest->partitions) {
@@ -148,9 +152,7 @@ TEST_F(LifecycleTest, SigtermToTheSchedulerStopsTheJobWithAFinalCheckpoint) {
     }
     EXPECT_EQ(c.servers[0]->Wait(30s).value_or(-1), 0) << Log("ps0.log");
   }
-  auto latest = ps::LatestCheckpoint(dir_ + "/run/checkpoint");
-  ASSERT_TRUE(latest.ok()) << latest.status();
-  auto manifest = ps::VerifyCheckpoint(*latest);
+  auto manifest = LatestManifest("run/checkpoint");
   ASSERT_TRUE(manifest.ok()) << manifest.status();
   ASSERT_EQ(manifest->partitions.size(), 2u);
   for (const auto& p : manifest->partitions) {
@@ -165,10 +167,8 @@ TEST_F(LifecycleTest, SigtermToTheSchedulerStopsTheJobWithAFinalCheckpoint) {
     EXPECT_EQ(c.workers[w]->Wait(120s).value_or(-1), 0);
   }
   EXPECT_EQ(c.scheduler->Wait(30s).value_or(-1), 0);
-  auto last = ps::LatestCheckpoint(dir_ + "/run/checkpoint");
-  ASSERT_TRUE(last.ok());
-  auto final_manifest = ps::VerifyCheckpoint(*last);
-  ASSERT_TRUE(final_manifest.ok());
+  auto final_manifest = LatestManifest("run/checkpoint");
+  ASSERT_TRUE(final_manifest.ok()) << final_manifest.status();
   EXPECT_GT(final_manifest->step, manifest->step);
   for (const auto& p : final_manifest->partitions) EXPECT_TRUE(p.done) << p.id;
   const std::string from = "partition 0 from example ";
