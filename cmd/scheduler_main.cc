@@ -3,7 +3,6 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cmd/job_flags.h"

@@ -136,8 +136,8 @@ absl::StatusOr<ClockView> MembershipClient::Clock(int rank, int64_t finished_ste
   return ClockOf(reply.envelope().getBody().getClockReply());
 }
 
-absl::StatusOr<PartitionGrant> MembershipClient::Partition(int rank, int partition,
-                                                            int64_t offset, bool done) {
+absl::StatusOr<PartitionGrant> MembershipClient::Partition(int rank, int partition, int64_t offset,
+                                                           bool done) {
   TOWERPS_ASSIGN_OR_RETURN(Message reply, Call([&](Envelope::Body::Builder b) {
                              auto p = b.initPartition();
                              p.setRank(rank);

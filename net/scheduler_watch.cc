@@ -99,12 +99,11 @@ void SchedulerWatch::Loop() {
           absl::StrCat("the scheduler refused this node: ", beat.status().message())));
       continue;
     }
-    const auto silent = std::chrono::duration_cast<std::chrono::milliseconds>(
-        SteadyClock::now() - last_answer);
+    const auto silent =
+        std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - last_answer);
     if (silent.count() >= options_.scheduler_timeout_ms) {
-      End(absl::AbortedError(absl::StrCat("the scheduler at ", endpoint,
-                                          " has not answered for ", silent.count() / 1000,
-                                          " s; giving up")));
+      End(absl::AbortedError(absl::StrCat("the scheduler at ", endpoint, " has not answered for ",
+                                          silent.count() / 1000, " s; giving up")));
     } else {
       VLOG(1) << options_.rpc.name << ": heartbeat: " << beat.status();
     }

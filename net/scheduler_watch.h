@@ -50,8 +50,8 @@ struct SchedulerWatchOptions {
 class SchedulerWatch {
  public:
   // Starts the thread (its first heartbeat goes out at once). ctx is borrowed.
-  static absl::StatusOr<std::unique_ptr<SchedulerWatch>> Start(const ZmqContext* ctx,
-                                                                const SchedulerWatchOptions& options);
+  static absl::StatusOr<std::unique_ptr<SchedulerWatch>> Start(
+      const ZmqContext* ctx, const SchedulerWatchOptions& options);
   ~SchedulerWatch();
   // Joins the thread. Idempotent.
   void Stop();

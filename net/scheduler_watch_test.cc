@@ -112,9 +112,9 @@ TEST(SchedulerWatchTest, SilentSchedulerIsGivenUpNamingItsEndpoint) {
   auto watch = SchedulerWatch::Start(&ctx, WatchOptions(endpoint));
   ASSERT_TRUE(watch.ok());
   ASSERT_TRUE((*watch)->WaitForEnd(absl::Seconds(30)));
-  EXPECT_NE((*watch)->status().message().find("the scheduler at " + endpoint +
-                                              " has not answered for"),
-            std::string::npos)
+  EXPECT_NE(
+      (*watch)->status().message().find("the scheduler at " + endpoint + " has not answered for"),
+      std::string::npos)
       << (*watch)->status();
   EXPECT_TRUE((*watch)->cancellation()->cancelled());
 }

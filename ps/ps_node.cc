@@ -1,6 +1,5 @@
 #include "ps/ps_node.h"
 
-#include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -83,8 +82,8 @@ absl::Status PsNode::Run() {
   const std::string name = absl::StrCat("ps/", rank_);
   while (!watch_->WaitForEnd(absl::Milliseconds(100))) {
     if (stop_.HasBeenNotified()) {
-      LOG(INFO) << name << ": stopping on request (job phase "
-                << net::PhaseName(watch_->phase()) << ")";
+      LOG(INFO) << name << ": stopping on request (job phase " << net::PhaseName(watch_->phase())
+                << ")";
       return absl::OkStatus();
     }
   }

@@ -163,9 +163,8 @@ int64_t JobState::SlowestLiveWorkerSteps() const {
   int64_t slowest = std::numeric_limits<int64_t>::max();
   for (const NodeInfo& node : workers_) {
     if (!node.alive || node.finished) continue;
-    const bool holds = std::any_of(partitions_.begin(), partitions_.end(), [&](const auto& p) {
-      return p.owner == node.rank && !p.done;
-    });
+    const bool holds = std::any_of(partitions_.begin(), partitions_.end(),
+                                   [&](const auto& p) { return p.owner == node.rank && !p.done; });
     if (holds) slowest = std::min(slowest, node.finished_steps);
   }
   return slowest;
@@ -285,12 +284,12 @@ absl::Status JobState::CheckStranded(int64_t now_ms) {
     if (!n.alive) dead.push_back(absl::StrCat(n.rank));
     if (n.alive && n.finished) departed.push_back(absl::StrCat(n.rank));
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "partitions ", absl::StrJoin(unfinished, ", "),
-      " are unfinished and no live worker is left to take them (dead workers: ",
-      dead.empty() ? "none" : absl::StrJoin(dead, ", "),
-      "; stopped workers: ", departed.empty() ? "none" : absl::StrJoin(departed, ", "),
-      "); continue the job from its last checkpoint with --resume"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("partitions ", absl::StrJoin(unfinished, ", "),
+                   " are unfinished and no live worker is left to take them (dead workers: ",
+                   dead.empty() ? "none" : absl::StrJoin(dead, ", "),
+                   "; stopped workers: ", departed.empty() ? "none" : absl::StrJoin(departed, ", "),
+                   "); continue the job from its last checkpoint with --resume"));
 }
 
 bool JobState::CheckpointDue(int64_t now_ms) const {

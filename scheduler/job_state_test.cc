@@ -212,7 +212,7 @@ TEST(JobStateTest, StrandedPartitionsFailTheJobNamingThem) {
   EXPECT_EQ(job.partitions()[1].resume_offset, 70);
   ASSERT_TRUE(job.Heartbeat(Role::kServer, 0, 900).ok());
   EXPECT_TRUE(job.DetectFailures(1500).size() == 1u);  // worker 0; worker 1 left
-  EXPECT_TRUE(job.CheckStranded(1500).ok());  // grace starts
+  EXPECT_TRUE(job.CheckStranded(1500).ok());           // grace starts
   EXPECT_TRUE(job.CheckStranded(2500).ok());
   absl::Status stranded = job.CheckStranded(2501);
   EXPECT_EQ(stranded.code(), absl::StatusCode::kFailedPrecondition);

@@ -119,7 +119,7 @@ class Scheduler {
   absl::Mutex mu_;
   JobState job_ ABSL_GUARDED_BY(mu_);
   bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;
-  std::string stop_reason_ ABSL_GUARDED_BY(mu_);     // set by RequestStop
+  std::string stop_reason_ ABSL_GUARDED_BY(mu_);        // set by RequestStop
   int64_t stop_deadline_ms_ ABSL_GUARDED_BY(mu_) = -1;  // while stopping
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);
   std::string last_checkpoint_dir_ ABSL_GUARDED_BY(mu_);

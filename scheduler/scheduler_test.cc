@@ -237,8 +237,7 @@ TEST_F(SchedulerServiceTest, BadRequestsAreRefused) {
 // progress, and is done.
 TEST_F(SchedulerServiceTest, StopWaitsForProgressThenCheckpoints) {
   RegisterBoth();
-  ASSERT_EQ(Partition(0, -1, 0, false)->envelope().getBody().getPartitionReply().getPartition(),
-            0);
+  ASSERT_EQ(Partition(0, -1, 0, false)->envelope().getBody().getPartitionReply().getPartition(), 0);
   scheduler_->RequestStop("stopped by the test");
   std::optional<net::Message> keep;
   auto stopping = WaitForPhase(Phase::kStopping, &keep);

@@ -3,8 +3,8 @@
 #include <pthread.h>
 
 #include <chrono>
-#include <optional>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -85,8 +85,8 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
     return absl::AbortedError(absl::StrCat("the job failed: ", view.reason));
   }
   if (view.phase != net::kPhaseTraining && view.phase != net::kPhasePaused) {
-    LOG(INFO) << name << ": the job ended before training started ("
-              << net::PhaseName(view.phase) << ")";
+    LOG(INFO) << name << ": the job ended before training started (" << net::PhaseName(view.phase)
+              << ")";
     return TrainResult();
   }
   // Stop() or the job stopping: finish the step, report progress, leave.

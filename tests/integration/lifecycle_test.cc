@@ -65,10 +65,10 @@ class LifecycleTest : public testing::ClusterFixture {
                        std::vector<std::vector<std::string>> worker_flags,
                        const std::string& tag = "") {
     Cluster c;
-    flags.insert(flags.begin(), {"--config=" + config, "--dataset=" + dataset,
-                                 "--run_dir=" + dir_ + "/run",
-                                 "--num_servers=" + std::to_string(servers),
-                                 "--num_workers=" + std::to_string(worker_flags.size())});
+    flags.insert(flags.begin(),
+                 {"--config=" + config, "--dataset=" + dataset, "--run_dir=" + dir_ + "/run",
+                  "--num_servers=" + std::to_string(servers),
+                  "--num_workers=" + std::to_string(worker_flags.size())});
     c.endpoint = StartScheduler(flags, &c.scheduler, "scheduler" + tag);
     if (c.endpoint.empty()) return c;
     for (int s = 0; s < servers; ++s) {
@@ -148,7 +148,8 @@ TEST_F(LifecycleTest, SigtermToTheSchedulerStopsTheJobWithAFinalCheckpoint) {
     c.scheduler->Signal(SIGTERM);
     EXPECT_EQ(c.scheduler->Wait(30s).value_or(-1), 0) << Log("scheduler.log");
     for (size_t w = 0; w < c.workers.size(); ++w) {
-      EXPECT_EQ(c.workers[w]->Wait(30s).value_or(-1), 0) << Log("worker" + std::to_string(w) + ".log");
+      EXPECT_EQ(c.workers[w]->Wait(30s).value_or(-1), 0)
+          << Log("worker" + std::to_string(w) + ".log");
     }
     EXPECT_EQ(c.servers[0]->Wait(30s).value_or(-1), 0) << Log("ps0.log");
   }
@@ -196,8 +197,7 @@ TEST_F(LifecycleTest, KilledServerEndsEveryProcessWithTheCause) {
   for (size_t w = 0; w < c.workers.size(); ++w) {
     const std::string log = "worker" + std::to_string(w) + ".log";
     EXPECT_NE(c.workers[w]->Wait(15s).value_or(0), 0) << log << " still running";
-    EXPECT_NE(LastLine(log).find("the job failed: parameter server 1 is dead"),
-              std::string::npos)
+    EXPECT_NE(LastLine(log).find("the job failed: parameter server 1 is dead"), std::string::npos)
         << LastLine(log);
   }
   EXPECT_NE(c.servers[0]->Wait(15s).value_or(0), 0);
