@@ -19,6 +19,9 @@ DEFINE_string(ps_bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any f
 DEFINE_string(advertise_host, "", "host to register instead of the bound one (multi-host)");
 DEFINE_int32(rank, -1, "requested rank (-1: any free one)");
 DEFINE_string(restore, "", "checkpoint directory to load this server's shards from");
+DEFINE_int64(stop_grace_ms, 20000,
+             "on SIGTERM/SIGINT: keep serving until the job ends, at most this long (ms), "
+             "so that a stopping scheduler's final checkpoint reaches this server");
 DEFINE_int32(handler_threads, 2,
              "threads serving requests; 0 serves on the io thread (fewest context "
              "switches: for servers sharing few cores with other processes)");
@@ -50,6 +53,7 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   options.restore_dir = FLAGS_restore;
   options.heartbeat_interval_ms = FLAGS_heartbeat_interval_ms;
   options.scheduler_timeout_ms = FLAGS_scheduler_timeout_ms;
+  options.stop_grace_ms = FLAGS_stop_grace_ms;
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;
@@ -67,7 +71,8 @@ int RunPs(int /*argc*/, char** /*argv*/) {
     writer = std::move(created).value();
     writer->Start();
   }
-  // SIGTERM / SIGINT: stop serving (the requests already received are answered).
+  // SIGTERM / SIGINT: serve until the job ends (at most --stop_grace_ms), answer the
+  // requests already received, exit 0.
   ps::PsNode* raw = node->get();
   StopSignalWatcher signals([raw](int) { raw->Stop(); });
   absl::Status status = (*node)->Run();

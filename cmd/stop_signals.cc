@@ -71,12 +71,11 @@ StopSignalWatcher::StopSignalWatcher(std::function<void(int)> on_stop) {
       const int sig = TakeStopSignal(100);
       if (sig == 0) continue;
       if (signal_.load() != 0) {
-        LOG(WARNING) << "second " << strsignal(sig) << "; exiting now";
-        google::FlushLogFiles(google::GLOG_INFO);
-        _exit(128 + sig);
+        LOG(WARNING) << strsignal(sig) << " again; already stopping (SIGKILL forces an exit)";
+        continue;
       }
       signal_ = sig;
-      LOG(INFO) << strsignal(sig) << " received; stopping (send it again to exit at once)";
+      LOG(INFO) << strsignal(sig) << " received; stopping";
       on_stop(sig);
     }
   });

@@ -2,8 +2,9 @@
 // handler: CatchStopSignals() installs a handler that only writes the signal number
 // to a self-pipe (async-signal-safe), and one thread reads it:
 //   - StopSignalWatcher runs a callback (the component's Stop) on its own thread
-//     "stop-signals" at the first signal; a second signal flushes the logs and
-//     exits at once with 128 + signal (the usual "killed by" code).
+//     "stop-signals" at the first signal and only logs later ones: a launcher that
+//     forwards SIGTERM to a process the batch system signalled too must not cut
+//     its graceful stop short (SIGKILL is the way to force an exit).
 //   - WaitForStopSignal blocks the caller until one arrives (a main with nothing
 //     else to do, e.g. `towerps serve`).
 // A self-pipe rather than sigwait(): OpenBLAS starts its threads before main, with

@@ -6,8 +6,8 @@
 #
 # Ctrl-C / SIGTERM stop the job gracefully: SIGTERM goes to the scheduler first,
 # which has the workers report their progress, writes a final checkpoint and tells
-# every process to exit; then anything left is cleaned up. A second Ctrl-C stops at
-# once. Exit codes: 0 the job finished; 1 it failed (or the stop did); 130 / 143
+# every process to exit; then anything left is cleaned up. A second Ctrl-C kills
+# everything at once. Exit codes: 0 the job finished; 1 it failed (or the stop did); 130 / 143
 # stopped by SIGINT / SIGTERM with a final checkpoint (continue with --resume).
 #
 # Usage: deploy/local.sh --config FILE --dataset DIR --run_dir DIR
@@ -106,8 +106,11 @@ while [ -z "$stop_code" ]; do
 done
 if [ -n "$stop_code" ]; then
   echo "deploy/local.sh: stopping the job (the workers report their progress, then a final checkpoint)" >&2
-  trap 'stop_code=130; kill -TERM "$scheduler_pid" 2>/dev/null || true' INT
-  trap 'stop_code=143; kill -TERM "$scheduler_pid" 2>/dev/null || true' TERM
+  # A second signal forces: every process is killed (no final checkpoint).
+  force() {
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  }
+  trap force INT TERM
   kill -TERM "$scheduler_pid" 2>/dev/null || true
   stopped=0
   while kill -0 "$scheduler_pid" 2>/dev/null; do sleep 0.2; done

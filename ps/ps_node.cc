@@ -11,6 +11,7 @@ namespace towerps::ps {
 absl::Status PsNodeOptions::Validate() const {
   if (scheduler_endpoint.empty()) return absl::InvalidArgumentError("scheduler endpoint is empty");
   if (handler_threads < 0) return absl::InvalidArgumentError("handler_threads must be >= 0");
+  if (stop_grace_ms < 0) return absl::InvalidArgumentError("stop_grace_ms must be >= 0");
   if (heartbeat_interval_ms <= 0 || scheduler_timeout_ms <= 0) {
     return absl::InvalidArgumentError("heartbeat and scheduler timeouts must be > 0");
   }
@@ -81,11 +82,15 @@ PsNode::~PsNode() {
 absl::Status PsNode::Run() {
   const std::string name = absl::StrCat("ps/", rank_);
   while (!watch_->WaitForEnd(absl::Milliseconds(100))) {
-    if (stop_.HasBeenNotified()) {
-      LOG(INFO) << name << ": stopping on request (job phase " << net::PhaseName(watch_->phase())
-                << ")";
-      return absl::OkStatus();
+    if (!stop_.HasBeenNotified()) continue;
+    LOG(INFO) << name << ": stopping on request; serving until the job ends (at most "
+              << options_.stop_grace_ms << " ms; job phase " << net::PhaseName(watch_->phase())
+              << ")";
+    if (watch_->WaitForEnd(absl::Milliseconds(options_.stop_grace_ms))) {
+      LOG(INFO) << name << ": the job ended: "
+                << (watch_->status().ok() ? "done" : watch_->status().message());
     }
+    return absl::OkStatus();
   }
   absl::Status status = watch_->status();
   if (status.ok()) LOG(INFO) << name << ": the job is done";

@@ -40,6 +40,10 @@ struct PsNodeOptions {
   ParameterServerOptions server;
   // A checkpoint directory to load this server's shards from before serving.
   std::string restore_dir;
+  // After Stop() (SIGTERM): keep serving until the job ends, at most this long,
+  // milliseconds (>= 0). When every process of a job is signalled at once (Slurm,
+  // Kubernetes), the scheduler's final checkpoint still reaches this server.
+  int64_t stop_grace_ms = 20000;
   int64_t heartbeat_interval_ms = 1000;
   // Give up when the scheduler has not answered for this long (> heartbeat).
   int64_t scheduler_timeout_ms = 10000;
@@ -56,12 +60,13 @@ class PsNode {
                                                        MetricsRegistry* metrics);
   ~PsNode();
 
-  // Blocks until the job is done (OK), Stop() is called (OK), the job failed
-  // (Aborted "the job failed: <the scheduler's reason>") or the scheduler has not
-  // answered for scheduler_timeout_ms (Aborted, naming its endpoint).
+  // Blocks until the job is done (OK), the job failed (Aborted "the job failed:
+  // <the scheduler's reason>") or the scheduler has not answered for
+  // scheduler_timeout_ms (Aborted, naming its endpoint); after Stop(), until one of
+  // those or stop_grace_ms, and then returns OK.
   absl::Status Run();
-  // Makes Run return (SIGTERM); the destructor then finishes the requests already
-  // received and stops serving. Thread-safe, idempotent.
+  // Makes Run return within stop_grace_ms (SIGTERM); the destructor then answers
+  // the requests already received and stops serving. Thread-safe, idempotent.
   void Stop() {
     if (!stop_.HasBeenNotified()) stop_.Notify();
   }

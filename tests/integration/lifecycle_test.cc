@@ -255,5 +255,67 @@ TEST_F(LifecycleTest, SigtermToTrainWritesALoadableCheckpoint) {
             0);
 }
 
+// A worker's own SIGTERM: it finishes its step, reports its partition's progress,
+// leaves and exits 0; the other worker takes the partition over from that offset
+// and the job finishes with every partition done.
+TEST_F(LifecycleTest, SigtermToAWorkerHandsItsPartitionOverAtItsProgress) {
+  std::string dataset = MediumDataset();
+  std::string config = Config("model", /*epochs=*/3);
+  Cluster c = StartCluster(config, dataset, {"--heartbeat_timeout_ms=5000"}, 1, {{}, {}});
+  ASSERT_FALSE(c.endpoint.empty());
+  auto ctl = ConnectScheduler(c.endpoint);
+  ASSERT_NE(ctl, nullptr);
+  ASSERT_TRUE(WaitForSteps(ctl.get(), {1}, 25));
+  c.workers[1]->Signal(SIGTERM);
+  EXPECT_EQ(c.workers[1]->Wait(30s).value_or(-1), 0) << Log("worker1.log");
+  const std::string reported = "partition 1 reported at example ";
+  const std::string worker1 = Log("worker1.log");
+  const size_t at = worker1.find(reported);
+  ASSERT_NE(at, std::string::npos) << worker1;
+  const int64_t offset = std::atoll(worker1.c_str() + at + reported.size());
+  EXPECT_GT(offset, 0);
+  EXPECT_EQ(c.workers[0]->Wait(120s).value_or(-1), 0) << Log("worker0.log");
+  EXPECT_EQ(c.scheduler->Wait(30s).value_or(-1), 0) << Log("scheduler.log");
+  EXPECT_NE(Log("scheduler.log")
+                .find("partition 1 handed to worker 0 at offset " + std::to_string(offset)),
+            std::string::npos)
+      << Log("scheduler.log");
+  auto manifest = LatestManifest("run/checkpoint");
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  for (const auto& p : manifest->partitions) EXPECT_TRUE(p.done) << p.id;
+}
+
+// SIGTERM to deploy/local.sh and every process it started at once, as Slurm and
+// Kubernetes do: the servers serve on until the scheduler's final checkpoint, which
+// holds the workers' reported progress; everything exits and local.sh says 143.
+TEST_F(LifecycleTest, SigtermToAWholeLocalClusterEndsWithAFinalCheckpoint) {
+  std::string dataset = MediumDataset();
+  std::string config = Config("model", /*epochs=*/20);
+  const std::string run = dir_ + "/cluster";
+  Subprocess cluster({source_ + "/deploy/local.sh", "--config", config, "--dataset", dataset,
+                      "--run_dir", run, "--servers", "1", "--workers", "2", "--towerps", binary_},
+                     dir_ + "/local.log");
+  std::string endpoint;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (endpoint.empty() && std::chrono::steady_clock::now() < deadline) {
+    endpoint = std::string(absl::StripTrailingAsciiWhitespace(
+        ReadFileToString(run + "/scheduler.endpoint").value_or("")));
+    if (endpoint.empty()) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_FALSE(endpoint.empty()) << Log("local.log");
+  auto ctl = ConnectScheduler(endpoint);
+  ASSERT_NE(ctl, nullptr);
+  ASSERT_TRUE(WaitForSteps(ctl.get(), {0, 1}, 25)) << Log("local.log");
+  cluster.Signal(SIGTERM);  // the whole process group
+  EXPECT_EQ(cluster.Wait(60s).value_or(-1), 143) << Log("local.log");
+  for (int i = 0; i < 250 && cluster.GroupAlive(); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(cluster.GroupAlive()) << "processes left behind";
+  auto manifest = LatestManifest("cluster/checkpoint");
+  ASSERT_TRUE(manifest.ok()) << manifest.status() << "\n" << Log("local.log");
+  for (const auto& p : manifest->partitions) {
+    EXPECT_GT(p.offset, 0) << "partition " << p.id << ": progress not reported";
+  }
+}
+
 }  // namespace
 }  // namespace towerps
