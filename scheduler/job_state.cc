@@ -160,12 +160,18 @@ absl::Status JobState::ReportClock(int rank, int64_t finished_steps, int64_t now
 }
 
 int64_t JobState::SlowestLiveWorkerSteps() const {
+  std::vector<bool> holds(workers_.size(), false);  // an unfinished partition
+  for (const PartitionInfo& p : partitions_) {
+    if (p.owner >= 0 && p.owner < static_cast<int>(holds.size()) && !p.done) {
+      holds[p.owner] = true;
+    }
+  }
   int64_t slowest = std::numeric_limits<int64_t>::max();
-  for (const NodeInfo& node : workers_) {
-    if (!node.alive || node.finished) continue;
-    const bool holds = std::any_of(partitions_.begin(), partitions_.end(),
-                                   [&](const auto& p) { return p.owner == node.rank && !p.done; });
-    if (holds) slowest = std::min(slowest, node.finished_steps);
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    const NodeInfo& node = workers_[w];
+    if (node.alive && !node.finished && holds[w]) {
+      slowest = std::min(slowest, node.finished_steps);
+    }
   }
   return slowest;
 }
@@ -221,7 +227,7 @@ absl::Status JobState::RestoreProgress(int64_t step,
 }
 
 std::optional<PartitionInfo> JobState::NextPartition(int rank) {
-  if (!Running()) return std::nullopt;
+  if (!Running() || FindNode(Role::kWorker, rank) == nullptr) return std::nullopt;
   for (PartitionInfo& p : partitions_) {
     if (p.owner == rank && !p.done) return p;
   }

@@ -126,7 +126,8 @@ class JobState {
 
   // Next partition for worker `rank` (its own unfinished ones first, then an
   // unassigned one, e.g. from a dead worker), or nullopt when there is none for it
-  // now (always nullopt once the job is stopping or over).
+  // now (always nullopt for an unregistered rank and once the job is stopping or
+  // over).
   std::optional<PartitionInfo> NextPartition(int rank);
   // A worker given no partition must stay in the job and ask again: some partition
   // is unfinished and the job is not stopping or over.

@@ -190,6 +190,9 @@ TEST(JobStateTest, IdleWorkerWaitsForAndTakesOverReleasedPartitions) {
   EXPECT_TRUE(job.CheckStranded(1400).ok());
   ASSERT_EQ(job.DetectFailures(1600).size(), 1u);  // worker 1, silent since 500
   EXPECT_TRUE(job.CheckStranded(1600).ok()) << "worker 0 is alive to take partition 1";
+  // A rank that is not a registered worker takes nothing (the wire is hostile).
+  EXPECT_FALSE(job.NextPartition(7).has_value());
+  EXPECT_FALSE(job.NextPartition(-3).has_value());
   auto taken = job.NextPartition(0);
   ASSERT_TRUE(taken.has_value());
   EXPECT_EQ(taken->id, 1);
