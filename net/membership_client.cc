@@ -100,7 +100,8 @@ absl::StatusOr<ClusterView> MembershipClient::Query(uint8_t role, int rank) {
 }
 
 absl::StatusOr<ClusterView> MembershipClient::WaitForCluster(uint8_t role, int rank,
-                                                             int64_t timeout_ms, int64_t poll_ms) {
+                                                             int64_t timeout_ms, int64_t poll_ms,
+                                                             const absl::Notification* stop) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (true) {
     TOWERPS_ASSIGN_OR_RETURN(ClusterView view, Query(role, rank));
@@ -109,7 +110,10 @@ absl::StatusOr<ClusterView> MembershipClient::WaitForCluster(uint8_t role, int r
       return absl::DeadlineExceededError(
           absl::StrCat("the cluster did not form within ", timeout_ms, " ms"));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+    if (stop != nullptr && stop->WaitForNotificationWithTimeout(absl::Milliseconds(poll_ms))) {
+      return absl::CancelledError("stopped while waiting for the cluster");
+    }
+    if (stop == nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
   }
 }
 

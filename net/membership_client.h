@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "net/transport.h"
 
 namespace towerps::net {
@@ -69,9 +70,10 @@ class MembershipClient {
   absl::StatusOr<ClusterView> Register(uint8_t role, int rank, const std::string& endpoint);
   absl::StatusOr<ClusterView> Query(uint8_t role, int rank);
   // Polls Query every poll_ms until the phase is past registering (DeadlineExceeded
-  // after timeout_ms).
+  // after timeout_ms; Cancelled once `stop`, borrowed and may be null, is notified).
   absl::StatusOr<ClusterView> WaitForCluster(uint8_t role, int rank, int64_t timeout_ms,
-                                             int64_t poll_ms = 20);
+                                             int64_t poll_ms = 20,
+                                             const absl::Notification* stop = nullptr);
   absl::StatusOr<ClockView> Heartbeat(uint8_t role, int rank);
   absl::StatusOr<ClockView> Clock(int rank, int64_t finished_steps, int64_t next_step,
                                   bool finished);

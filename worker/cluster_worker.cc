@@ -79,8 +79,14 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   TOWERPS_ASSIGN_OR_RETURN(auto watch, net::SchedulerWatch::Start(ctx_, watch_options));
   rpc.cancel = watch->cancellation();
   TOWERPS_ASSIGN_OR_RETURN(auto scheduler, net::MembershipClient::Connect(ctx_, rpc));
-  TOWERPS_ASSIGN_OR_RETURN(view, scheduler->WaitForCluster(net::kRoleWorker, rank,
-                                                           options_.cluster_timeout_ms));
+  auto formed = scheduler->WaitForCluster(net::kRoleWorker, rank, options_.cluster_timeout_ms,
+                                          /*poll_ms=*/20, &stop_);
+  if (absl::IsCancelled(formed.status()) && stop_.HasBeenNotified()) {
+    TOWERPS_RETURN_IF_ERROR(scheduler->Clock(rank, 0, 0, /*finished=*/true).status());
+    LOG(INFO) << name << ": stopped before training started";
+    return TrainResult();
+  }
+  TOWERPS_ASSIGN_OR_RETURN(view, std::move(formed));
   if (view.phase == net::kPhaseFailed) {
     return absl::AbortedError(absl::StrCat("the job failed: ", view.reason));
   }

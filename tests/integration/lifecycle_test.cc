@@ -317,5 +317,32 @@ TEST_F(LifecycleTest, SigtermToAWholeLocalClusterEndsWithAFinalCheckpoint) {
   }
 }
 
+// SIGTERM to a worker still waiting for the cluster to form (a server never came):
+// it leaves at once and exits 0 instead of waiting out --cluster_timeout.
+TEST_F(LifecycleTest, SigtermWhileWaitingForTheClusterExitsCleanly) {
+  std::string dataset = SmallDataset();
+  std::string config = Config("model");
+  std::unique_ptr<Subprocess> scheduler;
+  std::string endpoint =
+      StartScheduler({"--config=" + config, "--dataset=" + dataset, "--run_dir=" + dir_ + "/run",
+                      "--num_servers=1", "--num_workers=1"},
+                     &scheduler);
+  ASSERT_FALSE(endpoint.empty());
+  auto worker = StartNode({"worker"}, config, dataset, endpoint, "worker0.log");
+  auto ctl = ConnectScheduler(endpoint);
+  ASSERT_NE(ctl, nullptr);
+  bool registered = false;
+  for (int i = 0; i < 1500 && !registered; ++i) {
+    auto status = ctl->Control("status");
+    registered = status.ok() && status->find("{\"rank\":0,\"alive\":true") != std::string::npos;
+    if (!registered) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(registered) << Log("worker0.log");
+  worker->Signal(SIGTERM);
+  EXPECT_EQ(worker->Wait(20s).value_or(-1), 0) << Log("worker0.log");
+  EXPECT_NE(Log("worker0.log").find("stopped before training started"), std::string::npos)
+      << Log("worker0.log");
+}
+
 }  // namespace
 }  // namespace towerps
