@@ -68,7 +68,7 @@ class PsNode {
   // Makes Run return within stop_grace_ms (SIGTERM); the destructor then answers
   // the requests already received and stops serving. Thread-safe, idempotent.
   void Stop() {
-    if (!stop_.HasBeenNotified()) stop_.Notify();
+    if (!stop_requested_.exchange(true)) stop_.Notify();
   }
 
   int rank() const { return rank_; }
@@ -85,6 +85,7 @@ class PsNode {
   std::unique_ptr<net::SchedulerWatch> watch_;
   std::string endpoint_;
   int rank_ = -1;
+  std::atomic<bool> stop_requested_{false};
   absl::Notification stop_;
 };
 

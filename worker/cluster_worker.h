@@ -19,6 +19,7 @@
 #ifndef TOWERPS_WORKER_CLUSTER_WORKER_H_
 #define TOWERPS_WORKER_CLUSTER_WORKER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -71,7 +72,7 @@ class ClusterWorker {
   // Asks Run to finish its step, report its progress and return (SIGTERM).
   // Thread-safe, idempotent, non-blocking.
   void Stop() {
-    if (!stop_.HasBeenNotified()) stop_.Notify();
+    if (!stop_requested_.exchange(true)) stop_.Notify();
   }
 
  private:
@@ -84,6 +85,7 @@ class ClusterWorker {
   MetricsRegistry* const metrics_;
   BoundModel model_;
   std::unique_ptr<ItemCatalog> catalog_;
+  std::atomic<bool> stop_requested_{false};
   absl::Notification stop_;
 };
 
