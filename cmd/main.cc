@@ -103,6 +103,7 @@ int Main(int argc, char** argv) {
   google::InitGoogleLogging(program.c_str());
   if (!KeepLargeAllocationsInHeap()) LOG(WARNING) << "malloc tuning refused; continuing";
   int rc = sub->run(sub_argc, sub_argv);
+  google::FlushLogFiles(google::GLOG_INFO);
   gflags::ShutDownCommandLineFlags();
   return rc;
 }

@@ -5,6 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/node_flags.h"
+#include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -18,6 +20,9 @@ DEFINE_string(ps_bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any f
 DEFINE_string(advertise_host, "", "host to register instead of the bound one (multi-host)");
 DEFINE_int32(rank, -1, "requested rank (-1: any free one)");
 DEFINE_string(restore, "", "checkpoint directory to load this server's shards from");
+DEFINE_int64(stop_grace_ms, 20000,
+             "on SIGTERM/SIGINT: keep serving until the job ends, at most this long (ms), "
+             "so that a stopping scheduler's final checkpoint reaches this server");
 DEFINE_int32(handler_threads, 2,
              "threads serving requests; 0 serves on the io thread (fewest context "
              "switches: for servers sharing few cores with other processes)");
@@ -32,6 +37,7 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   if (absl::Status ranked = RequireRankWithCurve(FLAGS_rank, "--rank"); !ranked.ok()) {
     return Fail("ps", ranked);
   }
+  CatchStopSignals();
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("ps", config.status());
   auto meta = data::LoadDatasetMeta(FLAGS_dataset);
@@ -55,6 +61,9 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   auto scheduler_curve = keys->ClientCurve(net::kSchedulerIdentity);
   if (!scheduler_curve.ok()) return Fail("ps", scheduler_curve.status());
   options.scheduler_rpc.curve = *scheduler_curve;
+  options.heartbeat_interval_ms = FLAGS_heartbeat_interval_ms;
+  options.scheduler_timeout_ms = FLAGS_scheduler_timeout_ms;
+  options.stop_grace_ms = FLAGS_stop_grace_ms;
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;
@@ -74,6 +83,10 @@ int RunPs(int /*argc*/, char** /*argv*/) {
     writer = std::move(created).value();
     writer->Start();
   }
+  // SIGTERM / SIGINT: serve until the job ends (at most --stop_grace_ms), answer the
+  // requests already received, exit 0.
+  ps::PsNode* raw = node->get();
+  StopSignalWatcher signals([raw](int) { raw->Stop(); });
   absl::Status status = (*node)->Run();
   if (writer) writer->Stop();
   if (!status.ok()) return Fail("ps", status);

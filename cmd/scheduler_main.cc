@@ -1,10 +1,13 @@
 // `towerps scheduler`: membership, shard map, clock, checkpoints and control of one job.
 #include <cstdio>
+#include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
 #include "common/file_util.h"
@@ -22,7 +25,12 @@ DEFINE_string(bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free
 DEFINE_string(endpoint_file, "", "write the bound endpoint to this file (for launchers)");
 DEFINE_int32(num_partitions, 0, "data partitions of the training split; 0 = num_workers");
 DEFINE_int64(staleness, -1, "bounded staleness in steps: 0 synchronous, -1 unbounded (async)");
-DEFINE_int64(heartbeat_timeout_ms, 15000, "a node silent this long is declared dead");
+DEFINE_int64(heartbeat_timeout_ms, 15000,
+             "a node silent this long is declared dead; also how long unfinished partitions "
+             "may wait for a live worker before the job fails");
+DEFINE_int64(stop_timeout_ms, 10000,
+             "on SIGTERM/SIGINT or `ctl stop`: how long to wait for the workers to report "
+             "their progress before the final checkpoint");
 DEFINE_int64(checkpoint_every_steps, 0, "coordinated checkpoint every N global steps (0 = off)");
 DEFINE_int64(checkpoint_every_ms, 0, "coordinated checkpoint every N ms (0 = off)");
 DEFINE_uint32(num_virtual_shards, 4096, "virtual shards of the key space");
@@ -37,6 +45,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps scheduler: --config, --dataset and --run_dir are required\n");
     return 2;
   }
+  CatchStopSignals();
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("scheduler", config.status());
   auto meta = data::LoadDatasetMeta(FLAGS_dataset);
@@ -57,6 +66,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.job.heartbeat_timeout_ms = FLAGS_heartbeat_timeout_ms;
   options.job.checkpoint_every_steps = FLAGS_checkpoint_every_steps;
   options.job.checkpoint_every_ms = FLAGS_checkpoint_every_ms;
+  options.stop_timeout_ms = FLAGS_stop_timeout_ms;
   options.num_virtual_shards = FLAGS_num_virtual_shards;
   const int64_t total_steps =
       worker::PlannedSteps(*config, static_cast<int64_t>(meta->num_examples("train")));
@@ -100,10 +110,15 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   if (!writer.ok()) return Fail("scheduler", writer.status());
   (*writer)->Start();
   LOG(INFO) << "scheduler: " << total_steps << " planned steps; endpoint " << (*sched)->endpoint();
+  // SIGTERM / SIGINT: a graceful stop with a final checkpoint.
+  scheduler::Scheduler* raw = sched->get();
+  StopSignalWatcher signals(
+      [raw](int sig) { raw->RequestStop(absl::StrCat("stopped by ", strsignal(sig))); });
   absl::Status done = (*sched)->WaitUntilDone();
   // Let servers and workers see the final phase in their next heartbeat.
   absl::SleepFor(absl::Seconds(2));
   std::printf("%s\n", (*sched)->StatusJson().c_str());
+  std::fflush(stdout);  // before the failure line, which must be the last
   (*sched)->Stop();
   (*writer)->Stop();
   if (!done.ok()) return Fail("scheduler", done);

@@ -2,7 +2,6 @@
 // and optionally the exported embeddings (user lookup, raw item ids), or with
 // --route_to fans requests out to shard servers and merges. Serves TopK requests
 // over ZeroMQ + Cap'n Proto until SIGINT / SIGTERM.
-#include <signal.h>
 
 #include <cstdio>
 #include <fstream>
@@ -13,6 +12,7 @@
 #include "cmd/curve_flags.h"
 #include "cmd/index_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/file_util.h"
 #include "gflags/gflags.h"
@@ -75,13 +75,8 @@ int RunServe(int /*argc*/, char** /*argv*/) {
     users = *std::move(u);
     items = *std::move(i);
   }
-  // Block the stop signals before any thread starts, so that they all inherit the
-  // mask and only sigwait below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGINT / SIGTERM stop the server (WaitForStopSignal below).
+  CatchStopSignals();
 
   net::ZmqContext ctx;
   MetricsRegistry metrics;
@@ -112,8 +107,7 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   }
   std::printf("serving on %s\n", (*server)->endpoint().c_str());
   std::fflush(stdout);
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  const int signal_number = WaitForStopSignal();
   LOG(INFO) << server_options.name << ": signal " << signal_number << ", stopping";
   (*server)->Stop();
   return 0;

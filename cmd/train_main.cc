@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "cmd/job_flags.h"
+#include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
 #include "common/file_util.h"
@@ -24,6 +25,7 @@ int RunTrain(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps train: --config, --dataset and --run_dir are required\n");
     return 2;
   }
+  CatchStopSignals();
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) {
     std::fprintf(stderr, "towerps train: %s\n", std::string(config.status().message()).c_str());
@@ -65,6 +67,9 @@ int RunTrain(int /*argc*/, char** /*argv*/) {
     return 1;
   }
   (*writer)->Start();
+  // SIGTERM / SIGINT: finish the steps under way, write the checkpoint, exit 0.
+  worker::EmbeddedTrainer* raw = trainer->get();
+  StopSignalWatcher signals([raw](int) { raw->Stop(); });
   auto result = (*trainer)->Run();
   (*writer)->Stop();
   if (!result.ok()) {
@@ -75,6 +80,7 @@ int RunTrain(int /*argc*/, char** /*argv*/) {
               static_cast<long>(result->steps), static_cast<long>(result->examples),
               result->seconds, result->examples / std::max(result->seconds, 1e-9),
               result->final_loss);
+  if (result->stopped) std::printf("stopped early on request\n");
   std::printf("checkpoint: %s\n", result->checkpoint_dir.c_str());
   return 0;
 }

@@ -5,6 +5,8 @@
 
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/node_flags.h"
+#include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
 #include "common/file_util.h"
@@ -28,6 +30,7 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
       !ranked.ok()) {
     return Fail("worker", ranked);
   }
+  CatchStopSignals();
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("worker", config.status());
   // Several processes share the cores: keep OpenBLAS from spawning its own threads.
@@ -42,6 +45,8 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   auto keys = CurveKeysFromFlags(net::NodeIdentity("worker", FLAGS_worker_rank));
   if (!keys.ok()) return Fail("worker", keys.status());
   options.keys = *std::move(keys);
+  options.heartbeat_interval_ms = FLAGS_heartbeat_interval_ms;
+  options.scheduler_timeout_ms = FLAGS_scheduler_timeout_ms;
   if (!FLAGS_run_dir.empty()) {
     if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
       return Fail("worker", made);
@@ -64,6 +69,9 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
     writer = std::move(created).value();
     writer->Start();
   }
+  // SIGTERM / SIGINT: finish the step, report the progress, leave the job.
+  worker::ClusterWorker* raw = worker->get();
+  StopSignalWatcher signals([raw](int) { raw->Stop(); });
   auto result = (*worker)->Run();
   if (writer) writer->Stop();
   if (!result.ok()) return Fail("worker", result.status());

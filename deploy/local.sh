@@ -2,7 +2,13 @@
 # Runs a whole towerps cluster on this machine (127.0.0.1, ports chosen at run time):
 # 1 scheduler, N parameter servers, M workers. Every process logs under
 # <run_dir>/logs (glog) and appends to <run_dir>/metrics.jsonl; the final checkpoint
-# lands in <run_dir>/checkpoint/. Every process started is stopped on exit or Ctrl-C.
+# lands in <run_dir>/checkpoint/. Every process started is stopped on exit.
+#
+# Ctrl-C / SIGTERM stop the job gracefully: SIGTERM goes to the scheduler first,
+# which has the workers report their progress, writes a final checkpoint and tells
+# every process to exit; then anything left is cleaned up. A second Ctrl-C kills
+# everything at once. Exit codes: 0 the job finished; 1 it failed (or the stop did); 130 / 143
+# stopped by SIGINT / SIGTERM with a final checkpoint (continue with --resume).
 #
 # Usage: deploy/local.sh --config FILE --dataset DIR --run_dir DIR
 #          [--servers N] [--workers M] [--staleness S] [--partitions P]
@@ -52,7 +58,10 @@ cleanup() {
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Until the processes run, a signal just exits; afterwards it asks for a stop.
+stop_code=""
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 curve=()
 if [ "$secure" = true ]; then
@@ -98,14 +107,40 @@ for w in $(seq 0 $((workers - 1))); do
 done
 
 # Until every worker is done, or the scheduler ends the job early (it fails the job
-# when a parameter server dies; the workers are then stopped by the exit trap).
-while :; do
+# when a parameter server dies; the workers exit on their own within seconds), or a
+# stop is asked for.
+trap 'stop_code=130' INT
+trap 'stop_code=143' TERM
+while [ -z "$stop_code" ]; do
   running=0
   for pid in "${worker_pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
   [ "$running" -eq 0 ] && break
   kill -0 "$scheduler_pid" 2>/dev/null || break
   sleep 0.2
 done
+if [ -n "$stop_code" ]; then
+  echo "deploy/local.sh: stopping the job (the workers report their progress, then a final checkpoint)" >&2
+  # A second signal forces: every process is killed (no final checkpoint).
+  force() {
+    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  }
+  trap force INT TERM
+  kill -TERM "$scheduler_pid" 2>/dev/null || true
+  stopped=0
+  while kill -0 "$scheduler_pid" 2>/dev/null; do sleep 0.2; done
+  wait "$scheduler_pid" || stopped=$?
+  for pid in "${pids[@]}"; do  # they follow the scheduler's final phase
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  done
+  cat "$run_dir/scheduler.out"
+  if [ "$stopped" -ne 0 ]; then
+    tail -n 3 "$run_dir/scheduler.err" >&2
+    echo "deploy/local.sh: the stop failed" >&2
+    exit 1
+  fi
+  echo "deploy/local.sh: stopped with a final checkpoint; continue with --resume" >&2
+  exit "$stop_code"
+fi
 failed=0
 for pid in "${worker_pids[@]}"; do
   kill -0 "$pid" 2>/dev/null && continue  # still running: the scheduler ended the job

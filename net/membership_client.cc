@@ -32,14 +32,34 @@ ClusterView ViewOf(wire::RegisterReply::Reader r) {
   v.num_partitions = static_cast<int>(r.getNumPartitions());
   v.staleness = r.getStaleness();
   v.restore_dir = r.getRestoreDir().cStr();
+  v.reason = r.getReason().cStr();
   return v;
 }
 
 ClockView ClockOf(wire::ClockReply::Reader r) {
-  return ClockView{r.getMayStart(), r.getGlobalStep(), r.getLrScale(), r.getPhase()};
+  return ClockView{r.getMayStart(), r.getGlobalStep(), r.getLrScale(), r.getPhase(),
+                   r.getReason().cStr()};
 }
 
 }  // namespace
+
+const char* PhaseName(uint8_t phase) {
+  switch (phase) {
+    case kPhaseRegistering:
+      return "registering";
+    case kPhaseTraining:
+      return "training";
+    case kPhasePaused:
+      return "paused";
+    case kPhaseDone:
+      return "done";
+    case kPhaseFailed:
+      return "failed";
+    case kPhaseStopping:
+      return "stopping";
+  }
+  return "unknown";
+}
 
 absl::StatusOr<std::unique_ptr<MembershipClient>> MembershipClient::Connect(
     const ZmqContext* ctx, const RpcClientOptions& options) {
@@ -80,7 +100,8 @@ absl::StatusOr<ClusterView> MembershipClient::Query(uint8_t role, int rank) {
 }
 
 absl::StatusOr<ClusterView> MembershipClient::WaitForCluster(uint8_t role, int rank,
-                                                             int64_t timeout_ms, int64_t poll_ms) {
+                                                             int64_t timeout_ms, int64_t poll_ms,
+                                                             const absl::Notification* stop) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (true) {
     TOWERPS_ASSIGN_OR_RETURN(ClusterView view, Query(role, rank));
@@ -89,7 +110,10 @@ absl::StatusOr<ClusterView> MembershipClient::WaitForCluster(uint8_t role, int r
       return absl::DeadlineExceededError(
           absl::StrCat("the cluster did not form within ", timeout_ms, " ms"));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+    if (stop != nullptr && stop->WaitForNotificationWithTimeout(absl::Milliseconds(poll_ms))) {
+      return absl::CancelledError("stopped while waiting for the cluster");
+    }
+    if (stop == nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
   }
 }
 
@@ -116,8 +140,8 @@ absl::StatusOr<ClockView> MembershipClient::Clock(int rank, int64_t finished_ste
   return ClockOf(reply.envelope().getBody().getClockReply());
 }
 
-absl::StatusOr<std::pair<int, int64_t>> MembershipClient::Partition(int rank, int partition,
-                                                                    int64_t offset, bool done) {
+absl::StatusOr<PartitionGrant> MembershipClient::Partition(int rank, int partition, int64_t offset,
+                                                           bool done) {
   TOWERPS_ASSIGN_OR_RETURN(Message reply, Call([&](Envelope::Body::Builder b) {
                              auto p = b.initPartition();
                              p.setRank(rank);
@@ -127,7 +151,7 @@ absl::StatusOr<std::pair<int, int64_t>> MembershipClient::Partition(int rank, in
                            }));
   TOWERPS_RETURN_IF_ERROR(Expect(reply, Envelope::Body::PARTITION_REPLY));
   auto r = reply.envelope().getBody().getPartitionReply();
-  return std::make_pair(static_cast<int>(r.getPartition()), r.getOffset());
+  return PartitionGrant{static_cast<int>(r.getPartition()), r.getOffset(), r.getWait()};
 }
 
 absl::StatusOr<std::string> MembershipClient::Control(const std::string& command) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "net/transport.h"
 
 namespace towerps::net {
@@ -24,6 +25,12 @@ inline constexpr uint8_t kPhaseTraining = 1;
 inline constexpr uint8_t kPhasePaused = 2;
 inline constexpr uint8_t kPhaseDone = 3;
 inline constexpr uint8_t kPhaseFailed = 4;
+// Stopping (SIGTERM or `ctl stop`): workers report their progress and leave, then
+// the scheduler writes the final checkpoint and moves to done.
+inline constexpr uint8_t kPhaseStopping = 5;
+
+// The name of a wire phase ("training", ...; "unknown" for other values).
+const char* PhaseName(uint8_t phase);
 
 struct ClusterView {
   int rank = -1;
@@ -35,6 +42,7 @@ struct ClusterView {
   int num_partitions = 0;
   int64_t staleness = -1;
   std::string restore_dir;  // a resumed job's checkpoint (servers load from it)
+  std::string reason;       // why the job failed or is stopping; else empty
 };
 
 struct ClockView {
@@ -42,6 +50,16 @@ struct ClockView {
   int64_t global_step = 0;
   float lr_scale = 0;
   uint8_t phase = kPhaseRegistering;
+  std::string reason;  // why the job failed or is stopping; else empty
+};
+
+// The scheduler's answer to a partition request.
+struct PartitionGrant {
+  int partition = -1;  // next partition to read, -1 for none now
+  int64_t offset = 0;  // where to resume in it
+  // partition -1 while other workers still hold unfinished partitions: stay in the
+  // job and ask again later. false with -1: no data is left anywhere.
+  bool wait = false;
 };
 
 class MembershipClient {
@@ -52,16 +70,15 @@ class MembershipClient {
   absl::StatusOr<ClusterView> Register(uint8_t role, int rank, const std::string& endpoint);
   absl::StatusOr<ClusterView> Query(uint8_t role, int rank);
   // Polls Query every poll_ms until the phase is past registering (DeadlineExceeded
-  // after timeout_ms).
+  // after timeout_ms; Cancelled once `stop`, borrowed and may be null, is notified).
   absl::StatusOr<ClusterView> WaitForCluster(uint8_t role, int rank, int64_t timeout_ms,
-                                             int64_t poll_ms = 20);
+                                             int64_t poll_ms = 20,
+                                             const absl::Notification* stop = nullptr);
   absl::StatusOr<ClockView> Heartbeat(uint8_t role, int rank);
   absl::StatusOr<ClockView> Clock(int rank, int64_t finished_steps, int64_t next_step,
                                   bool finished);
-  // Reports progress on `partition` (-1: none) and returns the next (partition,
-  // offset); partition -1 when no data is left.
-  absl::StatusOr<std::pair<int, int64_t>> Partition(int rank, int partition, int64_t offset,
-                                                    bool done);
+  // Reports progress on `partition` (-1: none) and returns the next grant.
+  absl::StatusOr<PartitionGrant> Partition(int rank, int partition, int64_t offset, bool done);
   // status | pause | resume | checkpoint | stop; returns the job's status JSON.
   absl::StatusOr<std::string> Control(const std::string& command);
 

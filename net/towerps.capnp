@@ -45,6 +45,7 @@ struct RegisterReply {
   staleness @8 :Int64;         # bounded staleness (0 synchronous, < 0 unbounded)
   restoreDir @9 :Text;         # a resumed job's checkpoint: servers load their shards
                                # from it before serving; empty for a fresh job
+  reason @10 :Text;            # phase failed or stopping: why, one line; else empty
 }
 
 # Who is in the job now. Reply: RegisterReply.
@@ -74,6 +75,7 @@ struct ClockReply {
   lrScale @2 :Float32;     # the schedule (warmup + cosine) at globalStep, in [0, 1];
                            # each optimizer's rate = its base rate * lrScale
   phase @3 :UInt8;         # scheduler::Phase
+  reason @4 :Text;         # phase failed or stopping: why, one line; else empty
 }
 
 # A worker asks for its next data partition and reports progress on one.
@@ -88,6 +90,9 @@ struct Partition {
 struct PartitionReply {
   partition @0 :Int32;     # next partition to read, -1 when none is left
   offset @1 :Int64;        # where to resume in it
+  wait @2 :Bool;           # partition -1 while other workers hold unfinished ones:
+                           # stay in the job and ask again (a dead worker's
+                           # partitions are handed out); false: no data is left
 }
 
 # --- parameters (parameter servers) ---

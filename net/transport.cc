@@ -17,6 +17,8 @@ namespace towerps::net {
 namespace {
 
 constexpr int kPollIntervalMs = 50;
+// A client with a Cancellation wakes at least this often to look at it.
+constexpr int64_t kCancelPollMs = 100;
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -442,6 +444,14 @@ void RpcClient::ExpireDeadlines(int64_t now_us) {
   }
 }
 
+void RpcClient::CancelPending(const absl::Status& reason) {
+  for (auto& [id, pending] : pending_) {
+    if (pending.result != nullptr) continue;
+    pending.result = std::make_unique<absl::StatusOr<Message>>(reason);
+    pending.frame.reset();
+  }
+}
+
 absl::StatusOr<Message> RpcClient::TakeResult(uint64_t request_id) {
   auto it = pending_.find(request_id);
   absl::StatusOr<Message> result = std::move(*it->second.result);
@@ -474,6 +484,13 @@ std::vector<absl::StatusOr<Message>> RpcClient::WaitAll(
     for (RpcClient* client : clients) client->DrainSocket();
     int64_t now = NowMicros();
     for (RpcClient* client : clients) client->ExpireDeadlines(now);
+    int64_t poll_cap_ms = 1000;
+    for (RpcClient* client : clients) {
+      const Cancellation* cancel = client->options_.cancel;
+      if (cancel == nullptr) continue;
+      poll_cap_ms = kCancelPollMs;
+      if (cancel->cancelled()) client->CancelPending(cancel->reason());
+    }
     int64_t next_deadline = INT64_MAX;
     bool all_done = true;
     for (const auto& [client, id] : requests) {
@@ -485,7 +502,7 @@ std::vector<absl::StatusOr<Message>> RpcClient::WaitAll(
     }
     if (all_done) break;
     int64_t wait_ms = std::max<int64_t>(0, (next_deadline - now + 999) / 1000);
-    zmq_poll(items.data(), static_cast<int>(items.size()), std::min<int64_t>(wait_ms, 1000));
+    zmq_poll(items.data(), static_cast<int>(items.size()), std::min(wait_ms, poll_cap_ms));
   }
   std::vector<absl::StatusOr<Message>> results;
   results.reserve(requests.size());

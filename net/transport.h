@@ -32,6 +32,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/bounded_queue.h"
+#include "common/cancellation.h"
 #include "common/metrics.h"
 #include "net/codec.h"
 #include "net/peer.h"
@@ -182,6 +183,10 @@ struct RpcClientOptions {
   std::string name = "client";
   CodecOptions codec;
   CurveKeys curve;
+  // Borrowed, may be null; must outlive the client. Once it is cancelled, every wait
+  // of this client returns its reason within ~100 ms instead of waiting out
+  // deadlines and retries (e.g. the job failed while a server is unreachable).
+  const Cancellation* cancel = nullptr;
 
   absl::Status Validate() const;
 };
@@ -203,7 +208,8 @@ class RpcClient {
 
   // Blocks until the reply to `request_id` arrives, resending on each deadline up to
   // max_attempts. Returns the reply, the Status of an error reply, DeadlineExceeded
-  // after the last attempt, or DataLoss for a malformed reply.
+  // after the last attempt, DataLoss for a malformed reply, or the reason of
+  // options.cancel once it is cancelled.
   absl::StatusOr<Message> Wait(uint64_t request_id);
 
   // Send + Wait.
@@ -229,6 +235,8 @@ class RpcClient {
   // Resends or fails requests whose deadline passed.
   void ExpireDeadlines(int64_t now_us);
   absl::StatusOr<Message> TakeResult(uint64_t request_id);
+  // Fails every request still waiting with `reason` (options_.cancel fired).
+  void CancelPending(const absl::Status& reason);
 
   const RpcClientOptions options_;
   void* socket_ = nullptr;

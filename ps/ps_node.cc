@@ -1,6 +1,5 @@
 #include "ps/ps_node.h"
 
-#include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -15,6 +14,7 @@ using net::wire::Envelope;
 absl::Status PsNodeOptions::Validate() const {
   if (scheduler_endpoint.empty()) return absl::InvalidArgumentError("scheduler endpoint is empty");
   if (handler_threads < 0) return absl::InvalidArgumentError("handler_threads must be >= 0");
+  if (stop_grace_ms < 0) return absl::InvalidArgumentError("stop_grace_ms must be >= 0");
   if (heartbeat_interval_ms <= 0 || scheduler_timeout_ms <= 0) {
     return absl::InvalidArgumentError("heartbeat and scheduler timeouts must be > 0");
   }
@@ -89,6 +89,13 @@ absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx
                            node->scheduler_->Register(net::kRoleServer, options.rank,
                                                       node->endpoint_));
   node->rank_ = view.rank;
+  net::SchedulerWatchOptions watch;
+  watch.rpc = client;
+  watch.role = net::kRoleServer;
+  watch.rank = view.rank;
+  watch.heartbeat_interval_ms = options.heartbeat_interval_ms;
+  watch.scheduler_timeout_ms = options.scheduler_timeout_ms;
+  TOWERPS_ASSIGN_OR_RETURN(node->watch_, net::SchedulerWatch::Start(ctx, watch));
   ParameterServerOptions server = options.server;
   server.rank = view.rank;
   server.num_servers = view.num_servers;
@@ -109,27 +116,21 @@ PsNode::~PsNode() {
 }
 
 absl::Status PsNode::Run() {
-  auto last_contact = std::chrono::steady_clock::now();
-  while (!stop_.WaitForNotificationWithTimeout(
-      absl::Milliseconds(options_.heartbeat_interval_ms))) {
-    auto beat = scheduler_->Heartbeat(net::kRoleServer, rank_);
-    if (!beat.ok()) {
-      LOG(WARNING) << "ps/" << rank_ << ": heartbeat: " << beat.status();
-      if (std::chrono::steady_clock::now() - last_contact >
-          std::chrono::milliseconds(options_.scheduler_timeout_ms)) {
-        return absl::UnavailableError(absl::StrCat("scheduler unreachable for ",
-                                                   options_.scheduler_timeout_ms, " ms"));
-      }
-      continue;
+  const std::string name = absl::StrCat("ps/", rank_);
+  while (!watch_->WaitForEnd(absl::Milliseconds(100))) {
+    if (!stop_.HasBeenNotified()) continue;
+    LOG(INFO) << name << ": stopping on request; serving until the job ends (at most "
+              << options_.stop_grace_ms << " ms; job phase " << net::PhaseName(watch_->phase())
+              << ")";
+    if (watch_->WaitForEnd(absl::Milliseconds(options_.stop_grace_ms))) {
+      LOG(INFO) << name << ": the job ended: "
+                << (watch_->status().ok() ? "done" : watch_->status().message());
     }
-    last_contact = std::chrono::steady_clock::now();
-    if (beat->phase == net::kPhaseDone) {
-      LOG(INFO) << "ps/" << rank_ << ": job done at global step " << beat->global_step;
-      return absl::OkStatus();
-    }
-    if (beat->phase == net::kPhaseFailed) return absl::AbortedError("the job failed");
+    return absl::OkStatus();
   }
-  return absl::CancelledError("stopped");
+  absl::Status status = watch_->status();
+  if (status.ok()) LOG(INFO) << name << ": the job is done";
+  return status;
 }
 
 }  // namespace towerps::ps

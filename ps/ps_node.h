@@ -1,8 +1,11 @@
 // A parameter server process: serves ParameterServer over RPC, registers with the
 // scheduler, takes its rank (which fixes its dense block), optionally restores its
-// shards from a checkpoint, and heartbeats until the job is done.
+// shards from a checkpoint, and follows the job's phase (net::SchedulerWatch) until
+// the job is over.
 //
-// Threads: the RpcServer's (io + handlers); Run() heartbeats on the caller's thread.
+// Threads: the RpcServer's (io + handlers) and the watch's "sched-watch" (started
+// right after registration, so a long restore still heartbeats); Run() waits on the
+// caller's thread.
 // Requests that arrive before the rank is known get Unavailable (clients retry).
 #ifndef TOWERPS_PS_PS_NODE_H_
 #define TOWERPS_PS_PS_NODE_H_
@@ -16,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/metrics.h"
 #include "net/membership_client.h"
+#include "net/scheduler_watch.h"
 #include "net/transport.h"
 #include "ps/server.h"
 
@@ -39,9 +43,13 @@ struct PsNodeOptions {
   ParameterServerOptions server;
   // A checkpoint directory to load this server's shards from before serving.
   std::string restore_dir;
+  // After Stop() (SIGTERM): keep serving until the job ends, at most this long,
+  // milliseconds (>= 0). When every process of a job is signalled at once (Slurm,
+  // Kubernetes), the scheduler's final checkpoint still reaches this server.
+  int64_t stop_grace_ms = 20000;
   int64_t heartbeat_interval_ms = 1000;
-  // Give up when the scheduler is unreachable for this long.
-  int64_t scheduler_timeout_ms = 60000;
+  // Give up when the scheduler has not answered for this long (> heartbeat).
+  int64_t scheduler_timeout_ms = 10000;
   net::RpcClientOptions scheduler_rpc;
 
   absl::Status Validate() const;
@@ -60,11 +68,16 @@ class PsNode {
                                                        MetricsRegistry* metrics);
   ~PsNode();
 
-  // Heartbeats until the job is done (OK), failed, Stop() is called (Cancelled), or
-  // the scheduler stays unreachable (Unavailable).
+  // Blocks until the job is done (OK), the job failed (Aborted "the job failed:
+  // <the scheduler's reason>") or the scheduler has not answered for
+  // scheduler_timeout_ms (Aborted, naming its endpoint); after Stop(), until one of
+  // those or stop_grace_ms, and then returns OK.
   absl::Status Run();
-  // Makes Run return. Thread-safe, idempotent.
-  void Stop() { stop_.Notify(); }
+  // Makes Run return within stop_grace_ms (SIGTERM); the destructor then answers
+  // the requests already received and stops serving. Thread-safe, idempotent.
+  void Stop() {
+    if (!stop_requested_.exchange(true)) stop_.Notify();
+  }
 
   int rank() const { return rank_; }
   const std::string& endpoint() const { return endpoint_; }
@@ -77,8 +90,10 @@ class PsNode {
   std::atomic<ParameterServer*> ready_{nullptr};
   std::unique_ptr<net::RpcServer> rpc_;
   std::unique_ptr<net::MembershipClient> scheduler_;
+  std::unique_ptr<net::SchedulerWatch> watch_;
   std::string endpoint_;
   int rank_ = -1;
+  std::atomic<bool> stop_requested_{false};
   absl::Notification stop_;
 };
 

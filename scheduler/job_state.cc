@@ -4,27 +4,15 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "net/membership_client.h"
 
 namespace towerps::scheduler {
 
 const char* RoleName(Role role) { return role == Role::kServer ? "ps" : "worker"; }
 
-const char* PhaseName(Phase phase) {
-  switch (phase) {
-    case Phase::kRegistering:
-      return "registering";
-    case Phase::kTraining:
-      return "training";
-    case Phase::kPaused:
-      return "paused";
-    case Phase::kDone:
-      return "done";
-    case Phase::kFailed:
-      return "failed";
-  }
-  return "unknown";
-}
+const char* PhaseName(Phase phase) { return net::PhaseName(static_cast<uint8_t>(phase)); }
 
 absl::Status JobStateOptions::Validate() const {
   if (num_servers <= 0) return absl::InvalidArgumentError("num_servers must be > 0");
@@ -131,7 +119,8 @@ std::vector<NodeInfo> JobState::DetectFailures(int64_t now_ms) {
   std::vector<NodeInfo> dead;
   for (auto* nodes : {&servers_, &workers_}) {
     for (NodeInfo& node : *nodes) {
-      if (!node.alive || now_ms - node.last_heartbeat_ms <= options_.heartbeat_timeout_ms) {
+      if (!node.alive || node.finished ||
+          now_ms - node.last_heartbeat_ms <= options_.heartbeat_timeout_ms) {
         continue;
       }
       node.alive = false;
@@ -139,17 +128,20 @@ std::vector<NodeInfo> JobState::DetectFailures(int64_t now_ms) {
       LOG(WARNING) << "scheduler: " << RoleName(node.role) << " " << node.rank
                    << " missed heartbeats for " << now_ms - node.last_heartbeat_ms
                    << " ms; declared dead";
-      if (node.role != Role::kWorker) continue;
-      for (PartitionInfo& p : partitions_) {
-        if (p.owner == node.rank && !p.done) {
-          p.owner = -1;  // handed over to the next worker that asks
-          LOG(INFO) << "scheduler: partition " << p.id << " of dead worker " << node.rank
-                    << " released at offset " << p.resume_offset;
-        }
-      }
+      if (node.role == Role::kWorker) ReleasePartitions(node.rank, "dead");
     }
   }
   return dead;
+}
+
+void JobState::ReleasePartitions(int rank, const char* why) {
+  for (PartitionInfo& p : partitions_) {
+    if (p.owner == rank && !p.done) {
+      p.owner = -1;  // handed over to the next worker that asks
+      LOG(INFO) << "scheduler: partition " << p.id << " of " << why << " worker " << rank
+                << " released at offset " << p.resume_offset;
+    }
+  }
 }
 
 absl::Status JobState::ReportClock(int rank, int64_t finished_steps, int64_t now_ms) {
@@ -168,9 +160,18 @@ absl::Status JobState::ReportClock(int rank, int64_t finished_steps, int64_t now
 }
 
 int64_t JobState::SlowestLiveWorkerSteps() const {
+  std::vector<bool> holds(workers_.size(), false);  // an unfinished partition
+  for (const PartitionInfo& p : partitions_) {
+    if (p.owner >= 0 && p.owner < static_cast<int>(holds.size()) && !p.done) {
+      holds[p.owner] = true;
+    }
+  }
   int64_t slowest = std::numeric_limits<int64_t>::max();
-  for (const NodeInfo& node : workers_) {
-    if (node.alive && !node.finished) slowest = std::min(slowest, node.finished_steps);
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    const NodeInfo& node = workers_[w];
+    if (node.alive && !node.finished && holds[w]) {
+      slowest = std::min(slowest, node.finished_steps);
+    }
   }
   return slowest;
 }
@@ -187,7 +188,10 @@ absl::Status JobState::MarkWorkerFinished(int rank) {
   if (FindNode(Role::kWorker, rank) == nullptr) {
     return absl::NotFoundError(absl::StrCat("worker ", rank, " is not registered"));
   }
-  workers_[rank].finished = true;
+  if (!workers_[rank].finished) {
+    workers_[rank].finished = true;
+    ReleasePartitions(rank, "departed");
+  }
   return absl::OkStatus();
 }
 
@@ -223,6 +227,7 @@ absl::Status JobState::RestoreProgress(int64_t step,
 }
 
 std::optional<PartitionInfo> JobState::NextPartition(int rank) {
+  if (!Running() || FindNode(Role::kWorker, rank) == nullptr) return std::nullopt;
   for (PartitionInfo& p : partitions_) {
     if (p.owner == rank && !p.done) return p;
   }
@@ -256,6 +261,43 @@ bool JobState::AllPartitionsDone() const {
                      [](const PartitionInfo& p) { return p.done; });
 }
 
+bool JobState::Running() const {
+  return phase_ == Phase::kRegistering || phase_ == Phase::kTraining || phase_ == Phase::kPaused;
+}
+
+bool JobState::ShouldWaitForPartition() const { return Running() && !AllPartitionsDone(); }
+
+absl::Status JobState::CheckStranded(int64_t now_ms) {
+  const bool taker = std::any_of(workers_.begin(), workers_.end(),
+                                 [](const NodeInfo& n) { return n.alive && !n.finished; });
+  if (taker || AllPartitionsDone() || (phase_ != Phase::kTraining && phase_ != Phase::kPaused)) {
+    stranded_since_ms_ = -1;
+    return absl::OkStatus();
+  }
+  if (stranded_since_ms_ < 0) {
+    stranded_since_ms_ = now_ms;
+    LOG(WARNING) << "scheduler: no live worker is left to take the unfinished partitions; "
+                    "the job fails unless a worker registers within "
+                 << options_.heartbeat_timeout_ms << " ms";
+  }
+  if (now_ms - stranded_since_ms_ <= options_.heartbeat_timeout_ms) return absl::OkStatus();
+  std::vector<std::string> unfinished, dead, departed;
+  for (const PartitionInfo& p : partitions_) {
+    if (!p.done) unfinished.push_back(absl::StrCat(p.id, " (at example ", p.resume_offset, ")"));
+  }
+  for (const NodeInfo& n : workers_) {
+    if (n.rank < 0) continue;
+    if (!n.alive) dead.push_back(absl::StrCat(n.rank));
+    if (n.alive && n.finished) departed.push_back(absl::StrCat(n.rank));
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("partitions ", absl::StrJoin(unfinished, ", "),
+                   " are unfinished and no live worker is left to take them (dead workers: ",
+                   dead.empty() ? "none" : absl::StrJoin(dead, ", "),
+                   "; stopped workers: ", departed.empty() ? "none" : absl::StrJoin(departed, ", "),
+                   "); continue the job from its last checkpoint with --resume"));
+}
+
 bool JobState::CheckpointDue(int64_t now_ms) const {
   if (checkpoint_running_ || phase_ != Phase::kTraining) return false;
   if (options_.checkpoint_every_steps > 0 &&
@@ -279,6 +321,10 @@ absl::Status JobState::Pause() {
   }
   phase_ = Phase::kPaused;
   return absl::OkStatus();
+}
+
+void JobState::BeginStop() {
+  if (Running()) phase_ = Phase::kStopping;
 }
 
 absl::Status JobState::Resume() {

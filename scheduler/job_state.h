@@ -27,7 +27,17 @@
 namespace towerps::scheduler {
 
 enum class Role { kServer = 0, kWorker = 1 };
-enum class Phase { kRegistering = 0, kTraining = 1, kPaused = 2, kDone = 3, kFailed = 4 };
+// As numbered on the wire (net/membership_client.h). kStopping: a stop was asked for
+// (SIGTERM, `ctl stop`); workers report their progress and leave, then the final
+// checkpoint is written and the job is done.
+enum class Phase {
+  kRegistering = 0,
+  kTraining = 1,
+  kPaused = 2,
+  kDone = 3,
+  kFailed = 4,
+  kStopping = 5,
+};
 
 const char* RoleName(Role role);
 const char* PhaseName(Phase phase);
@@ -40,7 +50,9 @@ struct JobStateOptions {
   int num_partitions = 1;
   // Bounded staleness in steps; 0 synchronous, < 0 unbounded.
   int64_t staleness = -1;
-  // A node silent for longer than this is declared dead; > 0.
+  // A node silent for longer than this is declared dead; > 0. Also how long an
+  // unfinished partition may wait without any live worker left to take it before
+  // the job fails (a restarted worker may re-take a dead rank meanwhile).
   int64_t heartbeat_timeout_ms = 10000;
   // Coordinated checkpoint every this many global steps (0 = never by steps).
   int64_t checkpoint_every_steps = 0;
@@ -57,7 +69,7 @@ struct NodeInfo {
   bool alive = false;
   int64_t last_heartbeat_ms = 0;
   int64_t finished_steps = 0;  // workers: steps finished, as last reported
-  bool finished = false;       // workers: no data left; no longer paces the others
+  bool finished = false;       // workers: left the job (no data left, or stopped)
 };
 
 // A data partition and how far its reader got.
@@ -84,16 +96,22 @@ class JobState {
 
   // Declares nodes silent for longer than the timeout dead and returns them (each
   // once). A dead worker's unfinished partitions become unassigned (hand-over).
+  // Workers that left the job (finished) are no longer watched.
   std::vector<NodeInfo> DetectFailures(int64_t now_ms);
 
   // A worker reports `finished_steps` (monotonic). Also a heartbeat.
   absl::Status ReportClock(int rank, int64_t finished_steps, int64_t now_ms);
 
-  // Worker `rank` has consumed all its data: it stops pacing the others.
+  // Worker `rank` leaves the job: no data is left for it, or it is stopping. It
+  // stops pacing the others and is no longer watched; partitions it still holds
+  // unfinished are released at their reported offsets for other workers.
   absl::Status MarkWorkerFinished(int rank);
+  // Every worker has left or was declared dead.
   bool AllWorkersFinished() const;
 
   // Whether worker `rank` may start its step number `step` under bounded staleness.
+  // Only live workers that hold an unfinished partition pace the others (a worker
+  // waiting for a partition to be released does not).
   bool MayStartStep(int rank, int64_t step) const;
 
   // Sum of finished steps over all workers (live or not): updates applied so far,
@@ -107,11 +125,21 @@ class JobState {
   absl::Status RestoreProgress(int64_t step, absl::Span<const ps::PartitionProgress> partitions);
 
   // Next partition for worker `rank` (its own unfinished ones first, then an
-  // unassigned one, e.g. from a dead worker), or nullopt when none is left.
+  // unassigned one, e.g. from a dead worker), or nullopt when there is none for it
+  // now (always nullopt for an unregistered rank and once the job is stopping or
+  // over).
   std::optional<PartitionInfo> NextPartition(int rank);
+  // A worker given no partition must stay in the job and ask again: some partition
+  // is unfinished and the job is not stopping or over.
+  bool ShouldWaitForPartition() const;
   // Progress on a partition owned by `rank`. FailedPrecondition if not its owner.
   absl::Status ReportPartition(int rank, int partition, int64_t offset, bool done);
   bool AllPartitionsDone() const;
+  // FailedPrecondition, naming the partitions and the dead or departed workers, when
+  // unfinished partitions have had no live worker to take them for longer than
+  // heartbeat_timeout_ms while training (or paused); OK otherwise. Call it
+  // periodically: it keeps the time since the partitions were stranded.
+  absl::Status CheckStranded(int64_t now_ms);
 
   // True when a checkpoint is due at `now_ms` (by steps or time) and none is running;
   // the caller then runs it and calls CheckpointFinished.
@@ -123,6 +151,8 @@ class JobState {
   // Control: pause/resume training, finish or fail the job.
   absl::Status Pause();
   absl::Status Resume();
+  // Moves a registering, training or paused job to kStopping (no-op otherwise).
+  void BeginStop();
   void SetPhase(Phase phase) { phase_ = phase; }
   Phase phase() const { return phase_; }
 
@@ -135,6 +165,10 @@ class JobState {
   std::vector<NodeInfo>* NodesOf(Role role);
   const NodeInfo* FindNode(Role role, int rank) const;
   int64_t SlowestLiveWorkerSteps() const;
+  // Registering, training or paused: not stopping, done or failed.
+  bool Running() const;
+  // Unassigns worker `rank`'s unfinished partitions; `why` goes into the log line.
+  void ReleasePartitions(int rank, const char* why);
 
   const JobStateOptions options_;
   Phase phase_ = Phase::kRegistering;
@@ -145,6 +179,7 @@ class JobState {
   bool checkpoint_running_ = false;
   int64_t last_checkpoint_step_ = 0;
   int64_t last_checkpoint_ms_ = -1;  // -1 until training starts
+  int64_t stranded_since_ms_ = -1;   // -1 while every unfinished partition has a taker
 };
 
 }  // namespace towerps::scheduler

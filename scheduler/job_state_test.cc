@@ -168,5 +168,94 @@ TEST(JobStateTest, PauseAndResume) {
   EXPECT_TRUE(job.MayStartStep(0, 0));
 }
 
+// Issue 12 item 2: worker 0 runs out of data while worker 1 (silent, about to be
+// declared dead) still holds an unfinished partition. Worker 0 is told to wait, does
+// not pace anyone meanwhile, takes the partition over once it is released, and the
+// job is done only when every partition is.
+TEST(JobStateTest, IdleWorkerWaitsForAndTakesOverReleasedPartitions) {
+  JobState job(Options(1, 2, 2, 0));
+  RegisterAll(&job, 1, 2);
+  ASSERT_TRUE(job.ReportPartition(1, 1, 300, false).ok());
+  ASSERT_EQ(job.NextPartition(0)->id, 0);
+  ASSERT_TRUE(job.ReportPartition(0, 0, 1000, true).ok());
+  EXPECT_FALSE(job.NextPartition(0).has_value());
+  EXPECT_TRUE(job.ShouldWaitForPartition());  // partition 1 is not done
+  EXPECT_FALSE(job.AllPartitionsDone());
+  // Worker 0 holds nothing: worker 1 may run ahead of it (staleness 0).
+  ASSERT_TRUE(job.ReportClock(0, 2, 500).ok());
+  ASSERT_TRUE(job.ReportClock(1, 9, 500).ok());
+  EXPECT_TRUE(job.MayStartStep(1, 9));
+  ASSERT_TRUE(job.Heartbeat(Role::kWorker, 0, 1400).ok());
+  ASSERT_TRUE(job.Heartbeat(Role::kServer, 0, 1400).ok());
+  EXPECT_TRUE(job.CheckStranded(1400).ok());
+  ASSERT_EQ(job.DetectFailures(1600).size(), 1u);  // worker 1, silent since 500
+  EXPECT_TRUE(job.CheckStranded(1600).ok()) << "worker 0 is alive to take partition 1";
+  // A rank that is not a registered worker takes nothing (the wire is hostile).
+  EXPECT_FALSE(job.NextPartition(7).has_value());
+  EXPECT_FALSE(job.NextPartition(-3).has_value());
+  auto taken = job.NextPartition(0);
+  ASSERT_TRUE(taken.has_value());
+  EXPECT_EQ(taken->id, 1);
+  EXPECT_EQ(taken->resume_offset, 300);
+  ASSERT_TRUE(job.ReportPartition(0, 1, 1000, true).ok());
+  EXPECT_TRUE(job.AllPartitionsDone());
+  EXPECT_FALSE(job.ShouldWaitForPartition());
+}
+
+// A worker that leaves (stops) releases its unfinished partitions at once; when no
+// live worker is left to take them, the job fails after heartbeat_timeout_ms with a
+// line naming the partitions and the workers.
+TEST(JobStateTest, StrandedPartitionsFailTheJobNamingThem) {
+  JobState job(Options(1, 2, 3, -1));
+  RegisterAll(&job, 1, 2);
+  ASSERT_TRUE(job.ReportPartition(0, 0, 40, false).ok());
+  ASSERT_TRUE(job.ReportPartition(1, 1, 70, false).ok());
+  ASSERT_TRUE(job.MarkWorkerFinished(1).ok());  // leaves holding partition 1
+  EXPECT_EQ(job.partitions()[1].owner, -1);
+  EXPECT_EQ(job.partitions()[1].resume_offset, 70);
+  ASSERT_TRUE(job.Heartbeat(Role::kServer, 0, 900).ok());
+  EXPECT_TRUE(job.DetectFailures(1500).size() == 1u);  // worker 0; worker 1 left
+  EXPECT_TRUE(job.CheckStranded(1500).ok());           // grace starts
+  EXPECT_TRUE(job.CheckStranded(2500).ok());
+  absl::Status stranded = job.CheckStranded(2501);
+  EXPECT_EQ(stranded.code(), absl::StatusCode::kFailedPrecondition);
+  const std::string message(stranded.message());
+  EXPECT_NE(message.find("partitions 0 (at example 40), 1 (at example 70), 2 (at example 0)"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("dead workers: 0; stopped workers: 1"), std::string::npos) << message;
+}
+
+// A restarted worker that re-takes the dead rank within the grace rescues the job.
+TEST(JobStateTest, RestartedWorkerEndsTheStrandedGrace) {
+  JobState job(Options(1, 1, 1, -1));
+  RegisterAll(&job, 1, 1);
+  ASSERT_TRUE(job.Heartbeat(Role::kServer, 0, 1500).ok());
+  ASSERT_EQ(job.DetectFailures(1500).size(), 1u);
+  EXPECT_TRUE(job.CheckStranded(1500).ok());
+  ASSERT_EQ(*job.Register(Role::kWorker, -1, "", 2000), 0);
+  EXPECT_TRUE(job.CheckStranded(5000).ok());
+  EXPECT_EQ(job.NextPartition(0)->id, 0);
+}
+
+// Stopping: no partition is handed out, nobody may start a step, a stranded
+// partition does not fail the job, and progress may still be reported.
+TEST(JobStateTest, StoppingJobHandsOutNothing) {
+  JobState job(Options(1, 2, 2, -1));
+  RegisterAll(&job, 1, 2);
+  job.BeginStop();
+  EXPECT_EQ(job.phase(), Phase::kStopping);
+  EXPECT_FALSE(job.MayStartStep(0, 0));
+  EXPECT_FALSE(job.NextPartition(0).has_value());
+  EXPECT_FALSE(job.ShouldWaitForPartition());
+  ASSERT_TRUE(job.ReportPartition(0, 0, 64, false).ok());
+  ASSERT_TRUE(job.MarkWorkerFinished(0).ok());
+  ASSERT_TRUE(job.MarkWorkerFinished(1).ok());
+  EXPECT_TRUE(job.AllWorkersFinished());
+  EXPECT_TRUE(job.CheckStranded(1000000).ok());
+  EXPECT_EQ(job.partitions()[0].resume_offset, 64);
+  EXPECT_STREQ(PhaseName(Phase::kStopping), "stopping");
+}
+
 }  // namespace
 }  // namespace towerps::scheduler

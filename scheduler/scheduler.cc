@@ -78,8 +78,8 @@ absl::Status SchedulerOptions::Validate() const {
   if (num_virtual_shards < static_cast<uint32_t>(job.num_servers)) {
     return absl::InvalidArgumentError("num_virtual_shards must be >= num_servers");
   }
-  if (monitor_interval_ms <= 0) {
-    return absl::InvalidArgumentError("monitor_interval_ms must be > 0");
+  if (monitor_interval_ms <= 0 || stop_timeout_ms <= 0) {
+    return absl::InvalidArgumentError("monitor_interval_ms and stop_timeout_ms must be > 0");
   }
   TOWERPS_RETURN_IF_ERROR(lr_scale.Validate());
   if (rpc.curve.enabled() != ps_rpc.curve.enabled() ||
@@ -172,6 +172,7 @@ void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply) {
   reply.setStaleness(options_.job.staleness);
   reply.setNumVirtualShards(options_.num_virtual_shards);
   reply.setRestoreDir(options_.resume_from.c_str());
+  reply.setReason(PhaseReasonLocked().c_str());
   if (job_.phase() == Phase::kRegistering) return;
   auto endpoints = reply.initServerEndpoints(static_cast<unsigned>(job_.servers().size()));
   for (size_t s = 0; s < job_.servers().size(); ++s) {
@@ -215,6 +216,7 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
       out.setGlobalStep(job_.global_step());
       out.setLrScale(LrScaleLocked());
       out.setPhase(static_cast<uint8_t>(job_.phase()));
+      out.setReason(PhaseReasonLocked().c_str());
       break;
     }
     case Envelope::Body::CLOCK: {
@@ -226,6 +228,7 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
       out.setGlobalStep(job_.global_step());
       out.setLrScale(LrScaleLocked());
       out.setPhase(static_cast<uint8_t>(job_.phase()));
+      out.setReason(PhaseReasonLocked().c_str());
       if (global_step_metric_) global_step_metric_->Set(static_cast<double>(job_.global_step()));
       break;
     }
@@ -239,6 +242,7 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
       auto next = job_.NextPartition(p.getRank());
       out.setPartition(next ? next->id : -1);
       out.setOffset(next ? next->resume_offset : 0);
+      out.setWait(!next && job_.ShouldWaitForPartition());
       break;
     }
     case Envelope::Body::CONTROL: {
@@ -253,8 +257,7 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
         }
         checkpoint_requested_ = true;
       } else if (command == "stop") {
-        LOG(INFO) << "scheduler: stop requested by ctl";
-        FinishLocked(Phase::kDone, absl::OkStatus());
+        RequestStopLocked("stopped by towerps ctl stop");
       } else if (command != "status") {
         return absl::InvalidArgumentError(absl::StrCat(
             "unknown command '", command, "' (status, pause, resume, checkpoint, stop)"));
@@ -275,8 +278,26 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
 void Scheduler::FinishLocked(Phase phase, absl::Status status) {
   if (done_.HasBeenNotified()) return;
   job_.SetPhase(phase);
+  if (!status.ok()) LOG(ERROR) << "scheduler: the job failed: " << status.message();
   final_status_ = std::move(status);
   done_.Notify();
+}
+
+void Scheduler::RequestStop(const std::string& why) {
+  absl::MutexLock lock(&mu_);
+  RequestStopLocked(why);
+}
+
+void Scheduler::RequestStopLocked(const std::string& why) {
+  if (!stop_reason_.empty() || done_.HasBeenNotified()) return;
+  stop_reason_ = why.empty() ? "stop requested" : why;
+  LOG(INFO) << "scheduler: " << stop_reason_ << "; stopping the job";
+}
+
+std::string Scheduler::PhaseReasonLocked() const {
+  if (job_.phase() == Phase::kFailed) return std::string(final_status_.message());
+  if (job_.phase() == Phase::kStopping || job_.phase() == Phase::kDone) return stop_reason_;
+  return "";
 }
 
 std::string Scheduler::StatusJson() {
@@ -354,53 +375,83 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
   return absl::OkStatus();
 }
 
+Scheduler::Tick Scheduler::MonitorTickLocked(int64_t now) {
+  Tick tick;
+  for (const NodeInfo& dead : job_.DetectFailures(now)) {
+    if (dead_nodes_metric_) dead_nodes_metric_->Increment();
+    LOG(ERROR) << "scheduler: " << RoleName(dead.role) << " " << dead.rank << " is dead";
+    if (dead.role == Role::kServer) {
+      // Its shards exist only in the last checkpoint: the job stops, to be
+      // continued from there (towerps scheduler --resume, deploy/local.sh --resume).
+      FinishLocked(Phase::kFailed,
+                   absl::UnavailableError(absl::StrCat(
+                       "parameter server ", dead.rank,
+                       " is dead; continue the job from its last checkpoint (",
+                       last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_,
+                       ") with --resume")));
+      return tick;
+    }
+  }
+  // A partition nobody can take any more fails the job rather than let it end
+  // "done" with data never trained.
+  if (absl::Status stranded = job_.CheckStranded(now); !stranded.ok()) {
+    FinishLocked(Phase::kFailed, stranded);
+    return tick;
+  }
+  int live = 0;
+  for (const NodeInfo& w : job_.workers()) live += w.alive && !w.finished ? 1 : 0;
+  if (live_workers_metric_) live_workers_metric_->Set(live);
+  if (lr_scale_metric_) lr_scale_metric_->Set(LrScaleLocked());
+  tick.step = job_.global_step();
+  if (!stop_reason_.empty() && job_.phase() != Phase::kStopping) {
+    if (job_.phase() == Phase::kRegistering) {
+      FinishLocked(Phase::kDone, absl::OkStatus());  // nothing was trained
+      return tick;
+    }
+    job_.BeginStop();
+    stop_deadline_ms_ = now + options_.stop_timeout_ms;
+    LOG(INFO) << "scheduler: waiting up to " << options_.stop_timeout_ms
+              << " ms for the workers to report their progress";
+  }
+  const bool training = job_.phase() == Phase::kTraining || job_.phase() == Phase::kPaused;
+  bool finish = training && job_.AllPartitionsDone() && job_.AllWorkersFinished();
+  if (job_.phase() == Phase::kStopping) {
+    finish = job_.AllWorkersFinished() || now >= stop_deadline_ms_;
+    if (finish && !job_.AllWorkersFinished()) {
+      LOG(WARNING) << "scheduler: not every worker reported its progress within "
+                   << options_.stop_timeout_ms << " ms; checkpointing anyway";
+    }
+  }
+  if (finish) {
+    tick.final_checkpoint = !options_.checkpoint_root.empty();
+    if (!tick.final_checkpoint) FinishLocked(Phase::kDone, absl::OkStatus());
+  } else if (training && !options_.checkpoint_root.empty() &&
+             (job_.CheckpointDue(now) || checkpoint_requested_)) {
+    tick.checkpoint = true;
+    checkpoint_requested_ = false;
+    job_.CheckpointStarted();
+  }
+  return tick;
+}
+
 void Scheduler::MonitorLoop() {
   pthread_setname_np(pthread_self(), "sched-monitor");
   while (!stop_.WaitForNotificationWithTimeout(absl::Milliseconds(options_.monitor_interval_ms))) {
     const int64_t now = clock_->NowMicros() / 1000;
-    bool checkpoint = false;
-    bool final_checkpoint = false;
-    int64_t step = 0;
+    Tick tick;
     {
       absl::MutexLock lock(&mu_);
       if (done_.HasBeenNotified()) continue;
-      for (const NodeInfo& dead : job_.DetectFailures(now)) {
-        if (dead_nodes_metric_) dead_nodes_metric_->Increment();
-        LOG(ERROR) << "scheduler: " << RoleName(dead.role) << " " << dead.rank << " is dead";
-        if (dead.role == Role::kServer) {
-          // Its shards exist only in the last checkpoint: the job stops, to be
-          // continued from there (towerps scheduler --resume, deploy/local.sh --resume).
-          FinishLocked(Phase::kFailed,
-                       absl::UnavailableError(absl::StrCat(
-                           "parameter server ", dead.rank,
-                           " is dead; continue the job from its last checkpoint (",
-                           last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_,
-                           ") with --resume")));
-        }
-      }
-      if (done_.HasBeenNotified()) continue;
-      int live = 0;
-      for (const NodeInfo& w : job_.workers()) live += w.alive ? 1 : 0;
-      if (live_workers_metric_) live_workers_metric_->Set(live);
-      if (lr_scale_metric_) lr_scale_metric_->Set(LrScaleLocked());
-      step = job_.global_step();
-      const bool training = job_.phase() == Phase::kTraining || job_.phase() == Phase::kPaused;
-      if (training && job_.AllWorkersFinished()) {
-        final_checkpoint = !options_.checkpoint_root.empty();
-        if (!final_checkpoint) FinishLocked(Phase::kDone, absl::OkStatus());
-      } else if (!options_.checkpoint_root.empty() &&
-                 (job_.CheckpointDue(now) || (checkpoint_requested_ && training))) {
-        checkpoint = true;
-        checkpoint_requested_ = false;
-        job_.CheckpointStarted();
-      }
+      tick = MonitorTickLocked(now);
     }
-    if (checkpoint || final_checkpoint) {
-      absl::Status status = RunCheckpoint(step);
+    if (tick.checkpoint || tick.final_checkpoint) {
+      absl::Status status = RunCheckpoint(tick.step);
       absl::MutexLock lock(&mu_);
-      if (!status.ok()) LOG(ERROR) << "scheduler: checkpoint at step " << step << ": " << status;
-      if (checkpoint) job_.CheckpointFinished(step, now);
-      if (final_checkpoint) {
+      if (!status.ok()) {
+        LOG(ERROR) << "scheduler: checkpoint at step " << tick.step << ": " << status;
+      }
+      if (tick.checkpoint) job_.CheckpointFinished(tick.step, now);
+      if (tick.final_checkpoint) {
         FinishLocked(status.ok() ? Phase::kDone : Phase::kFailed, status);
       }
     }

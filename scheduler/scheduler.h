@@ -43,6 +43,9 @@ struct SchedulerOptions {
   uint64_t dense_params = 0;
   // Failure detection and checkpoint polling period, milliseconds; > 0.
   int64_t monitor_interval_ms = 200;
+  // A stop (RequestStop, `ctl stop`) waits up to this long for the workers to report
+  // their progress and leave before the final checkpoint, milliseconds; > 0.
+  int64_t stop_timeout_ms = 10000;
   // Bind endpoint and handler threads of the control/membership endpoint.
   net::RpcServerOptions rpc;
   // Deadlines for the scheduler's own requests to parameter servers (checkpoints).
@@ -71,9 +74,18 @@ class Scheduler {
   ~Scheduler();
 
   const std::string& endpoint() const { return rpc_->endpoint(); }
-  // Blocks until the job is done (every worker finished and the final checkpoint
-  // written, or `ctl stop`) or failed. Returns OK, or the failure.
+  // Blocks until the job is done (every partition done, every worker left and the
+  // final checkpoint written; or stopped by RequestStop) or failed. Returns OK, or
+  // the failure.
   absl::Status WaitUntilDone();
+  // Ends the job gracefully (SIGTERM, `ctl stop`): the phase becomes stopping, the
+  // workers report their progress and leave (up to stop_timeout_ms), the final
+  // checkpoint is written (with a checkpoint_root) and the job is done; servers and
+  // workers see it and exit. Before training started the job is done at once.
+  // `why` is logged and sent to the nodes. Thread-safe, non-blocking; later calls
+  // and calls after the job ended are ignored.
+  void RequestStop(const std::string& why);
+  // Stops the threads (not the job: see RequestStop). Idempotent.
   void Stop();
 
   // The RPC handler (public for tests). With CURVE (`peer` authenticated) a node
@@ -94,6 +106,16 @@ class Scheduler {
   void FillCluster(net::wire::RegisterReply::Builder reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   float LrScaleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishLocked(Phase phase, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RequestStopLocked(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Why the job failed or is stopping ("" otherwise): sent with the phase.
+  std::string PhaseReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The monitor's decision for one tick: run a periodic or the final checkpoint.
+  struct Tick {
+    bool checkpoint = false;
+    bool final_checkpoint = false;
+    int64_t step = 0;
+  };
+  Tick MonitorTickLocked(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const SchedulerOptions options_;
@@ -110,6 +132,8 @@ class Scheduler {
   absl::Mutex mu_;
   JobState job_ ABSL_GUARDED_BY(mu_);
   bool checkpoint_requested_ ABSL_GUARDED_BY(mu_) = false;
+  std::string stop_reason_ ABSL_GUARDED_BY(mu_);        // set by RequestStop
+  int64_t stop_deadline_ms_ ABSL_GUARDED_BY(mu_) = -1;  // while stopping
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);
   std::string last_checkpoint_dir_ ABSL_GUARDED_BY(mu_);
 

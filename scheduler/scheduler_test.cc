@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
+#include <thread>
 
 #include "common/file_util.h"
 #include "gtest/gtest.h"
@@ -70,13 +72,73 @@ class SchedulerServiceTest : public ::testing::Test {
     return client_->Call(id, net::EncodeMessage(message), true);
   }
 
+  absl::StatusOr<net::Message> Partition(int rank, int partition, int64_t offset, bool done) {
+    return Call([&](Envelope::Body::Builder b) {
+      auto p = b.initPartition();
+      p.setRank(rank);
+      p.setPartition(partition);
+      p.setOffset(offset);
+      p.setDone(done);
+    });
+  }
+
+  // Worker `rank` reports `steps` finished steps and leaves the job.
+  absl::StatusOr<net::Message> Leave(int rank, int64_t steps) {
+    return Call([&](Envelope::Body::Builder b) {
+      auto c = b.initClock();
+      c.setRank(rank);
+      c.setFinishedSteps(steps);
+      c.setNextStep(steps);
+      c.setFinished(true);
+    });
+  }
+
+  absl::StatusOr<net::Message> Heartbeat(uint8_t role, int rank) {
+    return Call([&](Envelope::Body::Builder b) {
+      auto h = b.initHeartbeat();
+      h.setRole(role);
+      h.setRank(rank);
+    });
+  }
+
+  // Registers the real server and one worker (rank 0): training starts.
+  void RegisterBoth() {
+    ASSERT_TRUE(Call([&](Envelope::Body::Builder b) {
+                  auto r = b.initRegister();
+                  r.setRole(0);
+                  r.setRank(-1);
+                  r.setEndpoint(ps_rpc_->endpoint().c_str());
+                }).ok());
+    ASSERT_TRUE(Call([&](Envelope::Body::Builder b) {
+                  auto r = b.initRegister();
+                  r.setRole(1);
+                  r.setRank(-1);
+                }).ok());
+  }
+
+  // Polls the server's heartbeat until the scheduler reports `phase` (5 s at most).
+  net::wire::ClockReply::Reader WaitForPhase(Phase phase, std::optional<net::Message>* keep) {
+    for (int i = 0; i < 500; ++i) {
+      auto beat = Heartbeat(0, 0);
+      if (beat.ok() &&
+          beat->envelope().getBody().getClockReply().getPhase() == static_cast<uint8_t>(phase)) {
+        *keep = std::move(beat).value();
+        return (*keep)->envelope().getBody().getClockReply();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "the scheduler never reached phase " << PhaseName(phase);
+    *keep = std::nullopt;
+    return net::wire::ClockReply::Reader();
+  }
+
   absl::StatusOr<net::Message> Control(const std::string& command) {
     return Call([&](Envelope::Body::Builder b) { b.initControl().setCommand(command.c_str()); });
   }
 
   net::ZmqContext ctx_;
   MetricsRegistry metrics_;
-  RealClock clock_;
+  FakeClock clock_;  // frozen unless a test advances it: nobody is declared dead
   std::string root_;
   std::unique_ptr<ps::ParameterServer> ps_;
   std::unique_ptr<net::RpcServer> ps_rpc_;
@@ -119,11 +181,7 @@ TEST_F(SchedulerServiceTest, WholeJobLifecycle) {
   EXPECT_FLOAT_EQ(clock->envelope().getBody().getClockReply().getLrScale(), 0.5f);
 
   // Partitions: 0 then 1, then none.
-  auto part = Call([](Envelope::Body::Builder b) {
-    auto p = b.initPartition();
-    p.setRank(0);
-    p.setPartition(-1);
-  });
+  auto part = Partition(0, -1, 0, false);
   ASSERT_TRUE(part.ok());
   EXPECT_EQ(part->envelope().getBody().getPartitionReply().getPartition(), 0);
 
@@ -144,14 +202,16 @@ TEST_F(SchedulerServiceTest, WholeJobLifecycle) {
   EXPECT_NE(json.find("\"phase\":\"training\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"global_step\":4"), std::string::npos) << json;
 
-  // The worker finishes: the scheduler writes a verified final checkpoint and is done.
-  ASSERT_TRUE(Call([](Envelope::Body::Builder b) {
-                auto c = b.initClock();
-                c.setRank(0);
-                c.setFinishedSteps(6);
-                c.setNextStep(6);
-                c.setFinished(true);
-              }).ok());
+  // The worker reads both partitions, then leaves: the scheduler writes a verified
+  // final checkpoint and is done.
+  part = Partition(0, 0, 100, true);
+  ASSERT_TRUE(part.ok());
+  EXPECT_EQ(part->envelope().getBody().getPartitionReply().getPartition(), 1);
+  part = Partition(0, 1, 100, true);
+  ASSERT_TRUE(part.ok());
+  EXPECT_EQ(part->envelope().getBody().getPartitionReply().getPartition(), -1);
+  EXPECT_FALSE(part->envelope().getBody().getPartitionReply().getWait()) << "no data is left";
+  ASSERT_TRUE(Leave(0, 6).ok());
   ASSERT_TRUE(scheduler_->WaitUntilDone().ok());
   auto latest = ps::LatestCheckpoint(root_);
   ASSERT_TRUE(latest.ok()) << latest.status();
@@ -170,6 +230,63 @@ TEST_F(SchedulerServiceTest, BadRequestsAreRefused) {
   auto wrong_kind = Call([](Envelope::Body::Builder b) { b.initPullDense(); });
   EXPECT_EQ(wrong_kind.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(Control("status").ok());  // still serving
+}
+
+// SIGTERM / `ctl stop`: the job moves to stopping (with the reason), waits for the
+// worker to report its progress and leave, writes the final checkpoint with that
+// progress, and is done.
+TEST_F(SchedulerServiceTest, StopWaitsForProgressThenCheckpoints) {
+  RegisterBoth();
+  ASSERT_EQ(Partition(0, -1, 0, false)->envelope().getBody().getPartitionReply().getPartition(), 0);
+  scheduler_->RequestStop("stopped by the test");
+  std::optional<net::Message> keep;
+  auto stopping = WaitForPhase(Phase::kStopping, &keep);
+  ASSERT_TRUE(keep.has_value());
+  EXPECT_EQ(std::string(stopping.getReason().cStr()), "stopped by the test");
+  auto next = Partition(0, 0, 321, false);  // the exact progress, then leave
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->envelope().getBody().getPartitionReply().getPartition(), -1);
+  EXPECT_FALSE(next->envelope().getBody().getPartitionReply().getWait());
+  ASSERT_TRUE(Leave(0, 3).ok());
+  ASSERT_TRUE(scheduler_->WaitUntilDone().ok());
+  auto latest = ps::LatestCheckpoint(root_);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  auto manifest = ps::VerifyCheckpoint(*latest);
+  ASSERT_TRUE(manifest.ok());
+  ASSERT_EQ(manifest->partitions.size(), 2u);
+  EXPECT_EQ(manifest->partitions[0].offset, 321);
+  EXPECT_FALSE(manifest->partitions[0].done);
+}
+
+// The only worker goes silent holding unfinished partitions: once it is declared
+// dead and no worker registers within the grace, the job fails, and the servers'
+// heartbeats carry the reason.
+TEST_F(SchedulerServiceTest, PartitionsWithNoLiveWorkerFailTheJob) {
+  RegisterBoth();
+  ASSERT_TRUE(Partition(0, 0, 50, false).ok());
+  clock_.AdvanceMicros(11'000'000);  // past heartbeat_timeout_ms (10 s): worker 0 is dead
+  ASSERT_TRUE(Heartbeat(0, 0).ok());
+  for (int i = 0; i < 500 && scheduler_->StatusJson().find(
+                                 "{\"rank\":0,\"alive\":false,\"steps\"") == std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_NE(scheduler_->StatusJson().find("{\"rank\":0,\"alive\":false,\"steps\""),
+            std::string::npos)
+      << "worker 0 was not declared dead";
+  clock_.AdvanceMicros(11'000'000);  // the grace passes with nobody to take them
+  ASSERT_TRUE(Heartbeat(0, 0).ok());
+  std::optional<net::Message> keep;
+  auto failed = WaitForPhase(Phase::kFailed, &keep);
+  ASSERT_TRUE(keep.has_value());
+  const std::string reason = failed.getReason().cStr();
+  EXPECT_NE(reason.find("partitions 0 (at example 50), 1 (at example 0) are unfinished"),
+            std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("dead workers: 0"), std::string::npos) << reason;
+  absl::Status status = scheduler_->WaitUntilDone();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(status.message(), reason);
 }
 
 }  // namespace

@@ -3,8 +3,8 @@
 #include <pthread.h>
 
 #include <chrono>
-#include <optional>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +13,7 @@
 #include "data/example_reader.h"
 #include "glog/logging.h"
 #include "net/membership_client.h"
+#include "net/scheduler_watch.h"
 #include "ps/client.h"
 #include "worker/step_runner.h"
 
@@ -33,7 +34,13 @@ absl::Status ClusterWorkerOptions::Validate() const {
   if (scheduler_endpoint.empty()) return absl::InvalidArgumentError("scheduler endpoint is empty");
   if (dataset_dir.empty()) return absl::InvalidArgumentError("dataset_dir is empty");
   if (log_losses && run_dir.empty()) return absl::InvalidArgumentError("log_losses needs run_dir");
-  if (cluster_timeout_ms <= 0) return absl::InvalidArgumentError("cluster_timeout_ms must be > 0");
+  if (cluster_timeout_ms <= 0 || partition_poll_ms <= 0) {
+    return absl::InvalidArgumentError("cluster_timeout_ms and partition_poll_ms must be > 0");
+  }
+  if (heartbeat_interval_ms <= 0 || scheduler_timeout_ms <= heartbeat_interval_ms) {
+    return absl::InvalidArgumentError(
+        "heartbeat_interval_ms must be > 0 and < scheduler_timeout_ms");
+  }
   if (keys.enabled() && keys.identity != net::NodeIdentity("worker", rank)) {
     return absl::InvalidArgumentError(absl::StrCat("CURVE keys of ", keys.identity,
                                                    " given to worker rank ", rank,
@@ -59,13 +66,46 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   rpc.endpoint = options_.scheduler_endpoint;
   rpc.name = "worker";
   TOWERPS_ASSIGN_OR_RETURN(rpc.curve, options_.keys.ClientCurve(net::kSchedulerIdentity));
-  TOWERPS_ASSIGN_OR_RETURN(auto scheduler, net::MembershipClient::Connect(ctx_, rpc));
-  TOWERPS_ASSIGN_OR_RETURN(net::ClusterView view,
-                           scheduler->Register(net::kRoleWorker, options_.rank, ""));
+  net::ClusterView view;
+  {
+    TOWERPS_ASSIGN_OR_RETURN(auto registrar, net::MembershipClient::Connect(ctx_, rpc));
+    TOWERPS_ASSIGN_OR_RETURN(view, registrar->Register(net::kRoleWorker, options_.rank, ""));
+  }
   const int rank = view.rank;
   const std::string name = absl::StrCat("worker/", rank);
-  TOWERPS_ASSIGN_OR_RETURN(view, scheduler->WaitForCluster(net::kRoleWorker, rank,
-                                                           options_.cluster_timeout_ms));
+  // From here on the watch heartbeats and follows the job's phase; every client
+  // below carries its cancellation, so a failed job or a silent scheduler ends any
+  // wait at once.
+  net::SchedulerWatchOptions watch_options;
+  watch_options.rpc = rpc;
+  watch_options.role = net::kRoleWorker;
+  watch_options.rank = rank;
+  watch_options.heartbeat_interval_ms = options_.heartbeat_interval_ms;
+  watch_options.scheduler_timeout_ms = options_.scheduler_timeout_ms;
+  TOWERPS_ASSIGN_OR_RETURN(auto watch, net::SchedulerWatch::Start(ctx_, watch_options));
+  rpc.cancel = watch->cancellation();
+  TOWERPS_ASSIGN_OR_RETURN(auto scheduler, net::MembershipClient::Connect(ctx_, rpc));
+  auto formed = scheduler->WaitForCluster(net::kRoleWorker, rank, options_.cluster_timeout_ms,
+                                          /*poll_ms=*/20, &stop_);
+  if (absl::IsCancelled(formed.status()) && stop_.HasBeenNotified()) {
+    TOWERPS_RETURN_IF_ERROR(scheduler->Clock(rank, 0, 0, /*finished=*/true).status());
+    LOG(INFO) << name << ": stopped before training started";
+    return TrainResult();
+  }
+  TOWERPS_ASSIGN_OR_RETURN(view, std::move(formed));
+  if (view.phase == net::kPhaseFailed) {
+    return absl::AbortedError(absl::StrCat("the job failed: ", view.reason));
+  }
+  if (view.phase != net::kPhaseTraining && view.phase != net::kPhasePaused) {
+    LOG(INFO) << name << ": the job ended before training started (" << net::PhaseName(view.phase)
+              << ")";
+    return TrainResult();
+  }
+  // Stop() or the job stopping: finish the step, report progress, leave.
+  auto should_stop = [&] {
+    const uint8_t phase = watch->phase();
+    return stop_.HasBeenNotified() || phase == net::kPhaseStopping || phase == net::kPhaseDone;
+  };
   LOG(INFO) << name << ": cluster of " << view.num_servers << " servers, " << view.num_workers
             << " workers, " << view.num_partitions << " partitions";
   TOWERPS_ASSIGN_OR_RETURN(ps::ShardMap map,
@@ -78,6 +118,7 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   client.rpc.curve = options_.keys.ServerCurve();
   TOWERPS_ASSIGN_OR_RETURN(client.server_public_keys,
                            options_.keys.ServerPublicKeys(view.num_servers));
+  client.rpc.cancel = watch->cancellation();
   client.client_id = static_cast<uint64_t>(rank) + 1;
   client.dense_params = probe->params().size();
   client.defer_push_replies = view.staleness != 0;
@@ -91,7 +132,9 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   while (true) {
     absl::Status init = runner->InitDense(/*assign=*/rank == 0);
     if (init.ok()) break;
-    if (!absl::IsUnavailable(init) || Clock::now() > init_deadline) return init;
+    if (!absl::IsUnavailable(init) || Clock::now() > init_deadline || watch->ended()) {
+      return init;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 
@@ -162,10 +205,30 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   };
   Slot slots[2] = {Slot(&model_), Slot(&model_)};
   data::Example example;
-  TOWERPS_ASSIGN_OR_RETURN(auto next, scheduler->Partition(rank, -1, 0, false));
-  while (next.first >= 0 && !stopped) {
-    const int partition = next.first;
-    int64_t consumed = next.second;
+  int partition = -1;  // the one being read, -1 between partitions
+  int64_t consumed = 0;
+  TOWERPS_ASSIGN_OR_RETURN(net::PartitionGrant next, scheduler->Partition(rank, -1, 0, false));
+  bool waiting_logged = false;
+  while (!stopped) {
+    if (next.partition < 0) {
+      if (!next.wait) break;  // no data is left anywhere
+      // Other workers hold unfinished partitions: stay in the job to take over any
+      // that a dead worker releases.
+      if (!waiting_logged) {
+        LOG(INFO) << name << ": no partition free; waiting for one to be released";
+        waiting_logged = true;
+      }
+      (void)stop_.WaitForNotificationWithTimeout(absl::Milliseconds(options_.partition_poll_ms));
+      if (should_stop()) {
+        stopped = true;
+        break;
+      }
+      TOWERPS_ASSIGN_OR_RETURN(next, scheduler->Partition(rank, -1, 0, false));
+      continue;
+    }
+    waiting_logged = false;
+    partition = next.partition;
+    consumed = next.offset;
     data::ExampleReaderOptions reader_options;
     reader_options.dataset_dir = options_.dataset_dir;
     reader_options.split = "train";
@@ -195,6 +258,10 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
     TOWERPS_ASSIGN_OR_RETURN(bool have, fill(&slots[cur].batch));
     if (have && prefetch) prepare_requests.Push({&slots[cur].prepared, last_step});
     while (have && !stopped) {
+      if (should_stop()) {
+        stopped = true;
+        break;
+      }
       bool have_next = false;
       if (prefetch) {
         std::optional<absl::Status> ready = prepared.Pop();
@@ -214,7 +281,11 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
         while (true) {
           TOWERPS_ASSIGN_OR_RETURN(clock, scheduler->Clock(rank, finished, finished, false));
           if (clock.may_start) break;
-          if (clock.phase == net::kPhaseDone || clock.phase == net::kPhaseFailed) {
+          if (clock.phase == net::kPhaseFailed) {
+            return absl::AbortedError(absl::StrCat("the job failed: ", clock.reason));
+          }
+          if (clock.phase == net::kPhaseDone || clock.phase == net::kPhaseStopping ||
+              should_stop()) {
             stopped = true;
             break;
           }
@@ -253,8 +324,15 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
     }
     if (stopped) break;
     TOWERPS_ASSIGN_OR_RETURN(next, scheduler->Partition(rank, partition, consumed, true));
+    partition = -1;
   }
   if (loss_log) std::fclose(loss_log);
+  if (stopped && partition >= 0) {
+    // The exact progress, so the final checkpoint (or the next taker) resumes here.
+    TOWERPS_RETURN_IF_ERROR(scheduler->Partition(rank, partition, consumed, false).status());
+    LOG(INFO) << name << ": stopping; partition " << partition << " reported at example "
+              << consumed;
+  }
   TOWERPS_RETURN_IF_ERROR(runner->FlushDense(last_step, last_lr));
   TOWERPS_RETURN_IF_ERROR(scheduler->Clock(rank, finished, finished, /*finished=*/true).status());
   result.steps = finished;

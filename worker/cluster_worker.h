@@ -5,15 +5,27 @@
 // StepRunner, the same code embedded mode runs, so a one-worker synchronous
 // cluster reproduces embedded mode's losses.
 //
-// Thread-compatible; Run() blocks on the calling thread.
+// Lifecycle: a worker given no partition while others still hold unfinished ones
+// stays in the job, asking again every partition_poll_ms, so it can take over the
+// partitions of a worker declared dead; it leaves only when no data is left. On
+// Stop() or when the scheduler moves the job to stopping, it finishes its step,
+// reports its partition's exact progress, flushes its dense gradients and leaves
+// (Run returns OK). When the job fails or the scheduler stops answering
+// (net::SchedulerWatch), every pending request gives up and Run returns the cause.
+//
+// Threads: Run() on the caller's thread; "worker-prefetch" (asynchronous jobs) and
+// the watch's "sched-watch", both joined before Run returns. Stop() is thread-safe;
+// everything else is thread-compatible.
 #ifndef TOWERPS_WORKER_CLUSTER_WORKER_H_
 #define TOWERPS_WORKER_CLUSTER_WORKER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "common/metrics.h"
 #include "net/curve_keys.h"
 #include "net/transport.h"
@@ -35,6 +47,12 @@ struct ClusterWorkerOptions {
   bool prefetch = true;
   // How long to wait for every node to register.
   int64_t cluster_timeout_ms = 120000;
+  // Heartbeats to the scheduler, and how long it may stay silent before the
+  // worker gives up (> heartbeat_interval_ms), milliseconds.
+  int64_t heartbeat_interval_ms = 1000;
+  int64_t scheduler_timeout_ms = 10000;
+  // While waiting for a partition to be released: period of asking, milliseconds.
+  int64_t partition_poll_ms = 200;
   // Deadlines of requests to the scheduler and the servers (curve is set from keys).
   net::RpcClientOptions rpc;
   // The job's CURVE keys as worker/<rank> (rank must then be set); default: insecure.
@@ -50,9 +68,15 @@ class ClusterWorker {
                                                                const ClusterWorkerOptions& options,
                                                                const ModelConfig& config,
                                                                MetricsRegistry* metrics);
-  // Trains until no partition is left (or the job is stopped). Returns this
-  // worker's steps and examples.
+  // Trains until no partition is left or the job (or this worker) is stopped.
+  // Returns this worker's steps and examples; Aborted with the cause when the job
+  // failed or the scheduler is gone.
   absl::StatusOr<TrainResult> Run();
+  // Asks Run to finish its step, report its progress and return (SIGTERM).
+  // Thread-safe, idempotent, non-blocking.
+  void Stop() {
+    if (!stop_requested_.exchange(true)) stop_.Notify();
+  }
 
  private:
   ClusterWorker(const net::ZmqContext* ctx, const ClusterWorkerOptions& options,
@@ -64,6 +88,8 @@ class ClusterWorker {
   MetricsRegistry* const metrics_;
   BoundModel model_;
   std::unique_ptr<ItemCatalog> catalog_;
+  std::atomic<bool> stop_requested_{false};
+  absl::Notification stop_;
 };
 
 }  // namespace towerps::worker

@@ -141,7 +141,7 @@ absl::StatusOr<TrainResult> EmbeddedTrainer::Run() {
     int64_t last_step = 0;
     float last_lr = 1.0f;
     bool more = true;
-    while (more && !failed.load()) {
+    while (more && !failed.load() && !stop_requested_.load()) {
       batch.Clear();
       while (batch.size() < static_cast<size_t>(config.batch_size)) {
         auto next = (*reader)->Next(&example);
@@ -219,12 +219,14 @@ absl::StatusOr<TrainResult> EmbeddedTrainer::Run() {
   }
   TrainResult result;
   result.steps = std::min(next_step.load(), total_steps);
+  result.stopped = stop_requested_.load() && result.steps < total_steps;
+  if (result.stopped) LOG(INFO) << "train: stopped at step " << result.steps << " on request";
   result.examples = examples.load();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const int64_t tail = std::max<int64_t>(1, result.steps / 10);
+  const int64_t tail = std::min(result.steps, std::max<int64_t>(1, result.steps / 10));
   double tail_sum = 0;
   for (int64_t s = result.steps - tail; s < result.steps; ++s) tail_sum += losses[s];
-  result.final_loss = tail_sum / tail;
+  result.final_loss = tail > 0 ? tail_sum / tail : 0;
 
   // The checkpoint, in the cluster's format with one server.
   result.checkpoint_dir = ps::CheckpointDir(options_.run_dir + "/checkpoint", result.steps);

@@ -7,10 +7,11 @@
 // cluster's format (one server), so export and evaluate read either.
 //
 // Threads: "train-<t>" per training thread, joined by Run(). Thread-compatible
-// object (Run once).
+// object (Run once), except Stop(), which any thread may call.
 #ifndef TOWERPS_WORKER_EMBEDDED_TRAINER_H_
 #define TOWERPS_WORKER_EMBEDDED_TRAINER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -61,6 +62,7 @@ struct TrainResult {
   double seconds = 0;
   double final_loss = 0;  // mean over the last 10% of steps
   std::string checkpoint_dir;
+  bool stopped = false;  // ended early by Stop()
 };
 
 class EmbeddedTrainer {
@@ -71,6 +73,10 @@ class EmbeddedTrainer {
 
   // Trains, then writes <run_dir>/checkpoint/step-N/ with its MANIFEST.
   absl::StatusOr<TrainResult> Run();
+  // Makes Run end early (SIGTERM): each thread finishes its step, then Run writes
+  // the checkpoint of the steps done and returns OK (result.stopped set).
+  // Thread-safe, idempotent, non-blocking.
+  void Stop() { stop_requested_ = true; }
 
   const BoundModel& model() const { return model_; }
   ps::ParameterServer* server() { return server_.get(); }
@@ -85,6 +91,7 @@ class EmbeddedTrainer {
   int64_t train_examples_ = 0;
   std::unique_ptr<ItemCatalog> catalog_;
   std::unique_ptr<ps::ParameterServer> server_;
+  std::atomic<bool> stop_requested_{false};
 };
 
 // The parameter servers' options for a model (tables, dense size and optimizer),

@@ -19,7 +19,7 @@
 #include "net/codec.h"
 #include "net/membership_client.h"
 #include "ps/checkpoint.h"
-#include "tests/integration/process_test.h"
+#include "tests/integration/cluster_fixture.h"
 
 namespace towerps {
 namespace {
@@ -27,43 +27,8 @@ namespace {
 using testing::Subprocess;
 using namespace std::chrono_literals;
 
-class ClusterTest : public testing::ProcessTest {
+class ClusterTest : public testing::ClusterFixture {
  protected:
-  // Generated interactions prepared into <dir>/ds.
-  std::string GeneratedDataset(int users, int items, int interactions) {
-    Run("generate", {binary_, "generate", "--output_dir=" + dir_ + "/logs",
-                     "--users=" + std::to_string(users), "--items=" + std::to_string(items),
-                     "--interactions=" + std::to_string(interactions), "--clusters=8"});
-    Run("prepare", {binary_, "prepare", "--input=" + dir_ + "/logs", "--output=" + dir_ + "/ds"});
-    return dir_ + "/ds";
-  }
-  // Small enough to train in seconds; medium: a few hundred steps.
-  std::string SmallDataset() { return GeneratedDataset(600, 400, 20000); }
-  std::string MediumDataset() { return GeneratedDataset(2000, 500, 120000); }
-
-  // Steps live worker `rank` has reported, from the status JSON (-1 if absent).
-  static int64_t WorkerSteps(net::MembershipClient* ctl, int rank);
-
-  std::string Config(const std::string& name) {
-    std::string path = dir_ + "/" + name + ".conf";
-    std::string text = R"(
-table item_id dim=16 init=uniform:0.05 optimizer=rowwise_adagrad lr=0.05
-table attr dim=8 init=uniform:0.05 optimizer=adam lr=0.01
-feature user history table=item_id
-feature user country table=attr
-feature item item_id table=item_id
-feature item creator table=attr
-tower user mlp=32 cross=1 out=16
-tower item mlp=32 cross=1 out=16
-loss kind=softmax temperature=0.1 logq=on extra_negatives=8
-dense_optimizer kind=adam lr=0.003
-schedule warmup=5 min_lr_ratio=0.1
-train batch=64 epochs=1 seed=5
-)";
-    EXPECT_TRUE(WriteFileAtomically(path, text).ok());
-    return path;
-  }
-
   // step -> loss from a losses file.
   std::map<int64_t, double> Losses(const std::string& path) {
     std::map<int64_t, double> out;
@@ -225,14 +190,6 @@ TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
 // A worker killed mid-training: the scheduler declares it dead, its unfinished
 // partitions go to the surviving worker (resuming where it reported), and the job
 // still completes with every partition done and a verified final checkpoint.
-int64_t ClusterTest::WorkerSteps(net::MembershipClient* ctl, int rank) {
-  auto status = ctl->Control("status");
-  if (!status.ok()) return -1;
-  std::string key = "{\"rank\":" + std::to_string(rank) + ",\"alive\":true,\"steps\":";
-  size_t at = status->find(key);
-  return at == std::string::npos ? -1 : std::atoll(status->c_str() + at + key.size());
-}
-
 TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
   std::string dataset = MediumDataset();
   std::string config = Config("model");
@@ -256,7 +213,7 @@ TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
   }
   ASSERT_GE(steps, 5) << "worker 1 never trained";
   ASSERT_TRUE(ctl->Control("pause").ok());
-  worker1.reset();  // killed (SIGTERM, then SIGKILL) mid-job
+  worker1->Signal(SIGKILL);  // killed mid-job (SIGTERM would make it leave cleanly)
   bool declared_dead = false;
   for (int i = 0; i < 200 && !declared_dead; ++i) {
     std::this_thread::sleep_for(50ms);

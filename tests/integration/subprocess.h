@@ -66,6 +66,15 @@ class Subprocess {
     }
   }
 
+  // Sends `sig` to the child's process group (no-op once it exited).
+  void Signal(int sig) {
+    if (pid_ > 0 && !exit_code_) ::kill(-pid_, sig);
+  }
+
+  // Whether any process of the child's group (the child and what it started) is
+  // still running.
+  bool GroupAlive() const { return pid_ > 0 && ::kill(-pid_, 0) == 0; }
+
   const std::string& log_path() const { return log_path_; }
 
  private:

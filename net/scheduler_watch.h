@@ -1,0 +1,95 @@
+// SchedulerWatch: a node's thread that follows its job through the scheduler. It
+// heartbeats every heartbeat_interval_ms on its own connection (so a node busy in a
+// long request stays alive), records the job's phase, and ends the node's work when
+// the job is over:
+//   - phase done                       -> ended(), status OK;
+//   - phase failed                     -> ended(), Aborted "the job failed: <reason>";
+//   - the scheduler refuses the node   -> ended(), Aborted (e.g. declared dead);
+//   - no answer for scheduler_timeout_ms -> ended(), Aborted "the scheduler at
+//     <endpoint> has not answered for N s".
+// On every end but done it cancels cancellation() with that status, so RPC clients
+// carrying it (RpcClientOptions::cancel) give up at once instead of retrying.
+//
+// Thread: "sched-watch", started by Start, joined by Stop (idempotent; the
+// destructor calls it). Thread-safe.
+#ifndef TOWERPS_NET_SCHEDULER_WATCH_H_
+#define TOWERPS_NET_SCHEDULER_WATCH_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/cancellation.h"
+#include "net/membership_client.h"
+#include "net/transport.h"
+
+namespace towerps::net {
+
+struct SchedulerWatchOptions {
+  // The scheduler's endpoint, name and codec; timeout_ms and max_attempts are set
+  // from the fields below (one attempt per heartbeat).
+  RpcClientOptions rpc;
+  // The watched node: kRoleServer or kRoleWorker, and its rank (>= 0).
+  uint8_t role = kRoleWorker;
+  int rank = -1;
+  // Heartbeat period, milliseconds; > 0.
+  int64_t heartbeat_interval_ms = 1000;
+  // The scheduler is given up after this long without an answer, milliseconds;
+  // > heartbeat_interval_ms. Default 10 s: a few heartbeat periods.
+  int64_t scheduler_timeout_ms = 10000;
+
+  absl::Status Validate() const;
+};
+
+class SchedulerWatch {
+ public:
+  // Starts the thread (its first heartbeat goes out at once). ctx is borrowed.
+  static absl::StatusOr<std::unique_ptr<SchedulerWatch>> Start(
+      const ZmqContext* ctx, const SchedulerWatchOptions& options);
+  ~SchedulerWatch();
+  // Joins the thread. Idempotent.
+  void Stop();
+
+  // The last phase the scheduler reported (kPhaseRegistering before the first).
+  uint8_t phase() const { return phase_.load(); }
+  // True once the job is done or failed, the scheduler is gone or refused the node.
+  bool ended() const { return ended_.HasBeenNotified(); }
+  // Blocks until ended() or `timeout`; returns ended().
+  bool WaitForEnd(absl::Duration timeout) const {
+    return ended_.WaitForNotificationWithTimeout(timeout);
+  }
+  // OK while running or after done; otherwise why the job ended for this node.
+  absl::Status status() const;
+  // The reason the scheduler gave with the last phase (stopping, failed); may be "".
+  std::string reason() const;
+  // Cancelled with status() when the job ends other than done.
+  const Cancellation* cancellation() const { return &cancel_; }
+
+ private:
+  SchedulerWatch(const SchedulerWatchOptions& options, std::unique_ptr<MembershipClient> client)
+      : options_(options), client_(std::move(client)) {}
+  void Loop();
+  void End(absl::Status status);
+
+  const SchedulerWatchOptions options_;
+  std::unique_ptr<MembershipClient> client_;  // only the watch thread
+  std::atomic<uint8_t> phase_{kPhaseRegistering};
+  mutable absl::Mutex mu_;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  std::string reason_ ABSL_GUARDED_BY(mu_);
+  Cancellation cancel_;
+  absl::Notification ended_;
+  absl::Notification stop_;
+  std::thread thread_;
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace towerps::net
+
+#endif  // TOWERPS_NET_SCHEDULER_WATCH_H_

@@ -1,0 +1,150 @@
+#include "net/scheduler_watch.h"
+
+#include <atomic>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace towerps::net {
+namespace {
+
+// A stand-in scheduler: answers every Heartbeat with `phase` and `reason`, or with
+// `error` when it is not OK.
+class FakeScheduler {
+ public:
+  FakeScheduler(const ZmqContext* ctx, uint8_t phase, std::string reason,
+                absl::Status error = absl::OkStatus())
+      : phase_(phase), reason_(std::move(reason)), error_(std::move(error)) {
+    auto server = RpcServer::Start(
+        ctx, RpcServerOptions(),
+        [this](const Peer&, const wire::Envelope::Reader& r) -> absl::StatusOr<std::string> {
+          if (!error_.ok()) return error_;
+          capnp::MallocMessageBuilder message;
+          auto envelope = message.initRoot<wire::Envelope>();
+          InitEnvelope(envelope, "scheduler", r.getRequestId());
+          auto reply = envelope.getBody().initClockReply();
+          reply.setPhase(phase_.load());
+          reply.setReason(reason_.c_str());
+          return EncodeMessage(message);
+        },
+        nullptr);
+    EXPECT_TRUE(server.ok()) << server.status();
+    server_ = std::move(server).value();
+  }
+  const std::string& endpoint() const { return server_->endpoint(); }
+  void set_phase(uint8_t phase) { phase_ = phase; }
+
+ private:
+  std::atomic<uint8_t> phase_;
+  const std::string reason_;
+  const absl::Status error_;
+  std::unique_ptr<RpcServer> server_;
+};
+
+SchedulerWatchOptions WatchOptions(const std::string& endpoint) {
+  SchedulerWatchOptions options;
+  options.rpc.endpoint = endpoint;
+  options.rpc.name = "worker/1";
+  options.role = kRoleWorker;
+  options.rank = 1;
+  options.heartbeat_interval_ms = 50;
+  options.scheduler_timeout_ms = 400;
+  return options;
+}
+
+TEST(SchedulerWatchTest, OptionsValidated) {
+  SchedulerWatchOptions options = WatchOptions("tcp://127.0.0.1:1");
+  EXPECT_TRUE(options.Validate().ok());
+  options.rank = -1;
+  EXPECT_FALSE(options.Validate().ok());
+  options = WatchOptions("tcp://127.0.0.1:1");
+  options.scheduler_timeout_ms = options.heartbeat_interval_ms;
+  EXPECT_FALSE(options.Validate().ok());
+}
+
+TEST(SchedulerWatchTest, FollowsThePhaseUntilDone) {
+  ZmqContext ctx;
+  FakeScheduler scheduler(&ctx, kPhaseTraining, "");
+  auto watch = SchedulerWatch::Start(&ctx, WatchOptions(scheduler.endpoint()));
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  for (int i = 0; i < 500 && (*watch)->phase() != kPhaseTraining; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ((*watch)->phase(), kPhaseTraining);
+  EXPECT_FALSE((*watch)->ended());
+  scheduler.set_phase(kPhaseDone);
+  ASSERT_TRUE((*watch)->WaitForEnd(absl::Seconds(10)));
+  EXPECT_TRUE((*watch)->status().ok());
+  EXPECT_FALSE((*watch)->cancellation()->cancelled());
+}
+
+TEST(SchedulerWatchTest, FailedJobCancelsWithTheSchedulersReason) {
+  ZmqContext ctx;
+  FakeScheduler scheduler(&ctx, kPhaseFailed, "parameter server 1 is dead");
+  auto watch = SchedulerWatch::Start(&ctx, WatchOptions(scheduler.endpoint()));
+  ASSERT_TRUE(watch.ok());
+  ASSERT_TRUE((*watch)->WaitForEnd(absl::Seconds(10)));
+  EXPECT_EQ((*watch)->status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ((*watch)->status().message(), "the job failed: parameter server 1 is dead");
+  EXPECT_TRUE((*watch)->cancellation()->cancelled());
+  EXPECT_EQ((*watch)->cancellation()->reason(), (*watch)->status());
+}
+
+TEST(SchedulerWatchTest, RefusedNodeEnds) {
+  ZmqContext ctx;
+  FakeScheduler scheduler(&ctx, kPhaseTraining, "",
+                          absl::FailedPreconditionError("worker 1 was declared dead"));
+  auto watch = SchedulerWatch::Start(&ctx, WatchOptions(scheduler.endpoint()));
+  ASSERT_TRUE(watch.ok());
+  ASSERT_TRUE((*watch)->WaitForEnd(absl::Seconds(10)));
+  const std::string message((*watch)->status().message());
+  EXPECT_NE(message.find("the scheduler refused this node: "), std::string::npos) << message;
+  EXPECT_NE(message.find("worker 1 was declared dead"), std::string::npos) << message;
+}
+
+TEST(SchedulerWatchTest, SilentSchedulerIsGivenUpNamingItsEndpoint) {
+  ZmqContext ctx;
+  std::string endpoint;
+  {
+    FakeScheduler gone(&ctx, kPhaseTraining, "");  // a port that was just free
+    endpoint = gone.endpoint();
+  }
+  auto watch = SchedulerWatch::Start(&ctx, WatchOptions(endpoint));
+  ASSERT_TRUE(watch.ok());
+  ASSERT_TRUE((*watch)->WaitForEnd(absl::Seconds(30)));
+  EXPECT_NE(
+      (*watch)->status().message().find("the scheduler at " + endpoint + " has not answered for"),
+      std::string::npos)
+      << (*watch)->status();
+  EXPECT_TRUE((*watch)->cancellation()->cancelled());
+}
+
+// A client with a Cancellation stops waiting for a server that never answers as
+// soon as it is cancelled, with the cancellation's reason (not DeadlineExceeded
+// after 3 attempts of 60 s).
+TEST(SchedulerWatchTest, CancelledClientGivesUpWithTheReason) {
+  ZmqContext ctx;
+  std::string endpoint;
+  {
+    FakeScheduler gone(&ctx, kPhaseTraining, "");
+    endpoint = gone.endpoint();
+  }
+  Cancellation cancel;
+  RpcClientOptions options;
+  options.endpoint = endpoint;
+  options.timeout_ms = 60000;
+  options.cancel = &cancel;
+  auto client = MembershipClient::Connect(&ctx, options);
+  ASSERT_TRUE(client.ok());
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    cancel.Cancel(absl::AbortedError("the job failed: parameter server 1 is dead"));
+  });
+  auto beat = (*client)->Heartbeat(kRoleWorker, 0);
+  canceller.join();
+  EXPECT_EQ(beat.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(beat.status().message(), "the job failed: parameter server 1 is dead");
+}
+
+}  // namespace
+}  // namespace towerps::net
