@@ -2,11 +2,12 @@
 
 #include <capnp/message.h>
 
-#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/numeric_bounds.h"
 #include "common/status.h"
 #include "glog/logging.h"
 #include "ps/checkpoint.h"
@@ -31,16 +32,8 @@ absl::StatusOr<absl::Span<const T>> BlobAs(capnp::Data::Reader data, absl::strin
   return absl::MakeConstSpan(reinterpret_cast<const T*>(data.begin()), data.size() / sizeof(T));
 }
 
-// Branch-free on the exponent bits (all ones = Inf or NaN), so the compiler
-// vectorises it: a push's gradients are checked at memory speed.
 bool AllFinite(absl::Span<const float> values) {
-  uint32_t bad = 0;
-  for (float v : values) {
-    uint32_t bits;
-    std::memcpy(&bits, &v, sizeof(bits));
-    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-  }
-  return bad == 0;
+  return AllWithin(values, std::numeric_limits<float>::max());
 }
 
 std::string TableFile(int rank, int table) {
@@ -70,6 +63,7 @@ ParameterServer::ParameterServer(const ParameterServerOptions& options, MetricsR
     pulled_keys_ = metrics->GetCounter("towerps_ps_pulled_keys_total");
     pushed_keys_ = metrics->GetCounter("towerps_ps_pushed_keys_total");
     duplicate_pushes_ = metrics->GetCounter("towerps_ps_duplicate_pushes_total");
+    refused_pushes_ = metrics->GetCounter("towerps_ps_refused_pushes_total");
   }
 }
 
@@ -145,14 +139,10 @@ absl::StatusOr<std::vector<ParameterServer::TablePart>> ParameterServer::ParsePa
             part.getTable(), " has dim ", p.table->dim()));
       }
       p.learning_rate = part.getLearningRate();
-      if (!(p.learning_rate > 0) || !std::isfinite(p.learning_rate)) {
-        return absl::InvalidArgumentError(absl::StrCat("bad learning rate ", p.learning_rate,
-                                                       " for table ", part.getTable()));
-      }
-      if (!AllFinite(p.grads)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("gradient for table ", part.getTable(), " holds NaN or Inf"));
-      }
+      // Bounded rates and gradients keep the optimizer state finite (common/numeric_bounds.h).
+      TOWERPS_RETURN_IF_ERROR(
+          CheckLearningRate(p.learning_rate, absl::StrCat("table ", part.getTable())));
+      TOWERPS_RETURN_IF_ERROR(CheckGradients(p.grads, absl::StrCat("table ", part.getTable())));
     }
     out.push_back(p);
   }
@@ -203,23 +193,24 @@ absl::StatusOr<absl::Span<const float>> ParameterServer::ParseDenseUpdate(
     return absl::InvalidArgumentError(absl::StrCat("dense gradient of ", grads.size(),
                                                    " floats for a block of ", dense_->size()));
   }
-  const float lr = dense.getLearningRate();
-  if (!(lr > 0) || !std::isfinite(lr)) {
-    return absl::InvalidArgumentError(absl::StrCat("bad dense learning rate ", lr));
-  }
-  if (!AllFinite(grads)) return absl::InvalidArgumentError("dense gradient holds NaN or Inf");
+  TOWERPS_RETURN_IF_ERROR(CheckLearningRate(dense.getLearningRate(), "dense block"));
+  TOWERPS_RETURN_IF_ERROR(CheckGradients(grads, "dense block"));
   return grads;
 }
 
 absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& request) {
   auto push = request.getBody().getPushSparse();
   // Every part is checked before any is applied: a bad request changes nothing.
-  TOWERPS_ASSIGN_OR_RETURN(std::vector<TablePart> parts,
-                           ParseParts(push.getTables(), /*push=*/true));
+  auto parts = ParseParts(push.getTables(), /*push=*/true);
   const bool dense = push.hasDense();
-  absl::Span<const float> dense_grads;
-  if (dense) {
-    TOWERPS_ASSIGN_OR_RETURN(dense_grads, ParseDenseUpdate(push.getDense()));
+  absl::StatusOr<absl::Span<const float>> dense_grads = absl::Span<const float>();
+  if (parts.ok() && dense) dense_grads = ParseDenseUpdate(push.getDense());
+  if (!parts.ok() || !dense_grads.ok()) {
+    const absl::Status refused = parts.ok() ? dense_grads.status() : parts.status();
+    if (refused_pushes_) refused_pushes_->Increment();
+    LOG_EVERY_N(WARNING, 100) << options_.name << ": refused a push (" << google::COUNTER
+                              << " so far): " << refused;
+    return refused;
   }
   const bool pull = dense && push.getDense().getPull();
   net::FrameBuilder message(pull ? dense_->size() * sizeof(float) : 0);
@@ -231,13 +222,13 @@ absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& 
     if (duplicate_pushes_) duplicate_pushes_->Increment();
   } else {
     int64_t keys = 0;
-    for (const TablePart& p : parts) {
+    for (const TablePart& p : *parts) {
       p.table->Push(p.keys, p.grads.data(), p.learning_rate, push.getStep());
       keys += static_cast<int64_t>(p.keys.size());
     }
     if (pushed_keys_) pushed_keys_->Increment(keys);
     if (dense) {
-      TOWERPS_RETURN_IF_ERROR(dense_->Apply(dense_grads, push.getDense().getLearningRate()));
+      TOWERPS_RETURN_IF_ERROR(dense_->Apply(*dense_grads, push.getDense().getLearningRate()));
     }
   }
   if (pull) ReadDense(reply.initDense());

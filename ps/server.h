@@ -97,6 +97,7 @@ class ParameterServer {
   Counter* pulled_keys_ = nullptr;
   Counter* pushed_keys_ = nullptr;
   Counter* duplicate_pushes_ = nullptr;
+  Counter* refused_pushes_ = nullptr;  // pushes refused by validation (nothing applied)
 
   PushDedup dedup_;
 };

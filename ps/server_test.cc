@@ -93,6 +93,7 @@ class ServerHarness {
   }
 
   ParameterServer* server() { return server_.get(); }
+  MetricsRegistry* metrics() { return &metrics_; }
 
  private:
   MetricsRegistry metrics_;
@@ -155,6 +156,31 @@ TEST(ParameterServerTest, BadRequestsAreRefusedAndChangeNothing) {
 }
 
 // Two tables in one request: both answered; a push with one bad part applies none.
+// A finite but huge gradient used to overflow a row-wise Adagrad accumulator to Inf,
+// after which every push divided by it and changed nothing: the row was frozen.
+TEST(ParameterServerTest, HugeGradientIsRefusedAndTheRowStillTrains) {
+  ParameterServerOptions options = Options();
+  options.tables[0].optimizer.kind = sparse_emb::OptimizerKind::kRowwiseAdagrad;
+  ServerHarness h(options);
+  const std::vector<float> before = h.Pull({5});
+  auto refused = h.Push({5}, std::vector<float>(kDim, 3e38f), 1, 1);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.Pull({5}), before);  // nothing applied
+  EXPECT_EQ(h.metrics()->GetCounter("towerps_ps_refused_pushes_total")->value(), 1);
+  ASSERT_TRUE(h.Push({5}, std::vector<float>(kDim, 1.0f), 1, 2).ok());
+  const std::vector<float> once = h.Pull({5});
+  EXPECT_NE(once, before);
+  ASSERT_TRUE(h.Push({5}, std::vector<float>(kDim, 1.0f), 1, 3).ok());
+  const std::vector<float> twice = h.Pull({5});
+  for (int i = 0; i < kDim; ++i) {
+    EXPECT_TRUE(std::isfinite(twice[i]));
+    EXPECT_LT(twice[i], once[i]) << "coordinate " << i << " no longer trains";
+  }
+  float state = 0;
+  ASSERT_TRUE(h.server()->table(0)->ReadOptimizerState(5, &state));
+  EXPECT_TRUE(std::isfinite(state));
+}
+
 TEST(ParameterServerTest, MultiTableRequestsAreAppliedWhole) {
   ParameterServerOptions options = Options();
   sparse_emb::TableConfig users = options.tables[0];

@@ -70,9 +70,11 @@ class EmbeddingTable {
   // missing rows read zeros. For evaluation and export.
   void Lookup(absl::Span<const uint64_t> keys, float* out) const;
 
-  // keys: n UNIQUE keys (the caller aggregates duplicates), grads: n * dim. Applies the
-  // optimizer in place with learning rate `lr` at global step `step` (a push with lr
-  // not finite and > 0 is dropped and logged). A missing
+  // keys: n UNIQUE keys (the caller aggregates duplicates), grads: n * dim, each value
+  // within kMaxGradientMagnitude (common/numeric_bounds.h; the caller checks, so the
+  // optimizer state stays finite). Applies the optimizer in place with learning rate
+  // `lr` at global step `step` (a push with lr outside (0, kMaxLearningRate] is
+  // dropped and logged). A missing
   // key is counted (admission) and created when admitted, then updated; a key not
   // admitted is only counted.
   void Push(absl::Span<const uint64_t> keys, const float* grads, float lr, int64_t step);
