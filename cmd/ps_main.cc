@@ -45,6 +45,9 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   options.handler_threads = FLAGS_handler_threads;
   options.server = worker::ServerOptionsFor(*model, 0, 1, (*probe)->params().size());
   options.restore_dir = FLAGS_restore;
+  // Checkpoints ordered by the scheduler go under the run directory given here, never
+  // under a path from the wire.
+  if (!FLAGS_run_dir.empty()) options.server.checkpoint_root = FLAGS_run_dir + "/checkpoint";
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;

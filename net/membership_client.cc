@@ -31,7 +31,8 @@ ClusterView ViewOf(wire::RegisterReply::Reader r) {
   v.num_workers = static_cast<int>(r.getNumWorkers());
   v.num_partitions = static_cast<int>(r.getNumPartitions());
   v.staleness = r.getStaleness();
-  v.restore_dir = r.getRestoreDir().cStr();
+  v.job_id = r.getJobId();
+  v.restore_step = r.getRestoreStep();
   return v;
 }
 

@@ -34,7 +34,8 @@ struct ClusterView {
   int num_workers = 0;
   int num_partitions = 0;
   int64_t staleness = -1;
-  std::string restore_dir;  // a resumed job's checkpoint (servers load from it)
+  uint64_t job_id = 0;        // the job's random id (checkpoint files are bound to it)
+  int64_t restore_step = -1;  // a resumed job's checkpoint step (servers load it), or -1
 };
 
 struct ClockView {

@@ -32,9 +32,12 @@ struct PsNodeOptions {
   // Requested rank, -1 for any.
   int rank = -1;
   int handler_threads = 2;
-  // Tables, dense size and optimizer; rank and num_servers are filled at registration.
+  // Tables, dense size, optimizer and checkpoint root; rank, num_servers and job_id are
+  // filled at registration.
   ParameterServerOptions server;
-  // A checkpoint directory to load this server's shards from before serving.
+  // A checkpoint directory to load this server's shards from before serving (an
+  // operator's choice: it need not be of this job). Empty: a resumed job's checkpoint,
+  // named by its step at registration, is loaded from server.checkpoint_root.
   std::string restore_dir;
   int64_t heartbeat_interval_ms = 1000;
   // Give up when the scheduler is unreachable for this long.

@@ -35,6 +35,13 @@ struct ParameterServerOptions {
   // Floats in the model's whole dense parameter array; this server holds its block.
   uint64_t dense_params = 0;
   models::DenseOptimizerOptions dense_optimizer;
+  // The job's id (checkpoint files are bound to it; a checkpoint order for another job
+  // is refused). 0 outside a job (tools reading a checkpoint).
+  uint64_t job_id = 0;
+  // Where checkpoints ordered over the wire live: <checkpoint_root>/step-N. From the
+  // process's own flags (<run_dir>/checkpoint), never from a message; empty: this
+  // server refuses checkpoint orders.
+  std::string checkpoint_root;
   // Largest number of keys accepted in one request.
   uint64_t max_keys_per_request = uint64_t{1} << 22;
   // Name in envelopes and logs ("ps/0").
@@ -53,11 +60,20 @@ class ParameterServer {
   // and returns the reply frame; an error Status becomes an error reply.
   absl::StatusOr<std::string> Handle(const net::wire::Envelope::Reader& request);
 
-  // Writes this server's shards into `dir` (which must exist): one file per table
-  // and one for the dense block, each written atomically. Returns the file names.
-  absl::StatusOr<std::vector<std::string>> SaveCheckpoint(const std::string& dir);
-  // Loads the files SaveCheckpoint wrote. Every file is verified before it is applied.
-  absl::Status LoadCheckpoint(const std::string& dir);
+  // Writes this server's shards into `dir` (created when missing; a symlink is
+  // refused): one file per table and one for the dense block, each written atomically
+  // and bound to (job_id, step, rank, table). Returns the file names.
+  absl::StatusOr<std::vector<std::string>> SaveCheckpoint(const std::string& dir, int64_t step);
+  // Loads this rank's files of the checkpoint in `dir`, all or nothing: the MANIFEST is
+  // read and every file of this rank verified (listed, size, checksum, binding to the
+  // checkpoint's job and step, this rank, each table's name and fingerprint, structure)
+  // before any table or the dense block is replaced. With `require_this_job` (restores
+  // named by a step: resumed jobs, restore orders), the checkpoint must also be of
+  // options().job_id and `dir` must not be a symlink. Errors: NotFound (no directory),
+  // DataLoss (torn, corrupt, copied-in files), InvalidArgument (another model or job).
+  // Only an I/O error while applying files already verified (or a concurrent rewrite of
+  // them) can leave the shards partly loaded; it is logged as such.
+  absl::Status LoadCheckpoint(const std::string& dir, bool require_this_job = false);
 
   sparse_emb::EmbeddingTable* table(int id) { return tables_[id].get(); }
   DenseBlock* dense() { return dense_.get(); }

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/file_binding.h"
 #include "common/status.h"
 
 namespace towerps::sparse_emb {
@@ -148,10 +149,17 @@ absl::string_view OptimizerName(OptimizerKind kind) {
   return "unknown";
 }
 
+uint64_t TableFingerprint(const TableConfig& c) {
+  return FingerprintOf(absl::StrFormat(
+      "dim=%d dtype=%s optimizer=%s init=%d:%.9g seed=%d", c.dim, DTypeName(c.dtype),
+      OptimizerName(c.optimizer.kind), static_cast<int>(c.initializer.kind),
+      c.initializer.scale, c.initializer.seed));
+}
+
 int DTypeBytes(DType dtype) { return dtype == DType::kFp32 ? 4 : 2; }
 
 absl::Status TableConfig::Validate() const {
-  if (name.empty()) return Bad(*this, "name must be non-empty");
+  if (name.empty() || name.size() > 64) return Bad(*this, "name must have 1..64 characters");
   for (char ch : name) {
     if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '_') {
       return Bad(*this, "name may hold only [A-Za-z0-9_]");

@@ -87,7 +87,8 @@ struct EvictionConfig {
 };
 
 struct TableConfig {
-  // Table name, used in metric names and error messages. Non-empty, [A-Za-z0-9_].
+  // Table name, used in metric names, error messages and checkpoint bindings.
+  // 1..64 characters of [A-Za-z0-9_].
   std::string name = "table";
   // Embedding dimension, 4..1024.
   int dim = 64;
@@ -116,6 +117,13 @@ absl::StatusOr<TableConfig> ParseTableConfig(absl::string_view text);
 
 // The inverse of ParseTableConfig (every key written).
 std::string TableConfigToString(const TableConfig& config);
+
+// FingerprintOf the fields a table's stored rows depend on: dim, dtype, optimizer kind
+// and initializer (kind, scale, seed). Checkpoint files record it (common/file_binding.h)
+// so a table whose config changed, or another table of the same shape, does not load
+// them. Hyper-parameters that can change between runs (rates, eps, decay, clipping,
+// admission, eviction, stripes) are not part of it.
+uint64_t TableFingerprint(const TableConfig& config);
 
 absl::string_view DTypeName(DType dtype);
 absl::string_view OptimizerName(OptimizerKind kind);
