@@ -55,13 +55,13 @@ std::string EncodeFileBinding(const FileBinding& b) {
 
 absl::StatusOr<FileBinding> DecodeFileBinding(absl::string_view bytes, const std::string& path) {
   if (bytes.size() < kFileBindingBytes || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    return absl::DataLossError(absl::StrCat(
-        path, ": not bound to a job (no checkpoint binding at its start; a file of an older "
-              "towerps, or not a checkpoint file)"));
+    return absl::DataLossError(
+        absl::StrCat(path,
+                     ": not bound to a job (no checkpoint binding at its start; a file of an older "
+                     "towerps, or not a checkpoint file)"));
   }
   const char* p = bytes.data();
-  if (UnmaskCrc32c(Get<uint32_t>(p + kCrcOffset)) !=
-      Crc32c(absl::string_view(p, kCrcOffset))) {
+  if (UnmaskCrc32c(Get<uint32_t>(p + kCrcOffset)) != Crc32c(absl::string_view(p, kCrcOffset))) {
     return absl::DataLossError(absl::StrCat(path, ": checkpoint binding checksum mismatch"));
   }
   if (Get<uint32_t>(p + 8) != kVersion) {

@@ -1,6 +1,5 @@
 #include "common/numeric_bounds.h"
 
-
 #include "absl/strings/str_cat.h"
 
 namespace towerps {

@@ -69,8 +69,8 @@ absl::Status WriteManifest(const std::string& dir, const CheckpointManifest& m) 
                   m.num_virtual_shards, "\ndense_params ", m.dense_params, "\n");
   for (const CheckpointFile& f : m.files) {
     if (!PlainName(f.name)) {
-      return absl::InvalidArgumentError(absl::StrCat("checkpoint file name '", f.name,
-                                                     "' is not a plain name"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoint file name '", f.name, "' is not a plain name"));
     }
     absl::StrAppendFormat(&text, "file %s %d %08x\n", f.name, f.bytes, f.crc32c);
   }
@@ -83,9 +83,9 @@ absl::Status WriteManifest(const std::string& dir, const CheckpointManifest& m) 
 absl::StatusOr<CheckpointManifest> ReadManifest(const std::string& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
-    return absl::NotFoundError(absl::StrCat(
-        dir, ": checkpoint directory does not exist",
-        std::filesystem::exists(dir, ec) ? " (it is not a directory)" : ""));
+    return absl::NotFoundError(
+        absl::StrCat(dir, ": checkpoint directory does not exist",
+                     std::filesystem::exists(dir, ec) ? " (it is not a directory)" : ""));
   }
   auto text = ReadFileToString(dir + "/" + kManifest);
   if (absl::IsNotFound(text.status())) {
@@ -95,9 +95,10 @@ absl::StatusOr<CheckpointManifest> ReadManifest(const std::string& dir) {
   TOWERPS_RETURN_IF_ERROR(text.status());
   std::vector<std::string> lines = absl::StrSplit(*text, '\n', absl::SkipEmpty());
   if (!lines.empty() && lines[0] == kOldHeader) {
-    return absl::DataLossError(absl::StrCat(
-        dir, ": a checkpoint of an older towerps (format 1, files not bound to their job); "
-             "it cannot be loaded"));
+    return absl::DataLossError(
+        absl::StrCat(dir,
+                     ": a checkpoint of an older towerps (format 1, files not bound to their job); "
+                     "it cannot be loaded"));
   }
   if (lines.empty() || lines[0] != kHeader) return Malformed(dir, "header");
   CheckpointManifest m;
@@ -139,8 +140,8 @@ absl::StatusOr<CheckpointManifest> ReadManifest(const std::string& dir) {
   // A whole checkpoint copied under another step's name would otherwise load as that step.
   const int64_t named = StepOfName(std::filesystem::path(dir).lexically_normal().filename());
   if (named >= 0 && named != m.step) {
-    return absl::DataLossError(absl::StrCat(dir, ": its ", kManifest, " is of step ", m.step,
-                                            ", not ", named));
+    return absl::DataLossError(
+        absl::StrCat(dir, ": its ", kManifest, " is of step ", m.step, ", not ", named));
   }
   return m;
 }
@@ -152,8 +153,8 @@ absl::Status VerifyFiles(const std::string& dir, const CheckpointManifest& m,
     const std::string path = absl::StrCat(dir, "/", expected.name);
     struct stat st;
     if (::lstat(path.c_str(), &st) != 0) {
-      return absl::DataLossError(absl::StrCat(dir, ": checkpoint file ", expected.name,
-                                              " is missing"));
+      return absl::DataLossError(
+          absl::StrCat(dir, ": checkpoint file ", expected.name, " is missing"));
     }
     if (!S_ISREG(st.st_mode)) {
       return absl::DataLossError(absl::StrCat(path, " is not a regular file (a symlink?)"));
@@ -215,7 +216,7 @@ absl::StatusOr<int64_t> CheckpointStepUnder(const std::string& root, const std::
     return absl::InvalidArgumentError(absl::StrCat(
         dir, " is not a checkpoint of this run (", root,
         "/step-N): servers find the checkpoint under their own root by its step; copy it "
-        "there or give its step"));
+        "there"));
   }
   return step;
 }

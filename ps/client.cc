@@ -313,12 +313,15 @@ absl::StatusOr<std::vector<CheckpointFile>> PsClient::Checkpoint(int64_t step, u
   Waits waits;
   for (int s = 0; s < num_servers(); ++s) {
     // Not retried: a checkpoint that timed out is re-run whole by the scheduler.
-    TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/false, 0, [&](Envelope::Body::Builder body) {
-      auto checkpoint = body.initCheckpoint();
-      checkpoint.setStep(step);
-      checkpoint.setJobId(job_id);
-      checkpoint.setRestore(restore);
-    }, &waits));
+    TOWERPS_RETURN_IF_ERROR(SendTo(
+        s, /*retry=*/false, 0,
+        [&](Envelope::Body::Builder body) {
+          auto checkpoint = body.initCheckpoint();
+          checkpoint.setStep(step);
+          checkpoint.setJobId(job_id);
+          checkpoint.setRestore(restore);
+        },
+        &waits));
   }
   std::vector<absl::StatusOr<net::Message>> replies = net::RpcClient::WaitAll(waits);
   TOWERPS_RETURN_IF_ERROR(FirstError(replies));

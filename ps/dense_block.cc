@@ -77,8 +77,8 @@ absl::Status DenseBlock::Apply(absl::Span<const float> grads, float lr) {
 FileBinding DenseBlock::Binding(const FileBinding& origin) const {
   FileBinding b = origin;
   b.name = "dense";
-  b.fingerprint = FingerprintOf(absl::StrCat(
-      "dense optimizer=", optimizer_kind_, " offset=", offset_, " size=", size_));
+  b.fingerprint = FingerprintOf(
+      absl::StrCat("dense optimizer=", optimizer_kind_, " offset=", offset_, " size=", size_));
   return b;
 }
 

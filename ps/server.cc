@@ -298,9 +298,9 @@ absl::StatusOr<std::string> ParameterServer::Checkpoint(const Envelope::Reader& 
         absl::StrCat(options_.name, " has no checkpoint root (start it with --run_dir)"));
   }
   if (checkpoint.getJobId() != options_.job_id) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "checkpoint ordered for job %016x; %s belongs to job %016x", checkpoint.getJobId(),
-        options_.name, options_.job_id));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("checkpoint ordered for job %016x; %s belongs to job %016x",
+                        checkpoint.getJobId(), options_.name, options_.job_id));
   }
   const std::string dir = CheckpointDir(options_.checkpoint_root, step);
   capnp::MallocMessageBuilder message;
@@ -352,9 +352,9 @@ absl::Status ParameterServer::LoadCheckpoint(const std::string& dir, bool requir
   if (require_this_job) TOWERPS_RETURN_IF_ERROR(RefuseSymlink(dir));
   TOWERPS_ASSIGN_OR_RETURN(CheckpointManifest manifest, ReadManifest(dir));
   if (require_this_job && manifest.job_id != options_.job_id) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: a checkpoint of job %016x; %s belongs to job %016x", dir, manifest.job_id,
-        options_.name, options_.job_id));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: a checkpoint of job %016x; %s belongs to job %016x", dir,
+                        manifest.job_id, options_.name, options_.job_id));
   }
   if (manifest.num_servers != options_.num_servers) {
     return absl::InvalidArgumentError(absl::StrCat(dir, " was written by ", manifest.num_servers,
@@ -370,8 +370,8 @@ absl::Status ParameterServer::LoadCheckpoint(const std::string& dir, bool requir
   for (const std::string& name : mine) {
     if (std::none_of(manifest.files.begin(), manifest.files.end(),
                      [&](const CheckpointFile& f) { return f.name == name; })) {
-      return absl::DataLossError(absl::StrCat(dir, ": its MANIFEST lists no ", name,
-                                              " (a checkpoint of another model?)"));
+      return absl::DataLossError(
+          absl::StrCat(dir, ": its MANIFEST lists no ", name, " (a checkpoint of another model?)"));
     }
   }
   TOWERPS_RETURN_IF_ERROR(VerifyFiles(dir, manifest, [&](const std::string& name) {

@@ -60,9 +60,8 @@ class ServerCheckpointTest : public ::testing::Test {
   // Pulls and pushes keys 1..3 of both tables once.
   static void Train(ServerHarness* h, uint64_t seq) {
     for (uint32_t table = 0; table < 2; ++table) {
-      EXPECT_TRUE(h->Push({1, 2, 3}, std::vector<float>(3 * kDim, 1.0f), 1, seq * 2 + table,
-                          table)
-                      .ok());
+      EXPECT_TRUE(
+          h->Push({1, 2, 3}, std::vector<float>(3 * kDim, 1.0f), 1, seq * 2 + table, table).ok());
     }
   }
 
@@ -112,7 +111,8 @@ TEST_F(ServerCheckpointTest, FileFromAnotherStepOrRunIsRefused) {
   ServerHarness b(Options());
   absl::Status s = b.server()->LoadCheckpoint(dir);
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
-  EXPECT_THAT(std::string(s.message()), HasSubstr("ps-0-table-0.snap belongs elsewhere: step 10, not 20"));
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("ps-0-table-0.snap belongs elsewhere: step 10, not 20"));
   EXPECT_EQ(b.server()->table(0)->size(), 0);
 
   // The same step of another run (another job id).
@@ -205,9 +205,7 @@ TEST_F(ServerCheckpointTest, MessagesNameStepsNotPaths) {
   ParameterServerOptions rootless = Options();
   rootless.checkpoint_root.clear();
   ServerHarness b(rootless);
-  auto refused = b.Call([&](Envelope::Body::Builder body) {
-    body.initCheckpoint().setStep(5);
-  });
+  auto refused = b.Call([&](Envelope::Body::Builder body) { body.initCheckpoint().setStep(5); });
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 

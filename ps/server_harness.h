@@ -16,7 +16,6 @@ namespace towerps::ps::harness {
 
 using net::wire::Envelope;
 
-
 inline constexpr int kDim = 8;
 
 inline ParameterServerOptions Options() {

@@ -15,11 +15,11 @@
 namespace towerps::ps {
 namespace {
 
-using net::wire::Envelope;
+using harness::Blob;
 using harness::kDim;
 using harness::Options;
 using harness::ServerHarness;
-using harness::Blob;
+using net::wire::Envelope;
 
 TEST(ParameterServerTest, PullCreatesDeterministicRows) {
   ServerHarness a(Options());

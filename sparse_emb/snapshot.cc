@@ -125,8 +125,8 @@ class FileReader {
 // visit(type, aux, count, payload).
 template <typename Visit>
 absl::Status WalkSnapshot(const std::string& path, const TableConfig& config,
-                          const RowLayout& layout, const FileBinding& binding,
-                          bool compare_origin, Header* header, Visit&& visit) {
+                          const RowLayout& layout, const FileBinding& binding, bool compare_origin,
+                          Header* header, Visit&& visit) {
   FileReader in;
   TOWERPS_RETURN_IF_ERROR(in.Open(path));
   char bound[kFileBindingBytes];
@@ -379,8 +379,7 @@ absl::Status EmbeddingTable::Load(const std::string& path, const FileBinding* ex
   // Pass 1 verifies the whole file without touching the table.
   Header header;
   TOWERPS_RETURN_IF_ERROR(WalkSnapshot(path, config_, layout_, binding, expected != nullptr,
-                                       &header,
-                                       [](uint32_t, uint32_t, uint64_t, const char*) {}));
+                                       &header, [](uint32_t, uint32_t, uint64_t, const char*) {}));
   const bool sketch_compatible =
       header.num_stripes == static_cast<uint32_t>(config_.num_stripes) &&
       header.sketch_width == static_cast<uint64_t>(stripes_[0]->sketch.width()) &&
@@ -405,11 +404,11 @@ absl::Status EmbeddingTable::Load(const std::string& path, const FileBinding* ex
     }
   }
   Header again;
-  absl::Status status = WalkSnapshot(
-      path, config_, layout_, binding, expected != nullptr, &again,
-      [&](uint32_t type, uint32_t aux, uint64_t count, const char* payload) {
-        ApplyBlockLocked(type, aux, count, payload, sketch_compatible);
-      });
+  absl::Status status =
+      WalkSnapshot(path, config_, layout_, binding, expected != nullptr, &again,
+                   [&](uint32_t type, uint32_t aux, uint64_t count, const char* payload) {
+                     ApplyBlockLocked(type, aux, count, payload, sketch_compatible);
+                   });
   int64_t after = 0;
   for (auto& s : stripes_) after += s->store.size();
   track_erased_ = true;

@@ -150,10 +150,10 @@ absl::string_view OptimizerName(OptimizerKind kind) {
 }
 
 uint64_t TableFingerprint(const TableConfig& c) {
-  return FingerprintOf(absl::StrFormat(
-      "dim=%d dtype=%s optimizer=%s init=%d:%.9g seed=%d", c.dim, DTypeName(c.dtype),
-      OptimizerName(c.optimizer.kind), static_cast<int>(c.initializer.kind),
-      c.initializer.scale, c.initializer.seed));
+  return FingerprintOf(absl::StrFormat("dim=%d dtype=%s optimizer=%s init=%d:%.9g seed=%d", c.dim,
+                                       DTypeName(c.dtype), OptimizerName(c.optimizer.kind),
+                                       static_cast<int>(c.initializer.kind), c.initializer.scale,
+                                       c.initializer.seed));
 }
 
 int DTypeBytes(DType dtype) { return dtype == DType::kFp32 ? 4 : 2; }
@@ -184,7 +184,8 @@ absl::Status TableConfig::Validate() const {
   }
   if (!NonNegative(o.initial_accumulator)) return Bad(*this, "initial_accumulator must be >= 0");
   // A zero denominator turns a zero gradient into 0 / 0 = NaN.
-  const bool adagrad = o.kind == OptimizerKind::kAdagrad || o.kind == OptimizerKind::kRowwiseAdagrad;
+  const bool adagrad =
+      o.kind == OptimizerKind::kAdagrad || o.kind == OptimizerKind::kRowwiseAdagrad;
   if (adagrad && !(o.epsilon > 0.0f || o.initial_accumulator > 0.0f)) {
     return Bad(*this, "adagrad needs epsilon > 0 or initial_accumulator > 0");
   }

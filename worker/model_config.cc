@@ -206,10 +206,12 @@ absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) 
       TOWERPS_ASSIGN_OR_RETURN(c->loss.kind, models::ParseLossKind(kv.Take("kind")));
     }
     TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("temperature", &c->loss.temperature, Range{1e-4, 100}));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("negative_weight", &c->loss.negative_weight, Range{0, 1e3}));
+    TOWERPS_RETURN_IF_ERROR(
+        kv.TakeNumber("negative_weight", &c->loss.negative_weight, Range{0, 1e3}));
     TOWERPS_RETURN_IF_ERROR(kv.TakeBool("logq", &c->logq));
     TOWERPS_RETURN_IF_ERROR(kv.TakeBool("mask_duplicates", &c->loss.mask_duplicates));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("extra_negatives", &c->extra_negatives, Range{0, 1 << 20}));
+    TOWERPS_RETURN_IF_ERROR(
+        kv.TakeNumber("extra_negatives", &c->extra_negatives, Range{0, 1 << 20}));
   } else if (directive == "dense_optimizer") {
     auto& o = c->dense_optimizer;
     if (kv.Has("kind")) {
@@ -260,7 +262,8 @@ absl::Status ModelConfig::Validate() const {
     return absl::InvalidArgumentError("schedule min_lr_ratio must be in [0, 1]");
   }
   for (const TableSpec& t : tables) {
-    TOWERPS_RETURN_IF_ERROR(CheckLearningRate(t.learning_rate, absl::StrCat("table ", t.config.name)));
+    TOWERPS_RETURN_IF_ERROR(
+        CheckLearningRate(t.learning_rate, absl::StrCat("table ", t.config.name)));
   }
   TOWERPS_RETURN_IF_ERROR(CheckLearningRate(dense_learning_rate, "dense_optimizer"));
   if (!(loss.temperature >= 1e-4f && loss.temperature <= 100.0f)) {

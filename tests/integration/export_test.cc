@@ -45,7 +45,8 @@ TEST_F(ExportTest, LiveClusterExportEqualsCheckpointExport) {
        "--num_servers=1", "--num_workers=1"},
       &scheduler);
   ASSERT_FALSE(sched.empty());
-  auto ps = StartNode({"ps", "--restore=" + *checkpoint}, config, ds, sched, "ps.log");
+  auto ps = StartNode({"ps", "--restore=" + *checkpoint, "--run_dir=" + dir_ + "/cluster"}, config,
+                      ds, sched, "ps.log");
   auto membership = ConnectScheduler(sched);
   ASSERT_NE(membership, nullptr);
   ASSERT_TRUE(membership->Register(net::kRoleWorker, 0, "").ok());  // the cluster forms
