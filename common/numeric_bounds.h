@@ -39,12 +39,14 @@ inline bool AllWithin(absl::Span<const float> values, float bound) {
 }
 
 // OK when lr is finite, > 0 and <= kMaxLearningRate; otherwise InvalidArgument
-// "<what>: learning rate <lr> is not in (0, 1000]".
-absl::Status CheckLearningRate(float lr, absl::string_view what);
+// "<what>[ <id>]: learning rate <lr> is not in (0, 1000]" (the id when >= 0; the
+// message is built only on failure, so the check is cheap on a hot path).
+absl::Status CheckLearningRate(float lr, absl::string_view what, int64_t id = -1);
 
 // OK when every gradient value is within kMaxGradientMagnitude; otherwise
-// InvalidArgument "<what>: gradient holds NaN, Inf or a value beyond 2^32".
-absl::Status CheckGradients(absl::Span<const float> grads, absl::string_view what);
+// InvalidArgument "<what>[ <id>]: gradient holds NaN, Inf or a value beyond 2^32".
+absl::Status CheckGradients(absl::Span<const float> grads, absl::string_view what,
+                            int64_t id = -1);
 
 }  // namespace towerps
 

@@ -28,10 +28,10 @@ absl::Status LocalParams::Update(const StepUpdate& update, int64_t step) {
     if (s.table >= server_->options().tables.size()) {
       return absl::InvalidArgumentError(absl::StrCat("no table ", s.table));
     }
-    const std::string what = absl::StrCat("table ", s.table);
-    TOWERPS_RETURN_IF_ERROR(CheckLearningRate(s.learning_rate, what));
+    TOWERPS_RETURN_IF_ERROR(CheckLearningRate(s.learning_rate, "table", s.table));
     TOWERPS_RETURN_IF_ERROR(CheckGradients(
-        absl::MakeConstSpan(s.grads, s.keys.size() * server_->table(s.table)->dim()), what));
+        absl::MakeConstSpan(s.grads, s.keys.size() * server_->table(s.table)->dim()), "table",
+        s.table));
   }
   if (!update.dense_grads.empty()) {
     TOWERPS_RETURN_IF_ERROR(CheckLearningRate(update.dense_learning_rate, "dense"));

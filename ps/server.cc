@@ -155,8 +155,8 @@ absl::StatusOr<std::vector<ParameterServer::TablePart>> ParameterServer::ParsePa
       p.learning_rate = part.getLearningRate();
       // Bounded rates and gradients keep the optimizer state finite (common/numeric_bounds.h).
       TOWERPS_RETURN_IF_ERROR(
-          CheckLearningRate(p.learning_rate, absl::StrCat("table ", part.getTable())));
-      TOWERPS_RETURN_IF_ERROR(CheckGradients(p.grads, absl::StrCat("table ", part.getTable())));
+          CheckLearningRate(p.learning_rate, "table", part.getTable()));
+      TOWERPS_RETURN_IF_ERROR(CheckGradients(p.grads, "table", part.getTable()));
     }
     out.push_back(p);
   }
