@@ -36,8 +36,15 @@ ClusterView ViewOf(wire::RegisterReply::Reader r) {
   return v;
 }
 
-ClockView ClockOf(wire::ClockReply::Reader r) {
-  return ClockView{r.getMayStart(), r.getGlobalStep(), r.getLrScale(), r.getPhase()};
+// The learning-rate scale multiplies every base rate: a NaN, negative or > 1 scale
+// from the wire would poison or blow up every update, so it is refused here.
+absl::StatusOr<ClockView> ClockOf(wire::ClockReply::Reader r) {
+  const float scale = r.getLrScale();
+  if (!(scale >= 0.0f && scale <= 1.0f)) {
+    return absl::DataLossError(absl::StrCat("clock reply carries a learning-rate scale of ",
+                                            scale, " (outside [0, 1])"));
+  }
+  return ClockView{r.getMayStart(), r.getGlobalStep(), scale, r.getPhase()};
 }
 
 }  // namespace

@@ -56,6 +56,7 @@ class MembershipClient {
   // after timeout_ms).
   absl::StatusOr<ClusterView> WaitForCluster(uint8_t role, int rank, int64_t timeout_ms,
                                              int64_t poll_ms = 20);
+  // Heartbeat and Clock return DataLoss for a reply whose lr_scale is outside [0, 1].
   absl::StatusOr<ClockView> Heartbeat(uint8_t role, int rank);
   absl::StatusOr<ClockView> Clock(int rank, int64_t finished_steps, int64_t next_step,
                                   bool finished);

@@ -88,7 +88,8 @@ class ParameterServer {
   absl::StatusOr<std::string> Checkpoint(const net::wire::Envelope::Reader& request);
   absl::StatusOr<sparse_emb::EmbeddingTable*> TableFor(uint32_t id) const;
   // One table's part of a sparse request, checked (table id, sizes; for a push also
-  // dim, learning rate and finite gradients). The spans point into the request.
+  // dim, a learning rate in (0, kMaxLearningRate] and gradients within
+  // kMaxGradientMagnitude: common/numeric_bounds.h). The spans point into the request.
   struct TablePart {
     sparse_emb::EmbeddingTable* table = nullptr;
     absl::Span<const uint64_t> keys;
@@ -99,7 +100,7 @@ class ParameterServer {
   // key count) before anything is applied.
   absl::StatusOr<std::vector<TablePart>> ParseParts(
       capnp::List<net::wire::TableKeys>::Reader parts, bool push) const;
-  // Checks a dense update for this server's block (size, learning rate, finite);
+  // Checks a dense update for this server's block (size, learning rate, bounded);
   // its gradient, read in place.
   absl::StatusOr<absl::Span<const float>> ParseDenseUpdate(
       net::wire::PushDense::Reader dense) const;

@@ -5,6 +5,7 @@
 #include <capnp/message.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/file_util.h"
 #include "common/json.h"
 #include "common/status.h"
@@ -94,6 +95,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
           ctx, options.rpc, [raw](const Envelope::Reader& r) { return raw->Handle(r); },
           metrics));
   scheduler->monitor_ = std::thread([raw] { raw->MonitorLoop(); });
+  LOG(INFO) << absl::StrFormat("scheduler: job %016x", scheduler->job_id_);
   LOG(INFO) << "scheduler: waiting for " << options.job.num_servers << " servers and "
             << options.job.num_workers << " workers at " << scheduler->endpoint();
   return scheduler;
