@@ -383,6 +383,8 @@ absl::Status ParameterServer::LoadCheckpoint(const std::string& dir, bool requir
   }
   TOWERPS_RETURN_IF_ERROR(dense_->Verify(dir + "/" + mine.back(), &expected));
   // Pass 2 applies them (each load verifies its file again as it reads it).
+  // TODO(perf): a file is read four times (checksum, verify, the load's own verify,
+  // apply); verifying into memory once would halve restore I/O for big tables.
   for (size_t t = 0; t < tables_.size(); ++t) {
     absl::Status loaded = tables_[t]->Load(dir + "/" + mine[t], &expected);
     if (!loaded.ok()) {
