@@ -24,8 +24,11 @@ DEFINE_int32(handler_threads, 2,
 namespace towerps::cmd {
 
 int RunPs(int /*argc*/, char** /*argv*/) {
-  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_scheduler.empty()) {
-    std::fprintf(stderr, "towerps ps: --config, --dataset and --scheduler are required\n");
+  // --run_dir is where this server's checkpoints go: the scheduler names only steps.
+  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_scheduler.empty() ||
+      FLAGS_run_dir.empty()) {
+    std::fprintf(stderr,
+                 "towerps ps: --config, --dataset, --scheduler and --run_dir are required\n");
     return 2;
   }
   auto config = worker::LoadModelConfig(FLAGS_config);
@@ -47,7 +50,7 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   options.restore_dir = FLAGS_restore;
   // Checkpoints ordered by the scheduler go under the run directory given here, never
   // under a path from the wire.
-  if (!FLAGS_run_dir.empty()) options.server.checkpoint_root = FLAGS_run_dir + "/checkpoint";
+  options.server.checkpoint_root = FLAGS_run_dir + "/checkpoint";
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;
