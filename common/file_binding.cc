@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -111,7 +112,9 @@ std::string BindingDifference(const FileBinding& actual, const FileBinding& expe
     }
   }
   if (actual.name != expected.name) {
-    diffs.push_back(absl::StrCat("table '", actual.name, "', not '", expected.name, "'"));
+    // The name read from a file may hold any bytes: escaped, the message stays one line.
+    diffs.push_back(absl::StrCat("table '", absl::CHexEscape(actual.name), "', not '",
+                                 absl::CHexEscape(expected.name), "'"));
   }
   if (actual.fingerprint != expected.fingerprint) {
     diffs.push_back(absl::StrFormat(
