@@ -3,6 +3,8 @@
 #include <capnp/message.h>
 
 #include <cmath>
+#include <memory>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "net/codec.h"
@@ -33,8 +35,11 @@ std::unique_ptr<RpcServer> FakeScheduler(const ZmqContext* ctx, float scale) {
 // NaN, negative or above 1 is refused instead of poisoning every update.
 TEST(MembershipClientTest, ClockWithABadLearningRateScaleIsRefused) {
   ZmqContext ctx;
+  // All kept alive: a server made at a freed one's address would reuse its inproc name.
+  std::vector<std::unique_ptr<RpcServer>> servers;
   for (float scale : {0.5f, NAN, -1.0f, 2.0f, INFINITY}) {
-    auto server = FakeScheduler(&ctx, scale);
+    servers.push_back(FakeScheduler(&ctx, scale));
+    RpcServer* server = servers.back().get();
     RpcClientOptions options;
     options.endpoint = server->endpoint();
     options.timeout_ms = 2000;
