@@ -1,5 +1,7 @@
 #include "cmd/index_flags.h"
 
+#include <filesystem>
+
 #include "ps/checkpoint.h"
 
 DEFINE_string(checkpoint, "",
@@ -15,9 +17,13 @@ namespace towerps::cmd {
 absl::StatusOr<std::string> ResolveCheckpoint(const std::string& flag) {
   absl::Status direct = ps::VerifyCheckpoint(flag).status();
   if (direct.ok()) return flag;
+  if (absl::IsNotFound(direct)) return direct;  // "does not exist"
   auto latest = ps::LatestCheckpoint(flag);
   if (latest.ok()) return *latest;
-  return direct;
+  // A step directory's own error says more; a root's is "no complete checkpoint".
+  const bool step_dir = std::filesystem::path(flag).lexically_normal().filename().string().rfind(
+                            "step-", 0) == 0;
+  return step_dir ? direct : latest.status();
 }
 
 }  // namespace towerps::cmd

@@ -30,8 +30,11 @@ DEFINE_int32(handler_threads, 2,
 namespace towerps::cmd {
 
 int RunPs(int /*argc*/, char** /*argv*/) {
-  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_scheduler.empty()) {
-    std::fprintf(stderr, "towerps ps: --config, --dataset and --scheduler are required\n");
+  // --run_dir is where this server's checkpoints go: the scheduler names only steps.
+  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_scheduler.empty() ||
+      FLAGS_run_dir.empty()) {
+    std::fprintf(stderr,
+                 "towerps ps: --config, --dataset, --scheduler and --run_dir are required\n");
     return 2;
   }
   if (absl::Status ranked = RequireRankWithCurve(FLAGS_rank, "--rank"); !ranked.ok()) {
@@ -64,6 +67,9 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   options.heartbeat_interval_ms = FLAGS_heartbeat_interval_ms;
   options.scheduler_timeout_ms = FLAGS_scheduler_timeout_ms;
   options.stop_grace_ms = FLAGS_stop_grace_ms;
+  // Checkpoints ordered by the scheduler go under the run directory given here, never
+  // under a path from the wire.
+  options.server.checkpoint_root = FLAGS_run_dir + "/checkpoint";
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;

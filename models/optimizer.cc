@@ -27,7 +27,9 @@ absl::Status DenseOptimizerOptions::Validate() const {
   auto in_unit = [](float v) { return v >= 0.0f && v < 1.0f; };
   if (!in_unit(beta1)) return absl::InvalidArgumentError("optimizer: beta1 must be in [0, 1)");
   if (!in_unit(beta2)) return absl::InvalidArgumentError("optimizer: beta2 must be in [0, 1)");
-  if (!(epsilon > 0)) return absl::InvalidArgumentError("optimizer: epsilon must be > 0");
+  if (!(epsilon > 0 && std::isfinite(epsilon))) {
+    return absl::InvalidArgumentError("optimizer: epsilon must be finite and > 0");
+  }
   if (!in_unit(momentum)) {
     return absl::InvalidArgumentError("optimizer: momentum must be in [0, 1)");
   }

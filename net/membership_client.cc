@@ -31,13 +31,21 @@ ClusterView ViewOf(wire::RegisterReply::Reader r) {
   v.num_workers = static_cast<int>(r.getNumWorkers());
   v.num_partitions = static_cast<int>(r.getNumPartitions());
   v.staleness = r.getStaleness();
-  v.restore_dir = r.getRestoreDir().cStr();
   v.reason = r.getReason().cStr();
+  v.job_id = r.getJobId();
+  v.restore_step = r.getRestoreStep();
   return v;
 }
 
-ClockView ClockOf(wire::ClockReply::Reader r) {
-  return ClockView{r.getMayStart(), r.getGlobalStep(), r.getLrScale(), r.getPhase(),
+// The learning-rate scale multiplies every base rate: a NaN, negative or > 1 scale
+// from the wire would poison or blow up every update, so it is refused here.
+absl::StatusOr<ClockView> ClockOf(wire::ClockReply::Reader r) {
+  const float scale = r.getLrScale();
+  if (!(scale >= 0.0f && scale <= 1.0f)) {
+    return absl::DataLossError(absl::StrCat("clock reply carries a learning-rate scale of ",
+                                            scale, " (outside [0, 1])"));
+  }
+  return ClockView{r.getMayStart(), r.getGlobalStep(), scale, r.getPhase(),
                    r.getReason().cStr()};
 }
 

@@ -41,8 +41,9 @@ struct ClusterView {
   int num_workers = 0;
   int num_partitions = 0;
   int64_t staleness = -1;
-  std::string restore_dir;  // a resumed job's checkpoint (servers load from it)
-  std::string reason;       // why the job failed or is stopping; else empty
+  std::string reason;          // why the job failed or is stopping; else empty
+  uint64_t job_id = 0;        // the job's random id (checkpoint files are bound to it)
+  int64_t restore_step = -1;  // a resumed job's checkpoint step (servers load it), or -1
 };
 
 struct ClockView {
@@ -74,6 +75,7 @@ class MembershipClient {
   absl::StatusOr<ClusterView> WaitForCluster(uint8_t role, int rank, int64_t timeout_ms,
                                              int64_t poll_ms = 20,
                                              const absl::Notification* stop = nullptr);
+  // Heartbeat and Clock return DataLoss for a reply whose lr_scale is outside [0, 1].
   absl::StatusOr<ClockView> Heartbeat(uint8_t role, int rank);
   absl::StatusOr<ClockView> Clock(int rank, int64_t finished_steps, int64_t next_step,
                                   bool finished);

@@ -4,42 +4,10 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "net/fake_scheduler.h"
 
 namespace towerps::net {
 namespace {
-
-// A stand-in scheduler: answers every Heartbeat with `phase` and `reason`, or with
-// `error` when it is not OK.
-class FakeScheduler {
- public:
-  FakeScheduler(const ZmqContext* ctx, uint8_t phase, std::string reason,
-                absl::Status error = absl::OkStatus())
-      : phase_(phase), reason_(std::move(reason)), error_(std::move(error)) {
-    auto server = RpcServer::Start(
-        ctx, RpcServerOptions(),
-        [this](const Peer&, const wire::Envelope::Reader& r) -> absl::StatusOr<std::string> {
-          if (!error_.ok()) return error_;
-          capnp::MallocMessageBuilder message;
-          auto envelope = message.initRoot<wire::Envelope>();
-          InitEnvelope(envelope, "scheduler", r.getRequestId());
-          auto reply = envelope.getBody().initClockReply();
-          reply.setPhase(phase_.load());
-          reply.setReason(reason_.c_str());
-          return EncodeMessage(message);
-        },
-        nullptr);
-    EXPECT_TRUE(server.ok()) << server.status();
-    server_ = std::move(server).value();
-  }
-  const std::string& endpoint() const { return server_->endpoint(); }
-  void set_phase(uint8_t phase) { phase_ = phase; }
-
- private:
-  std::atomic<uint8_t> phase_;
-  const std::string reason_;
-  const absl::Status error_;
-  std::unique_ptr<RpcServer> server_;
-};
 
 SchedulerWatchOptions WatchOptions(const std::string& endpoint) {
   SchedulerWatchOptions options;

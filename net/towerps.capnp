@@ -43,9 +43,12 @@ struct RegisterReply {
   numServers @6 :UInt32;       # parameter servers in the job
   numPartitions @7 :UInt32;    # data partitions of the training split
   staleness @8 :Int64;         # bounded staleness (0 synchronous, < 0 unbounded)
-  restoreDir @9 :Text;         # a resumed job's checkpoint: servers load their shards
-                               # from it before serving; empty for a fresh job
+  restoreDir @9 :Text;         # obsolete (servers ignore it): messages name no paths
   reason @10 :Text;            # phase failed or stopping: why, one line; else empty
+  jobId @11 :UInt64;           # the job's random id; checkpoint files are bound to it
+  restoreStep @12 :Int64 = -1; # a resumed job's checkpoint step: servers load their
+                               # shards from <their run_dir>/checkpoint/step-N before
+                               # serving; -1 for a fresh job
 }
 
 # Who is in the job now. Reply: RegisterReply.
@@ -165,15 +168,17 @@ struct PushDense {
                            # is 0, i.e. before any update; later ones are duplicates)
 }
 
-# Write (or load) this server's shards under `dir`. Reply: CheckpointReply.
+# Write (or load) this server's shards in the checkpoint of `step`, under the
+# server's own checkpoint root (<run_dir>/checkpoint/step-N). Reply: CheckpointReply.
 struct Checkpoint {
-  dir @0 :Text;            # checkpoint directory of the step
-  step @1 :Int64;          # global step being saved
+  dir @0 :Text;            # obsolete: must be empty (a path on the wire is refused)
+  step @1 :Int64;          # global step being saved (or restored), >= 0
   restore @2 :Bool;        # load instead of save
+  jobId @3 :UInt64;        # the job the scheduler runs; a server of another job refuses
 }
 
 struct CheckpointReply {
-  files @0 :List(Text);    # files written, relative to dir
+  files @0 :List(Text);    # files written, plain names in the step's directory
   bytes @1 :UInt64;        # bytes written in all
   fileBytes @2 :List(UInt64);  # size of each file, parallel to files
   checksums @3 :List(UInt32);  # CRC-32C of each file, parallel to files

@@ -125,6 +125,10 @@ std::string Frame::Property(const char* name) const {
 ZmqContext::ZmqContext() : ctx_(zmq_ctx_new()) { CHECK(ctx_ != nullptr); }
 ZmqContext::~ZmqContext() { zmq_ctx_term(ctx_); }
 
+std::string ZmqContext::UniqueInprocEndpoint(absl::string_view prefix) const {
+  return absl::StrCat("inproc://", prefix, "-", next_inproc_id_.fetch_add(1));
+}
+
 absl::StatusOr<CurveKeys> GenerateCurveKeys() {
   char public_key[41];
   char secret_key[41];
@@ -179,8 +183,7 @@ absl::StatusOr<std::unique_ptr<RpcServer>> RpcServer::Start(const ZmqContext* ct
   size_t size = sizeof(endpoint);
   zmq_getsockopt(server->router_, ZMQ_LAST_ENDPOINT, endpoint, &size);
   server->endpoint_ = endpoint;
-  server->reply_endpoint_ = absl::StrCat("inproc://towerps-rpc-replies-",
-                                         reinterpret_cast<uintptr_t>(server.get()));
+  server->reply_endpoint_ = ctx->UniqueInprocEndpoint("towerps-rpc-replies");
   server->replies_ = zmq_socket(ctx->get(), ZMQ_PULL);
   SetInt(server->replies_, ZMQ_LINGER, 0);
   SetInt(server->replies_, ZMQ_RCVHWM, 0);

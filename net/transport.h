@@ -75,9 +75,14 @@ class ZmqContext {
   ZmqContext(const ZmqContext&) = delete;
   ZmqContext& operator=(const ZmqContext&) = delete;
   void* get() const { return ctx_; }
+  // "inproc://<prefix>-<n>", never returned twice by this context, so an inproc
+  // endpoint is never bound twice (a freed server's name may still be bound while
+  // libzmq closes its socket). Thread-safe.
+  std::string UniqueInprocEndpoint(absl::string_view prefix) const;
 
  private:
   void* ctx_;
+  mutable std::atomic<uint64_t> next_inproc_id_{0};
 };
 
 // CURVE keys (Z85 text, 40 characters each). Empty public/secret keys = no encryption.

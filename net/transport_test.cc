@@ -111,6 +111,16 @@ TEST_P(TransportTest, HandlerExceptionIsAnErrorReply) {
   EXPECT_EQ(metrics_.GetCounter("towerps_net_handler_exceptions_total")->value(), 2);
 }
 
+// Servers made and freed one after another in one context: each gets an inproc name
+// of its own (a freed server's memory, and so its old name, used to be reused while
+// libzmq still held the name: a CHECK failure).
+TEST_P(TransportTest, ServersMadeAfterFreedOnesStart) {
+  for (int i = 0; i < 20; ++i) {
+    auto server = StartServer();
+    ASSERT_NE(server, nullptr);
+  }
+}
+
 TEST_P(TransportTest, MalformedFramesGetErrorRepliesAndServerKeepsServing) {
   auto server = StartServer();
   void* raw = zmq_socket(ctx_.get(), ZMQ_DEALER);

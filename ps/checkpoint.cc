@@ -1,13 +1,17 @@
 #include "ps/checkpoint.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
+#include <random>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/checksum.h"
+#include "common/file_binding.h"
 #include "common/file_util.h"
 #include "common/status.h"
 #include "glog/logging.h"
@@ -16,16 +20,42 @@ namespace towerps::ps {
 namespace {
 
 constexpr char kManifest[] = "MANIFEST";
-constexpr char kHeader[] = "towerps-checkpoint 1";
+constexpr char kHeader[] = "towerps-checkpoint 2";
+constexpr char kOldHeader[] = "towerps-checkpoint 1";
 
 absl::Status Malformed(const std::string& dir, absl::string_view why) {
   return absl::DataLossError(absl::StrCat(dir, "/", kManifest, ": malformed (", why, ")"));
 }
 
+// A file name a MANIFEST may list: one plain path component.
+bool PlainName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
+// The N of a directory named step-N, or -1.
+int64_t StepOfName(const std::string& name) {
+  int64_t step = -1;
+  if (name.size() <= 5 || name.rfind("step-", 0) != 0) return -1;
+  if (!std::all_of(name.begin() + 5, name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return -1;
+  }
+  return absl::SimpleAtoi(name.substr(5), &step) ? step : -1;
+}
+
 }  // namespace
 
+std::string CheckpointName(int64_t step) { return absl::StrFormat("step-%010d", step); }
+
 std::string CheckpointDir(const std::string& root, int64_t step) {
-  return absl::StrFormat("%s/step-%010d", root, step);
+  return absl::StrCat(root, "/", CheckpointName(step));
+}
+
+uint64_t NewJobId() {
+  std::random_device random;
+  uint64_t id = 0;
+  while (id == 0) id = (uint64_t{random()} << 32) ^ random();
+  return id;
 }
 
 absl::StatusOr<CheckpointFile> DescribeFile(const std::string& dir, const std::string& name) {
@@ -34,10 +64,14 @@ absl::StatusOr<CheckpointFile> DescribeFile(const std::string& dir, const std::s
 }
 
 absl::Status WriteManifest(const std::string& dir, const CheckpointManifest& m) {
-  std::string text = absl::StrCat(kHeader, "\nstep ", m.step, "\nservers ", m.num_servers,
-                                  "\nvirtual_shards ", m.num_virtual_shards, "\ndense_params ",
-                                  m.dense_params, "\n");
+  std::string text = absl::StrFormat("%s\njob %016x\n", kHeader, m.job_id);
+  absl::StrAppend(&text, "step ", m.step, "\nservers ", m.num_servers, "\nvirtual_shards ",
+                  m.num_virtual_shards, "\ndense_params ", m.dense_params, "\n");
   for (const CheckpointFile& f : m.files) {
+    if (!PlainName(f.name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoint file name '", f.name, "' is not a plain name"));
+    }
     absl::StrAppendFormat(&text, "file %s %d %08x\n", f.name, f.bytes, f.crc32c);
   }
   for (const PartitionProgress& p : m.partitions) {
@@ -46,7 +80,13 @@ absl::Status WriteManifest(const std::string& dir, const CheckpointManifest& m) 
   return WriteFileAtomically(dir + "/" + kManifest, text);
 }
 
-absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir) {
+absl::StatusOr<CheckpointManifest> ReadManifest(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat(dir, ": checkpoint directory does not exist",
+                     std::filesystem::exists(dir, ec) ? " (it is not a directory)" : ""));
+  }
   auto text = ReadFileToString(dir + "/" + kManifest);
   if (absl::IsNotFound(text.status())) {
     return absl::DataLossError(absl::StrCat(dir, ": torn checkpoint (no ", kManifest,
@@ -54,15 +94,25 @@ absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir) {
   }
   TOWERPS_RETURN_IF_ERROR(text.status());
   std::vector<std::string> lines = absl::StrSplit(*text, '\n', absl::SkipEmpty());
+  if (!lines.empty() && lines[0] == kOldHeader) {
+    return absl::DataLossError(
+        absl::StrCat(dir,
+                     ": a checkpoint of an older towerps (format 1, files not bound to their job); "
+                     "it cannot be loaded"));
+  }
   if (lines.empty() || lines[0] != kHeader) return Malformed(dir, "header");
   CheckpointManifest m;
+  bool has_job = false;
   for (size_t i = 1; i < lines.size(); ++i) {
     std::vector<std::string> f = absl::StrSplit(lines[i], ' ');
     bool ok = true;
-    if (f[0] == "step" && f.size() == 2) {
-      ok = absl::SimpleAtoi(f[1], &m.step);
+    if (f[0] == "job" && f.size() == 2) {
+      ok = absl::SimpleHexAtoi(f[1], &m.job_id) && !has_job;
+      has_job = true;
+    } else if (f[0] == "step" && f.size() == 2) {
+      ok = absl::SimpleAtoi(f[1], &m.step) && m.step >= 0;
     } else if (f[0] == "servers" && f.size() == 2) {
-      ok = absl::SimpleAtoi(f[1], &m.num_servers);
+      ok = absl::SimpleAtoi(f[1], &m.num_servers) && m.num_servers > 0;
     } else if (f[0] == "virtual_shards" && f.size() == 2) {
       ok = absl::SimpleAtoi(f[1], &m.num_virtual_shards);
     } else if (f[0] == "dense_params" && f.size() == 2) {
@@ -71,7 +121,7 @@ absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir) {
       CheckpointFile file;
       file.name = f[1];
       ok = absl::SimpleAtoi(f[2], &file.bytes) && absl::SimpleHexAtoi(f[3], &file.crc32c) &&
-           file.name.find('/') == std::string::npos;
+           PlainName(file.name);
       m.files.push_back(file);
     } else if (f[0] == "partition" && f.size() == 4) {
       PartitionProgress p;
@@ -86,7 +136,35 @@ absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir) {
     }
     if (!ok) return Malformed(dir, absl::StrCat("line ", i + 1));
   }
+  if (!has_job) return Malformed(dir, "no job line");
+  // A whole checkpoint copied under another step's name would otherwise load as that step.
+  const int64_t named = StepOfName(std::filesystem::path(dir).lexically_normal().filename());
+  if (named >= 0 && named != m.step) {
+    return absl::DataLossError(
+        absl::StrCat(dir, ": its ", kManifest, " is of step ", m.step, ", not ", named));
+  }
+  return m;
+}
+
+absl::Status VerifyFiles(const std::string& dir, const CheckpointManifest& m,
+                         const std::function<bool(const std::string&)>& wanted) {
   for (const CheckpointFile& expected : m.files) {
+    if (wanted && !wanted(expected.name)) continue;
+    const std::string path = absl::StrCat(dir, "/", expected.name);
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) {
+      return absl::DataLossError(
+          absl::StrCat(dir, ": checkpoint file ", expected.name, " is missing"));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return absl::DataLossError(absl::StrCat(path, " is not a regular file (a symlink?)"));
+    }
+    // The binding first: a file copied in from another step or job says so.
+    TOWERPS_ASSIGN_OR_RETURN(FileBinding binding, ReadFileBinding(path));
+    FileBinding want = binding;
+    want.job_id = m.job_id;
+    want.step = m.step;
+    TOWERPS_RETURN_IF_ERROR(CheckFileBinding(binding, want, /*compare_origin=*/true, path));
     auto actual = DescribeFile(dir, expected.name);
     if (!actual.ok()) {
       return absl::DataLossError(absl::StrCat(dir, ": checkpoint file ", expected.name,
@@ -99,6 +177,12 @@ absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir) {
           dir, expected.name, actual->bytes, actual->crc32c, expected.bytes, expected.crc32c));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir) {
+  TOWERPS_ASSIGN_OR_RETURN(CheckpointManifest m, ReadManifest(dir));
+  TOWERPS_RETURN_IF_ERROR(VerifyFiles(dir, m));
   return m;
 }
 
@@ -107,7 +191,10 @@ absl::StatusOr<std::string> LatestCheckpoint(const std::string& root) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
     std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name.rfind("step-", 0) == 0) dirs.push_back(entry.path().string());
+    if (entry.is_directory() && StepOfName(name) >= 0) dirs.push_back(entry.path().string());
+  }
+  if (ec == std::errc::no_such_file_or_directory) {
+    return absl::NotFoundError(absl::StrCat(root, ": checkpoint root does not exist"));
   }
   if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("list ", root));
   std::sort(dirs.rbegin(), dirs.rend());  // zero-padded steps sort by name
@@ -117,6 +204,21 @@ absl::StatusOr<std::string> LatestCheckpoint(const std::string& root) {
     LOG(WARNING) << "skipping checkpoint " << dir << ": " << manifest.status();
   }
   return absl::NotFoundError(absl::StrCat("no complete checkpoint under ", root));
+}
+
+absl::StatusOr<int64_t> CheckpointStepUnder(const std::string& root, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path resolved = fs::weakly_canonical(dir, ec);
+  const fs::path resolved_root = fs::weakly_canonical(root, ec);
+  const int64_t step = StepOfName(resolved.filename().string());
+  if (ec || step < 0 || resolved.parent_path() != resolved_root) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        dir, " is not a checkpoint of this run (", root,
+        "/step-N): servers find the checkpoint under their own root by its step; copy it "
+        "there"));
+  }
+  return step;
 }
 
 }  // namespace towerps::ps

@@ -1,24 +1,31 @@
 // Checkpoint directories: one directory per step, one file per shard (written by
 // each parameter server, or by embedded mode acting as the only server), and a
-// MANIFEST written last, atomically, listing every file with its size and CRC-32C.
-// A directory without a MANIFEST is a torn checkpoint; a file whose size or checksum
-// differs is a corrupted one; both are refused before anything is loaded.
+// MANIFEST written last, atomically, listing every file with its size and the
+// CRC-32C of the whole file. Every file starts with a FileBinding
+// (common/file_binding.h) naming its job, step, server rank and table. A directory
+// without a MANIFEST is a torn checkpoint; a file whose size, checksum or binding
+// differs is a corrupted (or copied-in) one; both are refused before anything is loaded.
 //
 // MANIFEST format (text, one item per line):
-//   towerps-checkpoint 1
+//   towerps-checkpoint 2
+//   job <job id, 16 hex digits>
 //   step <global step>
 //   servers <number of parameter servers>
 //   virtual_shards <virtual shards of the shard map>
 //   dense_params <floats in the dense array>
-//   file <name> <bytes> <crc32c hex>      (one line per file)
+//   file <name> <bytes> <crc32c hex>      (one line per file; a plain name)
 //   partition <id> <records consumed> <done 0|1>   (cluster jobs: one per data
 //                                        partition, the progress a resumed job starts from)
+//
+// Checkpoint directories are named step-<step, 10 digits> under a root each process
+// takes from its own flags (<run_dir>/checkpoint); messages name a step, never a path.
 //
 // Thread-safe (pure functions over files).
 #ifndef TOWERPS_PS_CHECKPOINT_H_
 #define TOWERPS_PS_CHECKPOINT_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -42,6 +49,8 @@ struct PartitionProgress {
 };
 
 struct CheckpointManifest {
+  // The job that wrote it (a resumed job keeps its checkpoint's id).
+  uint64_t job_id = 0;
   int64_t step = 0;
   int num_servers = 1;
   uint32_t num_virtual_shards = 1;
@@ -50,24 +59,45 @@ struct CheckpointManifest {
   std::vector<PartitionProgress> partitions;  // empty for embedded-mode checkpoints
 };
 
-// "<root>/step-<step, 10 digits>".
+// "step-<step, 10 digits>" and "<root>/step-<step, 10 digits>".
+std::string CheckpointName(int64_t step);
 std::string CheckpointDir(const std::string& root, int64_t step);
+
+// A fresh job's id: 64 random bits, never 0.
+uint64_t NewJobId();
 
 // Size and CRC-32C of one file. Errors: file errors.
 absl::StatusOr<CheckpointFile> DescribeFile(const std::string& dir, const std::string& name);
 
-// Writes <dir>/MANIFEST atomically (last, after every file is durable).
+// Writes <dir>/MANIFEST atomically (last, after every file is durable). InvalidArgument
+// for a file name that is not a plain name.
 absl::Status WriteManifest(const std::string& dir, const CheckpointManifest& manifest);
 
-// Reads <dir>/MANIFEST and verifies every file it lists (size and checksum).
-// Errors: DataLoss "torn checkpoint" when the MANIFEST is missing, DataLoss naming
-// the file whose size or checksum differs or that is missing, DataLoss for a
-// malformed MANIFEST.
+// Reads and parses <dir>/MANIFEST without reading the files it lists. Errors:
+// NotFound "does not exist" when `dir` is missing; DataLoss "torn checkpoint" when the
+// MANIFEST is missing; DataLoss for a malformed MANIFEST, one of an older format, or
+// one whose step differs from the directory's name.
+absl::StatusOr<CheckpointManifest> ReadManifest(const std::string& dir);
+
+// Verifies the listed files of `manifest` whose names `wanted` accepts (all when
+// null): each must be a regular file (not a symlink) bound to the manifest's job and
+// step, with the listed size and checksum. Errors: DataLoss naming the file and what
+// differs.
+absl::Status VerifyFiles(const std::string& dir, const CheckpointManifest& manifest,
+                         const std::function<bool(const std::string&)>& wanted = nullptr);
+
+// ReadManifest + VerifyFiles of every file.
 absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir);
 
 // The newest verified checkpoint under `root` (by step), skipping torn or corrupt
-// ones with a warning. NotFound when there is none.
+// ones with a warning. NotFound when there is none (or `root` does not exist).
 absl::StatusOr<std::string> LatestCheckpoint(const std::string& root);
+
+// The step of `dir` when it is a checkpoint directory directly under `root`
+// (step-N, compared after resolving symlinks and relative paths). InvalidArgument
+// otherwise: a job resumes only from a checkpoint of its own run directory, since
+// servers find it under their own root by its step.
+absl::StatusOr<int64_t> CheckpointStepUnder(const std::string& root, const std::string& dir);
 
 }  // namespace towerps::ps
 

@@ -9,7 +9,8 @@ namespace towerps::ps {
 
 absl::StatusOr<std::unique_ptr<CheckpointParams>> CheckpointParams::Open(
     const std::string& dir, const ParameterServerOptions& server_template) {
-  TOWERPS_ASSIGN_OR_RETURN(CheckpointManifest manifest, VerifyCheckpoint(dir));
+  // Each server's LoadCheckpoint verifies its own files (and the MANIFEST names them all).
+  TOWERPS_ASSIGN_OR_RETURN(CheckpointManifest manifest, ReadManifest(dir));
   TOWERPS_ASSIGN_OR_RETURN(ShardMap map,
                            ShardMap::Balanced(manifest.num_virtual_shards, manifest.num_servers));
   if (server_template.dense_params != manifest.dense_params) {
@@ -22,6 +23,7 @@ absl::StatusOr<std::unique_ptr<CheckpointParams>> CheckpointParams::Open(
     ParameterServerOptions options = server_template;
     options.rank = rank;
     options.num_servers = manifest.num_servers;
+    options.job_id = manifest.job_id;
     options.name = absl::StrCat("checkpoint/", rank);
     TOWERPS_ASSIGN_OR_RETURN(auto server, ParameterServer::Create(options, nullptr));
     TOWERPS_RETURN_IF_ERROR(server->LoadCheckpoint(dir));

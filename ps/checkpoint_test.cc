@@ -4,11 +4,14 @@
 
 #include <filesystem>
 
+#include "common/file_binding.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
 
 namespace towerps::ps {
 namespace {
+
+constexpr uint64_t kJob = 0xfeed;
 
 class CheckpointTest : public ::testing::Test {
  protected:
@@ -23,10 +26,15 @@ class CheckpointTest : public ::testing::Test {
   std::string Write(int64_t step, bool with_manifest = true) {
     std::string dir = CheckpointDir(root_, step);
     EXPECT_TRUE(CreateDirectories(dir).ok());
-    EXPECT_TRUE(WriteFileAtomically(dir + "/a", "alpha").ok());
-    EXPECT_TRUE(WriteFileAtomically(dir + "/b", std::string(1000, 'b')).ok());
+    // Checkpoint files start with their binding.
+    const FileBinding a{kJob, step, 0, "a", 1};
+    const FileBinding b{kJob, step, 1, "b", 2};
+    EXPECT_TRUE(WriteFileAtomically(dir + "/a", EncodeFileBinding(a) + "alpha").ok());
+    EXPECT_TRUE(
+        WriteFileAtomically(dir + "/b", EncodeFileBinding(b) + std::string(1000, 'b')).ok());
     if (with_manifest) {
       CheckpointManifest m;
+      m.job_id = kJob;
       m.step = step;
       m.num_servers = 2;
       m.num_virtual_shards = 64;
@@ -45,12 +53,13 @@ TEST_F(CheckpointTest, RoundTrip) {
   std::string dir = Write(42);
   auto m = VerifyCheckpoint(dir);
   ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->job_id, kJob);
   EXPECT_EQ(m->step, 42);
   EXPECT_EQ(m->num_servers, 2);
   EXPECT_EQ(m->num_virtual_shards, 64u);
   EXPECT_EQ(m->dense_params, 99u);
   ASSERT_EQ(m->files.size(), 2u);
-  EXPECT_EQ(m->files[1].bytes, 1000u);
+  EXPECT_EQ(m->files[1].bytes, kFileBindingBytes + 1000u);
   ASSERT_EQ(m->partitions.size(), 2u);
   EXPECT_TRUE(m->partitions[0].done);
   EXPECT_EQ(m->partitions[0].offset, 120);
@@ -64,12 +73,72 @@ TEST_F(CheckpointTest, TornAndCorruptRefused) {
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(status.message().find("torn"), std::string::npos);
   std::string dir = Write(2);
-  ASSERT_TRUE(WriteFileAtomically(dir + "/b", std::string(999, 'b') + "c").ok());
+  const std::string b = *ReadFileToString(dir + "/b");
+  ASSERT_TRUE(WriteFileAtomically(dir + "/b", b.substr(0, b.size() - 1) + "c").ok());
   status = VerifyCheckpoint(dir).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(status.message().find("b is corrupt"), std::string::npos);
   std::filesystem::remove(dir + "/a");
   EXPECT_EQ(VerifyCheckpoint(dir).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(CheckpointTest, MissingDirectorySaysSo) {
+  for (const std::string& dir : {root_ + "/nope", CheckpointDir(root_, 3)}) {
+    auto status = VerifyCheckpoint(dir).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+    EXPECT_NE(status.message().find("does not exist"), std::string::npos) << status;
+  }
+}
+
+TEST_F(CheckpointTest, FilesBoundElsewhereAreRefused) {
+  const std::string old_dir = Write(10);
+  const std::string dir = Write(20);
+  std::filesystem::copy_file(old_dir + "/b", dir + "/b",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto status = VerifyCheckpoint(dir).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(status.message().find("b belongs elsewhere: step 10, not 20"), std::string::npos)
+      << status;
+  // A whole checkpoint copied under another step's name.
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy(old_dir, dir);
+  status = VerifyCheckpoint(dir).status();
+  EXPECT_NE(status.message().find("is of step 10, not 20"), std::string::npos) << status;
+  // A file that is not bound at all (an older towerps, or not a checkpoint file).
+  ASSERT_TRUE(WriteFileAtomically(old_dir + "/a", "alpha").ok());
+  status = VerifyCheckpoint(old_dir).status();
+  EXPECT_NE(status.message().find("not bound to a job"), std::string::npos) << status;
+}
+
+TEST_F(CheckpointTest, ManifestNamesOnlyPlainFiles) {
+  CheckpointManifest m;
+  m.files = {{"../escape", 1, 0}};
+  ASSERT_TRUE(CreateDirectories(root_).ok());
+  EXPECT_EQ(WriteManifest(root_, m).code(), absl::StatusCode::kInvalidArgument);
+  const std::string dir = Write(7);
+  const std::string manifest = *ReadFileToString(dir + "/MANIFEST");
+  std::string escaping = manifest;
+  escaping.replace(escaping.find("file a "), 7, "file ../a ");
+  ASSERT_TRUE(WriteFileAtomically(dir + "/MANIFEST", escaping).ok());
+  EXPECT_NE(VerifyCheckpoint(dir).status().message().find("malformed"), std::string::npos);
+  // A checkpoint of an older towerps (format 1) says what it is.
+  ASSERT_TRUE(WriteFileAtomically(dir + "/MANIFEST", "towerps-checkpoint 1\nstep 7\n").ok());
+  EXPECT_NE(VerifyCheckpoint(dir).status().message().find("older towerps"), std::string::npos);
+}
+
+TEST_F(CheckpointTest, ResumeOnlyFromThisRunsRoot) {
+  const std::string dir = Write(9);
+  EXPECT_EQ(CheckpointStepUnder(root_, dir).value_or(-1), 9);
+  EXPECT_EQ(CheckpointStepUnder(root_ + "/", root_ + "/./step-0000000009").value_or(-1), 9);
+  EXPECT_FALSE(CheckpointStepUnder(root_ + "/sub", dir).ok());
+  EXPECT_FALSE(CheckpointStepUnder(root_, root_ + "/step-0000000009/..").ok());
+  EXPECT_FALSE(CheckpointStepUnder(root_, root_ + "/elsewhere").ok());
+  // A step directory that is a symlink out of the root resolves outside it.
+  const std::string outside = root_ + "-outside/step-0000000011";
+  ASSERT_TRUE(CreateDirectories(outside).ok());
+  std::filesystem::create_directory_symlink(outside, CheckpointDir(root_, 11));
+  EXPECT_FALSE(CheckpointStepUnder(root_, CheckpointDir(root_, 11)).ok());
+  (void)RemoveAll(root_ + "-outside");
 }
 
 TEST_F(CheckpointTest, LatestSkipsBrokenOnes) {

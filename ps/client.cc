@@ -313,18 +313,21 @@ absl::Status PsClient::AssignDense(absl::Span<const float> values) {
   return WaitWithDeferred(waits, &replies);
 }
 
-absl::StatusOr<std::vector<CheckpointFile>> PsClient::Checkpoint(const std::string& dir,
-                                                                 int64_t step, bool restore) {
+absl::StatusOr<std::vector<CheckpointFile>> PsClient::Checkpoint(int64_t step, uint64_t job_id,
+                                                                 bool restore) {
   TOWERPS_RETURN_IF_ERROR(Flush());  // reads see this client's earlier pushes
   Waits waits;
   for (int s = 0; s < num_servers(); ++s) {
     // Not retried: a checkpoint that timed out is re-run whole by the scheduler.
-    TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/false, 0, [&](Envelope::Body::Builder body) {
-      auto checkpoint = body.initCheckpoint();
-      checkpoint.setDir(dir.c_str());
-      checkpoint.setStep(step);
-      checkpoint.setRestore(restore);
-    }, &waits));
+    TOWERPS_RETURN_IF_ERROR(SendTo(
+        s, /*retry=*/false, 0,
+        [&](Envelope::Body::Builder body) {
+          auto checkpoint = body.initCheckpoint();
+          checkpoint.setStep(step);
+          checkpoint.setJobId(job_id);
+          checkpoint.setRestore(restore);
+        },
+        &waits));
   }
   std::vector<absl::StatusOr<net::Message>> replies = net::RpcClient::WaitAll(waits);
   TOWERPS_RETURN_IF_ERROR(FirstError(replies));

@@ -75,9 +75,10 @@ class PsClient final : public ParamSource {
   // Sets the initial dense values on every server (ignored by servers already set).
   absl::Status AssignDense(absl::Span<const float> values) override;
 
-  // Asks every server to save (or restore) its shards under `dir`. Returns the files
-  // written (relative to dir) with their sizes and checksums, for the MANIFEST.
-  absl::StatusOr<std::vector<CheckpointFile>> Checkpoint(const std::string& dir, int64_t step,
+  // Asks every server of job `job_id` to save (or restore) its shards in the
+  // checkpoint of `step`, under each server's own checkpoint root (step-N). Returns
+  // the files written with their sizes and checksums, for the MANIFEST.
+  absl::StatusOr<std::vector<CheckpointFile>> Checkpoint(int64_t step, uint64_t job_id,
                                                          bool restore);
 
   const ShardMap& shard_map() const { return shard_map_; }

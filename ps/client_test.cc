@@ -8,6 +8,7 @@
 
 #include "common/file_util.h"
 #include "gtest/gtest.h"
+#include "ps/checkpoint.h"
 #include "ps/server.h"
 
 namespace towerps::ps {
@@ -15,6 +16,7 @@ namespace {
 
 constexpr int kDim = 4;
 constexpr uint64_t kDense = 11;
+constexpr uint64_t kJob = 0x5eed;
 
 // Two parameter servers behind real RPC servers on 127.0.0.1, and a client.
 class PsClientTest : public ::testing::Test {
@@ -34,6 +36,8 @@ class PsClientTest : public ::testing::Test {
       options.tables = {users, items};
       options.dense_params = kDense;
       options.dense_optimizer.kind = models::DenseOptimizerKind::kSgd;
+      options.job_id = kJob;
+      options.checkpoint_root = root_;
       auto ps = ParameterServer::Create(options, nullptr);
       ASSERT_TRUE(ps.ok()) << ps.status();
       servers_.push_back(std::move(ps).value());
@@ -55,6 +59,11 @@ class PsClientTest : public ::testing::Test {
     client_ = std::move(client).value();
   }
 
+  void TearDown() override { (void)RemoveAll(root_); }
+
+  // The servers' checkpoint root (from their options, never from a message).
+  const std::string root_ = std::filesystem::path(::testing::TempDir()) /
+                            ("ps_client_ckpt_" + std::to_string(::getpid()));
   net::ZmqContext ctx_;
   std::vector<std::unique_ptr<ParameterServer>> servers_;
   std::vector<std::unique_ptr<net::RpcServer>> rpcs_;
@@ -146,18 +155,18 @@ TEST_F(PsClientTest, DenseAssignPullPush) {
 }
 
 TEST_F(PsClientTest, CheckpointAndRestoreThroughRpc) {
-  std::string dir = std::filesystem::path(::testing::TempDir()) /
-                    ("ps_client_ckpt_" + std::to_string(::getpid()));
-  ASSERT_TRUE(RemoveAll(dir).ok());
+  ASSERT_TRUE(RemoveAll(root_).ok());
+  const std::string dir = CheckpointDir(root_, 10);
   std::vector<uint64_t> keys = {1, 2, 3, 4, 5, 6, 7, 8};
   std::vector<float> rows(keys.size() * kDim);
   std::vector<SparseSlice> slices = {{0, kDim, keys, rows.data(), nullptr, 0}};
   ASSERT_TRUE(client_->Pull(slices, 0, true).ok());
   ASSERT_TRUE(client_->AssignDense(std::vector<float>(kDense, 3.0f)).ok());
-  auto files = client_->Checkpoint(dir, 10, /*restore=*/false);
+  auto files = client_->Checkpoint(10, kJob, /*restore=*/false);
   ASSERT_TRUE(files.ok()) << files.status();
   EXPECT_EQ(files->size(), 6u);  // 2 servers x (2 tables + dense)
   CheckpointManifest manifest;
+  manifest.job_id = kJob;
   manifest.step = 10;
   manifest.num_servers = 2;
   manifest.files = *files;
@@ -169,13 +178,15 @@ TEST_F(PsClientTest, CheckpointAndRestoreThroughRpc) {
   std::vector<float> grads(keys.size() * kDim, 1.0f);
   std::vector<SparseSlice> push = {{0, kDim, keys, nullptr, grads.data(), 1.0f}};
   ASSERT_TRUE(client_->Push(push, 11).ok());
-  ASSERT_TRUE(client_->Checkpoint(dir, 10, /*restore=*/true).ok());
+  // Another job's order, and a step with no checkpoint, are refused.
+  EXPECT_EQ(client_->Checkpoint(10, kJob + 1, true).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client_->Checkpoint(11, kJob, true).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(client_->Checkpoint(10, kJob, /*restore=*/true).ok());
   std::vector<float> restored(keys.size() * kDim);
   std::vector<SparseSlice> check = {{0, kDim, keys, restored.data(), nullptr, 0}};
   ASSERT_TRUE(client_->Pull(check, 12, false).ok());
   EXPECT_EQ(restored, rows);  // the push after the checkpoint is gone
-  EXPECT_FALSE(client_->Checkpoint(dir + "/missing", 0, true).ok());
-  ASSERT_TRUE(RemoveAll(dir).ok());
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "common/file_binding.h"
 #include "models/optimizer.h"
 
 namespace towerps::ps {
@@ -35,11 +36,18 @@ class DenseBlock {
   // FailedPrecondition for a non-finite gradient (skipped).
   absl::Status Apply(absl::Span<const float> grads, float lr);
 
-  // Checkpoint file (values, optimizer state, version; CRC-32C), written atomically.
-  absl::Status Save(const std::string& path) const;
-  // Verifies the whole file before changing anything. DataLoss when torn or corrupt,
+  // Checkpoint file (a FileBinding of `origin` named "dense" with a fingerprint of the
+  // optimizer kind, offset and size; then values, optimizer state, version and a
+  // masked CRC-32C), written atomically.
+  absl::Status Save(const std::string& path, const FileBinding& origin = {}) const;
+  // Checks a checkpoint file without changing anything: DataLoss when torn or
+  // corrupt or bound to another job, step or rank than `expected` (when given);
   // InvalidArgument when offset/size/optimizer differ.
-  absl::Status Load(const std::string& path);
+  absl::Status Verify(const std::string& path, const FileBinding* expected = nullptr) const;
+  // Verifies the whole file as Verify does before changing anything, then loads it.
+  absl::Status Load(const std::string& path, const FileBinding* expected = nullptr);
+  // `origin` with this block's name and fingerprint: what Save writes.
+  FileBinding Binding(const FileBinding& origin) const;
 
   uint64_t offset() const { return offset_; }
   uint64_t size() const { return size_; }
@@ -47,8 +55,28 @@ class DenseBlock {
  private:
   DenseBlock(uint64_t offset, uint64_t size, std::unique_ptr<models::DenseOptimizer> optimizer);
 
+  struct Header {
+    char magic[8];
+    uint32_t format_version;
+    uint32_t optimizer_kind;
+    uint64_t offset;
+    uint64_t size;
+    int64_t version;
+    int64_t optimizer_step;
+    uint64_t state_floats;
+  };
+  // A verified checkpoint file: bytes[values_offset..] holds size_ values, then the
+  // optimizer state.
+  struct Parsed {
+    std::string bytes;
+    Header header;
+    size_t values_offset = 0;
+  };
+  absl::StatusOr<Parsed> Parse(const std::string& path, const FileBinding* expected) const;
+
   const uint64_t offset_;
   const uint64_t size_;
+  const uint32_t optimizer_kind_;  // 0 when size_ is 0 (no optimizer)
   mutable absl::Mutex mu_;
   std::vector<float> values_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<models::DenseOptimizer> optimizer_ ABSL_GUARDED_BY(mu_);

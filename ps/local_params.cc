@@ -1,6 +1,7 @@
 #include "ps/local_params.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/numeric_bounds.h"
 #include "common/status.h"
 
 namespace towerps::ps {
@@ -21,10 +22,20 @@ absl::Status LocalParams::Pull(absl::Span<const SparseSlice> slices, int64_t ste
 }
 
 absl::Status LocalParams::Update(const StepUpdate& update, int64_t step) {
+  // Checked whole before anything is applied, as the server checks a push: a diverged
+  // step is refused and changes nothing.
   for (const SparseSlice& s : update.sparse) {
     if (s.table >= server_->options().tables.size()) {
       return absl::InvalidArgumentError(absl::StrCat("no table ", s.table));
     }
+    TOWERPS_RETURN_IF_ERROR(CheckLearningRate(s.learning_rate, "table", s.table));
+    TOWERPS_RETURN_IF_ERROR(CheckGradients(
+        absl::MakeConstSpan(s.grads, s.keys.size() * server_->table(s.table)->dim()), "table",
+        s.table));
+  }
+  if (!update.dense_grads.empty()) {
+    TOWERPS_RETURN_IF_ERROR(CheckLearningRate(update.dense_learning_rate, "dense"));
+    TOWERPS_RETURN_IF_ERROR(CheckGradients(update.dense_grads, "dense"));
   }
   for (const SparseSlice& s : update.sparse) {
     server_->table(static_cast<int>(s.table))->Push(s.keys, s.grads, s.learning_rate, step);

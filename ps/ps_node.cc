@@ -6,6 +6,7 @@
 #include "common/status.h"
 #include "glog/logging.h"
 #include "net/curve_keys.h"
+#include "ps/checkpoint.h"
 
 namespace towerps::ps {
 
@@ -100,10 +101,20 @@ absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx
   server.rank = view.rank;
   server.num_servers = view.num_servers;
   server.name = absl::StrCat("ps/", view.rank);
+  server.job_id = view.job_id;
   TOWERPS_ASSIGN_OR_RETURN(node->server_, ParameterServer::Create(server, metrics));
-  // A resumed job names its checkpoint at registration; --restore overrides it.
-  const std::string restore = options.restore_dir.empty() ? view.restore_dir : options.restore_dir;
-  if (!restore.empty()) TOWERPS_RETURN_IF_ERROR(node->server_->LoadCheckpoint(restore));
+  // --restore names a directory; a resumed job names only the step of its checkpoint,
+  // which lives under this server's own root.
+  if (!options.restore_dir.empty()) {
+    TOWERPS_RETURN_IF_ERROR(node->server_->LoadCheckpoint(options.restore_dir));
+  } else if (view.restore_step >= 0) {
+    if (server.checkpoint_root.empty()) {
+      return absl::FailedPreconditionError(
+          "the job resumes from a checkpoint, but this server has no --run_dir to find it in");
+    }
+    TOWERPS_RETURN_IF_ERROR(node->server_->LoadCheckpoint(
+        CheckpointDir(server.checkpoint_root, view.restore_step), /*require_this_job=*/true));
+  }
   node->ready_ = node->server_.get();
   LOG(INFO) << server.name << ": serving " << server.tables.size() << " tables and dense block "
             << node->server_->dense()->offset() << "+" << node->server_->dense()->size()

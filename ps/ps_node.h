@@ -39,9 +39,12 @@ struct PsNodeOptions {
   // with scheduler_rpc.curve (the same pair plus the scheduler's public key).
   net::CurveKeys curve;
   int handler_threads = 2;
-  // Tables, dense size and optimizer; rank and num_servers are filled at registration.
+  // Tables, dense size, optimizer and checkpoint root; rank, num_servers and job_id are
+  // filled at registration.
   ParameterServerOptions server;
-  // A checkpoint directory to load this server's shards from before serving.
+  // A checkpoint directory to load this server's shards from before serving (an
+  // operator's choice: it need not be of this job). Empty: a resumed job's checkpoint,
+  // named by its step at registration, is loaded from server.checkpoint_root.
   std::string restore_dir;
   // After Stop() (SIGTERM): keep serving until the job ends, at most this long,
   // milliseconds (>= 0). When every process of a job is signalled at once (Slurm,

@@ -2,11 +2,16 @@
 
 #include <capnp/message.h>
 
-#include <cmath>
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/file_binding.h"
 #include "common/file_util.h"
+#include "common/numeric_bounds.h"
 #include "common/status.h"
 #include "glog/logging.h"
 #include "ps/checkpoint.h"
@@ -31,22 +36,24 @@ absl::StatusOr<absl::Span<const T>> BlobAs(capnp::Data::Reader data, absl::strin
   return absl::MakeConstSpan(reinterpret_cast<const T*>(data.begin()), data.size() / sizeof(T));
 }
 
-// Branch-free on the exponent bits (all ones = Inf or NaN), so the compiler
-// vectorises it: a push's gradients are checked at memory speed.
 bool AllFinite(absl::Span<const float> values) {
-  uint32_t bad = 0;
-  for (float v : values) {
-    uint32_t bits;
-    std::memcpy(&bits, &v, sizeof(bits));
-    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-  }
-  return bad == 0;
+  return AllWithin(values, std::numeric_limits<float>::max());
 }
 
 std::string TableFile(int rank, int table) {
   return absl::StrCat("ps-", rank, "-table-", table, ".snap");
 }
 std::string DenseFile(int rank) { return absl::StrCat("ps-", rank, "-dense.bin"); }
+
+// A checkpoint directory that is a symlink could lead a save or a restore anywhere.
+absl::Status RefuseSymlink(const std::string& dir) {
+  std::error_code ec;
+  if (std::filesystem::is_symlink(dir, ec)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, " is a symlink; checkpoint directories must be real directories"));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -77,6 +84,7 @@ ParameterServer::ParameterServer(const ParameterServerOptions& options, MetricsR
     pulled_keys_ = metrics->GetCounter("towerps_ps_pulled_keys_total");
     pushed_keys_ = metrics->GetCounter("towerps_ps_pushed_keys_total");
     duplicate_pushes_ = metrics->GetCounter("towerps_ps_duplicate_pushes_total");
+    refused_pushes_ = metrics->GetCounter("towerps_ps_refused_pushes_total");
   }
 }
 
@@ -152,14 +160,10 @@ absl::StatusOr<std::vector<ParameterServer::TablePart>> ParameterServer::ParsePa
             part.getTable(), " has dim ", p.table->dim()));
       }
       p.learning_rate = part.getLearningRate();
-      if (!(p.learning_rate > 0) || !std::isfinite(p.learning_rate)) {
-        return absl::InvalidArgumentError(absl::StrCat("bad learning rate ", p.learning_rate,
-                                                       " for table ", part.getTable()));
-      }
-      if (!AllFinite(p.grads)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("gradient for table ", part.getTable(), " holds NaN or Inf"));
-      }
+      // Bounded rates and gradients keep the optimizer state finite (common/numeric_bounds.h).
+      TOWERPS_RETURN_IF_ERROR(
+          CheckLearningRate(p.learning_rate, "table", part.getTable()));
+      TOWERPS_RETURN_IF_ERROR(CheckGradients(p.grads, "table", part.getTable()));
     }
     out.push_back(p);
   }
@@ -228,23 +232,24 @@ absl::StatusOr<absl::Span<const float>> ParameterServer::ParseDenseUpdate(
     return absl::InvalidArgumentError(absl::StrCat("dense gradient of ", grads.size(),
                                                    " floats for a block of ", dense_->size()));
   }
-  const float lr = dense.getLearningRate();
-  if (!(lr > 0) || !std::isfinite(lr)) {
-    return absl::InvalidArgumentError(absl::StrCat("bad dense learning rate ", lr));
-  }
-  if (!AllFinite(grads)) return absl::InvalidArgumentError("dense gradient holds NaN or Inf");
+  TOWERPS_RETURN_IF_ERROR(CheckLearningRate(dense.getLearningRate(), "dense block"));
+  TOWERPS_RETURN_IF_ERROR(CheckGradients(grads, "dense block"));
   return grads;
 }
 
 absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& request) {
   auto push = request.getBody().getPushSparse();
   // Every part is checked before any is applied: a bad request changes nothing.
-  TOWERPS_ASSIGN_OR_RETURN(std::vector<TablePart> parts,
-                           ParseParts(push.getTables(), /*push=*/true));
+  auto parts = ParseParts(push.getTables(), /*push=*/true);
   const bool dense = push.hasDense();
-  absl::Span<const float> dense_grads;
-  if (dense) {
-    TOWERPS_ASSIGN_OR_RETURN(dense_grads, ParseDenseUpdate(push.getDense()));
+  absl::StatusOr<absl::Span<const float>> dense_grads = absl::Span<const float>();
+  if (parts.ok() && dense) dense_grads = ParseDenseUpdate(push.getDense());
+  if (!parts.ok() || !dense_grads.ok()) {
+    const absl::Status refused = parts.ok() ? dense_grads.status() : parts.status();
+    if (refused_pushes_) refused_pushes_->Increment();
+    LOG_EVERY_N(WARNING, 100) << options_.name << ": refused a push (" << google::COUNTER
+                              << " so far): " << refused;
+    return refused;
   }
   const bool pull = dense && push.getDense().getPull();
   net::FrameBuilder message(pull ? dense_->size() * sizeof(float) : 0);
@@ -256,13 +261,13 @@ absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& 
     if (duplicate_pushes_) duplicate_pushes_->Increment();
   } else {
     int64_t keys = 0;
-    for (const TablePart& p : parts) {
+    for (const TablePart& p : *parts) {
       p.table->Push(p.keys, p.grads.data(), p.learning_rate, push.getStep());
       keys += static_cast<int64_t>(p.keys.size());
     }
     if (pushed_keys_) pushed_keys_->Increment(keys);
     if (dense) {
-      TOWERPS_RETURN_IF_ERROR(dense_->Apply(dense_grads, push.getDense().getLearningRate()));
+      TOWERPS_RETURN_IF_ERROR(dense_->Apply(*dense_grads, push.getDense().getLearningRate()));
     }
   }
   if (pull) ReadDense(reply.initDense());
@@ -306,17 +311,32 @@ absl::StatusOr<std::string> ParameterServer::PushDense(const Envelope::Reader& r
 
 absl::StatusOr<std::string> ParameterServer::Checkpoint(const Envelope::Reader& request) {
   auto checkpoint = request.getBody().getCheckpoint();
-  std::string dir = checkpoint.getDir().cStr();
-  if (dir.empty()) return absl::InvalidArgumentError("checkpoint directory is empty");
+  // The wire names a step, never a path: the directory is this server's own root.
+  if (checkpoint.hasDir() && checkpoint.getDir().size() > 0) {
+    return absl::InvalidArgumentError(
+        "a checkpoint request names a directory; servers take theirs from --run_dir");
+  }
+  const int64_t step = checkpoint.getStep();
+  if (step < 0) return absl::InvalidArgumentError(absl::StrCat("bad checkpoint step ", step));
+  if (options_.checkpoint_root.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options_.name, " has no checkpoint root (start it with --run_dir)"));
+  }
+  if (checkpoint.getJobId() != options_.job_id) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("checkpoint ordered for job %016x; %s belongs to job %016x",
+                        checkpoint.getJobId(), options_.name, options_.job_id));
+  }
+  const std::string dir = CheckpointDir(options_.checkpoint_root, step);
   capnp::MallocMessageBuilder message;
   auto reply_envelope = message.initRoot<Envelope>();
   net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
   auto reply = reply_envelope.getBody().initCheckpointReply();
   if (checkpoint.getRestore()) {
-    TOWERPS_RETURN_IF_ERROR(LoadCheckpoint(dir));
+    TOWERPS_RETURN_IF_ERROR(LoadCheckpoint(dir, /*require_this_job=*/true));
     return net::EncodeMessage(message);
   }
-  TOWERPS_ASSIGN_OR_RETURN(std::vector<std::string> files, SaveCheckpoint(dir));
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<std::string> files, SaveCheckpoint(dir, step));
   const unsigned n = static_cast<unsigned>(files.size());
   auto names = reply.initFiles(n);
   auto sizes = reply.initFileBytes(n);
@@ -333,27 +353,77 @@ absl::StatusOr<std::string> ParameterServer::Checkpoint(const Envelope::Reader& 
   return net::EncodeMessage(message);
 }
 
-absl::StatusOr<std::vector<std::string>> ParameterServer::SaveCheckpoint(const std::string& dir) {
+absl::StatusOr<std::vector<std::string>> ParameterServer::SaveCheckpoint(const std::string& dir,
+                                                                         int64_t step) {
+  TOWERPS_RETURN_IF_ERROR(RefuseSymlink(dir));
   TOWERPS_RETURN_IF_ERROR(CreateDirectories(dir));
+  const FileBinding origin{options_.job_id, step, options_.rank, "", 0};
   std::vector<std::string> files;
   for (size_t t = 0; t < tables_.size(); ++t) {
     std::string name = TableFile(options_.rank, static_cast<int>(t));
-    TOWERPS_RETURN_IF_ERROR(tables_[t]->Save(dir + "/" + name));
+    TOWERPS_RETURN_IF_ERROR(tables_[t]->Save(dir + "/" + name, origin));
     files.push_back(name);
   }
   std::string name = DenseFile(options_.rank);
-  TOWERPS_RETURN_IF_ERROR(dense_->Save(dir + "/" + name));
+  TOWERPS_RETURN_IF_ERROR(dense_->Save(dir + "/" + name, origin));
   files.push_back(name);
   LOG(INFO) << options_.name << ": checkpoint of " << files.size() << " files written to "
             << dir;
   return files;
 }
 
-absl::Status ParameterServer::LoadCheckpoint(const std::string& dir) {
-  for (size_t t = 0; t < tables_.size(); ++t) {
-    TOWERPS_RETURN_IF_ERROR(tables_[t]->Load(dir + "/" + TableFile(options_.rank, static_cast<int>(t))));
+absl::Status ParameterServer::LoadCheckpoint(const std::string& dir, bool require_this_job) {
+  // A restore named by a step (a resumed job, a restore order) stays under the root.
+  if (require_this_job) TOWERPS_RETURN_IF_ERROR(RefuseSymlink(dir));
+  TOWERPS_ASSIGN_OR_RETURN(CheckpointManifest manifest, ReadManifest(dir));
+  if (require_this_job && manifest.job_id != options_.job_id) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: a checkpoint of job %016x; %s belongs to job %016x", dir,
+                        manifest.job_id, options_.name, options_.job_id));
   }
-  TOWERPS_RETURN_IF_ERROR(dense_->Load(dir + "/" + DenseFile(options_.rank)));
+  if (manifest.num_servers != options_.num_servers) {
+    return absl::InvalidArgumentError(absl::StrCat(dir, " was written by ", manifest.num_servers,
+                                                   " servers; this job has ",
+                                                   options_.num_servers));
+  }
+  // Pass 1, nothing changes: every file of this rank is listed, intact and bound here.
+  std::vector<std::string> mine;
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    mine.push_back(TableFile(options_.rank, static_cast<int>(t)));
+  }
+  mine.push_back(DenseFile(options_.rank));
+  for (const std::string& name : mine) {
+    if (std::none_of(manifest.files.begin(), manifest.files.end(),
+                     [&](const CheckpointFile& f) { return f.name == name; })) {
+      return absl::DataLossError(
+          absl::StrCat(dir, ": its MANIFEST lists no ", name, " (a checkpoint of another model?)"));
+    }
+  }
+  TOWERPS_RETURN_IF_ERROR(VerifyFiles(dir, manifest, [&](const std::string& name) {
+    return std::find(mine.begin(), mine.end(), name) != mine.end();
+  }));
+  const FileBinding expected{manifest.job_id, manifest.step, options_.rank, "", 0};
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    TOWERPS_RETURN_IF_ERROR(tables_[t]->Verify(dir + "/" + mine[t], &expected));
+  }
+  TOWERPS_RETURN_IF_ERROR(dense_->Verify(dir + "/" + mine.back(), &expected));
+  // Pass 2 applies them (each load verifies its file again as it reads it).
+  // TODO(perf): a file is read four times (checksum, verify, the load's own verify,
+  // apply); verifying into memory once would halve restore I/O for big tables.
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    absl::Status loaded = tables_[t]->Load(dir + "/" + mine[t], &expected);
+    if (!loaded.ok()) {
+      LOG(ERROR) << options_.name << ": " << dir << " changed after it was verified; shards "
+                 << "partly restored: " << loaded;
+      return loaded;
+    }
+  }
+  absl::Status loaded = dense_->Load(dir + "/" + mine.back(), &expected);
+  if (!loaded.ok()) {
+    LOG(ERROR) << options_.name << ": " << dir << " changed after it was verified; dense "
+               << "block not restored: " << loaded;
+    return loaded;
+  }
   LOG(INFO) << options_.name << ": restored from " << dir;
   return absl::OkStatus();
 }

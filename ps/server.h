@@ -37,6 +37,13 @@ struct ParameterServerOptions {
   // Floats in the model's whole dense parameter array; this server holds its block.
   uint64_t dense_params = 0;
   models::DenseOptimizerOptions dense_optimizer;
+  // The job's id (checkpoint files are bound to it; a checkpoint order for another job
+  // is refused). 0 outside a job (tools reading a checkpoint).
+  uint64_t job_id = 0;
+  // Where checkpoints ordered over the wire live: <checkpoint_root>/step-N. From the
+  // process's own flags (<run_dir>/checkpoint), never from a message; empty: this
+  // server refuses checkpoint orders.
+  std::string checkpoint_root;
   // Largest number of keys accepted in one request.
   uint64_t max_keys_per_request = uint64_t{1} << 22;
   // Largest reply a pull may ask for, in bytes of rows over all its tables; at most the
@@ -60,11 +67,20 @@ class ParameterServer {
   // and returns the reply frame; an error Status becomes an error reply.
   absl::StatusOr<std::string> Handle(const net::wire::Envelope::Reader& request);
 
-  // Writes this server's shards into `dir` (which must exist): one file per table
-  // and one for the dense block, each written atomically. Returns the file names.
-  absl::StatusOr<std::vector<std::string>> SaveCheckpoint(const std::string& dir);
-  // Loads the files SaveCheckpoint wrote. Every file is verified before it is applied.
-  absl::Status LoadCheckpoint(const std::string& dir);
+  // Writes this server's shards into `dir` (created when missing; a symlink is
+  // refused): one file per table and one for the dense block, each written atomically
+  // and bound to (job_id, step, rank, table). Returns the file names.
+  absl::StatusOr<std::vector<std::string>> SaveCheckpoint(const std::string& dir, int64_t step);
+  // Loads this rank's files of the checkpoint in `dir`, all or nothing: the MANIFEST is
+  // read and every file of this rank verified (listed, size, checksum, binding to the
+  // checkpoint's job and step, this rank, each table's name and fingerprint, structure)
+  // before any table or the dense block is replaced. With `require_this_job` (restores
+  // named by a step: resumed jobs, restore orders), the checkpoint must also be of
+  // options().job_id and `dir` must not be a symlink. Errors: NotFound (no directory),
+  // DataLoss (torn, corrupt, copied-in files), InvalidArgument (another model or job).
+  // Only an I/O error while applying files already verified (or a concurrent rewrite of
+  // them) can leave the shards partly loaded; it is logged as such.
+  absl::Status LoadCheckpoint(const std::string& dir, bool require_this_job = false);
 
   sparse_emb::EmbeddingTable* table(int id) { return tables_[id].get(); }
   DenseBlock* dense() { return dense_.get(); }
@@ -79,7 +95,8 @@ class ParameterServer {
   absl::StatusOr<std::string> Checkpoint(const net::wire::Envelope::Reader& request);
   absl::StatusOr<sparse_emb::EmbeddingTable*> TableFor(uint32_t id) const;
   // One table's part of a sparse request, checked (table id, sizes; for a push also
-  // dim, learning rate and finite gradients). The spans point into the request.
+  // dim, a learning rate in (0, kMaxLearningRate] and gradients within
+  // kMaxGradientMagnitude: common/numeric_bounds.h). The spans point into the request.
   struct TablePart {
     sparse_emb::EmbeddingTable* table = nullptr;
     absl::Span<const uint64_t> keys;
@@ -90,7 +107,7 @@ class ParameterServer {
   // key count) before anything is applied.
   absl::StatusOr<std::vector<TablePart>> ParseParts(
       capnp::List<net::wire::TableKeys>::Reader parts, bool push) const;
-  // Checks a dense update for this server's block (size, learning rate, finite);
+  // Checks a dense update for this server's block (size, learning rate, bounded);
   // its gradient, read in place.
   absl::StatusOr<absl::Span<const float>> ParseDenseUpdate(
       net::wire::PushDense::Reader dense) const;
@@ -104,6 +121,7 @@ class ParameterServer {
   Counter* pulled_keys_ = nullptr;
   Counter* pushed_keys_ = nullptr;
   Counter* duplicate_pushes_ = nullptr;
+  Counter* refused_pushes_ = nullptr;  // pushes refused by validation (nothing applied)
 
   PushDedup dedup_;
 };

@@ -5,6 +5,7 @@
 #include <capnp/message.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/file_util.h"
 #include "common/json.h"
 #include "common/status.h"
@@ -78,6 +79,9 @@ absl::Status SchedulerOptions::Validate() const {
   if (num_virtual_shards < static_cast<uint32_t>(job.num_servers)) {
     return absl::InvalidArgumentError("num_virtual_shards must be >= num_servers");
   }
+  if (!resume_from.empty() && checkpoint_root.empty()) {
+    return absl::InvalidArgumentError("resume_from needs a checkpoint_root");
+  }
   if (monitor_interval_ms <= 0 || stop_timeout_ms <= 0) {
     return absl::InvalidArgumentError("monitor_interval_ms and stop_timeout_ms must be > 0");
   }
@@ -113,9 +117,13 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
                                                                     options.job.num_servers));
   std::unique_ptr<Scheduler> scheduler(new Scheduler(options, ctx, metrics, clock, std::move(lr)));
   scheduler->shard_owners_ = map.ToWire();
+  scheduler->job_id_ = ps::NewJobId();
   if (!options.resume_from.empty()) {
     TOWERPS_ASSIGN_OR_RETURN(ps::CheckpointManifest manifest,
                              ps::VerifyCheckpoint(options.resume_from));
+    // Servers are told only the step: the checkpoint must be where they look for it.
+    TOWERPS_RETURN_IF_ERROR(
+        ps::CheckpointStepUnder(options.checkpoint_root, options.resume_from).status());
     if (manifest.num_servers != options.job.num_servers ||
         manifest.num_virtual_shards != options.num_virtual_shards ||
         manifest.dense_params != options.dense_params) {
@@ -129,6 +137,9 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
     TOWERPS_RETURN_IF_ERROR(Annotate(
         scheduler->job_.RestoreProgress(manifest.step, manifest.partitions),
         absl::StrCat("resume from ", options.resume_from)));
+    // The resumed job is the same job: its files stay bound to the checkpoint's id.
+    scheduler->job_id_ = manifest.job_id;
+    scheduler->restore_step_ = manifest.step;
     LOG(INFO) << "scheduler: resuming from " << options.resume_from << " at global step "
               << manifest.step;
   }
@@ -140,6 +151,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
           [raw](const net::Peer& peer, const Envelope::Reader& r) { return raw->Handle(peer, r); },
           metrics));
   scheduler->monitor_ = std::thread([raw] { raw->MonitorLoop(); });
+  LOG(INFO) << absl::StrFormat("scheduler: job %016x", scheduler->job_id_);
   LOG(INFO) << "scheduler: waiting for " << options.job.num_servers << " servers and "
             << options.job.num_workers << " workers at " << scheduler->endpoint();
   return scheduler;
@@ -171,8 +183,9 @@ void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply) {
   reply.setNumPartitions(static_cast<uint32_t>(job_.partitions().size()));
   reply.setStaleness(options_.job.staleness);
   reply.setNumVirtualShards(options_.num_virtual_shards);
-  reply.setRestoreDir(options_.resume_from.c_str());
   reply.setReason(PhaseReasonLocked().c_str());
+  reply.setJobId(job_id_);
+  reply.setRestoreStep(restore_step_);
   if (job_.phase() == Phase::kRegistering) return;
   auto endpoints = reply.initServerEndpoints(static_cast<unsigned>(job_.servers().size()));
   for (size_t s = 0; s < job_.servers().size(); ++s) {
@@ -354,8 +367,9 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
     TOWERPS_ASSIGN_OR_RETURN(ps_client_, ps::PsClient::Create(ctx_, client, std::move(map)));
   }
   TOWERPS_ASSIGN_OR_RETURN(std::vector<ps::CheckpointFile> files,
-                           ps_client_->Checkpoint(dir, step, /*restore=*/false));
+                           ps_client_->Checkpoint(step, job_id_, /*restore=*/false));
   ps::CheckpointManifest manifest;
+  manifest.job_id = job_id_;
   manifest.step = step;
   manifest.num_servers = options_.job.num_servers;
   manifest.num_virtual_shards = options_.num_virtual_shards;

@@ -35,9 +35,11 @@ struct SchedulerOptions {
   models::LrScheduleOptions lr_scale;
   // Checkpoints go to <checkpoint_root>/step-N/; empty disables them.
   std::string checkpoint_root;
-  // Continue a job from this checkpoint directory (verified first): the global step
-  // and the data partitions' progress come from its MANIFEST, and every server loads
-  // its shards from it before serving (told so at registration). Empty: a fresh job.
+  // Continue a job from this checkpoint directory (verified first; it must be
+  // <checkpoint_root>/step-N): the job id, the global step and the data partitions'
+  // progress come from its MANIFEST, and every server loads its shards from step-N
+  // under its own root before serving (told the step at registration). Empty: a fresh
+  // job, with a new random job id.
   std::string resume_from;
   // Floats of the model's dense array (recorded in the checkpoint MANIFEST).
   uint64_t dense_params = 0;
@@ -123,6 +125,8 @@ class Scheduler {
   const Clock* const clock_;
   const models::LrSchedule lr_;
   std::string shard_owners_;  // ShardMap::ToWire of the balanced map
+  uint64_t job_id_ = 0;       // checkpoint files are bound to it (set in Start)
+  int64_t restore_step_ = -1;  // the resumed checkpoint's step, or -1 (set in Start)
   Gauge* global_step_metric_ = nullptr;
   Gauge* lr_scale_metric_ = nullptr;
   Gauge* live_workers_metric_ = nullptr;

@@ -24,7 +24,7 @@ class SchedulerServiceTest : public ::testing::Test {
     root_ = std::filesystem::path(::testing::TempDir()) /
             ("sched_test_" + std::to_string(::getpid()));
     ASSERT_TRUE(RemoveAll(root_).ok());
-    ps::ParameterServerOptions ps_options;
+    ps::ParameterServerOptions& ps_options = ps_options_;
     sparse_emb::TableConfig table;
     table.dim = 4;
     ps_options.tables = {table};
@@ -140,6 +140,7 @@ class SchedulerServiceTest : public ::testing::Test {
   MetricsRegistry metrics_;
   FakeClock clock_;  // frozen unless a test advances it: nobody is declared dead
   std::string root_;
+  ps::ParameterServerOptions ps_options_;
   std::unique_ptr<ps::ParameterServer> ps_;
   std::unique_ptr<net::RpcServer> ps_rpc_;
   std::unique_ptr<Scheduler> scheduler_;
@@ -156,6 +157,14 @@ TEST_F(SchedulerServiceTest, WholeJobLifecycle) {
   ASSERT_TRUE(reg.ok()) << reg.status();
   EXPECT_EQ(reg->envelope().getBody().getRegisterReply().getPhase(),
             static_cast<uint8_t>(Phase::kRegistering));
+  // The server learns the job's id at registration, as PsNode does (no request has
+  // reached the server yet, so it can be rebuilt with it).
+  const uint64_t job_id = reg->envelope().getBody().getRegisterReply().getJobId();
+  EXPECT_NE(job_id, 0u);
+  EXPECT_EQ(reg->envelope().getBody().getRegisterReply().getRestoreStep(), -1);
+  ps_options_.job_id = job_id;
+  ps_options_.checkpoint_root = root_;
+  ps_ = ps::ParameterServer::Create(ps_options_, nullptr).value();
   reg = Call([&](Envelope::Body::Builder b) {
     auto r = b.initRegister();
     r.setRole(1);
@@ -216,7 +225,8 @@ TEST_F(SchedulerServiceTest, WholeJobLifecycle) {
   auto latest = ps::LatestCheckpoint(root_);
   ASSERT_TRUE(latest.ok()) << latest.status();
   auto manifest = ps::VerifyCheckpoint(*latest);
-  ASSERT_TRUE(manifest.ok());
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  EXPECT_EQ(manifest->job_id, job_id);
   EXPECT_EQ(manifest->step, 6);
   EXPECT_EQ(manifest->files.size(), 2u);
   EXPECT_NE(scheduler_->StatusJson().find("\"phase\":\"done\""), std::string::npos);

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/numeric_bounds.h"
 #include "common/prefetch.h"
 #include "common/status.h"
 #include "glog/logging.h"
@@ -295,7 +296,7 @@ void EmbeddingTable::Lookup(absl::Span<const uint64_t> keys, float* out) const {
 
 void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, float lr,
                           int64_t step) {
-  if (!(lr > 0.0f) || !std::isfinite(lr)) {
+  if (!(lr > 0.0f && lr <= kMaxLearningRate)) {
     LOG_EVERY_N(ERROR, 1000) << "sparse_emb " << config_.name << ": ignoring push with lr " << lr;
     return;
   }

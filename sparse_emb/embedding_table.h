@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "common/file_binding.h"
 #include "common/metrics.h"
 #include "sparse_emb/count_min_sketch.h"
 #include "sparse_emb/row_layout.h"
@@ -70,9 +71,11 @@ class EmbeddingTable {
   // missing rows read zeros. For evaluation and export.
   void Lookup(absl::Span<const uint64_t> keys, float* out) const;
 
-  // keys: n UNIQUE keys (the caller aggregates duplicates), grads: n * dim. Applies the
-  // optimizer in place with learning rate `lr` at global step `step` (a push with lr
-  // not finite and > 0 is dropped and logged). A missing
+  // keys: n UNIQUE keys (the caller aggregates duplicates), grads: n * dim, each value
+  // within kMaxGradientMagnitude (common/numeric_bounds.h; the caller checks, so the
+  // optimizer state stays finite). Applies the optimizer in place with learning rate
+  // `lr` at global step `step` (a push with lr outside (0, kMaxLearningRate] is
+  // dropped and logged). A missing
   // key is counted (admission) and created when admitted, then updated; a key not
   // admitted is only counted.
   void Push(absl::Span<const uint64_t> keys, const float* grads, float lr, int64_t step);
@@ -83,18 +86,26 @@ class EmbeddingTable {
 
   // Full snapshot of rows, optimizer state and admission sketch to `path`, written
   // atomically (temporary file, fsync, rename). Blocks all writers for its duration.
-  // Afterwards the incremental baseline is this snapshot. Errors: file errors.
-  absl::Status Save(const std::string& path);
+  // `origin` binds the file to its job, step and server rank; the table adds its name
+  // and TableFingerprint (Binding). Afterwards the incremental baseline is this
+  // snapshot. Errors: file errors.
+  absl::Status Save(const std::string& path, const FileBinding& origin = {});
   // Like Save, but only rows created or updated since the last successful Save or
   // SaveIncremental, plus the keys evicted since then (and the sketch).
-  absl::Status SaveIncremental(const std::string& path);
+  absl::Status SaveIncremental(const std::string& path, const FileBinding& origin = {});
+  // Checks a snapshot without touching the table: structure, lengths, checksums, and
+  // its binding: the table name and fingerprint must be this table's, and the job,
+  // step and rank those of `expected` when given. Errors as Load.
+  absl::Status Verify(const std::string& path, const FileBinding* expected = nullptr) const;
   // Loads a full snapshot (replacing the table's contents) or applies an incremental
-  // one on top. The whole file is verified (checksums, counts, lengths) before the
-  // table is touched, and applied with every stripe locked, so readers never see a
-  // half-loaded table. Errors: DataLoss for a truncated or corrupt file (table
-  // unchanged); InvalidArgument when dim, dtype or optimizer differ from the config;
-  // NotFound / file errors.
-  absl::Status Load(const std::string& path);
+  // one on top. The whole file is verified as Verify does before the table is
+  // touched, and applied with every stripe locked, so readers never see a half-loaded
+  // table. Errors: DataLoss for a truncated or corrupt file or one bound to another
+  // job, step or rank (table unchanged); InvalidArgument when the name, dim, dtype,
+  // optimizer or fingerprint differ from the config; NotFound / file errors.
+  absl::Status Load(const std::string& path, const FileBinding* expected = nullptr);
+  // `origin` with this table's name and fingerprint: what Save writes.
+  FileBinding Binding(const FileBinding& origin) const;
 
   // Streams all rows in chunks of at most `chunk_rows` (> 0): fn(keys: m,
   // values: m * dim fp32). Memory is bounded by one chunk. Weakly consistent: rows
@@ -152,7 +163,7 @@ class EmbeddingTable {
   void EraseLocked(Stripe* s, char* row);
   void Publish(const Tally& tally);
 
-  absl::Status SaveImpl(const std::string& path, bool incremental);
+  absl::Status SaveImpl(const std::string& path, const FileBinding& binding, bool incremental);
   // Applies one verified snapshot block (snapshot.cc). Caller holds every stripe lock.
   void ApplyBlockLocked(uint32_t type, uint32_t aux, uint64_t count, const char* payload,
                         bool sketch_compatible);

@@ -1,9 +1,16 @@
 #include "sparse_emb/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace towerps::sparse_emb {
 namespace {
+
+// Accumulators of squared gradients saturate here instead of overflowing to Inf (which
+// would freeze the row: every later step divides by it). Far beyond anything real
+// training reaches (gradients are bounded by kMaxGradientMagnitude = 2^32, so one push
+// adds at most 2^64); its square root, 2^50, keeps the update's denominator finite.
+constexpr float kMaxAccumulator = 0x1p100f;
 
 // Returns the gradient to use: `grad` itself when no preprocessing is configured,
 // otherwise `scratch` holding clip(grad) + weight_decay * w.
@@ -59,14 +66,14 @@ void ApplyOptimizer(const OptimizerConfig& c, int dim, float lr, uint32_t row_st
       return;
     case OptimizerKind::kAdagrad:
       for (int i = 0; i < dim; ++i) {
-        state[i] += g[i] * g[i];
+        state[i] = std::min(state[i] + g[i] * g[i], kMaxAccumulator);
         w[i] -= lr * g[i] / (std::sqrt(state[i]) + c.epsilon);
       }
       return;
     case OptimizerKind::kRowwiseAdagrad: {
       float sq = 0.0f;
       for (int i = 0; i < dim; ++i) sq += g[i] * g[i];
-      state[0] += sq / static_cast<float>(dim);
+      state[0] = std::min(state[0] + sq / static_cast<float>(dim), kMaxAccumulator);
       const float step = lr / (std::sqrt(state[0]) + c.epsilon);
       for (int i = 0; i < dim; ++i) w[i] -= step * g[i];
       return;
@@ -88,7 +95,7 @@ void ApplyOptimizer(const OptimizerConfig& c, int dim, float lr, uint32_t row_st
       float* z = state;
       float* n = state + dim;
       for (int i = 0; i < dim; ++i) {
-        const float n_new = n[i] + g[i] * g[i];
+        const float n_new = std::min(n[i] + g[i] * g[i], kMaxAccumulator);
         const float sigma = (std::sqrt(n_new) - std::sqrt(n[i])) / lr;
         z[i] += g[i] - sigma * w[i];
         n[i] = n_new;

@@ -8,9 +8,13 @@
 //                    m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
 //                    w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
 //   FTRL-Proximal:   sigma = (sqrt(n + g^2) - sqrt(n)) / lr;  z += g - sigma w;
-//                    n += g^2;  w = |z| <= l1 ? 0 : -(z - sign(z) l1) / ((beta + sqrt(n)) / lr + l2)
+//                    n += g^2;  w = |z| <= l1 ? 0 : -(z - sign(z) l1) / ((beta + sqrt(n)) / lr +
+//                    l2)
 // Optimizer state is fp32: Adagrad a[dim]; row-wise a[1]; Adam m[dim], v[dim];
-// FTRL z[dim], n[dim]. Pure functions; thread-safe.
+// FTRL z[dim], n[dim]. The accumulators a and n saturate at 2^100 instead of
+// overflowing. State stays finite for gradients within kMaxGradientMagnitude and rates
+// within kMaxLearningRate (common/numeric_bounds.h): callers refuse pushes beyond them
+// (ps::ParameterServer, ps::LocalParams). Pure functions; thread-safe.
 #ifndef TOWERPS_SPARSE_EMB_OPTIMIZER_H_
 #define TOWERPS_SPARSE_EMB_OPTIMIZER_H_
 

@@ -106,6 +106,28 @@ TEST(OptimizerStateTest, SizesPerKind) {
   EXPECT_EQ(OptimizerStateFloats(OptimizerKind::kFtrl, 64), 128);
 }
 
+// An accumulator that overflowed to Inf froze its row (every later step divided by
+// it); the accumulators saturate instead, so a row keeps training.
+TEST(OptimizerStateTest, AccumulatorsSaturateAndTheRowKeepsTraining) {
+  for (OptimizerKind kind :
+       {OptimizerKind::kAdagrad, OptimizerKind::kRowwiseAdagrad, OptimizerKind::kFtrl}) {
+    SCOPED_TRACE(OptimizerName(kind));
+    const OptimizerConfig config = Make(kind);
+    std::vector<float> state(OptimizerStateFloats(kind, kDim));
+    InitOptimizerState(config, kDim, state.data());
+    float w[kDim] = {0.5f, 0.5f, 0.5f, 0.5f};
+    float scratch[kDim];
+    const float huge[kDim] = {1e20f, 1e20f, 1e20f, 1e20f};  // squares overflow fp32
+    ApplyOptimizer(config, kDim, kLr, 1, huge, scratch, w, state.data());
+    for (float v : state) EXPECT_TRUE(std::isfinite(v));
+    const float before = w[0];
+    const float g[kDim] = {1e15f, 1e15f, 1e15f, 1e15f};
+    ApplyOptimizer(config, kDim, kLr, 2, g, scratch, w, state.data());
+    EXPECT_TRUE(std::isfinite(w[0]));
+    EXPECT_NE(w[0], before);
+  }
+}
+
 // Through the table: lazy Adam's bias correction uses each row's own update count, so
 // a row first pushed at global step 100 gets the same update as a fresh row at step 1.
 TEST(TableOptimizerTest, LazyAdamUsesPerRowStep) {

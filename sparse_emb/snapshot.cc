@@ -1,13 +1,16 @@
-// EmbeddingTable snapshots (Save, SaveIncremental, Load) and streaming export
+// EmbeddingTable snapshots (Save, SaveIncremental, Verify, Load) and streaming export
 // (ForEachRow). File format (little-endian; docs/sparse_emb.md):
-//   header, 72 bytes: magic "TWPSEMB\0", u32 version, u32 kind (1 full, 2 incremental),
-//     u32 dim, u32 dtype, u32 optimizer, u32 state_floats, u32 num_stripes,
+//   binding, 128 bytes (common/file_binding.h): job, step, rank, table name, fingerprint
+//   header, 72 bytes: magic "TWPSEMB\0", u32 version (2), u32 kind (1 full, 2
+//     incremental), u32 dim, u32 dtype, u32 optimizer, u32 state_floats, u32 num_stripes,
 //     u32 sketch_depth, u64 sketch_width (per stripe), u64 row_count,
-//     u64 erased_count, u32 crc32c(bytes 0..63), u32 zero
+//     u64 erased_count, u32 masked crc32c(bytes 0..63), u32 zero
 //   blocks: u32 type, u32 aux, u64 count, u64 payload_bytes, payload,
-//     u32 crc32c(block header + payload); types: 1 rows (count records of the row's
+//     u32 masked crc32c(block header + payload); types: 1 rows (count records of the row's
 //     first 20 + 4*state_floats + dim*dtype_bytes bytes, dirty bit cleared),
 //     2 erased keys (count u64), 3 sketch (aux = stripe, counters), 4 end (last).
+// Embedded CRCs are masked (common/checksum.h) so the MANIFEST's CRC of the whole file
+// depends on every byte of it.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -18,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/checksum.h"
+#include "common/file_binding.h"
 #include "common/file_util.h"
 #include "common/status.h"
 #include "glog/logging.h"
@@ -27,7 +31,7 @@ namespace towerps::sparse_emb {
 namespace {
 
 constexpr char kMagic[8] = {'T', 'W', 'P', 'S', 'E', 'M', 'B', '\0'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;  // 1: unbound, plain CRCs
 constexpr uint32_t kKindFull = 1;
 constexpr uint32_t kKindIncremental = 2;
 constexpr size_t kHeaderBytes = 72;
@@ -72,7 +76,7 @@ std::string EncodeHeader(const Header& h) {
     Put(&out, v);
   }
   for (uint64_t v : {h.sketch_width, h.row_count, h.erased_count}) Put(&out, v);
-  Put(&out, Crc32c(out));
+  Put(&out, MaskCrc32c(Crc32c(out)));
   Put(&out, uint32_t{0});
   return out;
 }
@@ -115,19 +119,27 @@ class FileReader {
   std::string path_;
 };
 
-// Visits every block of a snapshot after checking its header against `layout`;
-// every structural problem is DataLoss. visit(type, aux, count, payload).
+// Visits every block of a snapshot after checking its binding against `binding`
+// (name and fingerprint always; job, step and rank when `compare_origin`) and its
+// header against `layout`; every structural problem is DataLoss.
+// visit(type, aux, count, payload).
 template <typename Visit>
 absl::Status WalkSnapshot(const std::string& path, const TableConfig& config,
-                          const RowLayout& layout, Header* header, Visit&& visit) {
+                          const RowLayout& layout, const FileBinding& binding, bool compare_origin,
+                          Header* header, Visit&& visit) {
   FileReader in;
   TOWERPS_RETURN_IF_ERROR(in.Open(path));
+  char bound[kFileBindingBytes];
+  size_t got_binding;
+  TOWERPS_RETURN_IF_ERROR(in.Read(bound, kFileBindingBytes, &got_binding));
+  TOWERPS_ASSIGN_OR_RETURN(FileBinding actual,
+                           DecodeFileBinding(absl::string_view(bound, got_binding), path));
   char hb[kHeaderBytes];
   TOWERPS_RETURN_IF_ERROR(in.ReadExact(hb, kHeaderBytes, "header"));
   if (std::memcmp(hb, kMagic, sizeof(kMagic)) != 0) {
     return absl::DataLossError(absl::StrCat(path, ": not a sparse_emb snapshot (bad magic)"));
   }
-  if (Get<uint32_t>(hb + 64) != Crc32c(absl::string_view(hb, 64))) {
+  if (UnmaskCrc32c(Get<uint32_t>(hb + 64)) != Crc32c(absl::string_view(hb, 64))) {
     return absl::DataLossError(absl::StrCat(path, ": header checksum mismatch"));
   }
   if (Get<uint32_t>(hb + 8) != kVersion) {
@@ -157,6 +169,8 @@ absl::Status WalkSnapshot(const std::string& path, const TableConfig& config,
         "; table '", config.name, "' is dim ", config.dim, " dtype ", DTypeName(config.dtype),
         " optimizer ", OptimizerName(config.optimizer.kind)));
   }
+  // After the shape check, whose message says more when only the config changed.
+  TOWERPS_RETURN_IF_ERROR(CheckFileBinding(actual, binding, compare_origin, path));
   const uint64_t record_bytes = layout.embedding_offset + DTypeBytes(config.dtype) * h.dim;
   uint64_t rows = 0, erased = 0;
   std::vector<char> payload;
@@ -188,7 +202,7 @@ absl::Status WalkSnapshot(const std::string& path, const TableConfig& config,
     payload.resize(bytes + 4);
     TOWERPS_RETURN_IF_ERROR(in.ReadExact(payload.data(), bytes + 4, "block"));
     const uint32_t crc = Crc32cExtend(Crc32cExtend(0, bh, kBlockHeaderBytes), payload.data(), bytes);
-    if (crc != Get<uint32_t>(payload.data() + bytes)) {
+    if (crc != UnmaskCrc32c(Get<uint32_t>(payload.data() + bytes))) {
       return absl::DataLossError(absl::StrCat(path, ": block checksum mismatch"));
     }
     if (type == kBlockEnd) break;
@@ -221,7 +235,7 @@ class BlockWriter {
     TOWERPS_RETURN_IF_ERROR(out_->Append(bh));
     TOWERPS_RETURN_IF_ERROR(out_->Append(payload));
     std::string tail;
-    Put(&tail, crc);
+    Put(&tail, MaskCrc32c(crc));
     return out_->Append(tail);
   }
 
@@ -231,13 +245,30 @@ class BlockWriter {
 
 }  // namespace
 
-absl::Status EmbeddingTable::Save(const std::string& path) { return SaveImpl(path, false); }
-
-absl::Status EmbeddingTable::SaveIncremental(const std::string& path) {
-  return SaveImpl(path, true);
+FileBinding EmbeddingTable::Binding(const FileBinding& origin) const {
+  FileBinding b = origin;
+  b.name = config_.name;
+  b.fingerprint = TableFingerprint(config_);
+  return b;
 }
 
-absl::Status EmbeddingTable::SaveImpl(const std::string& path, bool incremental) {
+absl::Status EmbeddingTable::Save(const std::string& path, const FileBinding& origin) {
+  return SaveImpl(path, Binding(origin), false);
+}
+
+absl::Status EmbeddingTable::SaveIncremental(const std::string& path, const FileBinding& origin) {
+  return SaveImpl(path, Binding(origin), true);
+}
+
+absl::Status EmbeddingTable::Verify(const std::string& path, const FileBinding* expected) const {
+  Header header;
+  return WalkSnapshot(path, config_, layout_, Binding(expected ? *expected : FileBinding()),
+                      expected != nullptr, &header,
+                      [](uint32_t, uint32_t, uint64_t, const char*) {});
+}
+
+absl::Status EmbeddingTable::SaveImpl(const std::string& path, const FileBinding& binding,
+                                      bool incremental) {
   absl::MutexLock snapshot_lock(&snapshot_mu_);
   const size_t record_bytes = layout_.embedding_offset + DTypeBytes(config_.dtype) * config_.dim;
   auto wanted = [incremental](const char* row) {
@@ -263,6 +294,7 @@ absl::Status EmbeddingTable::SaveImpl(const std::string& path, bool incremental)
       }
     }
     TOWERPS_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Open(path));
+    TOWERPS_RETURN_IF_ERROR(out.Append(EncodeFileBinding(binding)));
     TOWERPS_RETURN_IF_ERROR(out.Append(EncodeHeader(h)));
     BlockWriter blocks(&out);
     std::string chunk;
@@ -341,12 +373,13 @@ void EmbeddingTable::ApplyBlockLocked(uint32_t type, uint32_t aux, uint64_t coun
   }
 }
 
-absl::Status EmbeddingTable::Load(const std::string& path) {
+absl::Status EmbeddingTable::Load(const std::string& path, const FileBinding* expected) {
   absl::MutexLock snapshot_lock(&snapshot_mu_);
+  const FileBinding binding = Binding(expected ? *expected : FileBinding());
   // Pass 1 verifies the whole file without touching the table.
   Header header;
-  TOWERPS_RETURN_IF_ERROR(WalkSnapshot(path, config_, layout_, &header,
-                                       [](uint32_t, uint32_t, uint64_t, const char*) {}));
+  TOWERPS_RETURN_IF_ERROR(WalkSnapshot(path, config_, layout_, binding, expected != nullptr,
+                                       &header, [](uint32_t, uint32_t, uint64_t, const char*) {}));
   const bool sketch_compatible =
       header.num_stripes == static_cast<uint32_t>(config_.num_stripes) &&
       header.sketch_width == static_cast<uint64_t>(stripes_[0]->sketch.width()) &&
@@ -371,11 +404,11 @@ absl::Status EmbeddingTable::Load(const std::string& path) {
     }
   }
   Header again;
-  absl::Status status = WalkSnapshot(
-      path, config_, layout_, &again,
-      [&](uint32_t type, uint32_t aux, uint64_t count, const char* payload) {
-        ApplyBlockLocked(type, aux, count, payload, sketch_compatible);
-      });
+  absl::Status status =
+      WalkSnapshot(path, config_, layout_, binding, expected != nullptr, &again,
+                   [&](uint32_t type, uint32_t aux, uint64_t count, const char* payload) {
+                     ApplyBlockLocked(type, aux, count, payload, sketch_compatible);
+                   });
   int64_t after = 0;
   for (auto& s : stripes_) after += s->store.size();
   track_erased_ = true;

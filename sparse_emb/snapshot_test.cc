@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/checksum.h"
 #include "common/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -173,6 +174,66 @@ TEST_F(SnapshotTest, MismatchedConfigIsInvalidArgument) {
   other = Config();
   other.optimizer.kind = OptimizerKind::kSgd;
   EXPECT_EQ(Make(other)->Load(dir_ + "/a.snap").code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Two tables of the same shape swapped in the config: each file names its table.
+TEST_F(SnapshotTest, SnapshotOfAnotherTableIsRefused) {
+  auto t = Make();
+  Train(t.get(), 0, 10, 1);
+  ASSERT_TRUE(t->Save(dir_ + "/a.snap").ok());
+  TableConfig other = Config();
+  other.name = "other";
+  auto u = Make(other);
+  absl::Status s = u->Load(dir_ + "/a.snap");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("table 'snap', not 'other'"));
+  EXPECT_EQ(u->size(), 0);
+  other = Config();
+  other.initializer.seed = 99;  // same shape, another initializer: another fingerprint
+  EXPECT_THAT(std::string(Make(other)->Load(dir_ + "/a.snap").message()),
+              HasSubstr("config fingerprint"));
+}
+
+// A file bound to one job, step and rank loads only where those are expected.
+TEST_F(SnapshotTest, BindingNamesWhatDiffers) {
+  auto t = Make();
+  Train(t.get(), 0, 10, 1);
+  FileBinding origin;
+  origin.job_id = 0xabc;
+  origin.step = 20;
+  origin.rank = 1;
+  ASSERT_TRUE(t->Save(dir_ + "/a.snap", origin).ok());
+  auto u = Make();
+  EXPECT_TRUE(u->Verify(dir_ + "/a.snap", &origin).ok());
+  FileBinding expected = origin;
+  expected.step = 30;
+  absl::Status s = u->Load(dir_ + "/a.snap", &expected);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("a.snap belongs elsewhere: step 20, not 30"));
+  expected = origin;
+  expected.job_id = 0xdef;
+  expected.rank = 0;
+  s = u->Load(dir_ + "/a.snap", &expected);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("job 0000000000000abc, not 0000000000000def"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("server rank 1, not 0"));
+  EXPECT_EQ(u->size(), 0);
+  ASSERT_TRUE(u->Load(dir_ + "/a.snap", &origin).ok());
+  EXPECT_EQ(Dump(*u), Dump(*t));
+}
+
+// The MANIFEST checksums whole files: with plain embedded CRCs every snapshot of the
+// same length had the same CRC-32C, whatever its rows held.
+TEST_F(SnapshotTest, WholeFileChecksumDependsOnTheRows) {
+  auto t = Make();
+  Train(t.get(), 0, 10, 1);
+  ASSERT_TRUE(t->Save(dir_ + "/a.snap").ok());
+  Train(t.get(), 0, 10, 3);  // same keys, other values: same length
+  ASSERT_TRUE(t->Save(dir_ + "/b.snap").ok());
+  const std::string a = ReadFileToString(dir_ + "/a.snap").value();
+  const std::string b = ReadFileToString(dir_ + "/b.snap").value();
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_NE(a, b);
+  EXPECT_NE(Crc32c(a), Crc32c(b));
 }
 
 TEST_F(SnapshotTest, LoadIntoDifferentStripingKeepsRows) {

@@ -1,5 +1,6 @@
 #include "sparse_emb/table_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "common/file_binding.h"
 #include "common/status.h"
 
 namespace towerps::sparse_emb {
@@ -147,10 +149,17 @@ absl::string_view OptimizerName(OptimizerKind kind) {
   return "unknown";
 }
 
+uint64_t TableFingerprint(const TableConfig& c) {
+  return FingerprintOf(absl::StrFormat("dim=%d dtype=%s optimizer=%s init=%d:%.9g seed=%d", c.dim,
+                                       DTypeName(c.dtype), OptimizerName(c.optimizer.kind),
+                                       static_cast<int>(c.initializer.kind), c.initializer.scale,
+                                       c.initializer.seed));
+}
+
 int DTypeBytes(DType dtype) { return dtype == DType::kFp32 ? 4 : 2; }
 
 absl::Status TableConfig::Validate() const {
-  if (name.empty()) return Bad(*this, "name must be non-empty");
+  if (name.empty() || name.size() > 64) return Bad(*this, "name must have 1..64 characters");
   for (char ch : name) {
     if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '_') {
       return Bad(*this, "name may hold only [A-Za-z0-9_]");
@@ -165,19 +174,35 @@ absl::Status TableConfig::Validate() const {
       init.kind != InitKind::kTruncatedNormal) {
     return Bad(*this, "unknown initializer kind");
   }
-  if (init.kind != InitKind::kZeros && !(std::isfinite(init.scale) && init.scale > 0.0f)) {
-    return Bad(*this, absl::StrCat("initializer scale must be > 0, got ", init.scale));
+  if (init.kind != InitKind::kZeros && !(init.scale > 0.0f && init.scale <= 10.0f)) {
+    return Bad(*this, absl::StrCat("initializer scale must be in (0, 10], got ", init.scale));
   }
   const OptimizerConfig& o = optimizer;
   if (OptimizerName(o.kind) == "unknown") return Bad(*this, "unknown optimizer kind");
-  if (!NonNegative(o.epsilon)) return Bad(*this, "optimizer epsilon must be >= 0");
+  if (!(NonNegative(o.epsilon) && o.epsilon <= 1e3f)) {
+    return Bad(*this, absl::StrCat("optimizer epsilon must be in [0, 1000], got ", o.epsilon));
+  }
   if (!NonNegative(o.initial_accumulator)) return Bad(*this, "initial_accumulator must be >= 0");
+  // A zero denominator turns a zero gradient into 0 / 0 = NaN.
+  const bool adagrad =
+      o.kind == OptimizerKind::kAdagrad || o.kind == OptimizerKind::kRowwiseAdagrad;
+  if (adagrad && !(o.epsilon > 0.0f || o.initial_accumulator > 0.0f)) {
+    return Bad(*this, "adagrad needs epsilon > 0 or initial_accumulator > 0");
+  }
+  if (o.kind == OptimizerKind::kAdam && !(o.epsilon > 0.0f)) {
+    return Bad(*this, "adam needs epsilon > 0");
+  }
+  if (o.kind == OptimizerKind::kFtrl && !(o.ftrl_beta > 0.0f)) {
+    return Bad(*this, "ftrl needs ftrl_beta > 0");
+  }
   if (!(o.beta1 >= 0.0f && o.beta1 < 1.0f)) return Bad(*this, "adam beta1 must be in [0, 1)");
   if (!(o.beta2 >= 0.0f && o.beta2 < 1.0f)) return Bad(*this, "adam beta2 must be in [0, 1)");
   if (!NonNegative(o.ftrl_beta) || !NonNegative(o.ftrl_l1) || !NonNegative(o.ftrl_l2)) {
     return Bad(*this, "ftrl beta, l1 and l2 must be >= 0");
   }
-  if (!NonNegative(o.weight_decay)) return Bad(*this, "weight_decay must be >= 0");
+  if (!(NonNegative(o.weight_decay) && o.weight_decay <= 1.0f)) {
+    return Bad(*this, absl::StrCat("weight_decay must be in [0, 1], got ", o.weight_decay));
+  }
   if (!NonNegative(o.clip_norm)) return Bad(*this, "clip_norm must be >= 0");
   const AdmissionConfig& a = admission;
   if (a.min_count < 0 || a.min_count > 255) {
@@ -200,12 +225,19 @@ absl::Status TableConfig::Validate() const {
 
 absl::StatusOr<TableConfig> ParseTableConfig(absl::string_view text) {
   TableConfig config;
+  std::vector<absl::string_view> seen;
   for (absl::string_view pair :
        absl::StrSplit(text, absl::ByAnyChar(" \t\n,"), absl::SkipEmpty())) {
     size_t eq = pair.find('=');
     if (eq == absl::string_view::npos) {
       return absl::InvalidArgumentError(absl::StrCat("expected key=value, got '", pair, "'"));
     }
+    // `dim=32 dim=8` is a typo, not an override: refuse it instead of keeping the last.
+    if (std::find(seen.begin(), seen.end(), pair.substr(0, eq)) != seen.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("key '", pair.substr(0, eq), "' appears twice"));
+    }
+    seen.push_back(pair.substr(0, eq));
     TOWERPS_RETURN_IF_ERROR(ApplyPair(pair.substr(0, eq), pair.substr(eq + 1), &config));
   }
   TOWERPS_RETURN_IF_ERROR(config.Validate());

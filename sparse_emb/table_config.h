@@ -28,7 +28,7 @@ enum class InitKind : uint32_t {
 
 struct InitializerConfig {
   InitKind kind = InitKind::kUniform;
-  // Half-width a for kUniform, sigma for kTruncatedNormal; ignored for kZeros. > 0.
+  // Half-width a for kUniform, sigma for kTruncatedNormal; ignored for kZeros. (0, 10].
   float scale = 0.01f;
   // Row r of key k is a pure function of (seed, k): same on every server and run.
   uint64_t seed = 0;
@@ -48,18 +48,19 @@ enum class OptimizerKind : uint32_t {
 // <= clip_norm (if > 0), then add weight_decay * w (L2 regularisation).
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::kRowwiseAdagrad;
-  // Added to the denominator of Adagrad / Adam; >= 0.
+  // Added to the denominator of Adagrad / Adam; in [0, 1000]. Adam needs > 0, Adagrad
+  // > 0 unless initial_accumulator > 0 (a zero denominator makes 0 / 0).
   float epsilon = 1e-8f;
   // Initial value of Adagrad accumulators and of FTRL's n; >= 0.
   float initial_accumulator = 0.0f;
   // Adam moment decays, in [0, 1).
   float beta1 = 0.9f;
   float beta2 = 0.999f;
-  // FTRL: beta (denominator smoothing) >= 0, l1 >= 0, l2 >= 0.
+  // FTRL: beta (denominator smoothing) > 0, l1 >= 0, l2 >= 0.
   float ftrl_beta = 1.0f;
   float ftrl_l1 = 0.0f;
   float ftrl_l2 = 0.0f;
-  // L2 weight decay added to the gradient; >= 0 (0 = off).
+  // L2 weight decay added to the gradient; in [0, 1] (0 = off).
   float weight_decay = 0.0f;
   // Per-row gradient L2-norm clipping threshold; >= 0 (0 = off).
   float clip_norm = 0.0f;
@@ -86,7 +87,8 @@ struct EvictionConfig {
 };
 
 struct TableConfig {
-  // Table name, used in metric names and error messages. Non-empty, [A-Za-z0-9_].
+  // Table name, used in metric names, error messages and checkpoint bindings.
+  // 1..64 characters of [A-Za-z0-9_].
   std::string name = "table";
   // Embedding dimension, 4..1024.
   int dim = 64;
@@ -109,11 +111,19 @@ struct TableConfig {
 // Keys: name dim dtype(fp32|fp16|bf16) init(zeros|uniform:A|normal:S) seed
 // optimizer(sgd|adagrad|rowwise_adagrad|adam|ftrl) eps init_acc beta1 beta2 ftrl_beta
 // l1 l2 wd clip admit sketch_width sketch_depth ttl max_rows stripes.
-// Errors: InvalidArgument for an unknown key, a bad value, or a config failing Validate().
+// Every float must be finite. Errors: InvalidArgument for an unknown or repeated key, a
+// bad value, or a config failing Validate().
 absl::StatusOr<TableConfig> ParseTableConfig(absl::string_view text);
 
 // The inverse of ParseTableConfig (every key written).
 std::string TableConfigToString(const TableConfig& config);
+
+// FingerprintOf the fields a table's stored rows depend on: dim, dtype, optimizer kind
+// and initializer (kind, scale, seed). Checkpoint files record it (common/file_binding.h)
+// so a table whose config changed, or another table of the same shape, does not load
+// them. Hyper-parameters that can change between runs (rates, eps, decay, clipping,
+// admission, eviction, stripes) are not part of it.
+uint64_t TableFingerprint(const TableConfig& config);
 
 absl::string_view DTypeName(DType dtype);
 absl::string_view OptimizerName(OptimizerKind kind);

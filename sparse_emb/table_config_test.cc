@@ -18,7 +18,7 @@ TEST(TableConfigTest, RejectsBadFieldsWithClearMessages) {
   const Case cases[] = {
       {[](TableConfig* c) { c->dim = 3; }, "dim must be in 4..1024"},
       {[](TableConfig* c) { c->dim = 1025; }, "dim must be in 4..1024"},
-      {[](TableConfig* c) { c->name = ""; }, "name must be non-empty"},
+      {[](TableConfig* c) { c->name = ""; }, "name must have 1..64 characters"},
       {[](TableConfig* c) { c->name = "a-b"; }, "name may hold only"},
       {[](TableConfig* c) { c->initializer.scale = 0; }, "initializer scale"},
       {[](TableConfig* c) { c->optimizer.beta1 = 1.0f; }, "beta1"},

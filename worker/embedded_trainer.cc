@@ -70,10 +70,10 @@ absl::StatusOr<std::unique_ptr<EmbeddedTrainer>> EmbeddedTrainer::Create(
   }
   TOWERPS_ASSIGN_OR_RETURN(trainer->catalog_, ItemCatalog::Load(options.dataset_dir));
   TOWERPS_ASSIGN_OR_RETURN(auto probe, models::TwoTower::Create(trainer->model_.two_tower));
-  TOWERPS_ASSIGN_OR_RETURN(
-      trainer->server_,
-      ps::ParameterServer::Create(ServerOptionsFor(trainer->model_, 0, 1, probe->params().size()),
-                                  metrics));
+  ps::ParameterServerOptions server =
+      ServerOptionsFor(trainer->model_, 0, 1, probe->params().size());
+  server.job_id = ps::NewJobId();  // every run is a fresh job: its checkpoint is bound to it
+  TOWERPS_ASSIGN_OR_RETURN(trainer->server_, ps::ParameterServer::Create(server, metrics));
   return trainer;
 }
 
@@ -231,8 +231,9 @@ absl::StatusOr<TrainResult> EmbeddedTrainer::Run() {
   // The checkpoint, in the cluster's format with one server.
   result.checkpoint_dir = ps::CheckpointDir(options_.run_dir + "/checkpoint", result.steps);
   TOWERPS_ASSIGN_OR_RETURN(std::vector<std::string> files,
-                           server_->SaveCheckpoint(result.checkpoint_dir));
+                           server_->SaveCheckpoint(result.checkpoint_dir, result.steps));
   ps::CheckpointManifest manifest;
+  manifest.job_id = server_->options().job_id;
   manifest.step = result.steps;
   manifest.num_servers = 1;
   manifest.num_virtual_shards = 1;

@@ -1,5 +1,6 @@
 #include "worker/model_config.h"
 
+#include <cmath>
 #include <map>
 
 #include "absl/strings/ascii.h"
@@ -8,10 +9,29 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
+#include "common/numeric_bounds.h"
 #include "common/status.h"
 
 namespace towerps::worker {
 namespace {
+
+// The accepted range of a number: [lo, hi], either end open when asked.
+struct Range {
+  double lo;
+  double hi;
+  bool lo_open = false;
+  bool hi_open = false;
+
+  bool Contains(double v) const {
+    return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);  // false for NaN
+  }
+  std::string ToString() const {
+    return absl::StrCat(lo_open ? "(" : "[", lo, ", ", hi, hi_open ? ")" : "]");
+  }
+};
+
+constexpr Range kLearningRate{0, kMaxLearningRate, /*lo_open=*/true};
+constexpr Range kUnitOpen{0, 1, false, /*hi_open=*/true};  // Adam betas, momentum
 
 // key=value tokens of one line, with a record of which keys were used.
 class KeyValues {
@@ -24,7 +44,10 @@ class KeyValues {
       if (p.first.empty() || tokens[i].find('=') == absl::string_view::npos) {
         return absl::InvalidArgumentError(absl::StrCat("expected key=value, got '", tokens[i], "'"));
       }
-      kv.values_[p.first] = p.second;
+      // A repeated key is a typo, not an override: refuse it instead of keeping one.
+      if (!kv.values_.emplace(p.first, p.second).second) {
+        return absl::InvalidArgumentError(absl::StrCat("key '", p.first, "' appears twice"));
+      }
     }
     return kv;
   }
@@ -49,6 +72,23 @@ class KeyValues {
       ok = absl::SimpleAtoi(v, out);
     }
     if (!ok) return absl::InvalidArgumentError(absl::StrCat(key, "=", v, " is not a number"));
+    if constexpr (std::is_floating_point_v<T>) {
+      if (!std::isfinite(*out)) {
+        return absl::InvalidArgumentError(absl::StrCat(key, "=", v, " is not a finite number"));
+      }
+    }
+    return absl::OkStatus();
+  }
+  // TakeNumber, then InvalidArgument "<key>=<v> is out of range <range>" outside it.
+  template <typename T>
+  absl::Status TakeNumber(const std::string& key, T* out, const Range& range) {
+    if (!Has(key)) return absl::OkStatus();
+    const std::string v = values_.at(key);
+    TOWERPS_RETURN_IF_ERROR(TakeNumber(key, out));
+    if (!range.Contains(static_cast<double>(*out))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(key, "=", v, " is out of range ", range.ToString()));
+    }
     return absl::OkStatus();
   }
   absl::Status TakeBool(const std::string& key, bool* out) {
@@ -90,8 +130,8 @@ absl::Status ParseTower(KeyValues* kv, TowerShape* tower) {
       tower->mlp_hidden.push_back(w);
     }
   }
-  TOWERPS_RETURN_IF_ERROR(kv->TakeNumber("cross", &tower->cross_layers));
-  TOWERPS_RETURN_IF_ERROR(kv->TakeNumber("out", &tower->output_dim));
+  TOWERPS_RETURN_IF_ERROR(kv->TakeNumber("cross", &tower->cross_layers, Range{0, 64}));
+  TOWERPS_RETURN_IF_ERROR(kv->TakeNumber("out", &tower->output_dim, Range{1, 65536}));
   if (kv->Has("activation")) {
     TOWERPS_ASSIGN_OR_RETURN(tower->activation, models::ParseActivation(kv->Take("activation")));
   }
@@ -104,10 +144,15 @@ absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) 
     if (t.size() < 2) return absl::InvalidArgumentError("table needs a name");
     std::vector<std::string> rest = {absl::StrCat("name=", t[1])};
     TableSpec spec;
+    bool has_lr = false;
     for (size_t i = 2; i < t.size(); ++i) {
       if (absl::StartsWith(t[i], "lr=")) {
-        if (!absl::SimpleAtof(t[i].substr(3), &spec.learning_rate) || spec.learning_rate <= 0) {
-          return absl::InvalidArgumentError(absl::StrCat("bad ", t[i]));
+        if (has_lr) return absl::InvalidArgumentError("key 'lr' appears twice");
+        has_lr = true;
+        if (!absl::SimpleAtof(t[i].substr(3), &spec.learning_rate) ||
+            !kLearningRate.Contains(spec.learning_rate)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(t[i], " is not a learning rate in ", kLearningRate.ToString()));
         }
       } else {
         rest.emplace_back(t[i]);
@@ -160,31 +205,33 @@ absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) 
     if (kv.Has("kind")) {
       TOWERPS_ASSIGN_OR_RETURN(c->loss.kind, models::ParseLossKind(kv.Take("kind")));
     }
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("temperature", &c->loss.temperature));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("negative_weight", &c->loss.negative_weight));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("temperature", &c->loss.temperature, Range{1e-4, 100}));
+    TOWERPS_RETURN_IF_ERROR(
+        kv.TakeNumber("negative_weight", &c->loss.negative_weight, Range{0, 1e3}));
     TOWERPS_RETURN_IF_ERROR(kv.TakeBool("logq", &c->logq));
     TOWERPS_RETURN_IF_ERROR(kv.TakeBool("mask_duplicates", &c->loss.mask_duplicates));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("extra_negatives", &c->extra_negatives));
+    TOWERPS_RETURN_IF_ERROR(
+        kv.TakeNumber("extra_negatives", &c->extra_negatives, Range{0, 1 << 20}));
   } else if (directive == "dense_optimizer") {
     auto& o = c->dense_optimizer;
     if (kv.Has("kind")) {
       TOWERPS_ASSIGN_OR_RETURN(o.kind, models::ParseDenseOptimizerKind(kv.Take("kind")));
     }
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("lr", &c->dense_learning_rate));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("beta1", &o.beta1));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("beta2", &o.beta2));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("eps", &o.epsilon));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("momentum", &o.momentum));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("wd", &o.weight_decay));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("clip", &o.clip_global_norm));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("lr", &c->dense_learning_rate, kLearningRate));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("beta1", &o.beta1, kUnitOpen));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("beta2", &o.beta2, kUnitOpen));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("eps", &o.epsilon, Range{0, 1e3, /*lo_open=*/true}));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("momentum", &o.momentum, kUnitOpen));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("wd", &o.weight_decay, Range{0, 1}));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("clip", &o.clip_global_norm, Range{0, 1e9}));
   } else if (directive == "schedule") {
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("warmup", &c->warmup_steps));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("min_lr_ratio", &c->min_lr_ratio));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("warmup", &c->warmup_steps, Range{0, 1e15}));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("min_lr_ratio", &c->min_lr_ratio, Range{0, 1}));
   } else if (directive == "train") {
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("batch", &c->batch_size));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("epochs", &c->epochs));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("batch", &c->batch_size, Range{2, 1 << 24}));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("epochs", &c->epochs, Range{1, 1e6}));
     TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("seed", &c->seed));
-    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("dense_sync_every", &c->dense_sync_every));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("dense_sync_every", &c->dense_sync_every, Range{1, 1e9}));
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown directive '", directive, "'"));
   }
@@ -214,7 +261,14 @@ absl::Status ModelConfig::Validate() const {
   if (!(min_lr_ratio >= 0 && min_lr_ratio <= 1)) {
     return absl::InvalidArgumentError("schedule min_lr_ratio must be in [0, 1]");
   }
-  if (!(dense_learning_rate > 0)) return absl::InvalidArgumentError("dense lr must be > 0");
+  for (const TableSpec& t : tables) {
+    TOWERPS_RETURN_IF_ERROR(
+        CheckLearningRate(t.learning_rate, absl::StrCat("table ", t.config.name)));
+  }
+  TOWERPS_RETURN_IF_ERROR(CheckLearningRate(dense_learning_rate, "dense_optimizer"));
+  if (!(loss.temperature >= 1e-4f && loss.temperature <= 100.0f)) {
+    return absl::InvalidArgumentError("loss temperature must be in [0.0001, 100]");
+  }
   TOWERPS_RETURN_IF_ERROR(loss.Validate());
   return dense_optimizer.Validate();
 }

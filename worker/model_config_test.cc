@@ -76,6 +76,28 @@ TEST(ModelConfigTest, ErrorsNameTheLine) {
       {"table t dim=3\nfeature user history table=t", "cfg:1"},
       {"table t dim=8\nfeature sideways history table=t", "cfg:2: side must be"},
       {"table t dim=8", "binds no feature"},
+      // Numbers that would poison training, and repeated keys, name their line and key.
+      {"table t dim=8 lr=nan\nfeature user history table=t", "cfg:1: lr=nan"},
+      {"table t dim=8 lr=-1\nfeature user history table=t", "cfg:1: lr=-1"},
+      {"table t dim=8 lr=inf\nfeature user history table=t", "cfg:1: lr=inf"},
+      {"table t dim=8 lr=1e9\nfeature user history table=t", "cfg:1: lr=1e9"},
+      {"table t dim=8 lr=0.1 lr=0.2\nfeature user history table=t",
+       "cfg:1: key 'lr' appears twice"},
+      {"table t dim=32 dim=8\nfeature user history table=t", "cfg:1: key 'dim' appears twice"},
+      {"table t dim=8 wd=nan\nfeature user history table=t", "cfg:1: bad number for wd"},
+      {"table t dim=8 init=uniform:1e30\nfeature user history table=t", "initializer scale"},
+      {"table t dim=8 optimizer=adam eps=0\nfeature user history table=t", "adam needs epsilon"},
+      {"table t dim=8\nfeature user history table=t\nloss temperature=0", "cfg:3: temperature=0"},
+      {"table t dim=8\nfeature user history table=t\nloss temperature=nan",
+       "cfg:3: temperature=nan"},
+      {"table t dim=8\nfeature user history table=t\ndense_optimizer lr=nan", "cfg:3: lr=nan"},
+      {"table t dim=8\nfeature user history table=t\ndense_optimizer eps=inf", "cfg:3: eps=inf"},
+      {"table t dim=8\nfeature user history table=t\nschedule min_lr_ratio=nan",
+       "cfg:3: min_lr_ratio=nan"},
+      {"table t dim=8\nfeature user history table=t\ntrain dense_sync_every=0",
+       "cfg:3: dense_sync_every=0"},
+      {"table t dim=8\nfeature user history table=t\ntrain batch=8 batch=16",
+       "cfg:3: key 'batch' appears twice"},
   };
   for (const Case& c : cases) {
     auto parsed = ParseModelConfig(c.text, "cfg");

@@ -111,7 +111,7 @@ TEST_F(ClusterTest, ServerRefusesBadMessagesAndAppliesRetriedPushOnce) {
                                       "--num_workers=1"},
                                      &scheduler);
   ASSERT_FALSE(sched.empty());
-  auto ps = StartNode({"ps"}, config, dataset, sched, "ps.log");
+  auto ps = StartNode({"ps", "--run_dir=" + dir_ + "/run"}, config, dataset, sched, "ps.log");
   // Register a worker so the cluster forms, then read the server's endpoint.
   auto membership = ConnectScheduler(sched);
   ASSERT_NE(membership, nullptr);
@@ -200,7 +200,7 @@ TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
                                       "--num_partitions=4", "--heartbeat_timeout_ms=1500"},
                                      &scheduler);
   ASSERT_FALSE(sched.empty());
-  auto ps = StartNode({"ps"}, config, dataset, sched, "ps.log");
+  auto ps = StartNode({"ps", "--run_dir=" + dir_ + "/run"}, config, dataset, sched, "ps.log");
   auto worker0 = StartNode({"worker", "--worker_rank=0"}, config, dataset, sched, "worker0.log");
   auto worker1 = StartNode({"worker", "--worker_rank=1"}, config, dataset, sched, "worker1.log");
 
@@ -252,8 +252,10 @@ TEST_F(ClusterTest, KilledServerFailsTheJobAndResumeFinishesIt) {
     std::unique_ptr<Subprocess> scheduler;
     std::string sched = StartScheduler(job, &scheduler, "scheduler1");
     ASSERT_FALSE(sched.empty());
-    auto ps0 = StartNode({"ps", "--rank=0"}, config, dataset, sched, "ps0.log");
-    auto ps1 = StartNode({"ps", "--rank=1"}, config, dataset, sched, "ps1.log");
+    auto ps0 = StartNode({"ps", "--rank=0", "--run_dir=" + dir_ + "/run"}, config, dataset, sched,
+                         "ps0.log");
+    auto ps1 = StartNode({"ps", "--rank=1", "--run_dir=" + dir_ + "/run"}, config, dataset, sched,
+                         "ps1.log");
     auto worker = StartNode({"worker", "--request_timeout_ms=2000"}, config, dataset, sched,
                        "worker1.log");
     auto ctl = ConnectScheduler(sched);
@@ -281,8 +283,10 @@ TEST_F(ClusterTest, KilledServerFailsTheJobAndResumeFinishesIt) {
   std::unique_ptr<Subprocess> scheduler;
   std::string sched = StartScheduler(resume, &scheduler, "scheduler2");
   ASSERT_FALSE(sched.empty());
-  auto ps0 = StartNode({"ps", "--rank=0"}, config, dataset, sched, "ps0b.log");
-  auto ps1 = StartNode({"ps", "--rank=1"}, config, dataset, sched, "ps1b.log");
+  auto ps0 = StartNode({"ps", "--rank=0", "--run_dir=" + dir_ + "/run"}, config, dataset, sched,
+                       "ps0b.log");
+  auto ps1 = StartNode({"ps", "--rank=1", "--run_dir=" + dir_ + "/run"}, config, dataset, sched,
+                       "ps1b.log");
   auto worker = StartNode({"worker"}, config, dataset, sched, "worker2.log");
   EXPECT_EQ(worker->Wait(240s).value_or(-1), 0);
   EXPECT_EQ(scheduler->Wait(60s).value_or(-1), 0);

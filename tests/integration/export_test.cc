@@ -72,7 +72,8 @@ TEST_P(ExportTest, LiveClusterExportEqualsCheckpointExport) {
   scheduler_flags.insert(scheduler_flags.end(), curve.begin(), curve.end());
   const std::string sched = StartScheduler(scheduler_flags, &scheduler);
   ASSERT_FALSE(sched.empty());
-  std::vector<std::string> ps_flags = {"ps", "--rank=0", "--restore=" + *checkpoint};
+  std::vector<std::string> ps_flags = {"ps", "--rank=0", "--restore=" + *checkpoint,
+                                       "--run_dir=" + dir_ + "/cluster"};
   ps_flags.insert(ps_flags.end(), curve.begin(), curve.end());
   auto ps = StartNode(ps_flags, config, ds, sched, "ps.log");
   auto membership = Membership(sched, keys, "worker/0");

@@ -25,6 +25,8 @@ using testing::Subprocess;
 using namespace std::chrono_literals;
 
 constexpr int64_t kAttackTimeoutMs = 1000;
+// The step of the checkpoint orders that unauthorised peers forge.
+constexpr int64_t kForgedStep = 7;
 
 class SecurityTest : public testing::ProcessTest {
  protected:
@@ -60,12 +62,11 @@ class SecurityTest : public testing::ProcessTest {
     return ps::PsClient::Create(&ctx_, options, *std::move(map));
   }
 
-  // Orders the servers to save a checkpoint into `dir`.
-  absl::Status OrderCheckpoint(const net::ClusterView& view, const net::CurveKeys& curve,
-                               const std::string& dir) {
+  // Orders the servers to save a checkpoint of step kForgedStep for the job.
+  absl::Status OrderCheckpoint(const net::ClusterView& view, const net::CurveKeys& curve) {
     auto client = Servers(view, curve);
     if (!client.ok()) return client.status();
-    return (*client)->Checkpoint(dir, 7, /*restore=*/false).status();
+    return (*client)->Checkpoint(kForgedStep, view.job_id, /*restore=*/false).status();
   }
 
   // Pushes one huge gradient row of table 0 (examples/generated.conf: item_id, dim 32).
@@ -105,12 +106,8 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
             0);
   const std::string curve_flag = "--curve_dir=" + keys;
   const std::string run_dir = dir_ + "/run";
-  // Where a checkpoint order with "../../" would land outside the test's directory.
-  const std::filesystem::path escaped =
-      std::filesystem::path(dir_).parent_path() /
-      ("escape_" + std::filesystem::path(dir_).filename().string());
-  const std::string escape = run_dir + "/../../" + escaped.filename().string();
-  ASSERT_TRUE(RemoveAll(escaped).ok());
+  // Where a forged checkpoint order would write (no message can name a path).
+  const std::string forged_dir = ps::CheckpointDir(run_dir + "/checkpoint", kForgedStep);
 
   std::unique_ptr<Subprocess> scheduler;
   const std::string sched =
@@ -149,7 +146,7 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
   EXPECT_EQ(plain->Clock(0, 1000000000, 1000000000, true).status().code(),
             absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(Push(*view, net::CurveKeys()).code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(OrderCheckpoint(*view, net::CurveKeys(), escape).code(),
+  EXPECT_EQ(OrderCheckpoint(*view, net::CurveKeys()).code(),
             absl::StatusCode::kDeadlineExceeded);
 
   // 2. Keys of another job (a well-formed pair the allow-list does not hold).
@@ -165,7 +162,7 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
             absl::StatusCode::kDeadlineExceeded);
   stranger->server_public_key = *op_keys->PublicKeyOf("ps/0");
   EXPECT_EQ(Push(*view, *stranger).code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(OrderCheckpoint(*view, *stranger, escape).code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(OrderCheckpoint(*view, *stranger).code(), absl::StatusCode::kDeadlineExceeded);
 
   // 3. A valid worker key speaks only for its own rank and orders no checkpoint.
   auto w1 = net::LoadJobKeys(keys, "worker/1");
@@ -179,10 +176,9 @@ TEST_F(SecurityTest, OnlyTheJobsKeysControlASecuredCluster) {
   EXPECT_EQ(w1_sched->Heartbeat(net::kRoleServer, 0).status().code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(w1_sched->Control("stop").status().code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(OrderCheckpoint(*view, *w1->ClientCurve("ps/0"), escape).code(),
+  EXPECT_EQ(OrderCheckpoint(*view, *w1->ClientCurve("ps/0")).code(),
             absl::StatusCode::kPermissionDenied);
-  EXPECT_FALSE(std::filesystem::exists(escaped));
-  (void)RemoveAll(escaped);
+  EXPECT_FALSE(std::filesystem::exists(forged_dir));
 
   // 4. The operator key controls the job: resume it; it trains to the end.
   auto status = op->Control("status");
