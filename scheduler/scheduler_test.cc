@@ -102,13 +102,23 @@ class SchedulerServiceTest : public ::testing::Test {
   }
 
   // Registers the real server and one worker (rank 0): training starts.
+  // The server learns the job's id at registration, as PsNode does (no request has
+  // reached it yet, so it can be rebuilt with it), and writes under root_.
+  void AdoptJob(uint64_t job_id) {
+    ps_options_.job_id = job_id;
+    ps_options_.checkpoint_root = root_;
+    ps_ = ps::ParameterServer::Create(ps_options_, nullptr).value();
+  }
+
   void RegisterBoth() {
-    ASSERT_TRUE(Call([&](Envelope::Body::Builder b) {
-                  auto r = b.initRegister();
-                  r.setRole(0);
-                  r.setRank(-1);
-                  r.setEndpoint(ps_rpc_->endpoint().c_str());
-                }).ok());
+    auto reg = Call([&](Envelope::Body::Builder b) {
+      auto r = b.initRegister();
+      r.setRole(0);
+      r.setRank(-1);
+      r.setEndpoint(ps_rpc_->endpoint().c_str());
+    });
+    ASSERT_TRUE(reg.ok()) << reg.status();
+    AdoptJob(reg->envelope().getBody().getRegisterReply().getJobId());
     ASSERT_TRUE(Call([&](Envelope::Body::Builder b) {
                   auto r = b.initRegister();
                   r.setRole(1);
@@ -157,14 +167,10 @@ TEST_F(SchedulerServiceTest, WholeJobLifecycle) {
   ASSERT_TRUE(reg.ok()) << reg.status();
   EXPECT_EQ(reg->envelope().getBody().getRegisterReply().getPhase(),
             static_cast<uint8_t>(Phase::kRegistering));
-  // The server learns the job's id at registration, as PsNode does (no request has
-  // reached the server yet, so it can be rebuilt with it).
   const uint64_t job_id = reg->envelope().getBody().getRegisterReply().getJobId();
   EXPECT_NE(job_id, 0u);
   EXPECT_EQ(reg->envelope().getBody().getRegisterReply().getRestoreStep(), -1);
-  ps_options_.job_id = job_id;
-  ps_options_.checkpoint_root = root_;
-  ps_ = ps::ParameterServer::Create(ps_options_, nullptr).value();
+  AdoptJob(job_id);
   reg = Call([&](Envelope::Body::Builder b) {
     auto r = b.initRegister();
     r.setRole(1);

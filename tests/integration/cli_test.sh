@@ -41,7 +41,7 @@ check "keygen makes secrets private" test "$(stat -c %a "$keys/k/ps-1.secret")" 
 err=$("$bin" keygen --output_dir="$keys/k" 2>&1 >/dev/null); rc=$?
 check "keygen never overwrites keys" test $rc -ne 0
 check "keygen says why in one line" test "$(wc -l <<<"$err")" -eq 1
-err=$("$bin" ps --config=x --dataset=x --scheduler=tcp://127.0.0.1:1 --curve_dir="$keys/k" \
+err=$("$bin" ps --config=x --dataset=x --scheduler=tcp://127.0.0.1:1 --run_dir="$keys/run" --curve_dir="$keys/k" \
   2>&1 >/dev/null); rc=$?
 check "ps with keys and no rank exits non-zero" test $rc -ne 0
 check "ps with keys and no rank names --rank" grep -q -- "--rank" <<<"$err"

@@ -72,8 +72,9 @@ class LifecycleTest : public testing::ClusterFixture {
     c.endpoint = StartScheduler(flags, &c.scheduler, "scheduler" + tag);
     if (c.endpoint.empty()) return c;
     for (int s = 0; s < servers; ++s) {
-      c.servers.push_back(StartNode({"ps", "--rank=" + std::to_string(s)}, config, dataset,
-                                    c.endpoint, "ps" + std::to_string(s) + tag + ".log"));
+      c.servers.push_back(StartNode({"ps", "--rank=" + std::to_string(s), "--run_dir=" + dir_ + "/run"},
+                                    config, dataset, c.endpoint,
+                                    "ps" + std::to_string(s) + tag + ".log"));
     }
     for (size_t w = 0; w < worker_flags.size(); ++w) {
       std::vector<std::string> argv = {"worker", "--worker_rank=" + std::to_string(w)};
