@@ -26,6 +26,9 @@ fi
 
 # Per-input work is bounded by -max_len and -timeout; -rss_limit_mb keeps a target
 # from taking the machine. ASan/UBSan reports abort, so libFuzzer records them.
+# The readers that take paths write each input to a scratch file: on tmpfs that is ~30x
+# faster than on a disk.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 failed=()
@@ -37,9 +40,14 @@ for name in "${names[@]}"; do
   artifacts="$build/fuzz-artifacts/$name"
   mkdir -p "$corpus" "$artifacts"
   log="$artifacts/run.log"
-  max_len=16384
-  case "$name" in example_reader|movielens|csv) max_len=65536 ;; esac
-  if "$bin" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
+  flags=(-max_len=16384)
+  case "$name" in
+    example_reader|movielens|csv) flags=(-max_len=65536) ;;
+    # Keeps schedulers alive across inputs (scheduler_fuzzer.cc), which per-input leak
+    # checks would take for leaks and scan the heap for every input.
+    scheduler) flags+=(-detect_leaks=0) ;;
+  esac
+  if "$bin" -max_total_time="$seconds" "${flags[@]}" -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="$artifacts/" \
        "$corpus" "$root/fuzz/corpus/$name" >"$log" 2>&1; then
     echo "fuzz $name: ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$') runs in ${seconds}s)"
