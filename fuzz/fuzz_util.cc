@@ -7,7 +7,10 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "data/generator.h"
+#include "data/prepare.h"
 #include "glog/logging.h"
+#include "net/codec.h"
 
 namespace towerps::fuzz {
 namespace {
@@ -43,6 +46,17 @@ std::string JoinParts(const std::vector<std::string>& parts) {
   return out;
 }
 
+void ForEachRequest(absl::string_view input, size_t max_frames,
+                    const std::function<void(const net::wire::Envelope::Reader&)>& handle) {
+  net::CodecOptions codec;
+  codec.traversal_limit_words = 1 << 12;
+  codec.max_frame_bytes = 1 << 16;
+  for (absl::string_view frame : SplitParts(input, max_frames)) {
+    auto decoded = net::DecodeEnvelope(frame, codec);
+    if (decoded.ok()) handle((*decoded)->envelope());
+  }
+}
+
 ScratchDir& ScratchDir::Get() {
   static ScratchDir* dir = new ScratchDir();  // lives until exit; removed by atexit
   return *dir;
@@ -76,6 +90,27 @@ void ScratchDir::Clear() const {
   for (const auto& entry : std::filesystem::directory_iterator(path_, ec)) {
     std::filesystem::remove_all(entry.path(), ec);
   }
+}
+
+std::string PrepareTinyDataset() {
+  const ScratchDir& scratch = ScratchDir::Get();
+  data::GenerateOptions generate;
+  generate.output_dir = scratch.File("log");
+  generate.users = 6;
+  generate.items = 5;
+  generate.interactions = 24;
+  generate.clusters = 2;
+  generate.content_dim = 2;
+  auto generated = data::Generate(generate);
+  CHECK(generated.ok()) << generated.status();
+  data::PrepareOptions prepare;
+  prepare.source.input = generate.output_dir;
+  prepare.output_dir = scratch.File("dataset");
+  prepare.num_shards = 1;
+  prepare.history_length = 3;
+  auto prepared = data::Prepare(prepare);
+  CHECK(prepared.ok()) << prepared.status();
+  return prepare.output_dir;
 }
 
 }  // namespace towerps::fuzz

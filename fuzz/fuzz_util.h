@@ -1,16 +1,18 @@
 // Helpers shared by the libFuzzer targets in fuzz/ (and their gcc-built replay
-// programs): splitting one input into several parts, and one scratch directory per
-// process for the readers that only take paths. Not thread-safe: a fuzz target runs
+// programs): splitting one input into several parts or request frames, one scratch
+// directory per process for the readers that only take paths, a tiny dataset. Not thread-safe: a fuzz target runs
 // one input at a time.
 #ifndef TOWERPS_FUZZ_FUZZ_UTIL_H_
 #define TOWERPS_FUZZ_FUZZ_UTIL_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "net/towerps.capnp.h"
 
 namespace towerps::fuzz {
 
@@ -28,6 +30,12 @@ std::vector<absl::string_view> SplitParts(absl::string_view input, size_t max_pa
 
 // The inverse of SplitParts (used to write seeds).
 std::string JoinParts(const std::vector<std::string>& parts);
+
+// Decodes up to max_frames frames of a multi-part input with small codec limits (so
+// messages that outgrow them are reachable within -max_len) and calls `handle` with
+// each one that decodes, in order.
+void ForEachRequest(absl::string_view input, size_t max_frames,
+                    const std::function<void(const net::wire::Envelope::Reader&)>& handle);
 
 // One scratch directory per process, created on first use under $TMPDIR (or /tmp)
 // and removed at exit. Fixed file names are rewritten for every input, so a run
@@ -48,6 +56,11 @@ class ScratchDir {
   ScratchDir();
   std::string path_;
 };
+
+// Generates a tiny interaction log (6 users, 5 items, 24 interactions) into
+// <scratch>/log and prepares it (one shard per split, history 3) into
+// <scratch>/dataset; returns the dataset directory. Aborts on failure.
+std::string PrepareTinyDataset();
 
 }  // namespace towerps::fuzz
 

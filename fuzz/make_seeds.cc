@@ -15,8 +15,6 @@
 #include "absl/strings/str_split.h"
 #include "common/checksum.h"
 #include "common/file_util.h"
-#include "data/generator.h"
-#include "data/prepare.h"
 #include "fuzz/fuzz_util.h"
 #include "glog/logging.h"
 #include "index/retrieval_service.h"
@@ -227,23 +225,7 @@ void CheckpointSeeds() {
 }
 
 void DataSeeds(const std::string& repo, const std::string& shared) {
-  const ScratchDir& scratch = ScratchDir::Get();
-  data::GenerateOptions generate;
-  generate.output_dir = scratch.File("log");
-  generate.users = 6;
-  generate.items = 5;
-  generate.interactions = 24;
-  generate.clusters = 2;
-  generate.content_dim = 2;
-  CHECK(data::Generate(generate).ok());
-  data::PrepareOptions prepare;
-  prepare.source.input = generate.output_dir;
-  prepare.output_dir = scratch.File("dataset");
-  prepare.num_shards = 1;
-  prepare.history_length = 3;
-  auto prepared = data::Prepare(prepare);
-  CHECK(prepared.ok()) << prepared.status();
-  const std::string ds = prepare.output_dir;
+  const std::string ds = PrepareTinyDataset();
   const std::string meta = Read(ds + "/meta.txt"), train = Read(ds + "/train-00000-of-00001.tpr"),
                     users = Read(ds + "/users.tpr"), items = Read(ds + "/items.tpr");
   Seed("example_reader", "dataset", JoinParts({meta, train, users, items, "0:0:0:0:2"}));
@@ -251,7 +233,7 @@ void DataSeeds(const std::string& repo, const std::string& shared) {
   Seed("record_io", "users", users);
   Seed("record_io", "items", items);
 
-  const std::string log = generate.output_dir;
+  const std::string log = ScratchDir::Get().File("log");
   Seed("csv", "generated",
        JoinParts({Read(log + "/towerps.spec"), Head(Read(log + "/interactions.csv"), 12),
                   Read(log + "/item_vectors.csv")}));

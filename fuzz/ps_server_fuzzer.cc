@@ -10,7 +10,6 @@
 
 #include "fuzz/fuzz_util.h"
 #include "glog/logging.h"
-#include "net/codec.h"
 #include "ps/server.h"
 #include "sparse_emb/table_config.h"
 
@@ -40,15 +39,12 @@ std::unique_ptr<towerps::ps::ParameterServer> MakeServer() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using towerps::net::wire::Envelope;
   std::unique_ptr<towerps::ps::ParameterServer> server = MakeServer();
-  towerps::net::CodecOptions codec;
-  codec.traversal_limit_words = 1 << 12;
-  codec.max_frame_bytes = 1 << 16;
-  for (absl::string_view frame : towerps::fuzz::SplitParts(towerps::fuzz::AsView(data, size), 8)) {
-    auto decoded = towerps::net::DecodeEnvelope(frame, codec);
-    if (!decoded.ok()) continue;
-    Envelope::Reader request = (*decoded)->envelope();
-    if (request.getBody().which() == Envelope::Body::CHECKPOINT) continue;
-    (void)server->Handle(request);
-  }
+  towerps::fuzz::ForEachRequest(towerps::fuzz::AsView(data, size), 8,
+                                [&](const Envelope::Reader& request) {
+                                  if (request.getBody().which() == Envelope::Body::CHECKPOINT) {
+                                    return;
+                                  }
+                                  (void)server->Handle(request);
+                                });
   return 0;
 }

@@ -13,7 +13,6 @@
 #include "glog/logging.h"
 #include "index/retrieval_service.h"
 #include "index/sharded_index.h"
-#include "net/codec.h"
 
 namespace {
 
@@ -63,13 +62,8 @@ towerps::index::RetrievalService* MakeService() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static towerps::index::RetrievalService* service = MakeService();
-  towerps::net::CodecOptions codec;
-  codec.traversal_limit_words = 1 << 12;
-  codec.max_frame_bytes = 1 << 16;
-  for (absl::string_view frame : towerps::fuzz::SplitParts(towerps::fuzz::AsView(data, size), 8)) {
-    auto decoded = towerps::net::DecodeEnvelope(frame, codec);
-    if (!decoded.ok()) continue;
-    (void)service->Handle((*decoded)->envelope());
-  }
+  towerps::fuzz::ForEachRequest(
+      towerps::fuzz::AsView(data, size), 8,
+      [](const towerps::net::wire::Envelope::Reader& r) { (void)service->Handle(r); });
   return 0;
 }

@@ -16,7 +16,6 @@
 #include "common/clock.h"
 #include "fuzz/fuzz_util.h"
 #include "glog/logging.h"
-#include "net/codec.h"
 #include "net/transport.h"
 #include "scheduler/scheduler.h"
 
@@ -54,14 +53,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.rpc.handler_threads = 0;
   auto scheduler = Scheduler::Start(ctx, options, nullptr, clock);
   CHECK(scheduler.ok()) << scheduler.status();
-  towerps::net::CodecOptions codec;
-  codec.traversal_limit_words = 1 << 12;
-  codec.max_frame_bytes = 1 << 16;
-  for (absl::string_view frame : towerps::fuzz::SplitParts(towerps::fuzz::AsView(data, size), 8)) {
-    auto decoded = towerps::net::DecodeEnvelope(frame, codec);
-    if (!decoded.ok()) continue;
-    (void)(*scheduler)->Handle((*decoded)->envelope());
-  }
+  towerps::fuzz::ForEachRequest(
+      towerps::fuzz::AsView(data, size), 8,
+      [&](const towerps::net::wire::Envelope::Reader& r) { (void)(*scheduler)->Handle(r); });
   Retire(std::move(scheduler).value());
   return 0;
 }
