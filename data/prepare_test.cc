@@ -176,6 +176,21 @@ void WriteTinyMl1m(const std::string& dir) {
             "4::10::4::150\n4::11::4::250\n4::12::4::350\n4::14::4::450\n");
 }
 
+// A line of only spaces is skipped like an empty one (it was read as a line with a
+// first token: out of bounds; found by fuzz/example_reader_fuzzer.cc).
+TEST(PrepareTest, MetaLineOfOnlySpacesIsSkipped) {
+  TempDir dir;
+  ASSERT_TRUE(Generate(SmallWorld(dir.Sub("log"))).ok());
+  ASSERT_TRUE(Prepare(PrepareFrom(dir.Sub("log"), dir.Sub("ds"))).ok());
+  absl::StatusOr<DatasetMeta> meta = LoadDatasetMeta(dir.Sub("ds"));
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  std::string text = SerializeDatasetMeta(*meta);
+  text.insert(text.find('\n') + 1, "   \n \n");
+  absl::StatusOr<DatasetMeta> spaced = ParseDatasetMeta(text);
+  ASSERT_TRUE(spaced.ok()) << spaced.status();
+  EXPECT_EQ(SerializeDatasetMeta(*spaced), SerializeDatasetMeta(*meta));
+}
+
 TEST(PrepareTest, RatingThresholdAndKCore) {
   TempDir dir;
   WriteTinyMl1m(dir.Sub(""));
