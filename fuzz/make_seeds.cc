@@ -17,7 +17,9 @@
 #include "common/file_util.h"
 #include "fuzz/fuzz_util.h"
 #include "glog/logging.h"
+#include "index/embeddings.h"
 #include "index/retrieval_service.h"
+#include "index/sharded_index.h"
 #include "net/codec.h"
 #include "ps/dense_block.h"
 #include "sparse_emb/embedding_table.h"
@@ -224,6 +226,29 @@ void CheckpointSeeds() {
   Seed("dense_block", "adam", Read(dir + "/dense"));
 }
 
+void IndexSeeds() {
+  const ScratchDir& scratch = ScratchDir::Get();
+  const std::vector<uint64_t> keys = {11, 12, 13, 14, 15, 16};
+  const std::vector<std::string> raw_ids = {"i1", "i2", "i3", "i4", "i5", "i6"};
+  std::vector<float> values;
+  for (size_t i = 0; i < keys.size() * 2; ++i) values.push_back(static_cast<float>(i % 5) - 2);
+  index::IndexBuildOptions build;
+  build.shards = 2;
+  build.ann.hnsw_m = 4;
+  build.ann.ef_construction = 8;
+  auto manifest =
+      index::BuildShardedIndex(build, keys, values.data(), 2, 9, scratch.File("index"));
+  CHECK(manifest.ok()) << manifest.status();
+  // index_files_fuzzer.cc: byte 0 even = MANIFEST, odd = embeddings file.
+  Seed("index_files", "manifest", std::string(1, '\0') + Read(scratch.File("index/MANIFEST")));
+  auto writer = index::EmbeddingWriter::Open(scratch.File("items.emb"), "", data::Side::kItem, 2,
+                                             static_cast<int64_t>(keys.size()), 9);
+  CHECK(writer.ok()) << writer.status();
+  CHECK((*writer)->Append(keys, raw_ids, values).ok());
+  CHECK((*writer)->Finish().ok());
+  Seed("index_files", "embeddings", std::string(1, '\1') + Read(scratch.File("items.emb")));
+}
+
 void DataSeeds(const std::string& repo, const std::string& shared) {
   const std::string ds = PrepareTinyDataset();
   const std::string meta = Read(ds + "/meta.txt"), train = Read(ds + "/train-00000-of-00001.tpr"),
@@ -291,6 +316,7 @@ int main(int argc, char** argv) {
   towerps::fuzz::corpus_root = repo + "/fuzz/corpus";
   towerps::fuzz::WireSeeds();
   towerps::fuzz::CheckpointSeeds();
+  towerps::fuzz::IndexSeeds();
   towerps::fuzz::DataSeeds(repo, shared);
   std::printf("seeds written under %s\n", towerps::fuzz::corpus_root.c_str());
   return 0;
