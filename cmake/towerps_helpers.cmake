@@ -11,6 +11,18 @@ if(TOWERPS_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+# Fuzzing: every project target gets coverage instrumentation and ASan + UBSan (a
+# UBSan report aborts, so libFuzzer sees it); fuzz/ links its targets with libFuzzer.
+# The Debian libraries stay as they are (gcc-built, uninstrumented).
+if(TOWERPS_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "TOWERPS_FUZZ needs clang: configure with CC=clang CXX=clang++")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+                      -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
 # Applies the project's compile settings to one of its own targets.
 function(towerps_target_defaults target)
   target_compile_options(${target} PRIVATE ${TOWERPS_WARNINGS})

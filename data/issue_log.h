@@ -4,6 +4,7 @@
 #ifndef TOWERPS_DATA_ISSUE_LOG_H_
 #define TOWERPS_DATA_ISSUE_LOG_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -18,11 +19,20 @@ struct LineIssue {
   std::string file;    // base name of the input file
   int64_t line = 0;    // 1-based
   std::string reason;  // category, e.g. "wrong column count"
-  std::string detail;  // e.g. "expected 4 fields, got 3"
+  std::string detail;  // e.g. "expected 4 fields, got 3"; at most kMaxIssueDetailBytes
+                       // of the input plus a "... (N bytes)" suffix
 
   // "ratings.dat:17: wrong column count (expected 4 fields, got 3)".
   std::string ToString() const;
 };
+
+// Input echoed in an issue's detail (a bad field, a bad id) is cut to this many bytes,
+// so a huge malformed line costs a bounded line in logs, summaries and errors.
+inline constexpr size_t kMaxIssueDetailBytes = 200;
+
+// `text` when it has at most max_bytes bytes; otherwise its first max_bytes bytes (fewer
+// when that would split a UTF-8 sequence) followed by "... (<size> bytes)".
+std::string Excerpt(absl::string_view text, size_t max_bytes = kMaxIssueDetailBytes);
 
 class IssueLog {
  public:
@@ -30,7 +40,7 @@ class IssueLog {
   // rest are only counted). max_logged: issues also written to glog as WARNING.
   explicit IssueLog(bool strict, size_t max_kept = 10000, size_t max_logged = 20);
 
-  // Records a malformed line. Returns InvalidArgument("<file>:<line>: <reason> (<detail>)")
+  // Records a malformed line; `detail` is kept as Excerpt(detail). Returns InvalidArgument("<file>:<line>: <reason> (<detail>)")
   // in strict mode, which the caller returns; OK otherwise (skip the line).
   absl::Status Report(absl::string_view file, int64_t line, absl::string_view reason,
                       absl::string_view detail = {});

@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "data/example_reader.h"
 #include "data/generator.h"
+#include "data/issue_log.h"
 #include "data/prepare.h"
 #include "data/test_util.h"
 #include "gmock/gmock.h"
@@ -174,6 +176,21 @@ void WriteTinyMl1m(const std::string& dir) {
             "4::10::4::150\n4::11::4::250\n4::12::4::350\n4::14::4::450\n");
 }
 
+// A line of only spaces is skipped like an empty one (it was read as a line with a
+// first token: out of bounds; found by fuzz/example_reader_fuzzer.cc).
+TEST(PrepareTest, MetaLineOfOnlySpacesIsSkipped) {
+  TempDir dir;
+  ASSERT_TRUE(Generate(SmallWorld(dir.Sub("log"))).ok());
+  ASSERT_TRUE(Prepare(PrepareFrom(dir.Sub("log"), dir.Sub("ds"))).ok());
+  absl::StatusOr<DatasetMeta> meta = LoadDatasetMeta(dir.Sub("ds"));
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  std::string text = SerializeDatasetMeta(*meta);
+  text.insert(text.find('\n') + 1, "   \n \n");
+  absl::StatusOr<DatasetMeta> spaced = ParseDatasetMeta(text);
+  ASSERT_TRUE(spaced.ok()) << spaced.status();
+  EXPECT_EQ(SerializeDatasetMeta(*spaced), SerializeDatasetMeta(*meta));
+}
+
 TEST(PrepareTest, RatingThresholdAndKCore) {
   TempDir dir;
   WriteTinyMl1m(dir.Sub(""));
@@ -251,6 +268,38 @@ TEST(PrepareTest, StrictStopsAtFirstMalformedLineAndExistingOutputIsKept) {
   p.history_length = 1;
   ASSERT_TRUE(Prepare(p).ok());
   EXPECT_EQ(LoadDatasetMeta(dir.Sub("ds"))->history_length, 1);
+}
+
+// A huge malformed field is echoed as a bounded excerpt (a 50 MB line once put 52 MB
+// into the summary), in the summary and in strict mode's error alike.
+TEST(PrepareTest, HugeMalformedLineIsEchoedAsABoundedExcerpt) {
+  TempDir dir;
+  const std::string huge(8 << 20, 'x');
+  WriteFile(dir.Sub("ratings.dat"),
+            absl::StrCat("1::10::5::100\n1::11::5::", huge, "\n1::12::5::300\n"));
+  PrepareOptions p = PrepareFrom(dir.path(), dir.Sub("ds"));
+  absl::StatusOr<PrepareResult> r = Prepare(p);
+  ASSERT_TRUE(r.ok()) << r.status().ToString().substr(0, 300);
+  EXPECT_EQ(r->skipped_by_reason.at("non-numeric timestamp"), 1);
+  const std::string summary = r->ToString();
+  EXPECT_LT(summary.size(), 2000u);
+  EXPECT_THAT(summary, HasSubstr(absl::StrCat("ratings.dat:2: non-numeric timestamp (",
+                                              std::string(kMaxIssueDetailBytes, 'x'),
+                                              "... (8388608 bytes))")));
+  p.strict = true;
+  p.overwrite = true;
+  r = Prepare(p);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(r.status().message().size(), 400u);
+}
+
+TEST(IssueLogTest, ExcerptKeepsShortTextAndCutsOnUtf8Boundaries) {
+  EXPECT_EQ(Excerpt("abc", 3), "abc");
+  EXPECT_EQ(Excerpt("abcd", 3), "abc... (4 bytes)");
+  // "é" is two bytes; a cut inside it backs off to before it.
+  EXPECT_EQ(Excerpt("ab\xc3\xa9z", 3), "ab... (5 bytes)");
+  // Invalid UTF-8 (only continuation bytes) still yields a bounded excerpt.
+  EXPECT_EQ(Excerpt(std::string(10, '\x80'), 4).size(), std::string("\x80... (10 bytes)").size());
 }
 
 TEST(PrepareTest, CorruptShardIsDataLoss) {

@@ -151,8 +151,8 @@ absl::StatusOr<DatasetMeta> ParseDatasetMeta(absl::string_view text) {
   bool saw_magic = false;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_number;
-    if (line.empty()) continue;
     std::vector<absl::string_view> t = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (t.empty()) continue;  // an empty line, or one of only spaces
     auto bad = [&](absl::string_view why) {
       return absl::InvalidArgumentError(
           absl::StrCat("meta.txt:", line_number, ": ", why, ": '", line, "'"));

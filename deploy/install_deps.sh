@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what towerps's build, tests and demo need, from Debian packages only.
+# Installs what towerps's build, tests and demo need, from Debian packages only
+# (clang-14 with libFuzzer and its sanitizer runtimes, libclang-rt-14-dev, and LLVM's
+# OpenMP for Faiss under clang, for the fuzz build: fuzz/README.md).
 # Idempotent: a no-op (no apt-get update) when everything is already installed.
 # Needs root (or sudo) on Debian 12.
 set -euo pipefail
@@ -11,6 +13,7 @@ packages=(
   libopenblas-dev libeigen3-dev libfaiss-dev
   libgflags-dev libgoogle-glog-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev libomp-14-dev
 )
 
 missing=()

@@ -80,8 +80,10 @@ absl::StatusOr<IndexManifest> IndexManifest::Parse(absl::string_view text) {
            index == manifest.shards.size() && absl::SimpleAtoi(f[3], &entry.count) &&
            absl::SimpleAtoi(f[4], &entry.bytes) && absl::SimpleAtoi(f[5], &entry.crc32c) &&
            f[2].find('/') == absl::string_view::npos;
-      entry.file = std::string(f[2]);
-      if (ok) manifest.shards.push_back(std::move(entry));
+      if (ok) {  // f[2] exists only when the line had its six fields
+        entry.file = std::string(f[2]);
+        manifest.shards.push_back(std::move(entry));
+      }
     } else {
       ok = false;
     }

@@ -218,6 +218,19 @@ TEST(ShardedIndexTest, ChangedOrMissingShardIsRefused) {
   EXPECT_EQ(ShardedIndex::Load(dir).status().code(), absl::StatusCode::kDataLoss);
 }
 
+// A shard line with fewer than six fields is malformed (its file name was read past
+// the end of the fields; found by fuzz/index_files_fuzzer.cc).
+TEST(ShardedIndexTest, ShortShardLineIsDataLoss) {
+  const std::string head =
+      "towerps-index 1\ndim 2\nshards 1\nitems 6\nmodel_step 9\nfactory HNSW4,Flat\n"
+      "ef_construction 8\n";
+  ASSERT_TRUE(IndexManifest::Parse(head + "shard 0 shard-00000.faiss 4 651 1234046272\n").ok());
+  for (const char* line : {"shard \n", "shard 0\n", "shard 0 x 4 651\n"}) {
+    EXPECT_EQ(IndexManifest::Parse(head + line).status().code(), absl::StatusCode::kDataLoss)
+        << line;
+  }
+}
+
 TEST(AnnIndexTest, FaissErrorsBecomeStatus) {
   Data data = RandomData(100, 8, 8);
   std::vector<int64_t> ids(data.keys.begin(), data.keys.end());

@@ -1,6 +1,7 @@
 #include "net/codec.h"
 
 #include <capnp/any.h>
+#include <capnp/dynamic.h>
 
 #include <algorithm>
 #include <cstring>
@@ -10,6 +11,44 @@
 #include "kj/io.h"
 
 namespace towerps::net {
+namespace {
+
+void ReadStruct(capnp::DynamicStruct::Reader s);
+
+// Reads one field as its schema type: Cap'n Proto checks the pointer's kind and element
+// size (and a Text's NUL) on that read and throws on a mismatch, which the generated
+// getters a handler calls would otherwise do later.
+void ReadValue(const capnp::DynamicValue::Reader& value) {
+  switch (value.getType()) {
+    case capnp::DynamicValue::STRUCT:
+      ReadStruct(value.as<capnp::DynamicStruct>());
+      break;
+    case capnp::DynamicValue::LIST: {
+      auto list = value.as<capnp::DynamicList>();
+      switch (list.getSchema().whichElementType()) {
+        case capnp::schema::Type::TEXT:
+        case capnp::schema::Type::DATA:
+        case capnp::schema::Type::LIST:
+        case capnp::schema::Type::STRUCT:
+          for (auto element : list) ReadValue(element);
+          break;
+        default:  // primitives: the list read checked the element size
+          break;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// Every non-union field and the active union member (what handlers may read).
+void ReadStruct(capnp::DynamicStruct::Reader s) {
+  for (auto field : s.getSchema().getNonUnionFields()) ReadValue(s.get(field));
+  KJ_IF_MAYBE(field, s.which()) { ReadValue(s.get(*field)); }
+}
+
+}  // namespace
 
 absl::Status CodecOptions::Validate() const {
   if (traversal_limit_words == 0) {
@@ -88,17 +127,20 @@ absl::StatusOr<std::unique_ptr<DecodedEnvelope>> DecodeEnvelope(absl::string_vie
   capnp::ReaderOptions reader_options;
   reader_options.traversalLimitInWords = options.traversal_limit_words;
   KJ_IF_MAYBE(exception, kj::runCatchingExceptions([&] {
-                decoded->reader_ =
-                    std::make_unique<capnp::FlatArrayMessageReader>(words, reader_options);
-                if (decoded->reader_->getEnd() != words.end()) {
+                capnp::FlatArrayMessageReader check(words, reader_options);
+                if (check.getEnd() != words.end()) {
                   KJ_FAIL_REQUIRE("trailing bytes after the message");
                 }
-                // Walk every pointer of the message once (bounds, segment ids,
-                // the traversal limit): a corrupt field anywhere in the body fails
-                // here, in the one adapter, never later inside a handler.
-                (void)decoded->reader_->getRoot<capnp::AnyPointer>().targetSize();
+                // Read every field a handler may read, as its schema type (bounds,
+                // segment ids, pointer kinds, element sizes, Text NULs, the
+                // traversal limit): a corrupt or mistyped field anywhere in the body
+                // fails here, in the one adapter, never later inside a handler.
+                ReadStruct(capnp::toDynamic(check.getRoot<wire::Envelope>()));
+                // The handler reads through a fresh reader: the walk spent the
+                // traversal budget, and the handler's reads must not fail on it.
+                decoded->reader_ =
+                    std::make_unique<capnp::FlatArrayMessageReader>(words, reader_options);
                 decoded->envelope_ = decoded->reader_->getRoot<wire::Envelope>();
-                (void)decoded->envelope_.getBody().which();
               })) {
     return absl::DataLossError(
         absl::StrCat("malformed message: ", exception->getDescription().cStr()));

@@ -112,6 +112,48 @@ TEST(CodecTest, CorruptPointerInsideBodyIsDataLoss) {
   EXPECT_GT(corrupted, 0);
 }
 
+// A pointer of the wrong kind or element size where the schema wants Data, or Text
+// without its NUL, is DataLoss at decode: a handler's generated getter would throw on
+// it (a fuzzed PullSparse whose keys were a list of u64 aborted a parameter server).
+TEST(CodecTest, MistypedFieldIsDataLoss) {
+  {
+    capnp::MallocMessageBuilder message;
+    auto envelope = message.initRoot<wire::Envelope>();
+    InitEnvelope(envelope, "w", 1);
+    auto part = envelope.getBody().initPullSparse().initTables(1)[0];
+    capnp::AnyStruct::Builder(kj::mv(part)).getPointerSection()[0].initAs<capnp::List<uint64_t>>(2);
+    auto decoded = DecodeEnvelope(EncodeMessage(message), CodecOptions());
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss) << decoded.status();
+  }
+  {
+    capnp::MallocMessageBuilder message;
+    auto envelope = message.initRoot<wire::Envelope>();
+    InitEnvelope(envelope, "w", 1);
+    auto control = envelope.getBody().initControl();
+    auto text = capnp::AnyStruct::Builder(kj::mv(control)).getPointerSection()[0].initAs<capnp::Data>(4);
+    std::memcpy(text.begin(), "stop", 4);  // no NUL
+    auto decoded = DecodeEnvelope(EncodeMessage(message), CodecOptions());
+    EXPECT_EQ(decoded.status().code(), absl::StatusCode::kDataLoss) << decoded.status();
+  }
+}
+
+// The decode walk spends the traversal budget; the handler still reads the whole
+// message (a body of more than half the limit used to throw in the handler).
+TEST(CodecTest, HandlerReadsWithAFullTraversalBudget) {
+  capnp::MallocMessageBuilder message;
+  auto envelope = message.initRoot<wire::Envelope>();
+  InitEnvelope(envelope, "w", 1);
+  auto part = envelope.getBody().initPullSparse().initTables(1)[0];
+  part.initKeys(8 * 600);
+  std::string frame = EncodeMessage(message);
+  CodecOptions options;
+  options.traversal_limit_words = 1000;
+  auto decoded = DecodeEnvelope(frame, options);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  auto tables = (*decoded)->envelope().getBody().getPullSparse().getTables();
+  EXPECT_EQ(tables[0].getKeys().size(), 8u * 600);
+}
+
 TEST(CodecTest, OversizedFrameRefused) {
   CodecOptions options;
   options.max_frame_bytes = 16;

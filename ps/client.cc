@@ -301,8 +301,10 @@ absl::Status PsClient::AssignDense(absl::Span<const float> values) {
   }
   Waits waits;
   for (int s = 0; s < num_servers(); ++s) {
-    auto [begin, end] = shard_map_.DenseBlock(s, options_.dense_params);
-    const size_t bytes = (end - begin) * sizeof(float);
+    // Not a structured binding: the lambda captures `begin`, which clang < 16 refuses.
+    const std::pair<uint64_t, uint64_t> block = shard_map_.DenseBlock(s, options_.dense_params);
+    const uint64_t begin = block.first;
+    const size_t bytes = (block.second - begin) * sizeof(float);
     TOWERPS_RETURN_IF_ERROR(SendTo(s, /*retry=*/true, bytes, [&](Envelope::Body::Builder body) {
       auto assign = body.initPushDense();
       std::memcpy(assign.initGrads(bytes).begin(), values.data() + begin, bytes);
