@@ -9,6 +9,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/pod_bytes.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/checksum.h"
@@ -23,33 +24,23 @@ constexpr char kMagic[8] = {'T', 'W', 'P', 'S', 'B', 'N', 'D', '\0'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kCrcOffset = 120;
 
-template <typename T>
-void Put(std::string* out, T v) {
-  out->append(reinterpret_cast<const char*>(&v), sizeof(T));
-}
-template <typename T>
-T Get(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
 
 }  // namespace
 
 std::string EncodeFileBinding(const FileBinding& b) {
   CHECK_LE(b.name.size(), kMaxBindingNameBytes) << b.name;
   std::string out(kMagic, sizeof(kMagic));
-  Put(&out, kVersion);
-  Put(&out, b.rank);
-  Put(&out, b.job_id);
-  Put(&out, b.step);
-  Put(&out, b.fingerprint);
-  Put(&out, static_cast<uint32_t>(b.name.size()));
+  AppendPod(&out, kVersion);
+  AppendPod(&out, b.rank);
+  AppendPod(&out, b.job_id);
+  AppendPod(&out, b.step);
+  AppendPod(&out, b.fingerprint);
+  AppendPod(&out, static_cast<uint32_t>(b.name.size()));
   out.append(b.name);
   out.resize(44 + kMaxBindingNameBytes, '\0');
-  Put(&out, uint32_t{0});
-  Put(&out, MaskCrc32c(Crc32c(out)));
-  Put(&out, uint32_t{0});
+  AppendPod(&out, uint32_t{0});
+  AppendPod(&out, MaskCrc32c(Crc32c(out)));
+  AppendPod(&out, uint32_t{0});
   DCHECK_EQ(out.size(), kFileBindingBytes);
   return out;
 }
@@ -62,22 +53,22 @@ absl::StatusOr<FileBinding> DecodeFileBinding(absl::string_view bytes, const std
                      "towerps, or not a checkpoint file)"));
   }
   const char* p = bytes.data();
-  if (UnmaskCrc32c(Get<uint32_t>(p + kCrcOffset)) != Crc32c(absl::string_view(p, kCrcOffset))) {
+  if (UnmaskCrc32c(LoadPod<uint32_t>(p + kCrcOffset)) != Crc32c(absl::string_view(p, kCrcOffset))) {
     return absl::DataLossError(absl::StrCat(path, ": checkpoint binding checksum mismatch"));
   }
-  if (Get<uint32_t>(p + 8) != kVersion) {
+  if (LoadPod<uint32_t>(p + 8) != kVersion) {
     return absl::DataLossError(
-        absl::StrCat(path, ": unsupported checkpoint binding version ", Get<uint32_t>(p + 8)));
+        absl::StrCat(path, ": unsupported checkpoint binding version ", LoadPod<uint32_t>(p + 8)));
   }
-  const uint32_t name_bytes = Get<uint32_t>(p + 40);
+  const uint32_t name_bytes = LoadPod<uint32_t>(p + 40);
   if (name_bytes > kMaxBindingNameBytes) {
     return absl::DataLossError(absl::StrCat(path, ": bad name length in its binding"));
   }
   FileBinding b;
-  b.rank = Get<int32_t>(p + 12);
-  b.job_id = Get<uint64_t>(p + 16);
-  b.step = Get<int64_t>(p + 24);
-  b.fingerprint = Get<uint64_t>(p + 32);
+  b.rank = LoadPod<int32_t>(p + 12);
+  b.job_id = LoadPod<uint64_t>(p + 16);
+  b.step = LoadPod<int64_t>(p + 24);
+  b.fingerprint = LoadPod<uint64_t>(p + 32);
   b.name.assign(p + 44, name_bytes);
   return b;
 }

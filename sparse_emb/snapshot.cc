@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/pod_bytes.h"
 #include "common/checksum.h"
 #include "common/file_binding.h"
 #include "common/file_util.h"
@@ -58,26 +59,16 @@ struct Header {
   uint64_t erased_count = 0;
 };
 
-template <typename T>
-void Put(std::string* out, T v) {
-  out->append(reinterpret_cast<const char*>(&v), sizeof(T));
-}
-template <typename T>
-T Get(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
 
 std::string EncodeHeader(const Header& h) {
   std::string out(kMagic, sizeof(kMagic));
   for (uint32_t v : {kVersion, h.kind, h.dim, h.dtype, h.optimizer, h.state_floats,
                      h.num_stripes, h.sketch_depth}) {
-    Put(&out, v);
+    AppendPod(&out, v);
   }
-  for (uint64_t v : {h.sketch_width, h.row_count, h.erased_count}) Put(&out, v);
-  Put(&out, MaskCrc32c(Crc32c(out)));
-  Put(&out, uint32_t{0});
+  for (uint64_t v : {h.sketch_width, h.row_count, h.erased_count}) AppendPod(&out, v);
+  AppendPod(&out, MaskCrc32c(Crc32c(out)));
+  AppendPod(&out, uint32_t{0});
   return out;
 }
 
@@ -139,24 +130,24 @@ absl::Status WalkSnapshot(const std::string& path, const TableConfig& config,
   if (std::memcmp(hb, kMagic, sizeof(kMagic)) != 0) {
     return absl::DataLossError(absl::StrCat(path, ": not a sparse_emb snapshot (bad magic)"));
   }
-  if (UnmaskCrc32c(Get<uint32_t>(hb + 64)) != Crc32c(absl::string_view(hb, 64))) {
+  if (UnmaskCrc32c(LoadPod<uint32_t>(hb + 64)) != Crc32c(absl::string_view(hb, 64))) {
     return absl::DataLossError(absl::StrCat(path, ": header checksum mismatch"));
   }
-  if (Get<uint32_t>(hb + 8) != kVersion) {
+  if (LoadPod<uint32_t>(hb + 8) != kVersion) {
     return absl::DataLossError(
-        absl::StrCat(path, ": unsupported format version ", Get<uint32_t>(hb + 8)));
+        absl::StrCat(path, ": unsupported format version ", LoadPod<uint32_t>(hb + 8)));
   }
   Header& h = *header;
-  h.kind = Get<uint32_t>(hb + 12);
-  h.dim = Get<uint32_t>(hb + 16);
-  h.dtype = Get<uint32_t>(hb + 20);
-  h.optimizer = Get<uint32_t>(hb + 24);
-  h.state_floats = Get<uint32_t>(hb + 28);
-  h.num_stripes = Get<uint32_t>(hb + 32);
-  h.sketch_depth = Get<uint32_t>(hb + 36);
-  h.sketch_width = Get<uint64_t>(hb + 40);
-  h.row_count = Get<uint64_t>(hb + 48);
-  h.erased_count = Get<uint64_t>(hb + 56);
+  h.kind = LoadPod<uint32_t>(hb + 12);
+  h.dim = LoadPod<uint32_t>(hb + 16);
+  h.dtype = LoadPod<uint32_t>(hb + 20);
+  h.optimizer = LoadPod<uint32_t>(hb + 24);
+  h.state_floats = LoadPod<uint32_t>(hb + 28);
+  h.num_stripes = LoadPod<uint32_t>(hb + 32);
+  h.sketch_depth = LoadPod<uint32_t>(hb + 36);
+  h.sketch_width = LoadPod<uint64_t>(hb + 40);
+  h.row_count = LoadPod<uint64_t>(hb + 48);
+  h.erased_count = LoadPod<uint64_t>(hb + 56);
   if (h.kind != kKindFull && h.kind != kKindIncremental) {
     return absl::DataLossError(absl::StrCat(path, ": bad snapshot kind ", h.kind));
   }
@@ -177,10 +168,10 @@ absl::Status WalkSnapshot(const std::string& path, const TableConfig& config,
   while (true) {
     char bh[kBlockHeaderBytes];
     TOWERPS_RETURN_IF_ERROR(in.ReadExact(bh, kBlockHeaderBytes, "block header"));
-    const uint32_t type = Get<uint32_t>(bh);
-    const uint32_t aux = Get<uint32_t>(bh + 4);
-    const uint64_t count = Get<uint64_t>(bh + 8);
-    const uint64_t bytes = Get<uint64_t>(bh + 16);
+    const uint32_t type = LoadPod<uint32_t>(bh);
+    const uint32_t aux = LoadPod<uint32_t>(bh + 4);
+    const uint64_t count = LoadPod<uint64_t>(bh + 8);
+    const uint64_t bytes = LoadPod<uint64_t>(bh + 16);
     uint64_t expected;
     switch (type) {
       case kBlockRows:
@@ -201,8 +192,9 @@ absl::Status WalkSnapshot(const std::string& path, const TableConfig& config,
     }
     payload.resize(bytes + 4);
     TOWERPS_RETURN_IF_ERROR(in.ReadExact(payload.data(), bytes + 4, "block"));
-    const uint32_t crc = Crc32cExtend(Crc32cExtend(0, bh, kBlockHeaderBytes), payload.data(), bytes);
-    if (crc != UnmaskCrc32c(Get<uint32_t>(payload.data() + bytes))) {
+    const uint32_t crc =
+        Crc32cExtend(Crc32cExtend(0, bh, kBlockHeaderBytes), payload.data(), bytes);
+    if (crc != UnmaskCrc32c(LoadPod<uint32_t>(payload.data() + bytes))) {
       return absl::DataLossError(absl::StrCat(path, ": block checksum mismatch"));
     }
     if (type == kBlockEnd) break;
@@ -227,15 +219,15 @@ class BlockWriter {
   explicit BlockWriter(AtomicFileWriter* out) : out_(out) {}
   absl::Status Write(uint32_t type, uint32_t aux, uint64_t count, absl::string_view payload) {
     std::string bh;
-    Put(&bh, type);
-    Put(&bh, aux);
-    Put(&bh, count);
-    Put(&bh, static_cast<uint64_t>(payload.size()));
+    AppendPod(&bh, type);
+    AppendPod(&bh, aux);
+    AppendPod(&bh, count);
+    AppendPod(&bh, static_cast<uint64_t>(payload.size()));
     uint32_t crc = Crc32cExtend(Crc32c(bh), payload.data(), payload.size());
     TOWERPS_RETURN_IF_ERROR(out_->Append(bh));
     TOWERPS_RETURN_IF_ERROR(out_->Append(payload));
     std::string tail;
-    Put(&tail, MaskCrc32c(crc));
+    AppendPod(&tail, MaskCrc32c(crc));
     return out_->Append(tail);
   }
 
@@ -354,7 +346,7 @@ void EmbeddingTable::ApplyBlockLocked(uint32_t type, uint32_t aux, uint64_t coun
   if (type == kBlockRows) {
     for (uint64_t r = 0; r < count; ++r) {
       const char* rec = payload + r * record_bytes;
-      const uint64_t key = Get<uint64_t>(rec);
+      const uint64_t key = LoadPod<uint64_t>(rec);
       const uint64_t hash = Mix64(key);
       RowStore& store = stripes_[StripeOf(hash)]->store;
       char* row = store.Find(key, hash);
@@ -363,7 +355,7 @@ void EmbeddingTable::ApplyBlockLocked(uint32_t type, uint32_t aux, uint64_t coun
     }
   } else if (type == kBlockErased) {
     for (uint64_t r = 0; r < count; ++r) {
-      const uint64_t key = Get<uint64_t>(payload + 8 * r);
+      const uint64_t key = LoadPod<uint64_t>(payload + 8 * r);
       const uint64_t hash = Mix64(key);
       stripes_[StripeOf(hash)]->store.Erase(key, hash);
     }
