@@ -76,9 +76,11 @@ TEST_F(ClusterTest, SynchronousOneWorkerMatchesEmbeddedLossPerStep) {
   }
 }
 
-// 2 servers and 2 asynchronous workers on MovieTweetings: test Recall@50 within 5%
-// (relative) of embedded mode's.
-TEST_F(ClusterTest, AsyncClusterRecallMatchesEmbeddedOnMovieTweetings) {
+// 2 servers and 2 asynchronous workers on MovieTweetings, secured
+// (deploy/local.sh --secure): test Recall@50 within 5% (relative) of embedded mode's.
+// While it trains, processes without the job's keys (none, or another job's) try to
+// stop it and to order a checkpoint: each attempt fails, and the job finishes.
+TEST_F(ClusterTest, SecuredAsyncClusterOnMovieTweetingsResistsKeylessPeers) {
   std::string input = Env("TOWERPS_SHARED_DATA") + "/movietweetings-100k";
   if (!PathExists(input + "/ratings.dat")) {
     GTEST_SKIP() << "MovieTweetings not found at " << input << " (../shared/data is absent)";
@@ -89,15 +91,50 @@ TEST_F(ClusterTest, AsyncClusterRecallMatchesEmbeddedOnMovieTweetings) {
   std::string config = source_ + "/examples/movietweetings.conf";
   Run("embedded", {binary_, "train", "--config=" + config, "--dataset=" + dataset,
                    "--run_dir=" + dir_ + "/embedded", "--threads=1"});
-  Run("cluster", {source_ + "/deploy/local.sh", "--config", config, "--dataset", dataset,
-                  "--run_dir", dir_ + "/cluster", "--servers", "2", "--workers", "2",
-                  "--towerps", binary_});
+  ASSERT_EQ(Run("other_keys", {binary_, "keygen", "--output_dir=" + dir_ + "/other_keys",
+                               "--num_servers=2", "--num_workers=2"}),
+            0);
+  const std::string run_dir = dir_ + "/cluster";
+  Subprocess cluster({source_ + "/deploy/local.sh", "--config", config, "--dataset", dataset,
+                      "--run_dir", run_dir, "--servers", "2", "--workers", "2", "--secure",
+                      "--towerps", binary_},
+                     dir_ + "/cluster.log");
+  std::string endpoint;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (endpoint.empty() && std::chrono::steady_clock::now() < deadline &&
+         !cluster.Wait(20ms)) {
+    endpoint = ReadFileToString(run_dir + "/scheduler.endpoint").value_or("");
+  }
+  ASSERT_FALSE(endpoint.empty()) << "no scheduler endpoint; see " << dir_ << "/cluster.log";
+  endpoint.erase(endpoint.find_last_not_of("\n") + 1);
+  for (const std::string& keys : {std::string(), "--curve_dir=" + dir_ + "/other_keys"}) {
+    for (const char* command : {"stop", "checkpoint"}) {
+      std::vector<std::string> argv = {binary_, "ctl", "--scheduler=" + endpoint,
+                                       "--ctl_timeout_ms=1000"};
+      if (!keys.empty()) argv.push_back(keys);
+      argv.push_back(command);
+      Subprocess attacker(argv, dir_ + "/attacker.log");
+      std::optional<int> rc = attacker.Wait(30s);
+      EXPECT_TRUE(rc.has_value() && *rc != 0) << command << " " << keys;
+      EXPECT_TRUE(cluster.GroupAlive()) << "the job ended after `ctl " << command << "`";
+    }
+  }
+  std::optional<int> rc = cluster.Wait(600s);
+  ASSERT_TRUE(rc.has_value()) << "the secured cluster did not finish";
+  EXPECT_EQ(*rc, 0) << ReadFileToString(dir_ + "/cluster.log").value_or("");
+  // Not stopped early: the final checkpoint has every partition done.
+  auto latest = ps::LatestCheckpoint(run_dir + "/checkpoint");
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  auto manifest = ps::VerifyCheckpoint(*latest);
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  ASSERT_FALSE(manifest->partitions.empty());
+  for (const ps::PartitionProgress& p : manifest->partitions) EXPECT_TRUE(p.done) << p.id;
   double embedded = Recall50(config, dataset, dir_ + "/embedded/checkpoint", "eval_embedded");
-  double cluster = Recall50(config, dataset, dir_ + "/cluster/checkpoint", "eval_cluster");
+  double secured = Recall50(config, dataset, run_dir + "/checkpoint", "eval_cluster");
   RecordProperty("embedded_recall_at_50", std::to_string(embedded));
-  RecordProperty("cluster_recall_at_50", std::to_string(cluster));
+  RecordProperty("cluster_recall_at_50", std::to_string(secured));
   EXPECT_GT(embedded, 0.3);
-  EXPECT_NEAR(cluster, embedded, 0.05 * embedded) << "embedded " << embedded;
+  EXPECT_NEAR(secured, embedded, 0.05 * embedded) << "embedded " << embedded;
 }
 
 // A real `towerps ps` process: malformed and truncated messages get error replies
