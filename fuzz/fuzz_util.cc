@@ -80,7 +80,10 @@ std::string ScratchDir::Write(absl::string_view name, absl::string_view bytes) c
   std::string path = File(name);
   std::FILE* f = std::fopen(path.c_str(), "wb");
   CHECK(f != nullptr) << "open " << path;
-  CHECK_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size()) << "write " << path;
+  // An empty view may have no buffer at all (fwrite's pointer must not be null).
+  if (!bytes.empty()) {
+    CHECK_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size()) << "write " << path;
+  }
   CHECK_EQ(std::fclose(f), 0) << "close " << path;
   return path;
 }
