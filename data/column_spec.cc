@@ -136,6 +136,10 @@ absl::StatusOr<ColumnSpec> ParseColumnSpec(absl::string_view text, absl::string_
     auto bad = [&](absl::string_view why) {
       return absl::InvalidArgumentError(absl::StrCat(name, ":", line_number, ": ", why));
     };
+    if (raw.size() > kMaxSpecLineBytes) {  // and no token of it is echoed whole
+      return bad(absl::StrCat("a line of ", raw.size(), " bytes (at most ", kMaxSpecLineBytes,
+                              ")"));
+    }
     absl::string_view line = raw.substr(0, raw.find('#'));
     if (Trim(line).empty()) continue;
     size_t eq = line.find('=');

@@ -50,6 +50,9 @@ struct ColumnSpec {
   bool numeric_ids = false;
 };
 
+// Longest line a column spec may have; a longer one is refused without being echoed.
+inline constexpr size_t kMaxSpecLineBytes = 4096;
+
 // Parses spec text. Errors: InvalidArgument "<spec>:<line>: <reason>" for unknown
 // keys, bad values, missing required keys or reserved feature names.
 absl::StatusOr<ColumnSpec> ParseColumnSpec(absl::string_view text, absl::string_view name = "spec");

@@ -191,6 +191,16 @@ TEST(PrepareTest, MetaLineOfOnlySpacesIsSkipped) {
   EXPECT_EQ(SerializeDatasetMeta(*spaced), SerializeDatasetMeta(*meta));
 }
 
+// A malformed meta.txt line is echoed as a bounded excerpt, not whole.
+TEST(PrepareTest, MalformedMetaLineIsEchoedAsAnExcerpt) {
+  absl::StatusOr<DatasetMeta> meta =
+      ParseDatasetMeta("towerps-dataset 1\nbogus " + std::string(1 << 20, 'x') + "\n");
+  ASSERT_FALSE(meta.ok());
+  EXPECT_NE(meta.status().message().find("meta.txt:2"), std::string::npos)
+      << meta.status().message().substr(0, 200);
+  EXPECT_LT(meta.status().message().size(), 1000u) << meta.status().message().substr(0, 200);
+}
+
 TEST(PrepareTest, RatingThresholdAndKCore) {
   TempDir dir;
   WriteTinyMl1m(dir.Sub(""));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "common/status.h"
+#include "data/issue_log.h"
 
 namespace towerps::data {
 namespace {
@@ -155,7 +156,7 @@ absl::StatusOr<DatasetMeta> ParseDatasetMeta(absl::string_view text) {
     if (t.empty()) continue;  // an empty line, or one of only spaces
     auto bad = [&](absl::string_view why) {
       return absl::InvalidArgumentError(
-          absl::StrCat("meta.txt:", line_number, ": ", why, ": '", line, "'"));
+          absl::StrCat("meta.txt:", line_number, ": ", why, ": '", Excerpt(line), "'"));
     };
     if (!saw_magic) {
       int version = 0;

@@ -236,6 +236,12 @@ TEST(SourcesTest, MissingFilesAndBadSpecsAreOneClearError) {
               HasSubstr("'item' is missing"));
   EXPECT_THAT(ParseColumnSpec("interactions=a\nuser=u\nitem=i\nlabel = c:heavy\n").status().message(),
               HasSubstr("spec:4: bad label weight"));
+  // A huge line is refused by its length, never echoed whole.
+  const std::string huge = "interactions=a\nuser=u\nitem=i\nuser_categorical = " +
+                           std::string(1 << 20, 'x') + "\n";
+  auto long_line = ParseColumnSpec(huge);
+  EXPECT_THAT(long_line.status().message(), HasSubstr("spec:4: a line of"));
+  EXPECT_LT(long_line.status().message().size(), 200u);
   EXPECT_THAT(ParseColumnSpec("interactions=a\nuser=u\nitem=i\nuser_categorical = history\n")
                   .status().message(), HasSubstr("reserved"));
   WriteFile(dir.Sub("log.csv"), "u,i\na,b\n");

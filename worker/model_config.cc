@@ -278,6 +278,11 @@ absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view text, absl::strin
   int line_number = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_number;
+    if (line.size() > kMaxConfigLineBytes) {  // and no token of it is echoed whole
+      return absl::InvalidArgumentError(absl::StrCat(name, ":", line_number, ": a line of ",
+                                                     line.size(), " bytes (at most ",
+                                                     kMaxConfigLineBytes, ")"));
+    }
     line = line.substr(0, line.find('#'));
     std::vector<absl::string_view> tokens =
         absl::StrSplit(line, absl::ByAnyChar(" \t\r"), absl::SkipEmpty());

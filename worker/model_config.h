@@ -87,6 +87,9 @@ struct ModelConfig {
   absl::Status Validate() const;
 };
 
+// Longest line a model config may have; a longer one is refused without being echoed.
+inline constexpr size_t kMaxConfigLineBytes = 4096;
+
 // Parses the config text. Errors: InvalidArgument "<name>:<line>: <reason>".
 absl::StatusOr<ModelConfig> ParseModelConfig(absl::string_view text,
                                              absl::string_view name = "config");

@@ -108,6 +108,14 @@ TEST(ModelConfigTest, ErrorsNameTheLine) {
   }
 }
 
+// A huge line is refused by its length: no token of it is echoed whole.
+TEST(ModelConfigTest, HugeLineIsRefusedWithoutEchoingIt) {
+  auto config = ParseModelConfig("table t dim=8 init=" + std::string(1 << 20, 'x'), "cfg");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("cfg:1: a line of"), std::string::npos);
+  EXPECT_LT(config.status().message().size(), 200u);
+}
+
 TEST(ModelConfigTest, BindResolvesSlotsAndInputWidths) {
   auto c = ParseModelConfig(kConfig);
   ASSERT_TRUE(c.ok());
