@@ -194,7 +194,7 @@ TEST(PrepareTest, MetaLineOfOnlySpacesIsSkipped) {
 // A malformed meta.txt line is echoed as a bounded excerpt, not whole.
 TEST(PrepareTest, MalformedMetaLineIsEchoedAsAnExcerpt) {
   absl::StatusOr<DatasetMeta> meta =
-      ParseDatasetMeta("towerps-dataset 1\nbogus " + std::string(1 << 20, 'x') + "\n");
+      ParseDatasetMeta("towerps-dataset 1\nnum_users " + std::string(1 << 20, 'x') + "\n");
   ASSERT_FALSE(meta.ok());
   EXPECT_NE(meta.status().message().find("meta.txt:2"), std::string::npos)
       << meta.status().message().substr(0, 200);
