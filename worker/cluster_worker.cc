@@ -289,7 +289,12 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
             stopped = true;
             break;
           }
-          std::this_thread::sleep_for(std::chrono::microseconds(500));
+          // Held back by staleness, the step starts as soon as the slowest worker
+          // reports: ask again soon. A paused job waits for an operator: ask at a
+          // human pace (every ask is a request, and under CURVE an encrypted one).
+          std::this_thread::sleep_for(clock.phase == net::kPhasePaused
+                                          ? std::chrono::microseconds(50'000)
+                                          : std::chrono::microseconds(500));
         }
         if (stopped) break;
         if (wait_metric) {
