@@ -3,19 +3,23 @@
 # fails if any crashes, naming the crashing input. The seed corpus fuzz/corpus/NAME is
 # read only; what a run discovers goes to BUILD/fuzz-corpus/NAME, crash inputs to
 # BUILD/fuzz-artifacts/NAME/.
-# Usage: fuzz/run.sh [--build DIR] [--seconds N] [NAME...]
+# Usage: fuzz/run.sh [--build DIR] [--seconds N] [--seed N] [NAME...]
 #   --build DIR   the fuzz build directory (default build-fuzz)
 #   --seconds N   seconds per target (default $TOWERPS_FUZZ_SECONDS, else 20)
+#   --seed N      libFuzzer's seed (default $TOWERPS_FUZZ_SEED, else 1: a CI run explores
+#                 the same way each time; use 0 for a random seed when hunting)
 #   NAME...       targets to run (default: every fuzz/*_fuzzer.cc)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$root/build-fuzz"
 seconds="${TOWERPS_FUZZ_SECONDS:-20}"
+seed="${TOWERPS_FUZZ_SEED:-1}"
 names=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build="$(cd "$2" && pwd)"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
     -*) echo "fuzz/run.sh: unknown argument '$1'" >&2; exit 2 ;;
     *) names+=("$1"); shift ;;
   esac
@@ -47,7 +51,7 @@ for name in "${names[@]}"; do
     # checks would take for leaks and scan the heap for every input.
     scheduler) flags+=(-detect_leaks=0) ;;
   esac
-  if "$bin" -max_total_time="$seconds" "${flags[@]}" -timeout=10 -rss_limit_mb=2048 \
+  if "$bin" -seed="$seed" -max_total_time="$seconds" "${flags[@]}" -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="$artifacts/" \
        "$corpus" "$root/fuzz/corpus/$name" >"$log" 2>&1; then
     echo "fuzz $name: ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$') runs in ${seconds}s)"
