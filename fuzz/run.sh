@@ -62,5 +62,6 @@ for name in "${names[@]}"; do
     failed+=("$name")
   fi
 done
-echo "fuzz: ${#names[@]} targets in $(( $(date +%s) - start ))s, ${#failed[@]} failed"
+echo "fuzz: ${#names[@]} targets in $(( $(date +%s) - start ))s"
+echo "fuzz: $(( ${#names[@]} - ${#failed[@]} )) passed, ${#failed[@]} failed"
 [ ${#failed[@]} -eq 0 ]
