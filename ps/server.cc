@@ -36,10 +36,6 @@ absl::StatusOr<absl::Span<const T>> BlobAs(capnp::Data::Reader data, absl::strin
   return absl::MakeConstSpan(reinterpret_cast<const T*>(data.begin()), data.size() / sizeof(T));
 }
 
-bool AllFinite(absl::Span<const float> values) {
-  return AllWithin(values, std::numeric_limits<float>::max());
-}
-
 std::string TableFile(int rank, int table) {
   return absl::StrCat("ps-", rank, "-table-", table, ".snap");
 }
@@ -295,7 +291,9 @@ absl::StatusOr<std::string> ParameterServer::PushDense(const Envelope::Reader& r
         "a dense update travels in PushSparse.dense; PushDense only assigns initial values");
   }
   TOWERPS_ASSIGN_OR_RETURN(auto values, BlobAs<float>(push.getGrads(), "dense values"));
-  if (!AllFinite(values)) return absl::InvalidArgumentError("dense values hold NaN or Inf");
+  if (!AllWithin(values, std::numeric_limits<float>::max())) {
+    return absl::InvalidArgumentError("dense values hold NaN or Inf");
+  }
   capnp::MallocMessageBuilder message;
   auto reply_envelope = message.initRoot<Envelope>();
   net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
