@@ -34,6 +34,9 @@ ClusterView ViewOf(wire::RegisterReply::Reader r) {
   v.reason = r.getReason().cStr();
   v.job_id = r.getJobId();
   v.restore_step = r.getRestoreStep();
+  v.finished_steps = r.getFinishedSteps();
+  v.epoch = r.getEpoch();
+  v.rollback_epoch = r.getRollbackEpoch();
   return v;
 }
 
@@ -46,7 +49,7 @@ absl::StatusOr<ClockView> ClockOf(wire::ClockReply::Reader r) {
                                             scale, " (outside [0, 1])"));
   }
   return ClockView{r.getMayStart(), r.getGlobalStep(), scale, r.getPhase(),
-                   r.getReason().cStr()};
+                   r.getReason().cStr(), r.getEpoch()};
 }
 
 }  // namespace
@@ -65,6 +68,8 @@ const char* PhaseName(uint8_t phase) {
       return "failed";
     case kPhaseStopping:
       return "stopping";
+    case kPhaseRecovering:
+      return "recovering";
   }
   return "unknown";
 }
@@ -86,12 +91,24 @@ absl::StatusOr<Message> MembershipClient::Call(Fill&& fill) {
 }
 
 absl::StatusOr<ClusterView> MembershipClient::Register(uint8_t role, int rank,
-                                                       const std::string& endpoint) {
+                                                       const std::string& endpoint,
+                                                       const Rejoin& rejoin) {
   TOWERPS_ASSIGN_OR_RETURN(Message reply, Call([&](Envelope::Body::Builder b) {
                              auto r = b.initRegister();
                              r.setRole(role);
                              r.setRank(rank);
                              r.setEndpoint(endpoint.c_str());
+                             r.setJobId(rejoin.job_id);
+                             r.setFinishedSteps(rejoin.finished_steps);
+                             r.setGlobalStep(rejoin.global_step);
+                             auto parts = r.initPartitions(
+                                 static_cast<unsigned>(rejoin.partitions.size()));
+                             for (size_t i = 0; i < rejoin.partitions.size(); ++i) {
+                               auto p = parts[static_cast<unsigned>(i)];
+                               p.setId(rejoin.partitions[i].id);
+                               p.setOffset(rejoin.partitions[i].offset);
+                               p.setDone(rejoin.partitions[i].done);
+                             }
                            }));
   TOWERPS_RETURN_IF_ERROR(Expect(reply, Envelope::Body::REGISTER_REPLY));
   return ViewOf(reply.envelope().getBody().getRegisterReply());
@@ -136,13 +153,16 @@ absl::StatusOr<ClockView> MembershipClient::Heartbeat(uint8_t role, int rank) {
 }
 
 absl::StatusOr<ClockView> MembershipClient::Clock(int rank, int64_t finished_steps,
-                                                  int64_t next_step, bool finished) {
+                                                  int64_t next_step, bool finished,
+                                                  int partition, int64_t offset) {
   TOWERPS_ASSIGN_OR_RETURN(Message reply, Call([&](Envelope::Body::Builder b) {
                              auto c = b.initClock();
                              c.setRank(rank);
                              c.setFinishedSteps(finished_steps);
                              c.setNextStep(next_step);
                              c.setFinished(finished);
+                             c.setPartition(partition);
+                             c.setOffset(offset);
                            }));
   TOWERPS_RETURN_IF_ERROR(Expect(reply, Envelope::Body::CLOCK_REPLY));
   return ClockOf(reply.envelope().getBody().getClockReply());

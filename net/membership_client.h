@@ -28,6 +28,9 @@ inline constexpr uint8_t kPhaseFailed = 4;
 // Stopping (SIGTERM or `ctl stop`): workers report their progress and leave, then
 // the scheduler writes the final checkpoint and moves to done.
 inline constexpr uint8_t kPhaseStopping = 5;
+// Recovering: a parameter server is being replaced (or the whole job rolled back to
+// a checkpoint); workers hold their next step until training resumes.
+inline constexpr uint8_t kPhaseRecovering = 6;
 
 // The name of a wire phase ("training", ...; "unknown" for other values).
 const char* PhaseName(uint8_t phase);
@@ -44,6 +47,30 @@ struct ClusterView {
   std::string reason;          // why the job failed or is stopping; else empty
   uint64_t job_id = 0;        // the job's random id (checkpoint files are bound to it)
   int64_t restore_step = -1;  // a resumed job's checkpoint step (servers load it), or -1
+  // Workers: the rank's clock to continue counting from (a replaced worker continues
+  // its predecessor's count; after a rollback, 0).
+  int64_t finished_steps = 0;
+  // Membership epoch: changes when a server is replaced or the job rolls back.
+  uint64_t epoch = 0;
+  // The latest epoch that began with a rollback of the whole job to checkpoint step
+  // restore_step (0: none).
+  uint64_t rollback_epoch = 0;
+};
+
+// A data partition's progress as a worker knows it (wire::PartitionState).
+struct PartitionState {
+  int id = 0;
+  int64_t offset = 0;
+  bool done = false;
+};
+
+// What a process that already belongs to a job tells a restarted scheduler when it
+// registers again (wire Register fields); the default is a new process.
+struct Rejoin {
+  uint64_t job_id = 0;          // 0: a new process (a replacement)
+  int64_t finished_steps = 0;   // workers: their clock
+  int64_t global_step = -1;     // the last global step seen
+  std::vector<PartitionState> partitions;  // workers: held (offset reached) or finished
 };
 
 struct ClockView {
@@ -52,6 +79,7 @@ struct ClockView {
   float lr_scale = 0;
   uint8_t phase = kPhaseRegistering;
   std::string reason;  // why the job failed or is stopping; else empty
+  uint64_t epoch = 0;  // ClusterView::epoch: a new one means re-query the cluster
 };
 
 // The scheduler's answer to a partition request.
@@ -68,7 +96,8 @@ class MembershipClient {
   static absl::StatusOr<std::unique_ptr<MembershipClient>> Connect(const ZmqContext* ctx,
                                                                    const RpcClientOptions& options);
 
-  absl::StatusOr<ClusterView> Register(uint8_t role, int rank, const std::string& endpoint);
+  absl::StatusOr<ClusterView> Register(uint8_t role, int rank, const std::string& endpoint,
+                                       const Rejoin& rejoin = {});
   absl::StatusOr<ClusterView> Query(uint8_t role, int rank);
   // Polls Query every poll_ms until the phase is past registering (DeadlineExceeded
   // after timeout_ms; Cancelled once `stop`, borrowed and may be null, is notified).
@@ -77,8 +106,10 @@ class MembershipClient {
                                              const absl::Notification* stop = nullptr);
   // Heartbeat and Clock return DataLoss for a reply whose lr_scale is outside [0, 1].
   absl::StatusOr<ClockView> Heartbeat(uint8_t role, int rank);
+  // `partition` / `offset`: the partition being read and the records consumed in it
+  // (-1: none), reported with the clock.
   absl::StatusOr<ClockView> Clock(int rank, int64_t finished_steps, int64_t next_step,
-                                  bool finished);
+                                  bool finished, int partition = -1, int64_t offset = 0);
   // Reports progress on `partition` (-1: none) and returns the next grant.
   absl::StatusOr<PartitionGrant> Partition(int rank, int partition, int64_t offset, bool done);
   // status | pause | resume | checkpoint | stop; returns the job's status JSON.

@@ -29,6 +29,20 @@ struct Register {
   role @0 :UInt8;          # 0 parameter server, 1 worker
   rank @1 :Int32;          # requested rank, -1 for any free one
   endpoint @2 :Text;       # where a server serves RPCs; empty for workers
+  jobId @3 :UInt64;        # the job this process already belongs to (it re-registers
+                           # with a restarted scheduler and keeps its state); 0 for a
+                           # new process (a replacement: a server loads its shards)
+  finishedSteps @4 :Int64; # workers re-registering: the steps their clock counted
+  globalStep @5 :Int64 = -1;  # re-registering: the last global step seen, -1 for none
+  partitions @6 :List(PartitionState);  # workers re-registering: every partition they
+                           # hold (offset reached) or finished in this job
+}
+
+# A data partition's progress as a worker knows it.
+struct PartitionState {
+  id @0 :Int32;            # partition id
+  offset @1 :Int64;        # records consumed
+  done @2 :Bool;           # fully consumed
 }
 
 # Reply to Register and to ClusterQuery: the rank and, once every node has
@@ -49,6 +63,14 @@ struct RegisterReply {
   restoreStep @12 :Int64 = -1; # a resumed job's checkpoint step: servers load their
                                # shards from <their run_dir>/checkpoint/step-N before
                                # serving; -1 for a fresh job
+  finishedSteps @13 :Int64;    # workers: the rank's clock to continue counting from (a
+                               # replaced worker continues its predecessor's count;
+                               # after a rollback, 0)
+  epoch @14 :UInt64;           # membership epoch: changes when a server is replaced or
+                               # the job rolls back; workers then re-read this view
+  rollbackEpoch @15 :UInt64;   # the latest epoch that began with a rollback of the whole
+                               # job to checkpoint step restoreStep (0: none): workers drop
+                               # their partitions' progress and ask for partitions again
 }
 
 # Who is in the job now. Reply: RegisterReply.
@@ -70,6 +92,8 @@ struct Clock {
   finishedSteps @1 :Int64; # batches this worker has finished
   nextStep @2 :Int64;      # the step it wants to start
   finished @3 :Bool;       # the worker has no data left
+  partition @4 :Int32 = -1;  # the partition being read (-1: none): progress reported
+  offset @5 :Int64;        # with the clock, exact at every step of a synchronous job
 }
 
 struct ClockReply {
@@ -79,6 +103,8 @@ struct ClockReply {
                            # each optimizer's rate = its base rate * lrScale
   phase @3 :UInt8;         # scheduler::Phase
   reason @4 :Text;         # phase failed or stopping: why, one line; else empty
+  epoch @5 :UInt64;        # RegisterReply.epoch: a worker seeing a new one re-queries
+                           # the cluster (new server endpoints, a rollback)
 }
 
 # A worker asks for its next data partition and reports progress on one.
@@ -175,6 +201,10 @@ struct Checkpoint {
   step @1 :Int64;          # global step being saved (or restored), >= 0
   restore @2 :Bool;        # load instead of save
   jobId @3 :UInt64;        # the job the scheduler runs; a server of another job refuses
+  incremental @4 :Bool;    # save: only the rows changed since this server's checkpoint
+                           # at baseStep (refused with FailedPrecondition when that is
+                           # not its last one: the scheduler then asks for a full one)
+  baseStep @5 :Int64 = -1; # incremental: the previous checkpoint of the chain
 }
 
 struct CheckpointReply {

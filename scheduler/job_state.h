@@ -37,6 +37,7 @@ enum class Phase {
   kDone = 3,
   kFailed = 4,
   kStopping = 5,
+  kRecovering = 6,  // a server is being replaced or the job rolls back (net::kPhaseRecovering)
 };
 
 const char* RoleName(Role role);
