@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -43,6 +44,11 @@ struct SchedulerWatchOptions {
   // The scheduler is given up after this long without an answer, milliseconds;
   // > heartbeat_interval_ms. Default 10 s: a few heartbeat periods.
   int64_t scheduler_timeout_ms = 10000;
+  // Called on the watch thread when the scheduler answers a heartbeat with NotFound
+  // (a restarted scheduler that does not know this node yet): re-registers the node
+  // through `client` with its Rejoin state (docs/distributed.md). Null: such an
+  // answer ends the node like any refusal. An error is retried at the next heartbeat.
+  std::function<absl::Status(MembershipClient* client)> rejoin;
 
   absl::Status Validate() const;
 };
