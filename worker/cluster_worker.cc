@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "data/example_reader.h"
 #include "glog/logging.h"
+#include "models/two_tower.h"
 #include "net/membership_client.h"
 #include "net/scheduler_watch.h"
 #include "ps/client.h"
@@ -110,7 +111,6 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
             << " workers, " << view.num_partitions << " partitions";
   TOWERPS_ASSIGN_OR_RETURN(ps::ShardMap map,
                            ps::ShardMap::FromWire(view.shard_owners, view.num_servers));
-  TOWERPS_ASSIGN_OR_RETURN(auto probe, models::TwoTower::Create(model_.two_tower));
   ps::PsClientOptions client;
   client.server_endpoints = view.server_endpoints;
   client.rpc = options_.rpc;
@@ -120,7 +120,7 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
                            options_.keys.ServerPublicKeys(view.num_servers));
   client.rpc.cancel = watch->cancellation();
   client.client_id = static_cast<uint64_t>(rank) + 1;
-  client.dense_params = probe->params().size();
+  client.dense_params = models::DenseParamCount(model_.two_tower);
   client.defer_push_replies = view.staleness != 0;
   TOWERPS_ASSIGN_OR_RETURN(auto params, ps::PsClient::Create(ctx_, client, std::move(map)));
   TOWERPS_ASSIGN_OR_RETURN(auto runner,

@@ -18,6 +18,7 @@
 #include "models/lr_schedule.h"
 #include "ps/checkpoint.h"
 #include "ps/local_params.h"
+#include "worker/job_plan.h"
 #include "worker/step_runner.h"
 
 namespace towerps::worker {
@@ -29,32 +30,6 @@ absl::Status EmbeddedTrainerOptions::Validate() const {
   if (max_steps < 0) return absl::InvalidArgumentError("max_steps must be >= 0");
   if (progress_interval_ms <= 0) return absl::InvalidArgumentError("progress interval must be > 0");
   return absl::OkStatus();
-}
-
-ps::ParameterServerOptions ServerOptionsFor(const BoundModel& model, int rank, int num_servers,
-                                            uint64_t dense_params) {
-  ps::ParameterServerOptions options;
-  options.rank = rank;
-  options.num_servers = num_servers;
-  for (const TableSpec& t : model.config.tables) options.tables.push_back(t.config);
-  options.dense_params = dense_params;
-  options.dense_optimizer = model.config.dense_optimizer;
-  options.name = absl::StrCat("ps/", rank);
-  return options;
-}
-
-int64_t PlannedSteps(const ModelConfig& config, int64_t train_examples) {
-  const int64_t per_epoch = (train_examples + config.batch_size - 1) / config.batch_size;
-  return std::max<int64_t>(1, per_epoch * config.epochs);
-}
-
-models::LrScheduleOptions LrScaleOptions(const ModelConfig& config, int64_t total_steps) {
-  models::LrScheduleOptions o;
-  o.base_lr = 1.0;
-  o.warmup_steps = std::min(config.warmup_steps, total_steps / 2);
-  o.decay_steps = std::max<int64_t>(1, total_steps - o.warmup_steps);
-  o.min_lr = config.min_lr_ratio;
-  return o;
 }
 
 absl::StatusOr<std::unique_ptr<EmbeddedTrainer>> EmbeddedTrainer::Create(
@@ -69,9 +44,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedTrainer>> EmbeddedTrainer::Create(
         absl::StrCat(options.dataset_dir, " has ", trainer->train_examples_, " training examples"));
   }
   TOWERPS_ASSIGN_OR_RETURN(trainer->catalog_, ItemCatalog::Load(options.dataset_dir));
-  TOWERPS_ASSIGN_OR_RETURN(auto probe, models::TwoTower::Create(trainer->model_.two_tower));
-  ps::ParameterServerOptions server =
-      ServerOptionsFor(trainer->model_, 0, 1, probe->params().size());
+  ps::ParameterServerOptions server = ServerOptionsFor(trainer->model_, 0, 1);
   server.job_id = ps::NewJobId();  // every run is a fresh job: its checkpoint is bound to it
   TOWERPS_ASSIGN_OR_RETURN(trainer->server_, ps::ParameterServer::Create(server, metrics));
   return trainer;
