@@ -1,6 +1,6 @@
-// Test-only: a small generated dataset (made once per test binary), a model bound to
-// it, its in-process parameter server and runners over it, for the loop's and the
-// pacer's tests.
+// Test-only: small generated datasets (the loop's made once per test binary), and a
+// model bound to one with its in-process parameter server and runners over it, for
+// the worker's tests.
 #ifndef TOWERPS_WORKER_LOOP_TEST_UTIL_H_
 #define TOWERPS_WORKER_LOOP_TEST_UTIL_H_
 
@@ -32,22 +32,28 @@ dense_optimizer kind=adam lr=0.003
 train batch=32 epochs=1 seed=5
 )";
 
+// Generates logs of users x items with `interactions` in `clusters` and prepares
+// them in a fresh test directory <name>; returns the prepared dataset's directory.
+inline std::string GeneratedDataset(const std::string& name, int users, int items,
+                                    int interactions, int clusters) {
+  std::string out = FreshTestDir(name);
+  data::GenerateOptions g;
+  g.output_dir = out + "_logs";
+  g.users = users;
+  g.items = items;
+  g.interactions = interactions;
+  g.clusters = clusters;
+  EXPECT_TRUE(data::Generate(g).ok());
+  data::PrepareOptions p;
+  p.source.input = g.output_dir;
+  p.output_dir = out;
+  EXPECT_TRUE(data::Prepare(p).ok());
+  return out;
+}
+
+// The loop's and pacer's tests' dataset, made once per test binary.
 inline const std::string& Dataset() {
-  static const std::string* dir = [] {
-    auto* out = new std::string(FreshTestDir("loop_ds"));
-    data::GenerateOptions g;
-    g.output_dir = *out + "_logs";
-    g.users = 100;
-    g.items = 80;
-    g.interactions = 1500;
-    g.clusters = 3;
-    EXPECT_TRUE(data::Generate(g).ok());
-    data::PrepareOptions p;
-    p.source.input = g.output_dir;
-    p.output_dir = *out;
-    EXPECT_TRUE(data::Prepare(p).ok());
-    return out;
-  }();
+  static const std::string* dir = new std::string(GeneratedDataset("loop_ds", 100, 80, 1500, 3));
   return *dir;
 }
 
