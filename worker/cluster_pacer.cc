@@ -1,6 +1,7 @@
 #include "worker/cluster_pacer.h"
 
 #include <chrono>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -49,6 +50,13 @@ absl::StatusOr<std::unique_ptr<ClusterPacer>> ClusterPacer::Create(
 
 absl::Status ClusterPacer::Connect(const net::ClusterView& view) {
   ps::PsClientOptions client = options_.client;
+  // Servers apply a push once per (client id, seq), and a new client's seq restarts
+  // at 1: each client set (after a reconnect, or in a replaced worker's process)
+  // takes an id of its own, or the surviving servers would skip its pushes as
+  // duplicates. Low 32 bits: the template's (rank + 1); bit 32: prefetch; above: random.
+  std::random_device random;
+  const uint64_t nonce = ((uint64_t{random()} << 32 | random()) & ((uint64_t{1} << 31) - 1)) | 1;
+  client.client_id = (options_.client.client_id & 0xFFFFFFFFu) | (nonce << 33);
   client.server_endpoints = view.server_endpoints;
   client.defer_push_replies = view.staleness != 0;
   TOWERPS_ASSIGN_OR_RETURN(client.server_public_keys,

@@ -89,8 +89,9 @@ class SwappableParams final : public ps::ParamSource {
 struct ClusterPacerOptions {
   int rank = -1;
   std::string name;  // "worker/<rank>"
-  // Template of the parameter-server clients (rpc, client_id, dense_params, ...);
-  // endpoints and server keys come from each view.
+  // Template of the parameter-server clients (rpc, client_id < 2^32, dense_params,
+  // ...); endpoints and server keys come from each view, the id's high bits are
+  // drawn per client set.
   ps::PsClientOptions client;
   net::JobKeys keys;
   // A second client set for the prefetch thread (asynchronous jobs).

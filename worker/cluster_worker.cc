@@ -64,6 +64,12 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   // wait at once. A restarted scheduler that does not know this worker is told what
   // the loop last published.
   RejoinState rejoin;
+  {
+    net::Rejoin registered;
+    registered.job_id = view.job_id;
+    registered.finished_steps = first_finished;
+    rejoin.Publish(std::move(registered));
+  }
   net::SchedulerWatchOptions watch_options;
   watch_options.rpc = rpc;
   watch_options.role = net::kRoleWorker;

@@ -74,6 +74,12 @@ void StepRunner::AddDense(float lr_scale, ps::StepUpdate* update) {
   }
 }
 
+void StepRunner::UndoMean() {
+  const float k = static_cast<float>(steps_since_dense_push_);
+  for (float& g : dense_grad_sum_) g *= k;
+  dense_stale_ = true;  // a refresh may have been half written
+}
+
 void StepRunner::DropDenseGradients() {
   std::fill(dense_grad_sum_.begin(), dense_grad_sum_.end(), 0.0f);
   steps_since_dense_push_ = 0;
@@ -90,7 +96,10 @@ absl::Status StepRunner::FlushDense(int64_t step, float lr_scale) {
   if (steps_since_dense_push_ > 0) {
     ps::StepUpdate update;
     AddDense(std::max(lr_scale, kMinLrScale), &update);
-    TOWERPS_RETURN_IF_ERROR(params_->Update(update, step));
+    if (absl::Status pushed = params_->Update(update, step); !pushed.ok()) {
+      UndoMean();  // the flush may be retried
+      return pushed;
+    }
     DensePushed();
   }
   return params_->Flush();
@@ -176,10 +185,7 @@ absl::StatusOr<StepStats> StepRunner::Run(PreparedBatch* p, int64_t step, float 
   if (absl::Status pushed = params_->Update(update, step); !pushed.ok()) {
     // Take this step's dense gradient out again (AddDense made the sum a mean): the
     // batch may be run once more. A refresh may have been half written: re-read.
-    if (dense_due) {
-      const float k = static_cast<float>(steps_since_dense_push_);
-      for (float& g : dense_grad_sum_) g *= k;
-    }
+    if (dense_due) UndoMean();
     for (size_t i = 0; i < grads.size(); ++i) dense_grad_sum_[i] -= grads[i];
     --steps_since_dense_push_;
     dense_stale_ = true;

@@ -87,7 +87,7 @@ class StepRunner {
   absl::StatusOr<StepStats> Run(PreparedBatch* prepared, int64_t step, float lr_scale);
 
   // Pushes dense gradients accumulated since the last dense push and waits until
-  // every update is applied (end of training).
+  // every update is applied (end of training). May be retried after a failure.
   absl::Status FlushDense(int64_t step, float lr_scale);
 
   // Re-reads the dense parameters (before Embed, after training).
@@ -120,6 +120,8 @@ class StepRunner {
   void AddDense(float lr_scale, ps::StepUpdate* update);
   // After a successful dense push: restart the accumulation.
   void DensePushed();
+  // After a failed dense push: the mean AddDense made back into the sum.
+  void UndoMean();
 
   const BoundModel* const model_;
   const ItemCatalog* const catalog_;

@@ -122,141 +122,147 @@ absl::StatusOr<LoopResult> RunTrainingLoop(const TrainingLoopOptions& options,
     TOWERPS_RETURN_IF_ERROR(pacer->AwaitRecovery(status));
     return pacer->Reconnect(runner);
   };
-  while (!result.stopped) {
-    TOWERPS_ASSIGN_OR_RETURN(PartitionStart start, pacer->NextPartition(progress, done));
-    if (done) {  // reported
-      progress.partition = -1;
-      progress.offset = 0;
-      done = false;
-    }
-    if (start.kind == StepGrant::Kind::kStop) {
-      result.stopped = true;
-      break;
-    }
-    if (start.kind == StepGrant::Kind::kReconnect) {
-      TOWERPS_RETURN_IF_ERROR(pacer->Reconnect(runner));
-      continue;
-    }
-    if (start.kind == StepGrant::Kind::kRestart) {
-      runner->DropDenseGradients();
-      progress.finished = start.finished;
-      continue;
-    }
-    if (start.partition < 0) break;  // no data is left
-    progress.partition = start.partition;
-    progress.offset = start.offset;
-    data::ExampleReaderOptions reader_options;
-    reader_options.dataset_dir = options.dataset_dir;
-    reader_options.split = "train";
-    reader_options.partition_index = start.partition;
-    reader_options.num_partitions = options.num_partitions;
-    reader_options.partition_by = data::ExampleReaderOptions::PartitionBy::kRecords;
-    reader_options.shuffle = options.shuffle;
-    reader_options.seed = options.seed;
-    reader_options.epochs = options.epochs;
-    TOWERPS_ASSIGN_OR_RETURN(auto reader, data::ExampleReader::Open(reader_options));
-    for (int64_t skip = 0; skip < start.offset; ++skip) {  // resume a handed-over partition
-      TOWERPS_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
-      if (!more) break;
-    }
-    if (start.offset > 0 || options.num_partitions > 1) {
-      VLOG(1) << options.name << ": partition " << start.partition << " from example "
-              << start.offset;
-    }
-    // Fills a slot from the partition; filled stays false with fewer than 2 left.
-    auto fill = [&](Slot* slot) -> absl::Status {
-      slot->batch.Clear();
-      slot->prep = Slot::Prep::kNone;
-      while (slot->batch.size() < static_cast<size_t>(options.batch_size)) {
+  while (true) {
+    while (!result.stopped) {
+      TOWERPS_ASSIGN_OR_RETURN(PartitionStart start, pacer->NextPartition(progress, done));
+      if (done) {  // reported
+        progress.partition = -1;
+        progress.offset = 0;
+        done = false;
+      }
+      if (start.kind == StepGrant::Kind::kStop) {
+        result.stopped = true;
+        break;
+      }
+      if (start.kind == StepGrant::Kind::kReconnect) {
+        TOWERPS_RETURN_IF_ERROR(pacer->Reconnect(runner));
+        continue;
+      }
+      if (start.kind == StepGrant::Kind::kRestart) {
+        runner->DropDenseGradients();
+        progress.finished = start.finished;
+        continue;
+      }
+      if (start.partition < 0) break;  // no data is left
+      progress.partition = start.partition;
+      progress.offset = start.offset;
+      data::ExampleReaderOptions reader_options;
+      reader_options.dataset_dir = options.dataset_dir;
+      reader_options.split = "train";
+      reader_options.partition_index = start.partition;
+      reader_options.num_partitions = options.num_partitions;
+      reader_options.partition_by = data::ExampleReaderOptions::PartitionBy::kRecords;
+      reader_options.shuffle = options.shuffle;
+      reader_options.seed = options.seed;
+      reader_options.epochs = options.epochs;
+      TOWERPS_ASSIGN_OR_RETURN(auto reader, data::ExampleReader::Open(reader_options));
+      for (int64_t skip = 0; skip < start.offset; ++skip) {  // resume a handed-over partition
         TOWERPS_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
         if (!more) break;
-        slot->batch.Add(example);
       }
-      slot->filled = slot->batch.size() >= 2;
-      return absl::OkStatus();
-    };
-    for (Slot& s : slots) s.filled = false;
-    int cur = 0;
-    TOWERPS_RETURN_IF_ERROR(fill(&slots[cur]));
-    bool restart = false;
-    while (slots[cur].filled) {
-      Slot& slot = slots[cur];
-      Slot& next = slots[1 - cur];
-      if (prefetcher) {
-        // The current batch's rows arrive; the next batch's are requested.
-        if (slot.prep == Slot::Prep::kInFlight) {
-          absl::Status prepared = prefetcher->Wait();
+      if (start.offset > 0 || options.num_partitions > 1) {
+        VLOG(1) << options.name << ": partition " << start.partition << " from example "
+                << start.offset;
+      }
+      // Fills a slot from the partition; filled stays false with fewer than 2 left.
+      auto fill = [&](Slot* slot) -> absl::Status {
+        slot->batch.Clear();
+        slot->prep = Slot::Prep::kNone;
+        while (slot->batch.size() < static_cast<size_t>(options.batch_size)) {
+          TOWERPS_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
+          if (!more) break;
+          slot->batch.Add(example);
+        }
+        slot->filled = slot->batch.size() >= 2;
+        return absl::OkStatus();
+      };
+      for (Slot& s : slots) s.filled = false;
+      int cur = 0;
+      TOWERPS_RETURN_IF_ERROR(fill(&slots[cur]));
+      bool restart = false;
+      while (slots[cur].filled) {
+        Slot& slot = slots[cur];
+        Slot& next = slots[1 - cur];
+        if (prefetcher) {
+          // The current batch's rows arrive; the next batch's are requested.
+          if (slot.prep == Slot::Prep::kInFlight) {
+            absl::Status prepared = prefetcher->Wait();
+            if (!prepared.ok()) {
+              TOWERPS_RETURN_IF_ERROR(recover(prepared));
+              continue;
+            }
+            slot.prep = Slot::Prep::kReady;
+          }
+          if (!next.filled) TOWERPS_RETURN_IF_ERROR(fill(&next));
+          if (next.filled && next.prep == Slot::Prep::kNone) {
+            next.prep = Slot::Prep::kInFlight;
+            prefetcher->Submit(&next.prepared, result.last_step);
+          }
+        }
+        TOWERPS_ASSIGN_OR_RETURN(StepGrant grant, pacer->MayStart(progress));
+        if (grant.kind == StepGrant::Kind::kStop) {
+          result.stopped = true;
+          break;
+        }
+        if (grant.kind == StepGrant::Kind::kReconnect) {
+          drain();
+          TOWERPS_RETURN_IF_ERROR(pacer->Reconnect(runner));
+          continue;
+        }
+        if (grant.kind == StepGrant::Kind::kRestart) {
+          drain();
+          runner->DropDenseGradients();
+          LOG(WARNING) << options.name << ": the job rolled back; partition " << progress.partition
+                       << " dropped at example " << progress.offset << ", clock "
+                       << progress.finished << " -> " << grant.finished;
+          progress = LoopProgress();
+          progress.finished = grant.finished;
+          restart = true;
+          break;
+        }
+        result.last_step = grant.step;
+        result.last_lr = grant.lr_scale;
+        if (slot.prep != Slot::Prep::kReady) {
+          absl::Status prepared = runner->Prepare(&slot.prepared, runner->params(), grant.step);
           if (!prepared.ok()) {
             TOWERPS_RETURN_IF_ERROR(recover(prepared));
             continue;
           }
           slot.prep = Slot::Prep::kReady;
         }
-        if (!next.filled) TOWERPS_RETURN_IF_ERROR(fill(&next));
-        if (next.filled && next.prep == Slot::Prep::kNone) {
-          next.prep = Slot::Prep::kInFlight;
-          prefetcher->Submit(&next.prepared, result.last_step);
-        }
-      }
-      TOWERPS_ASSIGN_OR_RETURN(StepGrant grant, pacer->MayStart(progress));
-      if (grant.kind == StepGrant::Kind::kStop) {
-        result.stopped = true;
-        break;
-      }
-      if (grant.kind == StepGrant::Kind::kReconnect) {
-        drain();
-        TOWERPS_RETURN_IF_ERROR(pacer->Reconnect(runner));
-        continue;
-      }
-      if (grant.kind == StepGrant::Kind::kRestart) {
-        drain();
-        runner->DropDenseGradients();
-        LOG(WARNING) << options.name << ": the job rolled back; partition " << progress.partition
-                     << " dropped at example " << progress.offset << ", clock "
-                     << progress.finished << " -> " << grant.finished;
-        progress = LoopProgress();
-        progress.finished = grant.finished;
-        restart = true;
-        break;
-      }
-      result.last_step = grant.step;
-      result.last_lr = grant.lr_scale;
-      if (slot.prep != Slot::Prep::kReady) {
-        absl::Status prepared = runner->Prepare(&slot.prepared, runner->params(), grant.step);
-        if (!prepared.ok()) {
-          TOWERPS_RETURN_IF_ERROR(recover(prepared));
+        absl::StatusOr<StepStats> stats = runner->Run(&slot.prepared, grant.step, grant.lr_scale);
+        if (!stats.ok()) {
+          TOWERPS_RETURN_IF_ERROR(recover(stats.status()));
           continue;
         }
-        slot.prep = Slot::Prep::kReady;
+        slot.filled = false;
+        slot.prep = Slot::Prep::kNone;
+        ++progress.finished;
+        ++result.steps;
+        progress.offset += stats->examples;
+        result.examples += stats->examples;
+        if (options.loss_log) options.loss_log->Write(grant.step, stats->loss);
+        if (m.loss) m.loss->Set(stats->loss);
+        if (m.step) m.step->Set(static_cast<double>(grant.step));
+        if (m.lr_scale) m.lr_scale->Set(grant.lr_scale);
+        if (m.pull_us) m.pull_us->Record(stats->pull_us);
+        if (m.push_us) m.push_us->Record(stats->push_us);
+        if (options.on_step) options.on_step(grant.step, *stats);
+        VLOG(1) << options.name << ": step " << grant.step << " loss " << stats->loss;
+        TOWERPS_RETURN_IF_ERROR(pacer->StepDone(progress));
+        if (!next.filled) TOWERPS_RETURN_IF_ERROR(fill(&next));
+        cur = 1 - cur;
       }
-      absl::StatusOr<StepStats> stats = runner->Run(&slot.prepared, grant.step, grant.lr_scale);
-      if (!stats.ok()) {
-        TOWERPS_RETURN_IF_ERROR(recover(stats.status()));
-        continue;
-      }
-      slot.filled = false;
-      slot.prep = Slot::Prep::kNone;
-      ++progress.finished;
-      ++result.steps;
-      progress.offset += stats->examples;
-      result.examples += stats->examples;
-      if (options.loss_log) options.loss_log->Write(grant.step, stats->loss);
-      if (m.loss) m.loss->Set(stats->loss);
-      if (m.step) m.step->Set(static_cast<double>(grant.step));
-      if (m.lr_scale) m.lr_scale->Set(grant.lr_scale);
-      if (m.pull_us) m.pull_us->Record(stats->pull_us);
-      if (m.push_us) m.push_us->Record(stats->push_us);
-      if (options.on_step) options.on_step(grant.step, *stats);
-      VLOG(1) << options.name << ": step " << grant.step << " loss " << stats->loss;
-      TOWERPS_RETURN_IF_ERROR(pacer->StepDone(progress));
-      if (!next.filled) TOWERPS_RETURN_IF_ERROR(fill(&next));
-      cur = 1 - cur;
+      drain();
+      if (restart || result.stopped) continue;
+      done = true;  // read to its end
     }
-    drain();
-    if (restart || result.stopped) continue;
-    done = true;  // read to its end
+    // The dense gradients since the last dense push. An outage is waited out; after a
+    // rollback the loop goes on (NextPartition restarts it), else the flush is retried.
+    absl::Status flushed = runner->FlushDense(result.last_step, result.last_lr);
+    if (flushed.ok()) break;
+    TOWERPS_RETURN_IF_ERROR(recover(flushed));
   }
-  TOWERPS_RETURN_IF_ERROR(runner->FlushDense(result.last_step, result.last_lr));
   TOWERPS_RETURN_IF_ERROR(pacer->Leave(progress, result.stopped));
   return result;
 }

@@ -17,8 +17,9 @@ class ScriptedPacer : public StepPacer {
  public:
   absl::StatusOr<PartitionStart> NextPartition(const LoopProgress& progress, bool done) override {
     asked.push_back(progress);
+    if (done) finished = true;
     PartitionStart start;
-    if (!done) start.partition = 0;
+    if (!finished) start.partition = 0;
     return start;
   }
   absl::StatusOr<StepGrant> MayStart(const LoopProgress& progress) override {
@@ -56,12 +57,14 @@ class ScriptedPacer : public StepPacer {
   std::vector<LoopProgress> asked;
   LoopProgress last, left;
   bool left_stopped = true;
+  bool finished = false;  // partition 0 read to its end
 };
 
-// Fails the n-th Update (1-based) with Unavailable: a server that went away.
+// Fails the n-th Update (1-based) or Flush with Unavailable: a server that went away.
 class FlakyParams final : public ps::ParamSource {
  public:
-  FlakyParams(ps::ParamSource* target, int fail_at) : target_(target), fail_at_(fail_at) {}
+  FlakyParams(ps::ParamSource* target, int fail_at, int fail_flush_at = 0)
+      : target_(target), fail_at_(fail_at), fail_flush_at_(fail_flush_at) {}
   absl::Status Pull(absl::Span<const ps::SparseSlice> s, int64_t step, bool create) override {
     return target_->Pull(s, step, create);
   }
@@ -75,11 +78,16 @@ class FlakyParams final : public ps::ParamSource {
   absl::Status AssignDense(absl::Span<const float> values) override {
     return target_->AssignDense(values);
   }
+  absl::Status Flush() override {
+    if (++flushes_ == fail_flush_at_) return absl::UnavailableError("ps/0 is gone");
+    return target_->Flush();
+  }
+  int flushes() const { return flushes_; }
 
  private:
   ps::ParamSource* const target_;
-  const int fail_at_;
-  int updates_ = 0;
+  const int fail_at_, fail_flush_at_;
+  int updates_ = 0, flushes_ = 0;
 };
 
 TEST(TrainingLoopTest, ReadsThePartitionOnceAndLeaves) {
@@ -136,6 +144,20 @@ TEST(TrainingLoopTest, AParamsOutageRetriesTheSameBatchAfterReconnecting) {
   EXPECT_EQ(result->steps, expected->steps);
   EXPECT_EQ(result->examples, expected->examples);
   EXPECT_EQ(pacer.left.finished, clean.left.finished);
+}
+
+TEST(TrainingLoopTest, AnOutageAtTheFinalFlushIsWaitedOutToo) {
+  Fixture f;
+  FlakyParams flaky(f.params.get(), /*fail_at=*/0, /*fail_flush_at=*/1);
+  auto runner = f.Runner(&flaky);
+  ScriptedPacer pacer;
+  auto result = RunTrainingLoop(f.LoopOptions(), f.model, runner.get(), &pacer);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(pacer.awaited, 1);
+  EXPECT_EQ(pacer.reconnected, 1);
+  EXPECT_EQ(flaky.flushes(), 2);
+  ASSERT_EQ(pacer.asked.size(), 3u);  // asked again after the outage: nothing left
+  EXPECT_EQ(pacer.left.finished, result->steps);
 }
 
 TEST(TrainingLoopTest, AnOutageOfAPacerThatCannotRecoverEndsTheLoop) {
