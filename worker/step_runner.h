@@ -76,9 +76,9 @@ class StepRunner {
   absl::StatusOr<StepStats> Train(const data::ExampleBatch& batch, int64_t step, float lr_scale);
 
   // The two halves of Train, for pipelining. Prepare draws the extra negatives and
-  // pulls the batch's rows from `source` (which may be another thread's client);
-  // calls to Prepare must not overlap each other, but one may overlap Run of another
-  // PreparedBatch. Run computes, pushes the row gradients and accumulates the dense
+  // pulls the batch's rows from `source` (which may be another thread's client); it
+  // changes nothing of the runner, so calls for different PreparedBatches and sources
+  // may overlap each other and Run of another PreparedBatch. Run computes, pushes the row gradients and accumulates the dense
   // ones through this runner's own ParamSource. prepared->batch must be set. When
   // Run's push fails, the step's dense gradient is taken out of the accumulation
   // again (its row gradients may have reached some servers), so the batch can be

@@ -95,176 +95,209 @@ void LossLog::Write(int64_t step, double loss) {
   std::fprintf(file_, "%ld\t%.9g\n", static_cast<long>(step), loss);
 }
 
-absl::StatusOr<LoopResult> RunTrainingLoop(const TrainingLoopOptions& options,
-                                           const BoundModel& model, StepRunner* runner,
-                                           StepPacer* pacer) {
-  TOWERPS_RETURN_IF_ERROR(options.Validate());
-  std::optional<Prefetcher> prefetcher;
-  if (options.prefetch_params != nullptr) prefetcher.emplace(runner, options.prefetch_params);
-  const LoopMetrics& m = options.metrics;
-  LoopResult result;
-  LoopProgress progress;
-  progress.finished = options.first_finished;
-  Slot slots[2] = {Slot(&model), Slot(&model)};
-  data::Example example;
-  bool done = false;  // the held partition is finished
-  // Waits out any prefetch and forgets every prepared batch (rows from servers that
-  // are being replaced, or before a rollback).
-  auto drain = [&] {
-    if (prefetcher && prefetcher->busy()) (void)prefetcher->Wait();
-    for (Slot& s : slots) s.prep = Slot::Prep::kNone;
-  };
-  // A parameter-server failure: wait for the replacement, reconnect, retry the batch.
-  auto recover = [&](const absl::Status& status) -> absl::Status {
-    if (!IsParamsOutage(status)) return status;
-    LOG(WARNING) << options.name << ": " << status << "; waiting for the cluster to recover";
-    drain();
-    TOWERPS_RETURN_IF_ERROR(pacer->AwaitRecovery(status));
-    return pacer->Reconnect(runner);
-  };
-  while (true) {
-    while (!result.stopped) {
-      TOWERPS_ASSIGN_OR_RETURN(PartitionStart start, pacer->NextPartition(progress, done));
-      if (done) {  // reported
-        progress.partition = -1;
-        progress.offset = 0;
-        done = false;
-      }
-      if (start.kind == StepGrant::Kind::kStop) {
-        result.stopped = true;
-        break;
-      }
-      if (start.kind == StepGrant::Kind::kReconnect) {
-        TOWERPS_RETURN_IF_ERROR(pacer->Reconnect(runner));
-        continue;
-      }
-      if (start.kind == StepGrant::Kind::kRestart) {
-        runner->DropDenseGradients();
-        progress.finished = start.finished;
-        continue;
-      }
-      if (start.partition < 0) break;  // no data is left
-      progress.partition = start.partition;
-      progress.offset = start.offset;
-      data::ExampleReaderOptions reader_options;
-      reader_options.dataset_dir = options.dataset_dir;
-      reader_options.split = "train";
-      reader_options.partition_index = start.partition;
-      reader_options.num_partitions = options.num_partitions;
-      reader_options.partition_by = data::ExampleReaderOptions::PartitionBy::kRecords;
-      reader_options.shuffle = options.shuffle;
-      reader_options.seed = options.seed;
-      reader_options.epochs = options.epochs;
-      TOWERPS_ASSIGN_OR_RETURN(auto reader, data::ExampleReader::Open(reader_options));
-      for (int64_t skip = 0; skip < start.offset; ++skip) {  // resume a handed-over partition
-        TOWERPS_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
-        if (!more) break;
-      }
-      if (start.offset > 0 || options.num_partitions > 1) {
-        VLOG(1) << options.name << ": partition " << start.partition << " from example "
-                << start.offset;
-      }
-      // Fills a slot from the partition; filled stays false with fewer than 2 left.
-      auto fill = [&](Slot* slot) -> absl::Status {
-        slot->batch.Clear();
-        slot->prep = Slot::Prep::kNone;
-        while (slot->batch.size() < static_cast<size_t>(options.batch_size)) {
-          TOWERPS_ASSIGN_OR_RETURN(bool more, reader->Next(&example));
-          if (!more) break;
-          slot->batch.Add(example);
+namespace {
+
+// One run of the loop: the state shared by its parts.
+class Loop {
+ public:
+  Loop(const TrainingLoopOptions& options, const BoundModel& model, StepRunner* runner,
+       StepPacer* pacer)
+      : options_(options),
+        runner_(runner),
+        pacer_(pacer),
+        slots_{Slot(&model), Slot(&model)} {
+    if (options.prefetch_params != nullptr) prefetcher_.emplace(runner, options.prefetch_params);
+    progress_.finished = options.first_finished;
+  }
+
+  absl::StatusOr<LoopResult> Run() {
+    bool done = false;  // the held partition was read to its end
+    while (true) {
+      while (!result_.stopped) {
+        TOWERPS_ASSIGN_OR_RETURN(PartitionStart start, pacer_->NextPartition(progress_, done));
+        if (done) {  // reported
+          progress_.partition = -1;
+          progress_.offset = 0;
+          done = false;
         }
-        slot->filled = slot->batch.size() >= 2;
-        return absl::OkStatus();
-      };
-      for (Slot& s : slots) s.filled = false;
-      int cur = 0;
-      TOWERPS_RETURN_IF_ERROR(fill(&slots[cur]));
-      bool restart = false;
-      while (slots[cur].filled) {
-        Slot& slot = slots[cur];
-        Slot& next = slots[1 - cur];
-        if (prefetcher) {
-          // The current batch's rows arrive; the next batch's are requested.
-          if (slot.prep == Slot::Prep::kInFlight) {
-            absl::Status prepared = prefetcher->Wait();
-            if (!prepared.ok()) {
-              TOWERPS_RETURN_IF_ERROR(recover(prepared));
-              continue;
-            }
-            slot.prep = Slot::Prep::kReady;
-          }
-          if (!next.filled) TOWERPS_RETURN_IF_ERROR(fill(&next));
-          if (next.filled && next.prep == Slot::Prep::kNone) {
-            next.prep = Slot::Prep::kInFlight;
-            prefetcher->Submit(&next.prepared, result.last_step);
-          }
+        if (start.kind == StepGrant::Kind::kStop) {
+          result_.stopped = true;
+        } else if (start.kind == StepGrant::Kind::kReconnect) {
+          TOWERPS_RETURN_IF_ERROR(pacer_->Reconnect(runner_));
+        } else if (start.kind == StepGrant::Kind::kRestart) {
+          runner_->DropDenseGradients();
+          progress_.finished = start.finished;
+        } else if (start.partition < 0) {
+          break;  // no data is left
+        } else {
+          TOWERPS_ASSIGN_OR_RETURN(done, ReadPartition(start));
         }
-        TOWERPS_ASSIGN_OR_RETURN(StepGrant grant, pacer->MayStart(progress));
-        if (grant.kind == StepGrant::Kind::kStop) {
-          result.stopped = true;
-          break;
-        }
-        if (grant.kind == StepGrant::Kind::kReconnect) {
-          drain();
-          TOWERPS_RETURN_IF_ERROR(pacer->Reconnect(runner));
-          continue;
-        }
-        if (grant.kind == StepGrant::Kind::kRestart) {
-          drain();
-          runner->DropDenseGradients();
-          LOG(WARNING) << options.name << ": the job rolled back; partition " << progress.partition
-                       << " dropped at example " << progress.offset << ", clock "
-                       << progress.finished << " -> " << grant.finished;
-          progress = LoopProgress();
-          progress.finished = grant.finished;
-          restart = true;
-          break;
-        }
-        result.last_step = grant.step;
-        result.last_lr = grant.lr_scale;
-        if (slot.prep != Slot::Prep::kReady) {
-          absl::Status prepared = runner->Prepare(&slot.prepared, runner->params(), grant.step);
+      }
+      // The dense gradients since the last dense push. An outage is waited out; after
+      // a rollback the loop goes on (NextPartition restarts it), else the flush is
+      // retried.
+      absl::Status flushed = runner_->FlushDense(result_.last_step, result_.last_lr);
+      if (flushed.ok()) break;
+      TOWERPS_RETURN_IF_ERROR(Recover(flushed));
+    }
+    TOWERPS_RETURN_IF_ERROR(pacer_->Leave(progress_, result_.stopped));
+    return result_;
+  }
+
+ private:
+  // Trains on the partition from start.offset; true when read to its end (false:
+  // stopped or rolled back).
+  absl::StatusOr<bool> ReadPartition(const PartitionStart& start) {
+    progress_.partition = start.partition;
+    progress_.offset = start.offset;
+    data::ExampleReaderOptions reader_options;
+    reader_options.dataset_dir = options_.dataset_dir;
+    reader_options.split = "train";
+    reader_options.partition_index = start.partition;
+    reader_options.num_partitions = options_.num_partitions;
+    reader_options.partition_by = data::ExampleReaderOptions::PartitionBy::kRecords;
+    reader_options.shuffle = options_.shuffle;
+    reader_options.seed = options_.seed;
+    reader_options.epochs = options_.epochs;
+    TOWERPS_ASSIGN_OR_RETURN(reader_, data::ExampleReader::Open(reader_options));
+    for (int64_t skip = 0; skip < start.offset; ++skip) {  // resume a handed-over partition
+      TOWERPS_ASSIGN_OR_RETURN(bool more, reader_->Next(&example_));
+      if (!more) break;
+    }
+    for (Slot& s : slots_) s.filled = false;
+    int cur = 0;
+    TOWERPS_RETURN_IF_ERROR(Fill(&slots_[cur]));
+    bool read_to_end = true;
+    while (slots_[cur].filled) {
+      Slot& slot = slots_[cur];
+      Slot& next = slots_[1 - cur];
+      if (prefetcher_) {
+        // The current batch's rows arrive; the next batch's are requested.
+        if (slot.prep == Slot::Prep::kInFlight) {
+          absl::Status prepared = prefetcher_->Wait();
           if (!prepared.ok()) {
-            TOWERPS_RETURN_IF_ERROR(recover(prepared));
+            TOWERPS_RETURN_IF_ERROR(Recover(prepared));
             continue;
           }
           slot.prep = Slot::Prep::kReady;
         }
-        absl::StatusOr<StepStats> stats = runner->Run(&slot.prepared, grant.step, grant.lr_scale);
-        if (!stats.ok()) {
-          TOWERPS_RETURN_IF_ERROR(recover(stats.status()));
-          continue;
+        if (!next.filled) TOWERPS_RETURN_IF_ERROR(Fill(&next));
+        if (next.filled && next.prep == Slot::Prep::kNone) {
+          next.prep = Slot::Prep::kInFlight;
+          prefetcher_->Submit(&next.prepared, result_.last_step);
         }
-        slot.filled = false;
-        slot.prep = Slot::Prep::kNone;
-        ++progress.finished;
-        ++result.steps;
-        progress.offset += stats->examples;
-        result.examples += stats->examples;
-        if (options.loss_log) options.loss_log->Write(grant.step, stats->loss);
-        if (m.loss) m.loss->Set(stats->loss);
-        if (m.step) m.step->Set(static_cast<double>(grant.step));
-        if (m.lr_scale) m.lr_scale->Set(grant.lr_scale);
-        if (m.pull_us) m.pull_us->Record(stats->pull_us);
-        if (m.push_us) m.push_us->Record(stats->push_us);
-        if (options.on_step) options.on_step(grant.step, *stats);
-        VLOG(1) << options.name << ": step " << grant.step << " loss " << stats->loss;
-        TOWERPS_RETURN_IF_ERROR(pacer->StepDone(progress));
-        if (!next.filled) TOWERPS_RETURN_IF_ERROR(fill(&next));
-        cur = 1 - cur;
       }
-      drain();
-      if (restart || result.stopped) continue;
-      done = true;  // read to its end
+      TOWERPS_ASSIGN_OR_RETURN(StepGrant grant, pacer_->MayStart(progress_));
+      if (grant.kind == StepGrant::Kind::kStop) {
+        result_.stopped = true;
+        read_to_end = false;
+        break;
+      }
+      if (grant.kind == StepGrant::Kind::kReconnect) {
+        Drain();
+        TOWERPS_RETURN_IF_ERROR(pacer_->Reconnect(runner_));
+        continue;
+      }
+      if (grant.kind == StepGrant::Kind::kRestart) {
+        Drain();
+        runner_->DropDenseGradients();
+        LOG(WARNING) << options_.name << ": the job rolled back; partition "
+                     << progress_.partition << " dropped at example " << progress_.offset
+                     << ", clock " << progress_.finished << " -> " << grant.finished;
+        progress_ = LoopProgress();
+        progress_.finished = grant.finished;
+        read_to_end = false;
+        break;
+      }
+      absl::Status stepped = Step(grant, &slot);
+      if (!stepped.ok()) {
+        TOWERPS_RETURN_IF_ERROR(Recover(stepped));
+        continue;  // the same batch again
+      }
+      if (!next.filled) TOWERPS_RETURN_IF_ERROR(Fill(&next));
+      cur = 1 - cur;
     }
-    // The dense gradients since the last dense push. An outage is waited out; after a
-    // rollback the loop goes on (NextPartition restarts it), else the flush is retried.
-    absl::Status flushed = runner->FlushDense(result.last_step, result.last_lr);
-    if (flushed.ok()) break;
-    TOWERPS_RETURN_IF_ERROR(recover(flushed));
+    Drain();
+    reader_.reset();
+    return read_to_end;
   }
-  TOWERPS_RETURN_IF_ERROR(pacer->Leave(progress, result.stopped));
-  return result;
+
+  // Prepares (unless prefetched) and runs the slot's batch; on success records it.
+  absl::Status Step(const StepGrant& grant, Slot* slot) {
+    result_.last_step = grant.step;
+    result_.last_lr = grant.lr_scale;
+    if (slot->prep != Slot::Prep::kReady) {
+      TOWERPS_RETURN_IF_ERROR(runner_->Prepare(&slot->prepared, runner_->params(), grant.step));
+      slot->prep = Slot::Prep::kReady;
+    }
+    TOWERPS_ASSIGN_OR_RETURN(StepStats stats,
+                             runner_->Run(&slot->prepared, grant.step, grant.lr_scale));
+    slot->filled = false;
+    slot->prep = Slot::Prep::kNone;
+    ++progress_.finished;
+    ++result_.steps;
+    progress_.offset += stats.examples;
+    result_.examples += stats.examples;
+    const LoopMetrics& m = options_.metrics;
+    if (options_.loss_log) options_.loss_log->Write(grant.step, stats.loss);
+    if (m.loss) m.loss->Set(stats.loss);
+    if (m.step) m.step->Set(static_cast<double>(grant.step));
+    if (m.lr_scale) m.lr_scale->Set(grant.lr_scale);
+    if (m.pull_us) m.pull_us->Record(stats.pull_us);
+    if (m.push_us) m.push_us->Record(stats.push_us);
+    if (options_.on_step) options_.on_step(grant.step, stats);
+    VLOG(1) << options_.name << ": step " << grant.step << " loss " << stats.loss;
+    return pacer_->StepDone(progress_);
+  }
+
+  // Fills a slot from the partition; filled stays false with fewer than 2 left.
+  absl::Status Fill(Slot* slot) {
+    slot->batch.Clear();
+    slot->prep = Slot::Prep::kNone;
+    while (slot->batch.size() < static_cast<size_t>(options_.batch_size)) {
+      TOWERPS_ASSIGN_OR_RETURN(bool more, reader_->Next(&example_));
+      if (!more) break;
+      slot->batch.Add(example_);
+    }
+    slot->filled = slot->batch.size() >= 2;
+    return absl::OkStatus();
+  }
+
+  // Waits out any prefetch and forgets every prepared batch (rows from servers that
+  // are being replaced, or from before a rollback).
+  void Drain() {
+    if (prefetcher_ && prefetcher_->busy()) (void)prefetcher_->Wait();
+    for (Slot& s : slots_) s.prep = Slot::Prep::kNone;
+  }
+
+  // A parameter-server outage: wait for the replacement, reconnect (then the caller
+  // retries what failed). Other errors are returned.
+  absl::Status Recover(const absl::Status& status) {
+    if (!IsParamsOutage(status)) return status;
+    LOG(WARNING) << options_.name << ": " << status << "; waiting for the cluster to recover";
+    Drain();
+    TOWERPS_RETURN_IF_ERROR(pacer_->AwaitRecovery(status));
+    return pacer_->Reconnect(runner_);
+  }
+
+  const TrainingLoopOptions& options_;
+  StepRunner* const runner_;
+  StepPacer* const pacer_;
+  Slot slots_[2];
+  std::optional<Prefetcher> prefetcher_;  // after slots_: joined before they go
+  std::unique_ptr<data::ExampleReader> reader_;
+  data::Example example_;
+  LoopProgress progress_;
+  LoopResult result_;
+};
+
+}  // namespace
+
+absl::StatusOr<LoopResult> RunTrainingLoop(const TrainingLoopOptions& options,
+                                           const BoundModel& model, StepRunner* runner,
+                                           StepPacer* pacer) {
+  TOWERPS_RETURN_IF_ERROR(options.Validate());
+  return Loop(options, model, runner, pacer).Run();
 }
 
 }  // namespace towerps::worker
