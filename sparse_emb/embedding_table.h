@@ -10,6 +10,7 @@
 //   (candidate rows of a chunk of keys first, then the rows: embedding_table.cc). Pull
 //   and Lookup of existing rows share the lock; creating rows, Push and eviction take
 //   it exclusively; index growth (doubling one stripe's index) stalls only that stripe.
+//   Save copies one stripe at a time under its lock and writes without it.
 // - Eviction: Evict(now) drops rows idle for more than ttl_steps; a row budget is
 //   enforced per stripe as rows are created (least recently touched first).
 // - Snapshots: Save / SaveIncremental / Load (format in docs/sparse_emb.md).
@@ -84,14 +85,32 @@ class EmbeddingTable {
   // is 0). Returns the number of rows dropped. Blocks one stripe at a time.
   int64_t Evict(int64_t now_step);
 
-  // Full snapshot of rows, optimizer state and admission sketch to `path`, written
-  // atomically (temporary file, fsync, rename). Blocks all writers for its duration.
+  // How Save writes.
+  struct SaveOptions {
+    // Only rows created or updated since the last successful save, plus the keys
+    // evicted since then (and the sketch). After a failed save (whose copied stripes'
+    // dirty marks are gone) the next one is written full instead (kind 1: Load then
+    // replaces the table), so a failed write never loses a change.
+    bool incremental = false;
+    // Called on the saving thread after stripe `stripe` has been copied and its lock
+    // released, before the copy is written (tests: a push proceeds mid-write).
+    std::function<void(int stripe)> after_stripe_copied;
+  };
+  // Snapshot of rows, optimizer state and admission sketch to `path`, written
+  // atomically (temporary file, fsync, rename). Does not stop writers for the whole
+  // write: each stripe is copied under its own lock (rows with their optimizer state,
+  // the stripe's erased keys and sketch; memory: one stripe's rows), its lock released,
+  // then written. Rows of different stripes may therefore be from slightly different
+  // moments when pushes run concurrently (each row always with its own optimizer
+  // state); quiesced callers get an exact snapshot. Saves and Loads are serialised.
   // `origin` binds the file to its job, step and server rank; the table adds its name
   // and TableFingerprint (Binding). Afterwards the incremental baseline is this
-  // snapshot. Errors: file errors.
+  // snapshot (rows changed after their stripe was copied are in the next one).
+  // Errors: file errors.
+  absl::Status Save(const std::string& path, const FileBinding& origin,
+                    const SaveOptions& options);
   absl::Status Save(const std::string& path, const FileBinding& origin = {});
-  // Like Save, but only rows created or updated since the last successful Save or
-  // SaveIncremental, plus the keys evicted since then (and the sketch).
+  // Save with incremental = true.
   absl::Status SaveIncremental(const std::string& path, const FileBinding& origin = {});
   // Checks a snapshot without touching the table: structure, lengths, checksums, and
   // its binding: the table name and fingerprint must be this table's, and the job,
@@ -163,7 +182,6 @@ class EmbeddingTable {
   void EraseLocked(Stripe* s, char* row);
   void Publish(const Tally& tally);
 
-  absl::Status SaveImpl(const std::string& path, const FileBinding& binding, bool incremental);
   // Applies one verified snapshot block (snapshot.cc). Caller holds every stripe lock.
   void ApplyBlockLocked(uint32_t type, uint32_t aux, uint64_t count, const char* payload,
                         bool sketch_compatible);
@@ -190,6 +208,8 @@ class EmbeddingTable {
   bool track_erased_ = false;
   // Serialises Save / SaveIncremental / Load against each other.
   absl::Mutex snapshot_mu_;
+  // A save or load failed after changing dirty marks: the next save is a full one.
+  bool baseline_lost_ ABSL_GUARDED_BY(snapshot_mu_) = false;
 };
 
 }  // namespace towerps::sparse_emb

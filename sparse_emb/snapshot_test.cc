@@ -3,8 +3,11 @@
 #include <map>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "common/checksum.h"
 #include "common/file_util.h"
 #include "gmock/gmock.h"
@@ -121,6 +124,85 @@ TEST_F(SnapshotTest, IncrementalHoldsOnlyChangesAndErasures) {
 
   // Nothing changed since: the next incremental snapshot is empty of rows.
   ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc2.snap").ok());
+  ASSERT_TRUE(restored->Load(dir_ + "/inc2.snap").ok());
+  EXPECT_EQ(Dump(*restored), Dump(*t));
+}
+
+TEST_F(SnapshotTest, KeyErasedAndCreatedAgainLoadsAsItsNewRow) {
+  TableConfig c = Config();
+  c.eviction.ttl_steps = 5;
+  auto t = Make(c);
+  Train(t.get(), 0, 100, 100);
+  ASSERT_TRUE(t->Save(dir_ + "/base.snap").ok());
+  Train(t.get(), 0, 10, 200);
+  EXPECT_EQ(t->Evict(200), 90);  // keys 10..99: erased ...
+  Train(t.get(), 50, 10, 200);   // ... and 50..59 created again
+  ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc.snap").ok());
+  auto restored = Make(c);
+  ASSERT_TRUE(restored->Load(dir_ + "/base.snap").ok());
+  ASSERT_TRUE(restored->Load(dir_ + "/inc.snap").ok());
+  EXPECT_EQ(restored->size(), 20);
+  EXPECT_EQ(Dump(*restored), Dump(*t));
+}
+
+// A push to any stripe completes while Save is provably between copying stripe 0 and
+// writing it; its effect is in this snapshot (stripes not yet copied) or the next.
+TEST_F(SnapshotTest, PushesProceedWhileASaveIsBeingWritten) {
+  auto t = Make();
+  Train(t.get(), 0, 1000, 1);
+  absl::Notification mid_write, release, pushed;
+  EmbeddingTable::SaveOptions options;
+  options.after_stripe_copied = [&](int stripe) {
+    if (stripe != 0) return;
+    mid_write.Notify();
+    release.WaitForNotificationWithTimeout(absl::Seconds(60));
+  };
+  absl::Status saved;
+  std::thread saver([&] { saved = t->Save(dir_ + "/full.snap", {}, options); });
+  ASSERT_TRUE(mid_write.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  std::thread pusher([&] {
+    Train(t.get(), 0, 1000, 5);  // every stripe
+    pushed.Notify();
+  });
+  EXPECT_TRUE(pushed.WaitForNotificationWithTimeout(absl::Seconds(60)))
+      << "a push waited for the save";
+  release.Notify();
+  saver.join();
+  pusher.join();
+  ASSERT_TRUE(saved.ok()) << saved;
+  ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc.snap").ok());
+  auto restored = Make();
+  ASSERT_TRUE(restored->Load(dir_ + "/full.snap").ok());
+  ASSERT_TRUE(restored->Load(dir_ + "/inc.snap").ok());
+  EXPECT_EQ(Dump(*restored), Dump(*t));
+}
+
+TEST_F(SnapshotTest, AFailedSaveLosesNoChangeTheNextOneIsFull) {
+  auto t = Make();
+  Train(t.get(), 0, 1000, 1);
+  ASSERT_TRUE(t->Save(dir_ + "/base.snap").ok());
+  Train(t.get(), 0, 300, 10);
+  // The directory disappears after stripe 0's dirty marks were cleared: the write fails.
+  const std::string gone = dir_ + "/gone";
+  ASSERT_TRUE(CreateDirectories(gone).ok());
+  EmbeddingTable::SaveOptions options;
+  options.incremental = true;
+  options.after_stripe_copied = [&](int stripe) {
+    if (stripe == 0) {
+      EXPECT_TRUE(RemoveAll(gone).ok());
+    }
+  };
+  EXPECT_FALSE(t->Save(gone + "/inc.snap", {}, options).ok());
+  ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc.snap").ok());  // written full
+  auto restored = Make();
+  Train(restored.get(), 500000, 10, 1);  // replaced: the fallback file is a full one
+  ASSERT_TRUE(restored->Load(dir_ + "/inc.snap").ok());
+  EXPECT_EQ(Dump(*restored), Dump(*t));
+  // And the baseline is sound again: the next incremental holds only new changes.
+  Train(t.get(), 0, 10, 20);
+  ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc2.snap").ok());
+  EXPECT_LT(ReadFileToString(dir_ + "/inc2.snap").value().size(),
+            ReadFileToString(dir_ + "/inc.snap").value().size() / 4);
   ASSERT_TRUE(restored->Load(dir_ + "/inc2.snap").ok());
   EXPECT_EQ(Dump(*restored), Dump(*t));
 }
