@@ -2,7 +2,10 @@
 // The cost of checkpointing one sparse_emb table, the shape of the sparse_emb --scale
 // run (dim 16 fp32, row-wise Adagrad, 16 stripes; ~93 B of RSS per row, so 100M rows
 // take ~9.3 GiB), at 10M and 100M rows (--quick: 200k and 1M):
-//   full snapshot: seconds (to durable: fsync + rename) and bytes;
+//   full snapshot: seconds (to durable: fsync + rename) and bytes; the longest a
+//     stripe lock was held to copy one chunk (a push's worst wait for the save),
+//     beside the whole write (how long every stripe was locked before saves became
+//     non-stopping);
 //   incremental snapshot after 1% and after 10% of the rows were pushed: seconds and
 //     bytes, beside the full snapshot;
 //   push throughput (rows/s, one thread, 4096-key uniform batches of existing rows)
@@ -55,11 +58,18 @@ void Touch(EmbeddingTable* table, uint64_t n, int per_mille, uint64_t salt) {
   if (!keys.empty()) table->Push(keys, grads.data(), 0.1f, 1);
 }
 
-// Saves `table` to `path` (incremental or full): seconds, bytes; the file is removed.
-std::pair<double, double> TimedSave(EmbeddingTable* table, const std::string& path,
-                                    bool incremental) {
+struct Saved {
+  double seconds = 0;
+  double bytes = 0;
+  double longest_lock = 0;  // seconds one stripe was locked for its copy
+};
+
+// Saves `table` to `path` (incremental or full); the file is removed.
+Saved TimedSave(EmbeddingTable* table, const std::string& path, bool incremental) {
   EmbeddingTable::SaveOptions options;
+  EmbeddingTable::SaveOptions::Stats stats;
   options.incremental = incremental;
+  options.stats = &stats;
   const auto start = Clock::now();
   const absl::Status saved = table->Save(path, {}, options);
   const double seconds = Since(start);
@@ -69,7 +79,7 @@ std::pair<double, double> TimedSave(EmbeddingTable* table, const std::string& pa
   }
   const double bytes = static_cast<double>(std::filesystem::file_size(path));
   std::filesystem::remove(path);
-  return {seconds, bytes};
+  return {seconds, bytes, stats.longest_lock_seconds};
 }
 
 // One thread pushing uniform batches of existing rows; counts rows and the longest
@@ -124,13 +134,17 @@ void Run(uint64_t n, const std::string& dir, bool quick) {
   Print(absl::StrCat("fill_rate_", tag), n / fill_s / 1e6, "M rows/s");
   Print(absl::StrCat("rss_", tag), RssBytes() / (1 << 30), "GiB");
   const std::string path = dir + "/bench_checkpoint.snap";
-  const auto [full_s, full_bytes] = TimedSave(table.get(), path, false);
+  const Saved full = TimedSave(table.get(), path, false);
+  const double full_s = full.seconds, full_bytes = full.bytes;
   Print(absl::StrCat("full_seconds_", tag), full_s, "s");
+  Print(absl::StrCat("full_longest_lock_", tag), full.longest_lock * 1e3, "ms",
+        "whole write (all stripes locked, before)", full_s * 1e3);
   Print(absl::StrCat("full_bytes_", tag), full_bytes / 1e6, "MB");
   Print(absl::StrCat("full_rate_", tag), full_bytes / full_s / 1e6, "MB/s");
   for (int percent : {1, 10}) {
     Touch(table.get(), n, percent * 10, 0xfeed + percent);
-    const auto [inc_s, inc_bytes] = TimedSave(table.get(), path, true);
+    const Saved inc = TimedSave(table.get(), path, true);
+    const double inc_s = inc.seconds, inc_bytes = inc.bytes;
     const std::string name = absl::StrCat("_", percent, "pct_touched_", tag);
     Print("incremental_seconds" + name, inc_s, "s", "full snapshot", full_s);
     Print("incremental_bytes" + name, inc_bytes / 1e6, "MB", "full snapshot", full_bytes / 1e6);
@@ -143,8 +157,7 @@ void Run(uint64_t n, const std::string& dir, bool quick) {
   const double base_s = Since(start);
   pusher.SetWindow(1);
   start = Clock::now();
-  const auto [during_save_s, bytes] = TimedSave(table.get(), path, false);
-  (void)bytes;
+  const double during_save_s = TimedSave(table.get(), path, false).seconds;
   const double during_s = Since(start);
   pusher.SetWindow(2);
   const double base_rate = pusher.rows(0) / base_s, during_rate = pusher.rows(1) / during_s;

@@ -383,9 +383,9 @@ absl::StatusOr<std::vector<std::string>> ParameterServer::SaveCheckpoint(const s
     std::string name = TableFile(options_.rank, static_cast<int>(t));
     sparse_emb::EmbeddingTable::SaveOptions save;
     save.incremental = incremental;
-    if (options_.checkpoint_stripe_copied) {
-      save.after_stripe_copied = [this, t](int stripe) {
-        options_.checkpoint_stripe_copied(static_cast<int>(t), stripe);
+    if (options_.checkpoint_chunk_copied) {
+      save.after_chunk_copied = [this, t](int stripe) {
+        options_.checkpoint_chunk_copied(static_cast<int>(t), stripe);
       };
     }
     TOWERPS_RETURN_IF_ERROR(tables_[t]->Save(dir + "/" + name, origin, save));

@@ -56,9 +56,9 @@ struct ParameterServerOptions {
   uint64_t max_reply_bytes = (uint64_t{1} << 30) - (uint64_t{1} << 20);
   // Name in envelopes and logs ("ps/0").
   std::string name = "ps/0";
-  // Tests: called on the saving thread after stripe `stripe` of table `table` has been
-  // copied for a checkpoint and released, before it is written.
-  std::function<void(int table, int stripe)> checkpoint_stripe_copied;
+  // Tests: called on the saving thread after each chunk of stripe `stripe` of table
+  // `table` has been copied for a checkpoint and the lock released, before it is written.
+  std::function<void(int table, int stripe)> checkpoint_chunk_copied;
 
   absl::Status Validate() const;
 };
@@ -76,8 +76,8 @@ class ParameterServer {
   // Writes this server's shards into `dir` (created when missing; a symlink is
   // refused): one file per table and one for the dense block, each written atomically
   // and bound to (job_id, step, rank, table). Returns the file names. Pushes go on
-  // meanwhile (EmbeddingTable::Save copies one stripe at a time; the dense block is
-  // copied under its lock): in an asynchronous job rows of different stripes may be
+  // meanwhile (EmbeddingTable::Save copies ~4 MiB of one stripe at a time; the dense
+  // block is copied under its lock): in an asynchronous job rows may be
   // from slightly different moments, each row always with its own optimizer state; a
   // synchronous job checkpoints at a barrier, where the copy is exact.
   // With `base_step` >= 0 the table files are incremental: only rows changed (and keys

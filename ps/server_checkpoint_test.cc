@@ -368,7 +368,7 @@ TEST_F(ServerCheckpointTest, IncrementalOrderOnAnotherBaseIsRefused) {
 TEST_F(ServerCheckpointTest, PushesProceedWhileACheckpointIsWritten) {
   absl::Notification mid_write, release, pushed;
   ParameterServerOptions options = WithState(Options());
-  options.checkpoint_stripe_copied = [&](int table, int stripe) {
+  options.checkpoint_chunk_copied = [&](int table, int stripe) {
     if (table != 0 || stripe != 0) return;
     mid_write.Notify();
     release.WaitForNotificationWithTimeout(absl::Seconds(60));

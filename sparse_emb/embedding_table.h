@@ -10,7 +10,7 @@
 //   (candidate rows of a chunk of keys first, then the rows: embedding_table.cc). Pull
 //   and Lookup of existing rows share the lock; creating rows, Push and eviction take
 //   it exclusively; index growth (doubling one stripe's index) stalls only that stripe.
-//   Save copies one stripe at a time under its lock and writes without it.
+//   Save copies a chunk of one stripe at a time under its lock, writes without it.
 // - Eviction: Evict(now) drops rows idle for more than ttl_steps; a row budget is
 //   enforced per stripe as rows are created (least recently touched first).
 // - Snapshots: Save / SaveIncremental / Load (format in docs/sparse_emb.md).
@@ -88,25 +88,36 @@ class EmbeddingTable {
   // How Save writes.
   struct SaveOptions {
     // Only rows created or updated since the last successful save, plus the keys
-    // evicted since then (and the sketch). After a failed save (whose copied stripes'
+    // evicted since then (and the sketch). After a failed save (whose copied chunks'
     // dirty marks are gone) the next one is written full instead (kind 1: Load then
     // replaces the table), so a failed write never loses a change.
     bool incremental = false;
-    // Called on the saving thread after stripe `stripe` has been copied and its lock
-    // released, before the copy is written (tests: a push proceeds mid-write).
-    std::function<void(int stripe)> after_stripe_copied;
+    // Called on the saving thread after each chunk of stripe `stripe` has been copied
+    // and the stripe's lock released, before the chunk is written (tests: a push
+    // proceeds mid-write).
+    std::function<void(int stripe)> after_chunk_copied;
+    // Bytes of rows copied per lock hold (at least one row is).
+    size_t chunk_bytes = size_t{4} << 20;
+    // When set, filled by a successful save: rows and erased keys written, and the
+    // longest time a stripe lock was held for one chunk's copy (what a push may wait).
+    struct Stats {
+      int64_t rows = 0;
+      int64_t erased = 0;
+      double longest_lock_seconds = 0;
+    };
+    Stats* stats = nullptr;
   };
   // Snapshot of rows, optimizer state and admission sketch to `path`, written
   // atomically (temporary file, fsync, rename). Does not stop writers for the whole
-  // write: each stripe is copied under its own lock (rows with their optimizer state,
-  // the stripe's erased keys and sketch; memory: one stripe's rows), its lock released,
-  // then written. Rows of different stripes may therefore be from slightly different
-  // moments when pushes run concurrently (each row always with its own optimizer
-  // state); quiesced callers get an exact snapshot. Saves and Loads are serialised.
-  // `origin` binds the file to its job, step and server rank; the table adds its name
-  // and TableFingerprint (Binding). Afterwards the incremental baseline is this
-  // snapshot (rows changed after their stripe was copied are in the next one).
-  // Errors: file errors.
+  // write: each stripe is walked in chunks of chunk_bytes of rows, each copied under the
+  // stripe's lock (rows with their optimizer state; at the walk's end the stripe's
+  // erased keys and sketch) and written after the lock is released; memory: one
+  // chunk. With pushes running, rows may be from slightly different moments (each
+  // row always with its own optimizer state; a row changed after its chunk was copied
+  // is in the next incremental snapshot); quiesced callers get an exact snapshot.
+  // Saves and Loads are serialised. `origin` binds the file to its job, step and
+  // server rank; the table adds its name and TableFingerprint (Binding). Afterwards
+  // the incremental baseline is this snapshot. Errors: file errors.
   absl::Status Save(const std::string& path, const FileBinding& origin,
                     const SaveOptions& options);
   absl::Status Save(const std::string& path, const FileBinding& origin = {});

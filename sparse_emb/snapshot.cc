@@ -11,12 +11,12 @@
 //     first 20 + 4*state_floats + dim*dtype_bytes bytes, dirty bit cleared),
 //     2 erased keys (count u64), 3 sketch (aux = stripe, counters), 4 end (last; version
 //     3: 16 bytes, u64 row_count, u64 erased_count).
-//   Version 3 writes stripe by stripe (erased keys, rows, sketch of stripe 0, then 1...),
+//   Version 3 writes stripe by stripe (rows, erased keys, sketch of stripe 0, then 1...),
 //   so the counts are known only at the end; version 2 files (counts in the header)
 //   still load.
-// Non-stopping saves: each stripe is copied (rows with their optimizer state, erased
-// keys, sketch) under its own lock, which is then released before the copy is written,
-// so pushes wait only while their stripe is being copied (docs/sparse_emb.md).
+// Non-stopping saves: a stripe is copied a chunk of rows (4 MiB) at a time under
+// its lock, which is released before the chunk is written, so a push waits at most for
+// one chunk's copy (docs/sparse_emb.md).
 // Embedded CRCs are masked (common/checksum.h) so the MANIFEST's CRC of the whole file
 // depends on every byte of it.
 #include <fcntl.h>
@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -314,52 +315,66 @@ absl::Status EmbeddingTable::Save(const std::string& path, const FileBinding& or
   TOWERPS_RETURN_IF_ERROR(out.Append(EncodeFileBinding(Binding(origin))));
   TOWERPS_RETURN_IF_ERROR(out.Append(EncodeHeader(h)));
   BlockWriter blocks(&out);
-  // One stripe's copy at a time: its rows (each with its optimizer state, dirty bit
-  // cleared in the copy and in the table), the keys it erased since the last save,
-  // its sketch. Erased keys go first: a key erased and created again is then loaded
-  // as the row it is now.
+  // Each stripe is walked in slab order (rows never move) in chunks of at most
+  // per_chunk rows, each chunk copied under the stripe's lock (each row with its
+  // optimizer state; the dirty bit cleared in the copy and in the table) and written
+  // without it. A change to a row after its chunk was copied leaves it dirty: it is in
+  // the next incremental snapshot. At the walk's end, under the same lock, the keys
+  // erased since the last save (incremental) or during the walk (full) that are still
+  // absent follow the rows: a row copied before its erasure is then dropped on load. A
+  // key erased and created again is not listed: its new row is in this file or dirty.
+  const size_t per_chunk = std::max<size_t>(1, options.chunk_bytes / record_bytes);
   std::string rows;
   std::vector<uint64_t> erased;
   std::vector<uint8_t> counters;
   uint64_t total_rows = 0, total_erased = 0;
+  double longest_lock = 0;
   for (uint32_t i = 0; i < stripes_.size(); ++i) {
     Stripe& s = *stripes_[i];
-    rows.clear();
-    erased.clear();
-    {
-      absl::MutexLock lock(&s.mu);
-      rows.reserve(static_cast<size_t>(s.store.size()) * record_bytes);
-      s.store.ForEachRow([&](char* row) {
-        const uint32_t count = RowLayout::CountWord(row);
-        if (incremental && (count & RowLayout::kDirtyBit) == 0) return;
-        const uint32_t clean = count & ~RowLayout::kDirtyBit;
-        RowLayout::SetCountWord(row, clean);
-        rows.append(row, record_bytes);
-      });
-      if (incremental) erased.swap(s.erased_since_save);
-      s.erased_since_save.clear();
-      counters = s.sketch.counters();
+    uint64_t cursor = 0;
+    bool more = true;
+    while (more) {
+      rows.clear();
+      {
+        absl::MutexLock lock(&s.mu);
+        const auto locked = std::chrono::steady_clock::now();
+        if (cursor == 0 && !incremental) s.erased_since_save.clear();
+        more = s.store.ForEachRowFrom(&cursor, static_cast<int64_t>(per_chunk), [&](char* row) {
+          const uint32_t count = RowLayout::CountWord(row);
+          if (incremental && (count & RowLayout::kDirtyBit) == 0) return;
+          RowLayout::SetCountWord(row, count & ~RowLayout::kDirtyBit);
+          rows.append(row, record_bytes);
+        });
+        if (!more) {
+          erased.clear();
+          for (uint64_t key : s.erased_since_save) {
+            if (s.store.Find(key, Mix64(key)) == nullptr) erased.push_back(key);
+          }
+          s.erased_since_save.clear();
+          counters = s.sketch.counters();
+        }
+        longest_lock = std::max(
+            longest_lock,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - locked).count());
+      }
+      if (options.after_chunk_copied) options.after_chunk_copied(static_cast<int>(i));
+      if (!rows.empty()) {
+        const size_t n = rows.size() / record_bytes;
+        TOWERPS_RETURN_IF_ERROR(blocks.Write(kBlockRows, i, n, rows));
+        total_rows += n;
+      }
     }
-    if (options.after_stripe_copied) options.after_stripe_copied(static_cast<int>(i));
     if (!erased.empty()) {
       TOWERPS_RETURN_IF_ERROR(blocks.Write(
           kBlockErased, i, erased.size(),
           absl::string_view(reinterpret_cast<const char*>(erased.data()), erased.size() * 8)));
-    }
-    const size_t per_block = std::max<size_t>(1, kBlockTargetBytes / record_bytes);
-    const size_t n = rows.size() / record_bytes;
-    for (size_t at = 0; at < n; at += per_block) {
-      const size_t m = std::min(per_block, n - at);
-      TOWERPS_RETURN_IF_ERROR(blocks.Write(
-          kBlockRows, i, m, absl::string_view(rows).substr(at * record_bytes, m * record_bytes)));
+      total_erased += erased.size();
     }
     if (!counters.empty()) {
       TOWERPS_RETURN_IF_ERROR(blocks.Write(
           kBlockSketch, i, counters.size(),
           absl::string_view(reinterpret_cast<const char*>(counters.data()), counters.size())));
     }
-    total_rows += n;
-    total_erased += erased.size();
   }
   std::string end;
   AppendPod(&end, total_rows);
@@ -367,6 +382,10 @@ absl::Status EmbeddingTable::Save(const std::string& path, const FileBinding& or
   TOWERPS_RETURN_IF_ERROR(blocks.Write(kBlockEnd, 0, end.size(), end));
   TOWERPS_RETURN_IF_ERROR(out.Commit());
   baseline_lost_ = false;  // this snapshot is the new incremental baseline
+  if (options.stats != nullptr) {
+    *options.stats = {static_cast<int64_t>(total_rows), static_cast<int64_t>(total_erased),
+                      longest_lock};
+  }
   return absl::OkStatus();
 }
 

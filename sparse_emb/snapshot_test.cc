@@ -53,6 +53,16 @@ class SnapshotTest : public testing::Test {
       t->Push(keys, grads.data(), 0.05f, step + r);
     }
   }
+  // A new table with `files` (of dir_) loaded in order: a full snapshot and increments.
+  std::unique_ptr<EmbeddingTable> Restore(const TableConfig& c,
+                                          const std::vector<std::string>& files) const {
+    auto t = Make(c);
+    for (const std::string& f : files) {
+      absl::Status loaded = t->Load(dir_ + "/" + f);
+      EXPECT_TRUE(loaded.ok()) << f << ": " << loaded;
+    }
+    return t;
+  }
   // Every row's key, embedding and optimizer state.
   static std::map<uint64_t, std::vector<float>> Dump(const EmbeddingTable& t) {
     std::map<uint64_t, std::vector<float>> rows;
@@ -116,9 +126,7 @@ TEST_F(SnapshotTest, IncrementalHoldsOnlyChangesAndErasures) {
   auto inc = ReadFileToString(dir_ + "/inc.snap").value().size();
   EXPECT_LT(inc, full / 4);
 
-  auto restored = Make(c);
-  ASSERT_TRUE(restored->Load(dir_ + "/base.snap").ok());
-  ASSERT_TRUE(restored->Load(dir_ + "/inc.snap").ok());
+  auto restored = Restore(c, {"base.snap", "inc.snap"});
   EXPECT_EQ(restored->size(), 2970);
   EXPECT_EQ(Dump(*restored), Dump(*t));
 
@@ -138,9 +146,7 @@ TEST_F(SnapshotTest, KeyErasedAndCreatedAgainLoadsAsItsNewRow) {
   EXPECT_EQ(t->Evict(200), 90);  // keys 10..99: erased ...
   Train(t.get(), 50, 10, 200);   // ... and 50..59 created again
   ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc.snap").ok());
-  auto restored = Make(c);
-  ASSERT_TRUE(restored->Load(dir_ + "/base.snap").ok());
-  ASSERT_TRUE(restored->Load(dir_ + "/inc.snap").ok());
+  auto restored = Restore(c, {"base.snap", "inc.snap"});
   EXPECT_EQ(restored->size(), 20);
   EXPECT_EQ(Dump(*restored), Dump(*t));
 }
@@ -152,7 +158,7 @@ TEST_F(SnapshotTest, PushesProceedWhileASaveIsBeingWritten) {
   Train(t.get(), 0, 1000, 1);
   absl::Notification mid_write, release, pushed;
   EmbeddingTable::SaveOptions options;
-  options.after_stripe_copied = [&](int stripe) {
+  options.after_chunk_copied = [&](int stripe) {
     if (stripe != 0) return;
     mid_write.Notify();
     release.WaitForNotificationWithTimeout(absl::Seconds(60));
@@ -171,10 +177,40 @@ TEST_F(SnapshotTest, PushesProceedWhileASaveIsBeingWritten) {
   pusher.join();
   ASSERT_TRUE(saved.ok()) << saved;
   ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc.snap").ok());
-  auto restored = Make();
-  ASSERT_TRUE(restored->Load(dir_ + "/full.snap").ok());
-  ASSERT_TRUE(restored->Load(dir_ + "/inc.snap").ok());
-  EXPECT_EQ(Dump(*restored), Dump(*t));
+  EXPECT_EQ(Dump(*Restore(Config(), {"full.snap", "inc.snap"})), Dump(*t));
+}
+
+// Rows updated, created, evicted and created again between the chunks of a save:
+// each change is in that snapshot or the next, so the chain equals the table.
+TEST_F(SnapshotTest, ChangesBetweenChunksAreInThisSnapshotOrTheNext) {
+  for (bool incremental : {true, false}) {
+    SCOPED_TRACE(incremental ? "incremental" : "full");
+    TableConfig c = Config();
+    c.eviction.ttl_steps = 5;
+    auto t = Make(c);
+    Train(t.get(), 0, 400, 100);
+    ASSERT_TRUE(t->Save(dir_ + "/base.snap").ok());
+    Train(t.get(), 0, 100, 150);
+    EmbeddingTable::SaveOptions options;
+    options.incremental = incremental;
+    options.chunk_bytes = 1;  // one row per lock hold
+    int calls = 0;
+    int64_t evicted = 0;
+    options.after_chunk_copied = [&](int) {
+      const int k = ++calls;
+      const int64_t step = 200 + k;
+      Train(t.get(), (k * 7) % 400, 3, step);    // updates (or creates again)
+      Train(t.get(), 5000 + k * 3, 2, step);     // new rows
+      if (k == 200) evicted = t->Evict(step);  // mid-walk: copied rows and rows ahead
+    };
+    ASSERT_TRUE(t->Save(dir_ + "/mid.snap", {}, options).ok());
+    EXPECT_GT(evicted, 300);
+    ASSERT_GT(calls, 200);
+    ASSERT_TRUE(t->SaveIncremental(dir_ + "/next.snap").ok());
+    const auto chain = incremental ? std::vector<std::string>{"base.snap", "mid.snap", "next.snap"}
+                                   : std::vector<std::string>{"mid.snap", "next.snap"};
+    EXPECT_EQ(Dump(*Restore(c, chain)), Dump(*t));
+  }
 }
 
 TEST_F(SnapshotTest, AFailedSaveLosesNoChangeTheNextOneIsFull) {
@@ -187,7 +223,7 @@ TEST_F(SnapshotTest, AFailedSaveLosesNoChangeTheNextOneIsFull) {
   ASSERT_TRUE(CreateDirectories(gone).ok());
   EmbeddingTable::SaveOptions options;
   options.incremental = true;
-  options.after_stripe_copied = [&](int stripe) {
+  options.after_chunk_copied = [&](int stripe) {
     if (stripe == 0) {
       EXPECT_TRUE(RemoveAll(gone).ok());
     }
