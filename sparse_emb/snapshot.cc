@@ -325,6 +325,7 @@ absl::Status EmbeddingTable::Save(const std::string& path, const FileBinding& or
   // key erased and created again is not listed: its new row is in this file or dirty.
   const size_t per_chunk = std::max<size_t>(1, options.chunk_bytes / record_bytes);
   std::string rows;
+  rows.reserve(per_chunk * record_bytes);  // allocated once, outside any lock
   std::vector<uint64_t> erased;
   std::vector<uint8_t> counters;
   uint64_t total_rows = 0, total_erased = 0;
