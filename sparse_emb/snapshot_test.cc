@@ -53,6 +53,12 @@ class SnapshotTest : public testing::Test {
       t->Push(keys, grads.data(), 0.05f, step + r);
     }
   }
+  // Config() with rows idle for more than 5 steps evictable.
+  static TableConfig Evicting() {
+    TableConfig c = Config();
+    c.eviction.ttl_steps = 5;
+    return c;
+  }
   // A new table with `files` (of dir_) loaded in order: a full snapshot and increments.
   std::unique_ptr<EmbeddingTable> Restore(const TableConfig& c,
                                           const std::vector<std::string>& files) const {
@@ -108,8 +114,7 @@ TEST_F(SnapshotTest, RoundTripKeepsRowsStateAndAdmission) {
 }
 
 TEST_F(SnapshotTest, IncrementalHoldsOnlyChangesAndErasures) {
-  TableConfig c = Config();
-  c.eviction.ttl_steps = 5;
+  const TableConfig c = Evicting();
   auto t = Make(c);
   Train(t.get(), 0, 3000, 100);
   ASSERT_TRUE(t->Save(dir_ + "/base.snap").ok());
@@ -137,8 +142,7 @@ TEST_F(SnapshotTest, IncrementalHoldsOnlyChangesAndErasures) {
 }
 
 TEST_F(SnapshotTest, KeyErasedAndCreatedAgainLoadsAsItsNewRow) {
-  TableConfig c = Config();
-  c.eviction.ttl_steps = 5;
+  const TableConfig c = Evicting();
   auto t = Make(c);
   Train(t.get(), 0, 100, 100);
   ASSERT_TRUE(t->Save(dir_ + "/base.snap").ok());
@@ -185,8 +189,7 @@ TEST_F(SnapshotTest, PushesProceedWhileASaveIsBeingWritten) {
 TEST_F(SnapshotTest, ChangesBetweenChunksAreInThisSnapshotOrTheNext) {
   for (bool incremental : {true, false}) {
     SCOPED_TRACE(incremental ? "incremental" : "full");
-    TableConfig c = Config();
-    c.eviction.ttl_steps = 5;
+    const TableConfig c = Evicting();
     auto t = Make(c);
     Train(t.get(), 0, 400, 100);
     ASSERT_TRUE(t->Save(dir_ + "/base.snap").ok());
