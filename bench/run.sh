@@ -10,6 +10,7 @@ build="${TOWERPS_BUILD_DIR:-$root/build}"
 declare -A suites=(
   [common]="CRC-32C and metrics recording beside their memory/atomic bounds"
   [sparse_emb]="embedding table pull/push/memory beside std::unordered_map and a flat gather"
+  [checkpoint]="sparse_emb snapshots at 10M/100M rows: full vs incremental (1%, 10% touched); pushes during a save vs without"
   [data]="prepare, generate and example-reader throughput"
   [models]="layer forward/backward throughput beside OpenBLAS sgemm on the same shapes"
   [exact_topk]="exact top-100 retrieval (blocked sgemm + selection) beside a naive Eigen loop"

@@ -29,6 +29,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bench/bench_util.h"
+#include "bench/table_fill.h"
 #include "common/prefetch.h"
 #include "sparse_emb/embedding_table.h"
 #include "sparse_emb/initializer.h"
@@ -41,41 +42,6 @@ namespace {
 
 using sparse_emb::EmbeddingTable;
 using sparse_emb::TableConfig;
-
-constexpr size_t kBatch = 4096;
-constexpr uint64_t kSalt = 0x5eed;
-
-uint64_t KeyOf(uint64_t i) { return Mix64(i ^ kSalt); }
-
-double RssBytes() {
-  std::ifstream statm("/proc/self/statm");
-  long pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE));
-}
-
-// Creates rows for keys KeyOf(0 .. n) through Pull; returns the seconds it took.
-double Fill(EmbeddingTable* table, uint64_t n) {
-  std::vector<uint64_t> keys(kBatch);
-  std::vector<float> out(kBatch * table->dim());
-  const auto start = std::chrono::steady_clock::now();
-  for (uint64_t i = 0; i < n; i += kBatch) {
-    const size_t m = std::min<uint64_t>(kBatch, n - i);
-    for (size_t j = 0; j < m; ++j) keys[j] = KeyOf(i + j);
-    table->Pull({keys.data(), m}, 0, out.data());
-  }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-TableConfig Config(int dim) {
-  TableConfig c;
-  c.name = "bench";
-  c.dim = dim;
-  c.optimizer.kind = sparse_emb::OptimizerKind::kRowwiseAdagrad;
-  c.initializer.kind = sparse_emb::InitKind::kUniform;
-  c.num_stripes = 16;
-  return c;
-}
 
 // The table a user would otherwise write.
 class MapTable {

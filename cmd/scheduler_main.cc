@@ -34,6 +34,9 @@ DEFINE_int64(stop_timeout_ms, 10000,
              "their progress before the final checkpoint");
 DEFINE_int64(checkpoint_every_steps, 0, "coordinated checkpoint every N global steps (0 = off)");
 DEFINE_int64(checkpoint_every_ms, 0, "coordinated checkpoint every N ms (0 = off)");
+DEFINE_int32(full_checkpoint_every, 10,
+             "every N-th checkpoint is full, those between are incremental (only the rows "
+             "changed since the previous one); 1 = all full");
 DEFINE_uint32(num_virtual_shards, 4096, "virtual shards of the key space");
 DEFINE_string(resume, "",
               "continue a job from a checkpoint directory, or 'latest' for the newest "
@@ -71,6 +74,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
       worker::PlannedSteps(*config, static_cast<int64_t>(meta->num_examples("train")));
   options.lr_scale = worker::LrScaleOptions(*config, total_steps);
   options.checkpoint_root = FLAGS_run_dir + "/checkpoint";
+  options.full_checkpoint_every = FLAGS_full_checkpoint_every;
   options.resume_from = FLAGS_resume;
   if (FLAGS_resume == "latest") {
     auto latest = ps::LatestCheckpoint(options.checkpoint_root);

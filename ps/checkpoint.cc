@@ -20,8 +20,11 @@ namespace towerps::ps {
 namespace {
 
 constexpr char kManifest[] = "MANIFEST";
-constexpr char kHeader[] = "towerps-checkpoint 2";
+constexpr char kHeader[] = "towerps-checkpoint 3";
+constexpr char kFormat2Header[] = "towerps-checkpoint 2";  // no base lines: full ones
 constexpr char kOldHeader[] = "towerps-checkpoint 1";
+// Bounds a chain walk; steps strictly decrease along a chain, so it also ends.
+constexpr size_t kMaxChainLinks = 100000;
 
 absl::Status Malformed(const std::string& dir, absl::string_view why) {
   return absl::DataLossError(absl::StrCat(dir, "/", kManifest, ": malformed (", why, ")"));
@@ -41,6 +44,12 @@ int64_t StepOfName(const std::string& name) {
     return -1;
   }
   return absl::SimpleAtoi(name.substr(5), &step) ? step : -1;
+}
+
+// `dir` without a trailing separator.
+std::filesystem::path Normal(const std::string& dir) {
+  std::filesystem::path p = std::filesystem::path(dir).lexically_normal();
+  return p.has_filename() ? p : p.parent_path();
 }
 
 }  // namespace
@@ -65,7 +74,15 @@ absl::StatusOr<CheckpointFile> DescribeFile(const std::string& dir, const std::s
 
 absl::Status WriteManifest(const std::string& dir, const CheckpointManifest& m) {
   std::string text = absl::StrFormat("%s\njob %016x\n", kHeader, m.job_id);
-  absl::StrAppend(&text, "step ", m.step, "\nservers ", m.num_servers, "\nvirtual_shards ",
+  absl::StrAppend(&text, "step ", m.step, "\n");
+  if (m.base_step >= 0) {
+    if (m.base_step >= m.step) {
+      return absl::InvalidArgumentError(absl::StrCat("checkpoint of step ", m.step,
+                                                     " cannot have base step ", m.base_step));
+    }
+    absl::StrAppend(&text, "base ", m.base_step, "\n");
+  }
+  absl::StrAppend(&text, "servers ", m.num_servers, "\nvirtual_shards ",
                   m.num_virtual_shards, "\ndense_params ", m.dense_params, "\n");
   for (const CheckpointFile& f : m.files) {
     if (!PlainName(f.name)) {
@@ -100,9 +117,12 @@ absl::StatusOr<CheckpointManifest> ReadManifest(const std::string& dir) {
                      ": a checkpoint of an older towerps (format 1, files not bound to their job); "
                      "it cannot be loaded"));
   }
-  if (lines.empty() || lines[0] != kHeader) return Malformed(dir, "header");
+  if (lines.empty() || (lines[0] != kHeader && lines[0] != kFormat2Header)) {
+    return Malformed(dir, "header");
+  }
+  const bool format2 = lines[0] == kFormat2Header;
   CheckpointManifest m;
-  bool has_job = false;
+  bool has_job = false, has_base = false;
   for (size_t i = 1; i < lines.size(); ++i) {
     std::vector<std::string> f = absl::StrSplit(lines[i], ' ');
     bool ok = true;
@@ -111,6 +131,9 @@ absl::StatusOr<CheckpointManifest> ReadManifest(const std::string& dir) {
       has_job = true;
     } else if (f[0] == "step" && f.size() == 2) {
       ok = absl::SimpleAtoi(f[1], &m.step) && m.step >= 0;
+    } else if (f[0] == "base" && f.size() == 2 && !format2) {
+      ok = absl::SimpleAtoi(f[1], &m.base_step) && m.base_step >= 0 && !has_base;
+      has_base = true;
     } else if (f[0] == "servers" && f.size() == 2) {
       ok = absl::SimpleAtoi(f[1], &m.num_servers) && m.num_servers > 0;
     } else if (f[0] == "virtual_shards" && f.size() == 2) {
@@ -137,8 +160,9 @@ absl::StatusOr<CheckpointManifest> ReadManifest(const std::string& dir) {
     if (!ok) return Malformed(dir, absl::StrCat("line ", i + 1));
   }
   if (!has_job) return Malformed(dir, "no job line");
+  if (m.base_step >= m.step) return Malformed(dir, "base step not older than the step");
   // A whole checkpoint copied under another step's name would otherwise load as that step.
-  const int64_t named = StepOfName(std::filesystem::path(dir).lexically_normal().filename());
+  const int64_t named = StepOfName(Normal(dir).filename());
   if (named >= 0 && named != m.step) {
     return absl::DataLossError(
         absl::StrCat(dir, ": its ", kManifest, " is of step ", m.step, ", not ", named));
@@ -180,10 +204,50 @@ absl::Status VerifyFiles(const std::string& dir, const CheckpointManifest& m,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<ChainLink>> ReadChain(const std::string& dir) {
+  std::vector<ChainLink> chain;
+  TOWERPS_ASSIGN_OR_RETURN(CheckpointManifest head, ReadManifest(dir));
+  chain.push_back({dir, std::move(head)});
+  const std::filesystem::path parent = Normal(dir).parent_path();
+  while (chain.back().manifest.base_step >= 0) {
+    const CheckpointManifest& last = chain.back().manifest;
+    const std::string base = (parent / CheckpointName(last.base_step)).string();
+    const std::string link = absl::StrCat(dir, ": its chain's link ", base);
+    if (chain.size() >= kMaxChainLinks) {
+      return absl::DataLossError(absl::StrCat(dir, ": a chain of over ", kMaxChainLinks, " links"));
+    }
+    struct stat st;
+    if (::lstat(base.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      return absl::DataLossError(absl::StrCat(link, " is a symlink"));
+    }
+    auto manifest = ReadManifest(base);
+    if (!manifest.ok()) {
+      return absl::DataLossError(absl::StrCat(link, " is unusable: ", manifest.status().message()));
+    }
+    const CheckpointManifest& head = chain.front().manifest;
+    if (manifest->job_id != head.job_id || manifest->num_servers != head.num_servers ||
+        manifest->num_virtual_shards != head.num_virtual_shards ||
+        manifest->dense_params != head.dense_params) {
+      return absl::DataLossError(absl::StrCat(
+          link, " is of another job or shape (job, servers, virtual shards or dense size differ)"));
+    }
+    chain.push_back({base, *std::move(manifest)});
+  }
+  std::reverse(chain.begin(), chain.end());
+  return chain;
+}
+
 absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir) {
-  TOWERPS_ASSIGN_OR_RETURN(CheckpointManifest m, ReadManifest(dir));
-  TOWERPS_RETURN_IF_ERROR(VerifyFiles(dir, m));
-  return m;
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<ChainLink> chain, ReadChain(dir));
+  for (const ChainLink& link : chain) {
+    absl::Status verified = VerifyFiles(link.dir, link.manifest);
+    if (!verified.ok() && link.dir != dir) {
+      return absl::DataLossError(absl::StrCat(dir, ": its chain's link ", link.dir,
+                                              " is corrupt: ", verified.message()));
+    }
+    TOWERPS_RETURN_IF_ERROR(verified);
+  }
+  return std::move(chain.back().manifest);
 }
 
 absl::StatusOr<std::string> LatestCheckpoint(const std::string& root) {

@@ -7,15 +7,22 @@
 // differs is a corrupted (or copied-in) one; both are refused before anything is loaded.
 //
 // MANIFEST format (text, one item per line):
-//   towerps-checkpoint 2
+//   towerps-checkpoint 3
 //   job <job id, 16 hex digits>
 //   step <global step>
+//   base <step>                          (incremental checkpoints only: the previous
+//                                        link of the chain, a sibling step-<base>)
 //   servers <number of parameter servers>
 //   virtual_shards <virtual shards of the shard map>
 //   dense_params <floats in the dense array>
 //   file <name> <bytes> <crc32c hex>      (one line per file; a plain name)
 //   partition <id> <records consumed> <done 0|1>   (cluster jobs: one per data
 //                                        partition, the progress a resumed job starts from)
+//
+// Format 2 (no base line) is still read: a full checkpoint. An incremental checkpoint's
+// table files hold only the rows changed since its base (each server's dense block is
+// whole in every checkpoint); restoring step S loads the chain's root (a full one) and
+// every link up to S, all verified first (ReadChain, VerifyCheckpoint).
 //
 // Checkpoint directories are named step-<step, 10 digits> under a root each process
 // takes from its own flags (<run_dir>/checkpoint); messages name a step, never a path.
@@ -52,6 +59,8 @@ struct CheckpointManifest {
   // The job that wrote it (a resumed job keeps its checkpoint's id).
   uint64_t job_id = 0;
   int64_t step = 0;
+  // The previous link of an incremental checkpoint's chain; -1 for a full checkpoint.
+  int64_t base_step = -1;
   int num_servers = 1;
   uint32_t num_virtual_shards = 1;
   uint64_t dense_params = 0;
@@ -86,11 +95,25 @@ absl::StatusOr<CheckpointManifest> ReadManifest(const std::string& dir);
 absl::Status VerifyFiles(const std::string& dir, const CheckpointManifest& manifest,
                          const std::function<bool(const std::string&)>& wanted = nullptr);
 
-// ReadManifest + VerifyFiles of every file.
+// One checkpoint of a chain: its directory and MANIFEST.
+struct ChainLink {
+  std::string dir;
+  CheckpointManifest manifest;
+};
+
+// The chain of the checkpoint in `dir`, root (a full checkpoint) first and `dir` last,
+// following each MANIFEST's base to the sibling directory step-<base> (never a
+// symlink). Every link must be of the same job, servers, virtual shards and dense
+// size, with a base older than itself. Reads MANIFESTs only. Errors: ReadManifest's
+// for `dir`; DataLoss naming the link that is missing, torn, malformed or foreign.
+absl::StatusOr<std::vector<ChainLink>> ReadChain(const std::string& dir);
+
+// ReadChain + VerifyFiles of every file of every link; `dir`'s manifest.
 absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir);
 
-// The newest verified checkpoint under `root` (by step), skipping torn or corrupt
-// ones with a warning. NotFound when there is none (or `root` does not exist).
+// The newest checkpoint under `root` (by step) whose whole chain verifies, skipping
+// torn or corrupt ones (or ones with a missing or corrupt link) with a warning naming
+// the link. NotFound when there is none (or `root` does not exist).
 absl::StatusOr<std::string> LatestCheckpoint(const std::string& root);
 
 // The step of `dir` when it is a checkpoint directory directly under `root`

@@ -20,7 +20,8 @@ namespace towerps::ps {
 
 class CheckpointParams final : public ParamSource {
  public:
-  // Verifies <dir>'s MANIFEST, then loads every server's shards. `server_template`
+  // Verifies <dir>'s MANIFEST, then loads every server's shards (of every link of an
+  // incremental checkpoint's chain: ParameterServer::LoadCheckpoint). `server_template`
   // gives the tables and dense optimizer (rank, num_servers and dense_params are
   // taken from the manifest). Errors: DataLoss for a torn or corrupt checkpoint,
   // InvalidArgument when the model does not match it.

@@ -23,7 +23,7 @@ class CheckpointTest : public ::testing::Test {
   void TearDown() override { (void)RemoveAll(root_); }
 
   // A complete checkpoint of two files at `step`.
-  std::string Write(int64_t step, bool with_manifest = true) {
+  std::string Write(int64_t step, bool with_manifest = true, int64_t base = -1) {
     std::string dir = CheckpointDir(root_, step);
     EXPECT_TRUE(CreateDirectories(dir).ok());
     // Checkpoint files start with their binding.
@@ -36,6 +36,7 @@ class CheckpointTest : public ::testing::Test {
       CheckpointManifest m;
       m.job_id = kJob;
       m.step = step;
+      m.base_step = base;
       m.num_servers = 2;
       m.num_virtual_shards = 64;
       m.dense_params = 99;
@@ -149,6 +150,66 @@ TEST_F(CheckpointTest, LatestSkipsBrokenOnes) {
   auto latest = LatestCheckpoint(root_);
   ASSERT_TRUE(latest.ok()) << latest.status();
   EXPECT_EQ(*latest, newest_good);
+}
+
+TEST_F(CheckpointTest, ChainsAreReadRootFirstAndVerifiedWhole) {
+  Write(10);
+  Write(20, true, 10);
+  const std::string head = Write(30, true, 20);
+  auto chain = ReadChain(head);
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  ASSERT_EQ(chain->size(), 3u);
+  EXPECT_EQ((*chain)[0].manifest.step, 10);
+  EXPECT_EQ((*chain)[0].manifest.base_step, -1);
+  EXPECT_EQ((*chain)[2].manifest.base_step, 20);
+  EXPECT_EQ(VerifyCheckpoint(head + "/")->step, 30);
+  EXPECT_EQ(*LatestCheckpoint(root_), head);
+  // A corrupt middle link: 30 is unusable, naming the link; the newest whole chain is 10.
+  const std::string mid = CheckpointDir(root_, 20);
+  ASSERT_TRUE(WriteFileAtomically(mid + "/b", EncodeFileBinding({kJob, 20, 1, "b", 2}) +
+                                                  std::string(1000, 'c')).ok());
+  auto status = VerifyCheckpoint(head).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(status.message().find("link " + mid + " is corrupt"), std::string::npos) << status;
+  EXPECT_EQ(*LatestCheckpoint(root_), CheckpointDir(root_, 10));
+  // A missing link the same.
+  ASSERT_TRUE(RemoveAll(mid).ok());
+  status = VerifyCheckpoint(head).status();
+  EXPECT_NE(status.message().find("link " + mid + " is unusable"), std::string::npos) << status;
+  EXPECT_EQ(*LatestCheckpoint(root_), CheckpointDir(root_, 10));
+  // A link of another job.
+  Write(20, true, 10);
+  const std::string dir10 = CheckpointDir(root_, 10);
+  std::string manifest = *ReadFileToString(dir10 + "/MANIFEST");
+  manifest.replace(manifest.find("000000000000feed"), 16, "000000000000beef");
+  ASSERT_TRUE(WriteFileAtomically(dir10 + "/MANIFEST", manifest).ok());
+  status = VerifyCheckpoint(head).status();
+  EXPECT_NE(status.message().find("of another job"), std::string::npos) << status;
+}
+
+TEST_F(CheckpointTest, BaseLinesAreCheckedAndFormat2StillReads) {
+  const std::string dir = Write(10);
+  std::string text = *ReadFileToString(dir + "/MANIFEST");
+  ASSERT_EQ(text.rfind("towerps-checkpoint 3\n", 0), 0u);
+  const std::string step_line = "step 10\n";
+  for (const char* bad : {"base 10\n", "base -1\n", "base 3\nbase 4\n"}) {
+    std::string t = text;
+    t.insert(t.find(step_line) + step_line.size(), bad);
+    ASSERT_TRUE(WriteFileAtomically(dir + "/MANIFEST", t).ok());
+    EXPECT_NE(ReadManifest(dir).status().message().find("malformed"), std::string::npos) << bad;
+  }
+  // Format 2: read as a full checkpoint; it has no base lines.
+  std::string v2 = text;
+  v2.replace(0, 20, "towerps-checkpoint 2");
+  ASSERT_TRUE(WriteFileAtomically(dir + "/MANIFEST", v2).ok());
+  EXPECT_EQ(VerifyCheckpoint(dir)->base_step, -1);
+  v2.insert(v2.find(step_line) + step_line.size(), "base 3\n");
+  ASSERT_TRUE(WriteFileAtomically(dir + "/MANIFEST", v2).ok());
+  EXPECT_FALSE(ReadManifest(dir).ok());
+  CheckpointManifest m;
+  m.step = 5;
+  m.base_step = 5;
+  EXPECT_EQ(WriteManifest(dir, m).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

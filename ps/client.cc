@@ -316,7 +316,7 @@ absl::Status PsClient::AssignDense(absl::Span<const float> values) {
 }
 
 absl::StatusOr<std::vector<CheckpointFile>> PsClient::Checkpoint(int64_t step, uint64_t job_id,
-                                                                 bool restore) {
+                                                                 bool restore, int64_t base_step) {
   TOWERPS_RETURN_IF_ERROR(Flush());  // reads see this client's earlier pushes
   Waits waits;
   for (int s = 0; s < num_servers(); ++s) {
@@ -328,6 +328,10 @@ absl::StatusOr<std::vector<CheckpointFile>> PsClient::Checkpoint(int64_t step, u
           checkpoint.setStep(step);
           checkpoint.setJobId(job_id);
           checkpoint.setRestore(restore);
+          if (base_step >= 0) {
+            checkpoint.setIncremental(true);
+            checkpoint.setBaseStep(base_step);
+          }
         },
         &waits));
   }

@@ -77,9 +77,11 @@ class PsClient final : public ParamSource {
 
   // Asks every server of job `job_id` to save (or restore) its shards in the
   // checkpoint of `step`, under each server's own checkpoint root (step-N). Returns
-  // the files written with their sizes and checksums, for the MANIFEST.
+  // the files written with their sizes and checksums, for the MANIFEST. A save with
+  // `base_step` >= 0 is incremental on that step; a server whose last checkpoint is
+  // another refuses it with FailedPrecondition (the caller then orders a full one).
   absl::StatusOr<std::vector<CheckpointFile>> Checkpoint(int64_t step, uint64_t job_id,
-                                                         bool restore);
+                                                         bool restore, int64_t base_step = -1);
 
   const ShardMap& shard_map() const { return shard_map_; }
   int num_servers() const { return static_cast<int>(clients_.size()); }

@@ -187,6 +187,25 @@ TEST_F(PsClientTest, CheckpointAndRestoreThroughRpc) {
   std::vector<SparseSlice> check = {{0, kDim, keys, restored.data(), nullptr, 0}};
   ASSERT_TRUE(client_->Pull(check, 12, false).ok());
   EXPECT_EQ(restored, rows);  // the push after the checkpoint is gone
+
+  // Incremental on the restored step 10: refused on another base (the code the
+  // scheduler falls back to a full checkpoint on), written on 10, restored as a chain.
+  ASSERT_TRUE(client_->Push(push, 13).ok());
+  std::vector<float> at20(keys.size() * kDim);
+  std::vector<SparseSlice> read20 = {{0, kDim, keys, at20.data(), nullptr, 0}};
+  ASSERT_TRUE(client_->Pull(read20, 13, false).ok());
+  EXPECT_EQ(client_->Checkpoint(20, kJob, false, /*base_step=*/15).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto delta = client_->Checkpoint(20, kJob, false, /*base_step=*/10);
+  ASSERT_TRUE(delta.ok()) << delta.status();
+  manifest.step = 20;
+  manifest.base_step = 10;
+  manifest.files = *delta;
+  ASSERT_TRUE(WriteManifest(CheckpointDir(root_, 20), manifest).ok());
+  ASSERT_TRUE(client_->Push(push, 14).ok());
+  ASSERT_TRUE(client_->Checkpoint(20, kJob, /*restore=*/true).ok());
+  ASSERT_TRUE(client_->Pull(check, 15, false).ok());
+  EXPECT_EQ(restored, at20);
 }
 
 }  // namespace

@@ -334,7 +334,16 @@ absl::StatusOr<std::string> ParameterServer::Checkpoint(const Envelope::Reader& 
     TOWERPS_RETURN_IF_ERROR(LoadCheckpoint(dir, /*require_this_job=*/true));
     return net::EncodeMessage(message);
   }
-  TOWERPS_ASSIGN_OR_RETURN(std::vector<std::string> files, SaveCheckpoint(dir, step));
+  int64_t base_step = -1;
+  if (checkpoint.getIncremental()) {
+    base_step = checkpoint.getBaseStep();
+    if (base_step < 0 || base_step >= step) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "an incremental checkpoint of step ", step, " on base step ", base_step));
+    }
+  }
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<std::string> files,
+                           SaveCheckpoint(dir, step, base_step));
   const unsigned n = static_cast<unsigned>(files.size());
   auto names = reply.initFiles(n);
   auto sizes = reply.initFileBytes(n);
@@ -352,77 +361,115 @@ absl::StatusOr<std::string> ParameterServer::Checkpoint(const Envelope::Reader& 
 }
 
 absl::StatusOr<std::vector<std::string>> ParameterServer::SaveCheckpoint(const std::string& dir,
-                                                                         int64_t step) {
+                                                                         int64_t step,
+                                                                         int64_t base_step) {
+  absl::MutexLock lock(&checkpoint_mu_);
+  const bool incremental = base_step >= 0;
+  if (incremental && (base_step != last_checkpoint_step_ || base_step >= step)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        options_.name, ": an incremental checkpoint of step ", step, " on step ", base_step,
+        ", but this server's last checkpoint is ",
+        last_checkpoint_step_ < 0 ? std::string("none (or it failed)")
+                                  : absl::StrCat("step ", last_checkpoint_step_),
+        "; take a full one"));
+  }
   TOWERPS_RETURN_IF_ERROR(RefuseSymlink(dir));
   TOWERPS_RETURN_IF_ERROR(CreateDirectories(dir));
+  // Until this save is complete, no increment may be based on anything.
+  last_checkpoint_step_ = -1;
   const FileBinding origin{options_.job_id, step, options_.rank, "", 0};
   std::vector<std::string> files;
   for (size_t t = 0; t < tables_.size(); ++t) {
     std::string name = TableFile(options_.rank, static_cast<int>(t));
-    TOWERPS_RETURN_IF_ERROR(tables_[t]->Save(dir + "/" + name, origin));
+    sparse_emb::EmbeddingTable::SaveOptions save;
+    save.incremental = incremental;
+    if (options_.checkpoint_chunk_copied) {
+      save.after_chunk_copied = [this, t](int stripe) {
+        options_.checkpoint_chunk_copied(static_cast<int>(t), stripe);
+      };
+    }
+    TOWERPS_RETURN_IF_ERROR(tables_[t]->Save(dir + "/" + name, origin, save));
     files.push_back(name);
   }
   std::string name = DenseFile(options_.rank);
   TOWERPS_RETURN_IF_ERROR(dense_->Save(dir + "/" + name, origin));
   files.push_back(name);
-  LOG(INFO) << options_.name << ": checkpoint of " << files.size() << " files written to "
-            << dir;
+  last_checkpoint_step_ = step;
+  LOG(INFO) << options_.name << ": " << (incremental ? "incremental " : "") << "checkpoint of "
+            << files.size() << " files written to " << dir
+            << (incremental ? absl::StrCat(" (on step ", base_step, ")") : "");
   return files;
 }
 
 absl::Status ParameterServer::LoadCheckpoint(const std::string& dir, bool require_this_job) {
+  absl::MutexLock lock(&checkpoint_mu_);
   // A restore named by a step (a resumed job, a restore order) stays under the root.
   if (require_this_job) TOWERPS_RETURN_IF_ERROR(RefuseSymlink(dir));
-  TOWERPS_ASSIGN_OR_RETURN(CheckpointManifest manifest, ReadManifest(dir));
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<ChainLink> chain, ReadChain(dir));
+  const CheckpointManifest& manifest = chain.back().manifest;
   if (require_this_job && manifest.job_id != options_.job_id) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: a checkpoint of job %016x; %s belongs to job %016x", dir,
                         manifest.job_id, options_.name, options_.job_id));
   }
-  if (manifest.num_servers != options_.num_servers) {
+  if (manifest.num_servers != options_.num_servers) {  // the same for every link
     return absl::InvalidArgumentError(absl::StrCat(dir, " was written by ", manifest.num_servers,
                                                    " servers; this job has ",
                                                    options_.num_servers));
   }
-  // Pass 1, nothing changes: every file of this rank is listed, intact and bound here.
+  // Pass 1, nothing changes: every file of this rank in every link is listed, intact
+  // and bound to its link.
   std::vector<std::string> mine;
   for (size_t t = 0; t < tables_.size(); ++t) {
     mine.push_back(TableFile(options_.rank, static_cast<int>(t)));
   }
   mine.push_back(DenseFile(options_.rank));
-  for (const std::string& name : mine) {
-    if (std::none_of(manifest.files.begin(), manifest.files.end(),
-                     [&](const CheckpointFile& f) { return f.name == name; })) {
-      return absl::DataLossError(
-          absl::StrCat(dir, ": its MANIFEST lists no ", name, " (a checkpoint of another model?)"));
+  for (const ChainLink& link : chain) {
+    const std::string& at = link.dir;
+    for (const std::string& name : mine) {
+      if (std::none_of(link.manifest.files.begin(), link.manifest.files.end(),
+                       [&](const CheckpointFile& f) { return f.name == name; })) {
+        return absl::DataLossError(absl::StrCat(at, ": its MANIFEST lists no ", name,
+                                                " (a checkpoint of another model?)"));
+      }
     }
+    TOWERPS_RETURN_IF_ERROR(VerifyFiles(at, link.manifest, [&](const std::string& name) {
+      return std::find(mine.begin(), mine.end(), name) != mine.end();
+    }));
+    const FileBinding expected{link.manifest.job_id, link.manifest.step, options_.rank, "", 0};
+    for (size_t t = 0; t < tables_.size(); ++t) {
+      TOWERPS_RETURN_IF_ERROR(tables_[t]->Verify(at + "/" + mine[t], &expected));
+    }
+    TOWERPS_RETURN_IF_ERROR(dense_->Verify(at + "/" + mine.back(), &expected));
   }
-  TOWERPS_RETURN_IF_ERROR(VerifyFiles(dir, manifest, [&](const std::string& name) {
-    return std::find(mine.begin(), mine.end(), name) != mine.end();
-  }));
-  const FileBinding expected{manifest.job_id, manifest.step, options_.rank, "", 0};
-  for (size_t t = 0; t < tables_.size(); ++t) {
-    TOWERPS_RETURN_IF_ERROR(tables_[t]->Verify(dir + "/" + mine[t], &expected));
-  }
-  TOWERPS_RETURN_IF_ERROR(dense_->Verify(dir + "/" + mine.back(), &expected));
-  // Pass 2 applies them (each load verifies its file again as it reads it).
+  // Pass 2 applies them: the root's tables (full), each increment on top, the dense
+  // block of the last link (each load verifies its file again as it reads it).
   // TODO(perf): a file is read four times (checksum, verify, the load's own verify,
   // apply); verifying into memory once would halve restore I/O for big tables.
-  for (size_t t = 0; t < tables_.size(); ++t) {
-    absl::Status loaded = tables_[t]->Load(dir + "/" + mine[t], &expected);
-    if (!loaded.ok()) {
-      LOG(ERROR) << options_.name << ": " << dir << " changed after it was verified; shards "
-                 << "partly restored: " << loaded;
-      return loaded;
+  last_checkpoint_step_ = -1;
+  for (const ChainLink& link : chain) {
+    const FileBinding expected{link.manifest.job_id, link.manifest.step, options_.rank, "", 0};
+    for (size_t t = 0; t < tables_.size(); ++t) {
+      absl::Status loaded = tables_[t]->Load(link.dir + "/" + mine[t], &expected);
+      if (!loaded.ok()) {
+        LOG(ERROR) << options_.name << ": " << link.dir << " changed after it was verified; "
+                   << "shards partly restored: " << loaded;
+        return loaded;
+      }
     }
   }
+  const FileBinding expected{manifest.job_id, manifest.step, options_.rank, "", 0};
   absl::Status loaded = dense_->Load(dir + "/" + mine.back(), &expected);
   if (!loaded.ok()) {
     LOG(ERROR) << options_.name << ": " << dir << " changed after it was verified; dense "
                << "block not restored: " << loaded;
     return loaded;
   }
-  LOG(INFO) << options_.name << ": restored from " << dir;
+  last_checkpoint_step_ = manifest.step;
+  LOG(INFO) << options_.name << ": restored from " << dir
+            << (chain.size() > 1 ? absl::StrCat(" (a chain of ", chain.size(), " links from ",
+                                                chain.front().dir, ")")
+                                 : "");
   return absl::OkStatus();
 }
 

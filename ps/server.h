@@ -12,12 +12,15 @@
 #define TOWERPS_PS_SERVER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "common/metrics.h"
 #include "models/optimizer.h"
@@ -53,6 +56,9 @@ struct ParameterServerOptions {
   uint64_t max_reply_bytes = (uint64_t{1} << 30) - (uint64_t{1} << 20);
   // Name in envelopes and logs ("ps/0").
   std::string name = "ps/0";
+  // Tests: called on the saving thread after each chunk of stripe `stripe` of table
+  // `table` has been copied for a checkpoint and the lock released, before it is written.
+  std::function<void(int table, int stripe)> checkpoint_chunk_copied;
 
   absl::Status Validate() const;
 };
@@ -69,12 +75,25 @@ class ParameterServer {
 
   // Writes this server's shards into `dir` (created when missing; a symlink is
   // refused): one file per table and one for the dense block, each written atomically
-  // and bound to (job_id, step, rank, table). Returns the file names.
-  absl::StatusOr<std::vector<std::string>> SaveCheckpoint(const std::string& dir, int64_t step);
-  // Loads this rank's files of the checkpoint in `dir`, all or nothing: the MANIFEST is
-  // read and every file of this rank verified (listed, size, checksum, binding to the
-  // checkpoint's job and step, this rank, each table's name and fingerprint, structure)
-  // before any table or the dense block is replaced. With `require_this_job` (restores
+  // and bound to (job_id, step, rank, table). Returns the file names. Pushes go on
+  // meanwhile (EmbeddingTable::Save copies ~4 MiB of one stripe at a time; the dense
+  // block is copied under its lock): in an asynchronous job rows may be
+  // from slightly different moments, each row always with its own optimizer state; a
+  // synchronous job checkpoints at a barrier, where the copy is exact.
+  // With `base_step` >= 0 the table files are incremental: only rows changed (and keys
+  // evicted) since this server's last checkpoint, which must be step `base_step`
+  // (its last successful save, or the checkpoint it restored); otherwise
+  // FailedPrecondition and nothing is written. The dense block is always whole.
+  absl::StatusOr<std::vector<std::string>> SaveCheckpoint(const std::string& dir, int64_t step,
+                                                          int64_t base_step = -1);
+  // Loads this rank's files of the checkpoint in `dir` and of every link of its chain
+  // (ReadChain: the full root, then each incremental up to `dir`), all or nothing: every
+  // link's MANIFEST is read and every file of this rank verified (listed, size,
+  // checksum, binding to the link's job and step, this rank, each table's name and
+  // fingerprint, structure) before any table or the dense block is replaced; then the
+  // root and the increments are applied in order, and the dense block of `dir`.
+  // Afterwards the server's last checkpoint (SaveCheckpoint's base) is this step.
+  // With `require_this_job` (restores
   // named by a step: resumed jobs, restore orders), the checkpoint must also be of
   // options().job_id and `dir` must not be a symlink. Errors: NotFound (no directory),
   // DataLoss (torn, corrupt, copied-in files), InvalidArgument (another model or job).
@@ -124,6 +143,10 @@ class ParameterServer {
   Counter* refused_pushes_ = nullptr;  // pushes refused by validation (nothing applied)
 
   PushDedup dedup_;
+  // Serialises checkpoint saves and restores; the step of the last one (-1: none, or
+  // the last one failed), the only base an incremental save accepts.
+  absl::Mutex checkpoint_mu_;
+  int64_t last_checkpoint_step_ ABSL_GUARDED_BY(checkpoint_mu_) = -1;
 };
 
 }  // namespace towerps::ps

@@ -366,11 +366,39 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
                              ps::ShardMap::FromWire(shard_owners_, options_.job.num_servers));
     TOWERPS_ASSIGN_OR_RETURN(ps_client_, ps::PsClient::Create(ctx_, client, std::move(map)));
   }
-  TOWERPS_ASSIGN_OR_RETURN(std::vector<ps::CheckpointFile> files,
-                           ps_client_->Checkpoint(step, job_id_, /*restore=*/false));
+  // Incremental on the last checkpoint while its chain is shorter than
+  // full_checkpoint_every links; otherwise (or with no checkpoint yet) full.
+  int64_t base_step = -1;
+  {
+    std::string last;
+    {
+      absl::MutexLock lock(&mu_);
+      last = last_checkpoint_dir_;
+    }
+    if (options_.full_checkpoint_every > 1 && !last.empty()) {
+      auto chain = ps::ReadChain(last);
+      if (!chain.ok()) {
+        LOG(WARNING) << "scheduler: the last checkpoint " << last << " is unreadable ("
+                     << chain.status() << "); taking a full one";
+      } else if (static_cast<int64_t>(chain->size()) < options_.full_checkpoint_every &&
+                 chain->back().manifest.step < step) {
+        base_step = chain->back().manifest.step;
+      }
+    }
+  }
+  auto saved = ps_client_->Checkpoint(step, job_id_, /*restore=*/false, base_step);
+  if (base_step >= 0 && absl::IsFailedPrecondition(saved.status())) {
+    // A server whose last checkpoint is another (a replacement, a failed save).
+    LOG(WARNING) << "scheduler: incremental checkpoint at step " << step << " on step "
+                 << base_step << " refused (" << saved.status() << "); taking a full one";
+    base_step = -1;
+    saved = ps_client_->Checkpoint(step, job_id_, /*restore=*/false);
+  }
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<ps::CheckpointFile> files, std::move(saved));
   ps::CheckpointManifest manifest;
   manifest.job_id = job_id_;
   manifest.step = step;
+  manifest.base_step = base_step;
   manifest.num_servers = options_.job.num_servers;
   manifest.num_virtual_shards = options_.num_virtual_shards;
   manifest.dense_params = options_.dense_params;
@@ -382,7 +410,9 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
     }
   }
   TOWERPS_RETURN_IF_ERROR(ps::WriteManifest(dir, manifest));
-  LOG(INFO) << "scheduler: checkpoint at step " << step << " written to " << dir;
+  LOG(INFO) << "scheduler: " << (base_step >= 0 ? "incremental " : "") << "checkpoint at step "
+            << step << " written to " << dir
+            << (base_step >= 0 ? absl::StrCat(" (on step ", base_step, ")") : "");
   if (checkpoints_metric_) checkpoints_metric_->Increment();
   absl::MutexLock lock(&mu_);
   last_checkpoint_dir_ = dir;

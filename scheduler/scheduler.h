@@ -35,6 +35,9 @@ struct SchedulerOptions {
   models::LrScheduleOptions lr_scale;
   // Checkpoints go to <checkpoint_root>/step-N/; empty disables them.
   std::string checkpoint_root;
+  // Every this many checkpoints one is full; those between are incremental on the
+  // previous one (only the rows changed since; ps/checkpoint.h). <= 1: all full.
+  int full_checkpoint_every = 10;
   // Continue a job from this checkpoint directory (verified first; it must be
   // <checkpoint_root>/step-N): the job id, the global step and the data partitions'
   // progress come from its MANIFEST, and every server loads its shards from step-N

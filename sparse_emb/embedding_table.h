@@ -10,6 +10,7 @@
 //   (candidate rows of a chunk of keys first, then the rows: embedding_table.cc). Pull
 //   and Lookup of existing rows share the lock; creating rows, Push and eviction take
 //   it exclusively; index growth (doubling one stripe's index) stalls only that stripe.
+//   Save copies a chunk of one stripe at a time under its lock, writes without it.
 // - Eviction: Evict(now) drops rows idle for more than ttl_steps; a row budget is
 //   enforced per stripe as rows are created (least recently touched first).
 // - Snapshots: Save / SaveIncremental / Load (format in docs/sparse_emb.md).
@@ -84,14 +85,43 @@ class EmbeddingTable {
   // is 0). Returns the number of rows dropped. Blocks one stripe at a time.
   int64_t Evict(int64_t now_step);
 
-  // Full snapshot of rows, optimizer state and admission sketch to `path`, written
-  // atomically (temporary file, fsync, rename). Blocks all writers for its duration.
-  // `origin` binds the file to its job, step and server rank; the table adds its name
-  // and TableFingerprint (Binding). Afterwards the incremental baseline is this
-  // snapshot. Errors: file errors.
+  // How Save writes.
+  struct SaveOptions {
+    // Only rows created or updated since the last successful save, plus the keys
+    // evicted since then (and the sketch). After a failed save (whose copied chunks'
+    // dirty marks are gone) the next one is written full instead (kind 1: Load then
+    // replaces the table), so a failed write never loses a change.
+    bool incremental = false;
+    // Called on the saving thread after each chunk of stripe `stripe` has been copied
+    // and the stripe's lock released, before the chunk is written (tests: a push
+    // proceeds mid-write).
+    std::function<void(int stripe)> after_chunk_copied;
+    // Bytes of rows copied per lock hold (at least one row is).
+    size_t chunk_bytes = size_t{4} << 20;
+    // When set, filled by a successful save: rows and erased keys written, and the
+    // longest time a stripe lock was held for one chunk's copy (what a push may wait).
+    struct Stats {
+      int64_t rows = 0;
+      int64_t erased = 0;
+      double longest_lock_seconds = 0;
+    };
+    Stats* stats = nullptr;
+  };
+  // Snapshot of rows, optimizer state and admission sketch to `path`, written
+  // atomically (temporary file, fsync, rename). Does not stop writers for the whole
+  // write: each stripe is walked in chunks of chunk_bytes of rows, each copied under the
+  // stripe's lock (rows with their optimizer state; at the walk's end the stripe's
+  // erased keys and sketch) and written after the lock is released; memory: one
+  // chunk. With pushes running, rows may be from slightly different moments (each
+  // row always with its own optimizer state; a row changed after its chunk was copied
+  // is in the next incremental snapshot); quiesced callers get an exact snapshot.
+  // Saves and Loads are serialised. `origin` binds the file to its job, step and
+  // server rank; the table adds its name and TableFingerprint (Binding). Afterwards
+  // the incremental baseline is this snapshot. Errors: file errors.
+  absl::Status Save(const std::string& path, const FileBinding& origin,
+                    const SaveOptions& options);
   absl::Status Save(const std::string& path, const FileBinding& origin = {});
-  // Like Save, but only rows created or updated since the last successful Save or
-  // SaveIncremental, plus the keys evicted since then (and the sketch).
+  // Save with incremental = true.
   absl::Status SaveIncremental(const std::string& path, const FileBinding& origin = {});
   // Checks a snapshot without touching the table: structure, lengths, checksums, and
   // its binding: the table name and fingerprint must be this table's, and the job,
@@ -163,7 +193,6 @@ class EmbeddingTable {
   void EraseLocked(Stripe* s, char* row);
   void Publish(const Tally& tally);
 
-  absl::Status SaveImpl(const std::string& path, const FileBinding& binding, bool incremental);
   // Applies one verified snapshot block (snapshot.cc). Caller holds every stripe lock.
   void ApplyBlockLocked(uint32_t type, uint32_t aux, uint64_t count, const char* payload,
                         bool sketch_compatible);
@@ -190,6 +219,8 @@ class EmbeddingTable {
   bool track_erased_ = false;
   // Serialises Save / SaveIncremental / Load against each other.
   absl::Mutex snapshot_mu_;
+  // A save or load failed after changing dirty marks: the next save is a full one.
+  bool baseline_lost_ ABSL_GUARDED_BY(snapshot_mu_) = false;
 };
 
 }  // namespace towerps::sparse_emb

@@ -1,20 +1,30 @@
 // EmbeddingTable snapshots (Save, SaveIncremental, Verify, Load) and streaming export
 // (ForEachRow). File format (little-endian; docs/sparse_emb.md):
 //   binding, 128 bytes (common/file_binding.h): job, step, rank, table name, fingerprint
-//   header, 72 bytes: magic "TWPSEMB\0", u32 version (2), u32 kind (1 full, 2
+//   header, 72 bytes: magic "TWPSEMB\0", u32 version (3), u32 kind (1 full, 2
 //     incremental), u32 dim, u32 dtype, u32 optimizer, u32 state_floats, u32 num_stripes,
 //     u32 sketch_depth, u64 sketch_width (per stripe), u64 row_count,
-//     u64 erased_count, u32 masked crc32c(bytes 0..63), u32 zero
+//     u64 erased_count (version 3: both 0, the counts are in the end block),
+//     u32 masked crc32c(bytes 0..63), u32 zero
 //   blocks: u32 type, u32 aux, u64 count, u64 payload_bytes, payload,
 //     u32 masked crc32c(block header + payload); types: 1 rows (count records of the row's
 //     first 20 + 4*state_floats + dim*dtype_bytes bytes, dirty bit cleared),
-//     2 erased keys (count u64), 3 sketch (aux = stripe, counters), 4 end (last).
+//     2 erased keys (count u64), 3 sketch (aux = stripe, counters), 4 end (last; version
+//     3: 16 bytes, u64 row_count, u64 erased_count).
+//   Version 3 writes stripe by stripe (rows, erased keys, sketch of stripe 0, then 1...),
+//   so the counts are known only at the end; version 2 files (counts in the header)
+//   still load.
+// Non-stopping saves: a stripe is copied a chunk of rows (4 MiB) at a time under
+// its lock, which is released before the chunk is written, so a push waits at most for
+// one chunk's copy (docs/sparse_emb.md).
 // Embedded CRCs are masked (common/checksum.h) so the MANIFEST's CRC of the whole file
 // depends on every byte of it.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -32,7 +42,9 @@ namespace towerps::sparse_emb {
 namespace {
 
 constexpr char kMagic[8] = {'T', 'W', 'P', 'S', 'E', 'M', 'B', '\0'};
-constexpr uint32_t kVersion = 2;  // 1: unbound, plain CRCs
+constexpr uint32_t kVersion = 3;  // 1: unbound, plain CRCs; 2: counts in the header
+constexpr uint32_t kOldVersion = 2;
+constexpr uint64_t kEndBytes = 16;  // version 3's end block: row and erased counts
 constexpr uint32_t kKindFull = 1;
 constexpr uint32_t kKindIncremental = 2;
 constexpr size_t kHeaderBytes = 72;
@@ -47,6 +59,7 @@ constexpr size_t kBlockTargetBytes = 4 << 20;
 constexpr uint64_t kMaxPayloadBytes = uint64_t{1} << 30;
 
 struct Header {
+  uint32_t version = kVersion;
   uint32_t kind = 0;
   uint32_t dim = 0;
   uint32_t dtype = 0;
@@ -62,7 +75,7 @@ struct Header {
 
 std::string EncodeHeader(const Header& h) {
   std::string out(kMagic, sizeof(kMagic));
-  for (uint32_t v : {kVersion, h.kind, h.dim, h.dtype, h.optimizer, h.state_floats,
+  for (uint32_t v : {h.version, h.kind, h.dim, h.dtype, h.optimizer, h.state_floats,
                      h.num_stripes, h.sketch_depth}) {
     AppendPod(&out, v);
   }
@@ -133,11 +146,11 @@ absl::Status WalkSnapshot(const std::string& path, const TableConfig& config,
   if (UnmaskCrc32c(LoadPod<uint32_t>(hb + 64)) != Crc32c(absl::string_view(hb, 64))) {
     return absl::DataLossError(absl::StrCat(path, ": header checksum mismatch"));
   }
-  if (LoadPod<uint32_t>(hb + 8) != kVersion) {
-    return absl::DataLossError(
-        absl::StrCat(path, ": unsupported format version ", LoadPod<uint32_t>(hb + 8)));
-  }
   Header& h = *header;
+  h.version = LoadPod<uint32_t>(hb + 8);
+  if (h.version != kVersion && h.version != kOldVersion) {
+    return absl::DataLossError(absl::StrCat(path, ": unsupported format version ", h.version));
+  }
   h.kind = LoadPod<uint32_t>(hb + 12);
   h.dim = LoadPod<uint32_t>(hb + 16);
   h.dtype = LoadPod<uint32_t>(hb + 20);
@@ -197,7 +210,16 @@ absl::Status WalkSnapshot(const std::string& path, const TableConfig& config,
     if (crc != UnmaskCrc32c(LoadPod<uint32_t>(payload.data() + bytes))) {
       return absl::DataLossError(absl::StrCat(path, ": block checksum mismatch"));
     }
-    if (type == kBlockEnd) break;
+    if (type == kBlockEnd) {
+      if (bytes != (h.version == kVersion ? kEndBytes : 0)) {
+        return absl::DataLossError(absl::StrCat(path, ": bad end block"));
+      }
+      if (h.version == kVersion) {
+        h.row_count = LoadPod<uint64_t>(payload.data());
+        h.erased_count = LoadPod<uint64_t>(payload.data() + 8);
+      }
+      break;
+    }
     if (type == kBlockRows) rows += count;
     if (type == kBlockErased) erased += count;
     visit(type, aux, count, payload.data());
@@ -245,11 +267,13 @@ FileBinding EmbeddingTable::Binding(const FileBinding& origin) const {
 }
 
 absl::Status EmbeddingTable::Save(const std::string& path, const FileBinding& origin) {
-  return SaveImpl(path, Binding(origin), false);
+  return Save(path, origin, SaveOptions{});
 }
 
 absl::Status EmbeddingTable::SaveIncremental(const std::string& path, const FileBinding& origin) {
-  return SaveImpl(path, Binding(origin), true);
+  SaveOptions options;
+  options.incremental = true;
+  return Save(path, origin, options);
 }
 
 absl::Status EmbeddingTable::Verify(const std::string& path, const FileBinding* expected) const {
@@ -259,85 +283,111 @@ absl::Status EmbeddingTable::Verify(const std::string& path, const FileBinding* 
                       [](uint32_t, uint32_t, uint64_t, const char*) {});
 }
 
-absl::Status EmbeddingTable::SaveImpl(const std::string& path, const FileBinding& binding,
-                                      bool incremental) {
+absl::Status EmbeddingTable::Save(const std::string& path, const FileBinding& origin,
+                                  const SaveOptions& options) {
   absl::MutexLock snapshot_lock(&snapshot_mu_);
-  const size_t record_bytes = layout_.embedding_offset + DTypeBytes(config_.dtype) * config_.dim;
-  auto wanted = [incremental](const char* row) {
-    return !incremental || (RowLayout::CountWord(row) & RowLayout::kDirtyBit) != 0;
-  };
-  LockAll();
-  absl::Status status = [&]() -> absl::Status {
-    Header h;
-    h.kind = incremental ? kKindIncremental : kKindFull;
-    h.dim = config_.dim;
-    h.dtype = static_cast<uint32_t>(config_.dtype);
-    h.optimizer = static_cast<uint32_t>(config_.optimizer.kind);
-    h.state_floats = layout_.state_floats;
-    h.num_stripes = config_.num_stripes;
-    h.sketch_depth = stripes_[0]->sketch.depth();
-    h.sketch_width = stripes_[0]->sketch.width();
-    for (auto& s : stripes_) {
-      if (incremental) {
-        s->store.ForEachRow([&](char* row) { h.row_count += wanted(row) ? 1 : 0; });
-        h.erased_count += s->erased_since_save.size();
-      } else {
-        h.row_count += s->store.size();
-      }
-    }
-    TOWERPS_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Open(path));
-    TOWERPS_RETURN_IF_ERROR(out.Append(EncodeFileBinding(binding)));
-    TOWERPS_RETURN_IF_ERROR(out.Append(EncodeHeader(h)));
-    BlockWriter blocks(&out);
-    std::string chunk;
-    uint64_t in_chunk = 0;
-    absl::Status write_status;
-    for (auto& s : stripes_) {
-      s->store.ForEachRow([&](char* row) {
-        if (!write_status.ok() || !wanted(row)) return;
-        const size_t at = chunk.size();
-        chunk.append(row, record_bytes);
-        const uint32_t clean = RowLayout::CountWord(row) & ~RowLayout::kDirtyBit;
-        std::memcpy(chunk.data() + at + RowLayout::kCountOffset, &clean, 4);
-        if (++in_chunk * record_bytes >= kBlockTargetBytes) {
-          write_status = blocks.Write(kBlockRows, 0, in_chunk, chunk);
-          chunk.clear();
-          in_chunk = 0;
-        }
-      });
-      TOWERPS_RETURN_IF_ERROR(write_status);
-    }
-    if (in_chunk > 0) TOWERPS_RETURN_IF_ERROR(blocks.Write(kBlockRows, 0, in_chunk, chunk));
-    for (uint32_t i = 0; i < stripes_.size(); ++i) {
-      const Stripe& s = *stripes_[i];
-      if (incremental && !s.erased_since_save.empty()) {
-        TOWERPS_RETURN_IF_ERROR(blocks.Write(
-            kBlockErased, i, s.erased_since_save.size(),
-            absl::string_view(reinterpret_cast<const char*>(s.erased_since_save.data()),
-                              s.erased_since_save.size() * 8)));
-      }
-      const std::vector<uint8_t>& counters = s.sketch.counters();
-      if (!counters.empty()) {
-        TOWERPS_RETURN_IF_ERROR(blocks.Write(
-            kBlockSketch, i, counters.size(),
-            absl::string_view(reinterpret_cast<const char*>(counters.data()), counters.size())));
-      }
-    }
-    TOWERPS_RETURN_IF_ERROR(blocks.Write(kBlockEnd, 0, 0, ""));
-    return out.Commit();
-  }();
-  if (status.ok()) {
-    // This snapshot is the new incremental baseline.
-    for (auto& s : stripes_) {
-      s->store.ForEachRow([](char* row) {
-        RowLayout::SetCountWord(row, RowLayout::CountWord(row) & ~RowLayout::kDirtyBit);
-      });
-      s->erased_since_save.clear();
-    }
-    track_erased_ = true;
+  // After a failed save some stripes' dirty bits and erased keys are gone: only a full
+  // snapshot is a sound baseline again.
+  const bool incremental = options.incremental && !baseline_lost_;
+  if (options.incremental && !incremental) {
+    LOG(WARNING) << "sparse_emb " << config_.name << ": the previous save failed; " << path
+                 << " is written as a full snapshot";
   }
-  UnlockAll();
-  return status;
+  if (!track_erased_) {
+    // From here on erasures are remembered: a stripe erasing a key after its copy
+    // lists it for the next incremental snapshot.
+    LockAll();
+    track_erased_ = true;
+    UnlockAll();
+  }
+  baseline_lost_ = true;  // until this save is durable
+  const size_t record_bytes = layout_.embedding_offset + DTypeBytes(config_.dtype) * config_.dim;
+  Header h;
+  h.kind = incremental ? kKindIncremental : kKindFull;
+  h.dim = config_.dim;
+  h.dtype = static_cast<uint32_t>(config_.dtype);
+  h.optimizer = static_cast<uint32_t>(config_.optimizer.kind);
+  h.state_floats = layout_.state_floats;
+  h.num_stripes = config_.num_stripes;
+  h.sketch_depth = stripes_[0]->sketch.depth();
+  h.sketch_width = stripes_[0]->sketch.width();
+  TOWERPS_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Open(path));
+  TOWERPS_RETURN_IF_ERROR(out.Append(EncodeFileBinding(Binding(origin))));
+  TOWERPS_RETURN_IF_ERROR(out.Append(EncodeHeader(h)));
+  BlockWriter blocks(&out);
+  // Each stripe is walked in slab order (rows never move) in chunks of at most
+  // per_chunk rows, each chunk copied under the stripe's lock (each row with its
+  // optimizer state; the dirty bit cleared in the copy and in the table) and written
+  // without it. A change to a row after its chunk was copied leaves it dirty: it is in
+  // the next incremental snapshot. At the walk's end, under the same lock, the keys
+  // erased since the last save (incremental) or during the walk (full) that are still
+  // absent follow the rows: a row copied before its erasure is then dropped on load. A
+  // key erased and created again is not listed: its new row is in this file or dirty.
+  const size_t per_chunk = std::max<size_t>(1, options.chunk_bytes / record_bytes);
+  std::string rows;
+  rows.reserve(per_chunk * record_bytes);  // allocated once, outside any lock
+  std::vector<uint64_t> erased;
+  std::vector<uint8_t> counters;
+  uint64_t total_rows = 0, total_erased = 0;
+  double longest_lock = 0;
+  for (uint32_t i = 0; i < stripes_.size(); ++i) {
+    Stripe& s = *stripes_[i];
+    uint64_t cursor = 0;
+    bool more = true;
+    while (more) {
+      rows.clear();
+      {
+        absl::MutexLock lock(&s.mu);
+        const auto locked = std::chrono::steady_clock::now();
+        if (cursor == 0 && !incremental) s.erased_since_save.clear();
+        more = s.store.ForEachRowFrom(&cursor, static_cast<int64_t>(per_chunk), [&](char* row) {
+          const uint32_t count = RowLayout::CountWord(row);
+          if (incremental && (count & RowLayout::kDirtyBit) == 0) return;
+          RowLayout::SetCountWord(row, count & ~RowLayout::kDirtyBit);
+          rows.append(row, record_bytes);
+        });
+        if (!more) {
+          erased.clear();
+          for (uint64_t key : s.erased_since_save) {
+            if (s.store.Find(key, Mix64(key)) == nullptr) erased.push_back(key);
+          }
+          s.erased_since_save.clear();
+          counters = s.sketch.counters();
+        }
+        longest_lock = std::max(
+            longest_lock,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - locked).count());
+      }
+      if (options.after_chunk_copied) options.after_chunk_copied(static_cast<int>(i));
+      if (!rows.empty()) {
+        const size_t n = rows.size() / record_bytes;
+        TOWERPS_RETURN_IF_ERROR(blocks.Write(kBlockRows, i, n, rows));
+        total_rows += n;
+      }
+    }
+    if (!erased.empty()) {
+      TOWERPS_RETURN_IF_ERROR(blocks.Write(
+          kBlockErased, i, erased.size(),
+          absl::string_view(reinterpret_cast<const char*>(erased.data()), erased.size() * 8)));
+      total_erased += erased.size();
+    }
+    if (!counters.empty()) {
+      TOWERPS_RETURN_IF_ERROR(blocks.Write(
+          kBlockSketch, i, counters.size(),
+          absl::string_view(reinterpret_cast<const char*>(counters.data()), counters.size())));
+    }
+  }
+  std::string end;
+  AppendPod(&end, total_rows);
+  AppendPod(&end, total_erased);
+  TOWERPS_RETURN_IF_ERROR(blocks.Write(kBlockEnd, 0, end.size(), end));
+  TOWERPS_RETURN_IF_ERROR(out.Commit());
+  baseline_lost_ = false;  // this snapshot is the new incremental baseline
+  if (options.stats != nullptr) {
+    *options.stats = {static_cast<int64_t>(total_rows), static_cast<int64_t>(total_erased),
+                      longest_lock};
+  }
+  return absl::OkStatus();
 }
 
 void EmbeddingTable::ApplyBlockLocked(uint32_t type, uint32_t aux, uint64_t count,
@@ -405,6 +455,11 @@ absl::Status EmbeddingTable::Load(const std::string& path, const FileBinding* ex
   for (auto& s : stripes_) after += s->store.size();
   track_erased_ = true;
   UnlockAll();
+  if (!status.ok()) {
+    baseline_lost_ = true;
+  } else if (header.kind == kKindFull) {
+    baseline_lost_ = false;
+  }
   total_rows_.fetch_add(after - before, std::memory_order_relaxed);
   if (rows_metric_ != nullptr) rows_metric_->Set(static_cast<double>(size()));
   if (!status.ok()) {

@@ -3,8 +3,11 @@
 #include <map>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "common/checksum.h"
 #include "common/file_util.h"
 #include "gmock/gmock.h"
@@ -49,6 +52,22 @@ class SnapshotTest : public testing::Test {
       t->Pull(keys, step + r, out.data());
       t->Push(keys, grads.data(), 0.05f, step + r);
     }
+  }
+  // Config() with rows idle for more than 5 steps evictable.
+  static TableConfig Evicting() {
+    TableConfig c = Config();
+    c.eviction.ttl_steps = 5;
+    return c;
+  }
+  // A new table with `files` (of dir_) loaded in order: a full snapshot and increments.
+  std::unique_ptr<EmbeddingTable> Restore(const TableConfig& c,
+                                          const std::vector<std::string>& files) const {
+    auto t = Make(c);
+    for (const std::string& f : files) {
+      absl::Status loaded = t->Load(dir_ + "/" + f);
+      EXPECT_TRUE(loaded.ok()) << f << ": " << loaded;
+    }
+    return t;
   }
   // Every row's key, embedding and optimizer state.
   static std::map<uint64_t, std::vector<float>> Dump(const EmbeddingTable& t) {
@@ -95,8 +114,7 @@ TEST_F(SnapshotTest, RoundTripKeepsRowsStateAndAdmission) {
 }
 
 TEST_F(SnapshotTest, IncrementalHoldsOnlyChangesAndErasures) {
-  TableConfig c = Config();
-  c.eviction.ttl_steps = 5;
+  const TableConfig c = Evicting();
   auto t = Make(c);
   Train(t.get(), 0, 3000, 100);
   ASSERT_TRUE(t->Save(dir_ + "/base.snap").ok());
@@ -113,14 +131,117 @@ TEST_F(SnapshotTest, IncrementalHoldsOnlyChangesAndErasures) {
   auto inc = ReadFileToString(dir_ + "/inc.snap").value().size();
   EXPECT_LT(inc, full / 4);
 
-  auto restored = Make(c);
-  ASSERT_TRUE(restored->Load(dir_ + "/base.snap").ok());
-  ASSERT_TRUE(restored->Load(dir_ + "/inc.snap").ok());
+  auto restored = Restore(c, {"base.snap", "inc.snap"});
   EXPECT_EQ(restored->size(), 2970);
   EXPECT_EQ(Dump(*restored), Dump(*t));
 
   // Nothing changed since: the next incremental snapshot is empty of rows.
   ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc2.snap").ok());
+  ASSERT_TRUE(restored->Load(dir_ + "/inc2.snap").ok());
+  EXPECT_EQ(Dump(*restored), Dump(*t));
+}
+
+TEST_F(SnapshotTest, KeyErasedAndCreatedAgainLoadsAsItsNewRow) {
+  const TableConfig c = Evicting();
+  auto t = Make(c);
+  Train(t.get(), 0, 100, 100);
+  ASSERT_TRUE(t->Save(dir_ + "/base.snap").ok());
+  Train(t.get(), 0, 10, 200);
+  EXPECT_EQ(t->Evict(200), 90);  // keys 10..99: erased ...
+  Train(t.get(), 50, 10, 200);   // ... and 50..59 created again
+  ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc.snap").ok());
+  auto restored = Restore(c, {"base.snap", "inc.snap"});
+  EXPECT_EQ(restored->size(), 20);
+  EXPECT_EQ(Dump(*restored), Dump(*t));
+}
+
+// A push to any stripe completes while Save is provably between copying stripe 0 and
+// writing it; its effect is in this snapshot (stripes not yet copied) or the next.
+TEST_F(SnapshotTest, PushesProceedWhileASaveIsBeingWritten) {
+  auto t = Make();
+  Train(t.get(), 0, 1000, 1);
+  absl::Notification mid_write, release, pushed;
+  EmbeddingTable::SaveOptions options;
+  options.after_chunk_copied = [&](int stripe) {
+    if (stripe != 0) return;
+    mid_write.Notify();
+    release.WaitForNotificationWithTimeout(absl::Seconds(60));
+  };
+  absl::Status saved;
+  std::thread saver([&] { saved = t->Save(dir_ + "/full.snap", {}, options); });
+  ASSERT_TRUE(mid_write.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  std::thread pusher([&] {
+    Train(t.get(), 0, 1000, 5);  // every stripe
+    pushed.Notify();
+  });
+  EXPECT_TRUE(pushed.WaitForNotificationWithTimeout(absl::Seconds(60)))
+      << "a push waited for the save";
+  release.Notify();
+  saver.join();
+  pusher.join();
+  ASSERT_TRUE(saved.ok()) << saved;
+  ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc.snap").ok());
+  EXPECT_EQ(Dump(*Restore(Config(), {"full.snap", "inc.snap"})), Dump(*t));
+}
+
+// Rows updated, created, evicted and created again between the chunks of a save:
+// each change is in that snapshot or the next, so the chain equals the table.
+TEST_F(SnapshotTest, ChangesBetweenChunksAreInThisSnapshotOrTheNext) {
+  for (bool incremental : {true, false}) {
+    SCOPED_TRACE(incremental ? "incremental" : "full");
+    const TableConfig c = Evicting();
+    auto t = Make(c);
+    Train(t.get(), 0, 400, 100);
+    ASSERT_TRUE(t->Save(dir_ + "/base.snap").ok());
+    Train(t.get(), 0, 100, 150);
+    EmbeddingTable::SaveOptions options;
+    options.incremental = incremental;
+    options.chunk_bytes = 1;  // one row per lock hold
+    int calls = 0;
+    int64_t evicted = 0;
+    options.after_chunk_copied = [&](int) {
+      const int k = ++calls;
+      const int64_t step = 200 + k;
+      Train(t.get(), (k * 7) % 400, 3, step);    // updates (or creates again)
+      Train(t.get(), 5000 + k * 3, 2, step);     // new rows
+      if (k == 200) evicted = t->Evict(step);  // mid-walk: copied rows and rows ahead
+    };
+    ASSERT_TRUE(t->Save(dir_ + "/mid.snap", {}, options).ok());
+    EXPECT_GT(evicted, 300);
+    ASSERT_GT(calls, 200);
+    ASSERT_TRUE(t->SaveIncremental(dir_ + "/next.snap").ok());
+    const auto chain = incremental ? std::vector<std::string>{"base.snap", "mid.snap", "next.snap"}
+                                   : std::vector<std::string>{"mid.snap", "next.snap"};
+    EXPECT_EQ(Dump(*Restore(c, chain)), Dump(*t));
+  }
+}
+
+TEST_F(SnapshotTest, AFailedSaveLosesNoChangeTheNextOneIsFull) {
+  auto t = Make();
+  Train(t.get(), 0, 1000, 1);
+  ASSERT_TRUE(t->Save(dir_ + "/base.snap").ok());
+  Train(t.get(), 0, 300, 10);
+  // The directory disappears after stripe 0's dirty marks were cleared: the write fails.
+  const std::string gone = dir_ + "/gone";
+  ASSERT_TRUE(CreateDirectories(gone).ok());
+  EmbeddingTable::SaveOptions options;
+  options.incremental = true;
+  options.after_chunk_copied = [&](int stripe) {
+    if (stripe == 0) {
+      EXPECT_TRUE(RemoveAll(gone).ok());
+    }
+  };
+  EXPECT_FALSE(t->Save(gone + "/inc.snap", {}, options).ok());
+  ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc.snap").ok());  // written full
+  auto restored = Make();
+  Train(restored.get(), 500000, 10, 1);  // replaced: the fallback file is a full one
+  ASSERT_TRUE(restored->Load(dir_ + "/inc.snap").ok());
+  EXPECT_EQ(Dump(*restored), Dump(*t));
+  // And the baseline is sound again: the next incremental holds only new changes.
+  Train(t.get(), 0, 10, 20);
+  ASSERT_TRUE(t->SaveIncremental(dir_ + "/inc2.snap").ok());
+  EXPECT_LT(ReadFileToString(dir_ + "/inc2.snap").value().size(),
+            ReadFileToString(dir_ + "/inc.snap").value().size() / 4);
   ASSERT_TRUE(restored->Load(dir_ + "/inc2.snap").ok());
   EXPECT_EQ(Dump(*restored), Dump(*t));
 }
