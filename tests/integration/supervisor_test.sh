@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# deploy/local.sh's supervisor with real processes on a small generated job:
+#  1. a worker killed with -9 is restarted with the same rank (supervisor.log, pids),
+#     and the job finishes (exit 0);
+#  2. a rank killed again and again runs out of --max_restarts: the job fails, exit 1;
+#  3. Ctrl-C still stops the job gracefully (exit 130, final checkpoint, no restart);
+# and after each, no process of the job is left (by pid).
+# Usage: supervisor_test.sh TOWERPS_BINARY
+set -u
+bin="$1"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+LP_TOWERPS="$bin"
+# shellcheck source=deploy/local_probe.sh
+source "$root/deploy/local_probe.sh"
+fail=0
+check() {  # check NAME COMMAND...: the command must succeed
+  local name="$1"; shift
+  if ! "$@"; then echo "FAIL: $name"; fail=1; fi
+}
+tmp="$(mktemp -d)"
+job=""
+cleanup() {
+  [ -n "$job" ] && kill -KILL "$job" 2>/dev/null
+  for d in "$tmp"/run*; do
+    for pid in $(lp_leftovers "$d"); do kill -KILL "$pid"; done
+  done
+  if [ "$fail" -eq 0 ]; then rm -rf "$tmp"; else echo "logs kept in $tmp"; fi
+}
+trap cleanup EXIT
+set -m  # background jobs get SIGINT (not ignored) and their own process group
+
+"$bin" generate --output_dir="$tmp/logs" --users=600 --items=400 --interactions=20000 \
+  --clusters=8 --seed=3 >/dev/null 2>&1 || { echo "FAIL: generate"; exit 1; }
+"$bin" prepare --input="$tmp/logs" --output="$tmp/ds" >/dev/null 2>&1 ||
+  { echo "FAIL: prepare"; exit 1; }
+cat > "$tmp/model.conf" <<'EOF'
+table item_id dim=16 init=uniform:0.05 optimizer=rowwise_adagrad lr=0.05
+table attr dim=8 init=uniform:0.05 optimizer=adam lr=0.01
+feature user history table=item_id
+feature user country table=attr
+feature item item_id table=item_id
+feature item creator table=attr
+tower user mlp=32 cross=1 out=16
+tower item mlp=32 cross=1 out=16
+loss kind=softmax temperature=0.1 logq=on extra_negatives=8
+dense_optimizer kind=adam lr=0.003
+schedule warmup=5 min_lr_ratio=0.1
+train batch=64 epochs=4 seed=5
+EOF
+
+start_job() {  # start_job NAME [local.sh flags...]: local.sh in the background, pid in $job
+  local name="$1"; shift
+  "$root/deploy/local.sh" --config "$tmp/model.conf" --dataset "$tmp/ds" --run_dir "$tmp/$name" \
+    --servers 1 --workers 2 --towerps "$bin" --heartbeat_timeout_ms 1500 \
+    --stop_timeout_ms 3000 "$@" > "$tmp/$name.log" 2>&1 &
+  job=$!
+}
+finish_job() {  # finish_job SECONDS: waits for local.sh; its exit code in $rc (-1: timed out)
+  rc=""
+  lp_wait "$1" eval '! kill -0 "$job" 2>/dev/null'
+  if kill -0 "$job" 2>/dev/null; then rc=-1; kill -KILL "$job"; fi
+  [ "$rc" = -1 ] || { wait "$job"; rc=$?; }
+  job=""
+}
+training() { [ "$(lp_worker_steps "$1" "$2")" -gt 0 ]; }
+no_leftovers() {
+  local left
+  left="$(lp_leftovers "$1")"
+  [ -z "$left" ] || { echo "still running: $left"; return 1; }
+}
+
+# 1. kill -9 of worker 1 while it trains: restarted as worker 1, the job finishes.
+start_job run1
+check "1: worker 1 trains" lp_wait 60 training "$tmp/run1" 1
+victim="$(lp_pid "$tmp/run1" worker 1)"
+kill -KILL "$victim"
+check "1: the kill is logged as a restart of worker 1" lp_wait 20 grep -q \
+  "restart role=worker rank=1 old_pid=$victim status=signal:KILL attempt=1/5 backoff_ms=500 new_pid=" \
+  "$tmp/run1/supervisor.log"
+new="$(lp_pid "$tmp/run1" worker 1)"
+check "1: pids names a new worker 1" test -n "$new" -a "$new" != "$victim"
+grep -q "supervisor: restart role=worker rank=1" "$tmp/run1.log"
+check "1: the restart is on stderr too" test $? -eq 0
+finish_job 120
+check "1: the job finishes (exit 0, got $rc)" test "$rc" -eq 0
+check "1: only worker 1 was restarted" test -z "$(lp_restarts "$tmp/run1" | grep -v 'role=worker rank=1')"
+check "1: no process left" no_leftovers "$tmp/run1"
+
+# 2. worker 0 killed each time it comes back: past --max_restarts 2 the job fails.
+start_job run2 --max_restarts 2 --restart_backoff_ms 100
+check "2: worker 0 trains" lp_wait 60 training "$tmp/run2" 0
+killed=0
+while kill -0 "$job" 2>/dev/null && [ "$killed" -lt 10 ]; do
+  pid="$(lp_pid "$tmp/run2" worker 0)"
+  if [ -n "$pid" ] && [ "$pid" != "${last:-}" ]; then
+    kill -KILL "$pid" 2>/dev/null && killed=$((killed + 1))
+    last="$pid"
+  fi
+  sleep 0.05
+done
+finish_job 60
+check "2: the job fails (exit 1, got $rc)" test "$rc" -eq 1
+check "2: two restarts of worker 0" test "$(lp_restarts "$tmp/run2" | grep -c 'role=worker rank=0')" -eq 2
+check "2: the backoff doubles" grep -q "role=worker rank=0 .* attempt=2/2 backoff_ms=200 " \
+  "$tmp/run2/supervisor.log"
+check "2: the budget's end is logged" grep -q "gave_up role=worker rank=0 .*restarts=2/2" \
+  "$tmp/run2/supervisor.log"
+check "2: local.sh says why" grep -q "died more than --max_restarts=2 times" "$tmp/run2.log"
+check "2: no process left" no_leftovers "$tmp/run2"
+
+# 3. Ctrl-C: a graceful stop with a final checkpoint, nothing restarted.
+start_job run3
+check "3: worker 0 trains" lp_wait 60 training "$tmp/run3" 0
+kill -INT "$job"
+finish_job 60
+check "3: stopped by SIGINT (exit 130, got $rc)" test "$rc" -eq 130
+check "3: says so" grep -q "stopped with a final checkpoint" "$tmp/run3.log"
+check "3: a final checkpoint" test -n "$(ls "$tmp"/run3/checkpoint/step-*/MANIFEST 2>/dev/null)"
+check "3: nothing restarted" test -z "$(lp_restarts "$tmp/run3")"
+check "3: no process left" no_leftovers "$tmp/run3"
+
+if [ $fail -ne 0 ]; then exit 1; fi
+echo "supervisor_test: all checks passed"
