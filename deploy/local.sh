@@ -100,7 +100,8 @@ recover=()
 if "$towerps" scheduler --help 2>/dev/null | grep -Eq -- '-recover( |$)'; then recover=(--recover); fi
 sup_restartable() {  # ROLE RANK: may this dead process be started again?
   [ "$1" != scheduler ] && return 0
-  [ ${#recover[@]} -gt 0 ] && grep -qx 'state running' "$run_dir/scheduler.job" 2>/dev/null
+  [ ${#recover[@]} -gt 0 ] &&
+    grep -Eq '^state:?[[:space:]]+running[[:space:]]*$' "$run_dir/scheduler.job" 2>/dev/null
 }
 
 curve=()
@@ -148,7 +149,7 @@ trap 'stop_code=130' INT
 trap 'stop_code=143' TERM
 while [ -z "$stop_code" ] && [ -z "$sup_exhausted" ] && [ -z "${sup_status[scheduler 0]}" ]; do
   sup_poll
-  sleep 0.2
+  sup_sleep 0.2
 done
 sup_over
 if [ -n "$stop_code" ]; then
@@ -157,7 +158,7 @@ if [ -n "$stop_code" ]; then
   trap 'sup_signal_all KILL' INT TERM
   sched="$(sup_pid scheduler 0)"
   [ -n "$sched" ] && kill -TERM "$sched" 2>/dev/null || true
-  while [ -z "${sup_status[scheduler 0]}" ]; do sup_poll; sleep 0.2; done
+  while [ -z "${sup_status[scheduler 0]}" ]; do sup_poll; sup_sleep 0.2; done
   sup_wait_all 10000 || true  # the others follow the scheduler's final phase
   cat "$run_dir/scheduler.out"
   if [ "${sup_status[scheduler 0]}" -ne 0 ]; then

@@ -72,17 +72,21 @@ lp_phase() {
   echo "${s%\"}"
 }
 
-# lp_chaos RUN_DIR JOB_PID KILLS INTERVAL_S SEED OUT: kill -9 of a random live process
-# of the job (scheduler, ps or worker; RANDOM seeded with SEED, so the same choices on
-# every run of the same job) every INTERVAL_S seconds, KILLS times, while JOB_PID (the
-# local.sh) runs. The first kill waits for a complete checkpoint; each next one waits
-# (up to 90 s) for the victim's replacement and the job training again, then INTERVAL_S.
-# Appends one line per kill to OUT: "<unix time, s.ms> <role> <rank> <pid>".
+# lp_chaos RUN_DIR JOB_PID KILLS INTERVAL_S SEED OUT [UNTIL]: kill -9 of a random live
+# process of the job (scheduler, ps or worker; RANDOM seeded with SEED, so the same
+# choices on every run of the same job) every INTERVAL_S seconds, KILLS times, while
+# JOB_PID (the local.sh) runs. The first kill waits for a complete checkpoint; each next
+# one waits for the victim's replacement and the job training again, then INTERVAL_S.
+# Every wait ends by UNTIL (a $SECONDS value; default: 10 minutes from now): then 1.
+# Appends one line per kill to OUT: "<kill time> <role> <rank> <pid> <back time>" (unix
+# seconds; back: when the poll saw the replacement and the phase training, or "-").
 lp_chaos() {
-  local run="$1" job="$2" kills="$3" interval="$4" out="$6" n=0 slots pick role rank pid
+  local run="$1" job="$2" kills="$3" interval="$4" out="$6" until="${7:-$((SECONDS + 600))}"
+  local n=0 slots pick role rank pid killed_at back
   RANDOM="$5"
-  lp_wait 120 eval "! kill -0 $job 2>/dev/null || ls $run/checkpoint/step-*/MANIFEST >/dev/null 2>&1" ||
-    return 1
+  lp_wait $((until - SECONDS)) eval \
+    "! kill -0 $job 2>/dev/null || ls $run/checkpoint/step-*/MANIFEST >/dev/null 2>&1" || {
+    echo "chaos: no complete checkpoint in time" >&2; return 1; }
   while [ "$n" -lt "$kills" ] && kill -0 "$job" 2>/dev/null; do
     sleep "$interval"
     mapfile -t slots < <(lp_slots "$run" | sort)
@@ -90,11 +94,13 @@ lp_chaos() {
     pick=$((RANDOM % ${#slots[@]}))
     read -r role rank pid <<< "${slots[$pick]}"
     kill -KILL "$pid" 2>/dev/null || continue
-    echo "${EPOCHREALTIME/,/.} $role $rank $pid" >> "$out"
+    killed_at="${EPOCHREALTIME/,/.}" back="-"
     n=$((n + 1))
     echo "chaos: kill -9 $role $rank (pid $pid), $n/$kills" >&2
     # Back to training: a new process in the slot, and the scheduler's phase.
-    lp_wait 90 eval "! kill -0 $job 2>/dev/null || { p=\$(lp_pid $run $role $rank); [ -n \"\$p\" ] && [ \"\$p\" != $pid ] && [ \"\$(lp_phase $run)\" = training ]; }" ||
-      { echo "chaos: $role $rank is not back to training after 90 s" >&2; return 1; }
+    lp_wait $((until - SECONDS)) eval "! kill -0 $job 2>/dev/null || { p=\$(lp_pid $run $role $rank); [ -n \"\$p\" ] && [ \"\$p\" != $pid ] && [ \"\$(lp_phase $run)\" = training ]; }" &&
+      back="${EPOCHREALTIME/,/.}"
+    echo "$killed_at $role $rank $pid $back" >> "$out"
+    [ "$back" != - ] || { echo "chaos: $role $rank is not back to training in time" >&2; return 1; }
   done
 }

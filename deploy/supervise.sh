@@ -31,6 +31,9 @@ sup_slots=() sup_exhausted="" sup_is_over=false
 SUP_BACKOFF_CAP_MS=10000
 SUP_BACKOFF_RESET_MS=30000
 
+# A sleep that hides bash's "Killed" notice of a supervised child reaped meanwhile
+# (sup_poll reports deaths itself).
+sup_sleep() { { sleep "$1"; } 2>/dev/null; }
 sup_now_ms() { local t="${EPOCHREALTIME//[.,]/}"; echo $((10#$t / 1000)); }
 sup_time() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
 
@@ -126,7 +129,7 @@ sup_poll() {
     pid="${sup_pid_of[$slot]}"
     [ -z "$pid" ] && continue
     kill -0 "$pid" 2>/dev/null && continue
-    wait "$pid" && rc=0 || rc=$?
+    { wait "$pid"; } 2>/dev/null && rc=0 || rc=$?  # no "Killed" notice from bash
     sup_ended "$slot" "$rc"
   done
   [ -n "$sup_exhausted" ] && return
@@ -181,7 +184,7 @@ sup_wait_all() {
     sup_poll
     sup_live_pids
     [ "${#sup_live[@]}" -eq 0 ] && return 0
-    sleep 0.2
+    sup_sleep 0.2
   done
   return 1
 }

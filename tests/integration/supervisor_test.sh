@@ -24,7 +24,7 @@ cleanup() {
   for d in "$tmp"/run*; do
     for pid in $(lp_leftovers "$d"); do kill -KILL "$pid"; done
   done
-  if [ "$fail" -eq 0 ]; then rm -rf "$tmp"; else echo "logs kept in $tmp"; fi
+  if [ "$fail" -eq 0 ] && [ -z "${KEEP_LOGS:-}" ]; then rm -rf "$tmp"; else echo "logs kept in $tmp"; fi
 }
 trap cleanup EXIT
 set -m  # background jobs get SIGINT (not ignored) and their own process group
@@ -45,7 +45,7 @@ tower item mlp=32 cross=1 out=16
 loss kind=softmax temperature=0.1 logq=on extra_negatives=8
 dense_optimizer kind=adam lr=0.003
 schedule warmup=5 min_lr_ratio=0.1
-train batch=64 epochs=4 seed=5
+train batch=64 epochs=8 seed=5
 EOF
 
 start_job() {  # start_job NAME [local.sh flags...]: local.sh in the background, pid in $job
