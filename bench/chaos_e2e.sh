@@ -64,12 +64,17 @@ back_to_training_re() {
     scheduler) echo "registered; training|recovered|training again" ;;
   esac
 }
-# glog line "I1206 03:54:29.123456 tid file:line] msg" -> unix seconds (year from FILE's
-# header "Log file created at: 2026/12/06 ...").
+# glog line -> unix seconds: "I20261206 03:54:29.123456 tid file:line] msg" (the header's
+# "Log line format: [IWEF]yyyymmdd hh:mm:ss.uuuuuu"), or older glog's "I1206 ..." (the year
+# from the header "Log file created at: 2026/12/06 ...").
 glog_time() {
   local file="$1" line="$2" year
-  year="$(sed -n 's|^Log file created at: \([0-9]*\)/.*|\1|p' "$file" | head -1)"
-  date -d "$year-${line:1:2}-${line:3:2} ${line:6:15}" +%s.%N
+  if [ "${line:9:1}" = " " ]; then
+    date -d "${line:1:4}-${line:5:2}-${line:7:2} ${line:10:15}" +%s.%N
+  else
+    year="$(sed -n 's|^Log file created at: \([0-9]*\)/.*|\1|p' "$file" | head -1)"
+    date -d "$year-${line:1:2}-${line:3:2} ${line:6:15}" +%s.%N
+  fi
 }
 # The first scheduler log line matching RE after unix time T, as unix seconds ("" if none).
 scheduler_line_after() {
@@ -81,7 +86,7 @@ scheduler_line_after() {
       while IFS= read -r line; do
         lt="$(glog_time "$file" "$line")"
         awk -v a="$lt" -v b="$t" 'BEGIN { exit !(a > b) }' && { echo "$lt"; return; }
-      done < <(grep -E '^[IWE][0-9]{4} ' "$file" | grep -E "$re")
+      done < <(grep -E '^[IWEF][0-9]{4}([0-9]{4})? ' "$file" | grep -E "$re")
     done
   done
 }

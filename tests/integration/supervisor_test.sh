@@ -119,5 +119,48 @@ check "3: a final checkpoint" test -n "$(ls "$tmp"/run3/checkpoint/step-*/MANIFE
 check "3: nothing restarted" test -z "$(lp_restarts "$tmp/run3")"
 check "3: no process left" no_leftovers "$tmp/run3"
 
+# 4. The scheduler's restart, with a stub towerps that has --recover (the real one may
+# not yet): killed while <run_dir>/scheduler.job says running, it is restarted with
+# --recover and the same flags; once it failed the job on purpose (state failed,
+# exit 1), it is not.
+cat > "$tmp/towerps-stub" <<'STUB'
+#!/usr/bin/env bash
+role="$1"; shift
+for a in "$@"; do
+  case "$a" in
+    --help) echo "  --recover (bool) take over the job in <run_dir>/scheduler.job"; exit 0 ;;
+    --run_dir=*) run="${a#*=}" ;;
+    --endpoint_file=*) endpoint_file="${a#*=}" ;;
+  esac
+done
+if [ "$role" = scheduler ]; then
+  echo "$*" >> "$run/stub-scheduler.args"
+  printf 'job 00000000000000aa\nendpoint tcp://127.0.0.1:9\nstate running\n' > "$run/scheduler.job"
+  echo tcp://127.0.0.1:9 > "$endpoint_file"
+fi
+until [ -f "$run/stub.end" ]; do sleep 0.05; done  # holds the scheduler's exit code
+[ "$role" = scheduler ] || exit 0
+printf 'job 00000000000000aa\nendpoint tcp://127.0.0.1:9\nstate failed\n' > "$run/scheduler.job"
+exit "$(cat "$run/stub.end")"
+STUB
+chmod +x "$tmp/towerps-stub"
+"$root/deploy/local.sh" --config "$tmp/model.conf" --dataset "$tmp/ds" --run_dir "$tmp/run4" \
+  --servers 1 --workers 1 --towerps "$tmp/towerps-stub" > "$tmp/run4.log" 2>&1 &
+job=$!
+has_pid() { [ -n "$(lp_pid "$1" "$2" "$3")" ]; }
+check "4: the stub job starts" lp_wait 30 has_pid "$tmp/run4" worker 0
+victim="$(lp_pid "$tmp/run4" scheduler 0)"
+kill -KILL "$victim"
+check "4: the killed scheduler is restarted" lp_wait 20 grep -q \
+  "restart role=scheduler rank=0 old_pid=$victim status=signal:KILL " "$tmp/run4/supervisor.log"
+recovers() { [ "$(grep -c -- '--recover' "$1/stub-scheduler.args")" -eq "$2" ]; }
+check "4: with --recover, both times" lp_wait 10 recovers "$tmp/run4" 2
+check "4: with the same flags" test "$(sort -u "$tmp/run4/stub-scheduler.args" | wc -l)" -eq 1
+echo 1 > "$tmp/run4/stub.end"
+finish_job 30
+check "4: a job failed on purpose is not restarted (exit 1, got $rc)" test "$rc" -eq 1
+check "4: one restart only" test "$(lp_restarts "$tmp/run4" | wc -l)" -eq 1
+check "4: no process left" no_leftovers "$tmp/run4"
+
 if [ $fail -ne 0 ]; then exit 1; fi
 echo "supervisor_test: all checks passed"
