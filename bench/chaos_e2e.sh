@@ -49,7 +49,7 @@ run_job() {  # run_job NAME: local.sh in the background, pid in $job
     --heartbeat_timeout_ms 3000 --max_restarts "$kills" > "$work/$1.log" 2>&1 &
   job=$!
 }
-wait_job() { local rc=0; wait "$job" || rc=$?; echo "$rc"; }
+wait_job() { rc=0; wait "$job" || rc=$?; }  # local.sh's exit code in $rc
 recall50() {
   "$towerps" evaluate --config="$config" --dataset="$work/ds" --checkpoint="$work/$1/checkpoint" \
     --json 2>/dev/null | grep -oE '"recall@50":[0-9.eE+-]+' | head -1 | cut -d: -f2
@@ -101,14 +101,16 @@ lost_steps() {
 
 start=$SECONDS
 run_job clean
-clean_rc="$(wait_job)"
+wait_job
+clean_rc="$rc"
 clean_s=$((SECONDS - start))
 [ "$clean_rc" -eq 0 ] || { echo "bench/run.sh chaos: the unfaulted job failed ($clean_rc)" >&2; exit 1; }
 start=$SECONDS
 run_job chaos
 lp_chaos "$work/chaos" "$job" "$kills" "$interval" "$seed" "$work/kills.txt" ||
   echo "bench/run.sh chaos: the chaos loop stopped early" >&2
-chaos_rc="$(wait_job)"
+wait_job
+chaos_rc="$rc"
 chaos_s=$((SECONDS - start))
 done_kills=$(wc -l < "$work/kills.txt" 2>/dev/null || echo 0)
 survived=0

@@ -80,6 +80,13 @@ lp_phase() {
 # Every wait ends by UNTIL (a $SECONDS value; default: 10 minutes from now): then 1.
 # Appends one line per kill to OUT: "<kill time> <role> <rank> <pid> <back time>" (unix
 # seconds; back: when the poll saw the replacement and the phase training, or "-").
+# lp_back RUN_DIR ROLE RANK OLD_PID: a new process holds the slot and the job trains.
+lp_back() {
+  local p
+  p="$(lp_pid "$1" "$2" "$3")"
+  [ -n "$p" ] && [ "$p" != "$4" ] && [ "$(lp_phase "$1")" = training ]
+}
+
 lp_chaos() {
   local run="$1" job="$2" kills="$3" interval="$4" out="$6" until="${7:-$((SECONDS + 600))}"
   local n=0 slots pick role rank pid killed_at back
@@ -98,9 +105,13 @@ lp_chaos() {
     n=$((n + 1))
     echo "chaos: kill -9 $role $rank (pid $pid), $n/$kills" >&2
     # Back to training: a new process in the slot, and the scheduler's phase.
-    lp_wait $((until - SECONDS)) eval "! kill -0 $job 2>/dev/null || { p=\$(lp_pid $run $role $rank); [ -n \"\$p\" ] && [ \"\$p\" != $pid ] && [ \"\$(lp_phase $run)\" = training ]; }" &&
-      back="${EPOCHREALTIME/,/.}"
+    lp_wait $((until - SECONDS)) eval "! kill -0 $job 2>/dev/null || lp_back $run $role $rank $pid" &&
+      lp_back "$run" "$role" "$rank" "$pid" && back="${EPOCHREALTIME/,/.}"
     echo "$killed_at $role $rank $pid $back" >> "$out"
-    [ "$back" != - ] || { echo "chaos: $role $rank is not back to training in time" >&2; return 1; }
+    if [ "$back" = - ]; then
+      kill -0 "$job" 2>/dev/null || { echo "chaos: the job ended after kill $n" >&2; return 0; }
+      echo "chaos: $role $rank is not back to training in time" >&2
+      return 1
+    fi
   done
 }
