@@ -33,20 +33,8 @@ set -m  # background jobs get SIGINT (not ignored) and their own process group
   --clusters=8 --seed=3 >/dev/null 2>&1 || { echo "FAIL: generate"; exit 1; }
 "$bin" prepare --input="$tmp/logs" --output="$tmp/ds" >/dev/null 2>&1 ||
   { echo "FAIL: prepare"; exit 1; }
-cat > "$tmp/model.conf" <<'EOF'
-table item_id dim=16 init=uniform:0.05 optimizer=rowwise_adagrad lr=0.05
-table attr dim=8 init=uniform:0.05 optimizer=adam lr=0.01
-feature user history table=item_id
-feature user country table=attr
-feature item item_id table=item_id
-feature item creator table=attr
-tower user mlp=32 cross=1 out=16
-tower item mlp=32 cross=1 out=16
-loss kind=softmax temperature=0.1 logq=on extra_negatives=8
-dense_optimizer kind=adam lr=0.003
-schedule warmup=5 min_lr_ratio=0.1
-train batch=64 epochs=8 seed=5
-EOF
+# examples/generated.conf for 12 epochs: long enough to kill and restart a worker.
+sed -E 's/^(train .*)epochs=[0-9]+/\1epochs=12/' "$root/examples/generated.conf" > "$tmp/model.conf"
 
 start_job() {  # start_job NAME [local.sh flags...]: local.sh in the background, pid in $job
   local name="$1"; shift
