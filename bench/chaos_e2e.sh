@@ -56,12 +56,13 @@ recall50() {
 }
 
 # --- parsing the scheduler's logs: adjust here when the log lines change -------------
-# An ERE for the scheduler's log line that says ROLE RANK's replacement trains again.
+# An ERE for the scheduler's log line that says ROLE RANK's replacement trains again
+# (scheduler/recovery.cc, scheduler/job_state.cc as of the recovery merge).
 back_to_training_re() {
   case "$1" in
-    ps) echo "recover.*(training|done)|training again|ps/$2 .*restored" ;;
-    worker) echo "worker $2 (re-)?registered" ;;
-    scheduler) echo "registered; training|recovered|training again" ;;
+    ps) echo "recovered in .*training again" ;;
+    worker) echo "partition [0-9]+ handed to worker $2 at" ;;
+    scheduler) echo "every node is back|registered; training" ;;
   esac
 }
 # glog line -> unix seconds: "I20261206 03:54:29.123456 tid file:line] msg" (the header's
