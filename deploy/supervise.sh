@@ -26,7 +26,7 @@
 # A slot's state after its process ended for good: sup_status[slot] = its exit code.
 
 declare -A sup_cmd=() sup_pid_of=() sup_out=() sup_err=() sup_attempts=() sup_backoff=()
-declare -A sup_due_ms=() sup_started_ms=() sup_status=() sup_last=()
+declare -A sup_due_ms=() sup_started_ms=() sup_status=() sup_last=() sup_rc=()
 sup_slots=() sup_exhausted="" sup_is_over=false
 SUP_BACKOFF_CAP_MS=10000
 SUP_BACKOFF_RESET_MS=30000
@@ -98,6 +98,7 @@ sup_ended() {
   now=$(sup_now_ms)
   read -r role rank <<< "$slot"
   sup_last[$slot]="${sup_pid_of[$slot]} $(sup_describe "$rc")"
+  sup_rc[$slot]="$rc"
   local old="${sup_pid_of[$slot]}"
   sup_pid_of[$slot]=""
   if [ "$rc" -eq 0 ] || $sup_is_over || ! sup_restartable "$role" "$rank"; then
@@ -148,16 +149,13 @@ sup_poll() {
   done
 }
 
-# True while the slot has a process or a restart pending.
-sup_active() { [ -n "${sup_pid_of[$1 $2]:-}" ] || [ -n "${sup_due_ms[$1 $2]:-}" ]; }
-
 sup_over() {  # the job is over (or stopping): no more restarts, pending ones dropped
   sup_is_over=true
   local slot
   for slot in "${sup_slots[@]}"; do
     if [ -n "${sup_due_ms[$slot]}" ]; then
       sup_due_ms[$slot]=""
-      sup_status[$slot]=1
+      sup_status[$slot]="${sup_rc[$slot]}"
     fi
   done
 }
