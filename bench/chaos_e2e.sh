@@ -56,12 +56,15 @@ recall50() {
 }
 
 # --- parsing the scheduler's logs: adjust here when the log lines change -------------
-# An ERE for the scheduler's log line that says ROLE RANK's replacement trains again
-# (scheduler/recovery.cc, scheduler/job_state.cc as of the recovery merge).
+# An ERE for the scheduler's log line that says ROLE RANK's replacement is back
+# (scheduler/recovery.cc, scheduler/job_state.cc as of the recovery merge): a server's
+# shard restored and training again, the scheduler's job adopted with every node back, a
+# worker's replacement registered (it trains as soon as a partition is free: its own are
+# often taken over by the other worker meanwhile).
 back_to_training_re() {
   case "$1" in
     ps) echo "recovered in .*training again" ;;
-    worker) echo "partition [0-9]+ handed to worker $2 at" ;;
+    worker) echo "worker $2 (registered again|re-registered) as a new process" ;;
     scheduler) echo "every node is back|registered; training" ;;
   esac
 }
