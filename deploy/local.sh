@@ -168,7 +168,7 @@ if [ -n "$stop_code" ]; then
   while [ -z "${sup_status[scheduler 0]}" ]; do sup_poll; sup_sleep 0.2; done
   sup_wait_all 10000 || true  # the others follow the scheduler's final phase
   cat "$run_dir/scheduler.out"
-  if [ "${sup_status[scheduler 0]}" -ne 0 ]; then
+  if [ "${sup_status[scheduler 0]}" -ne 0 ] && [ "$(job_state)" != done ]; then
     tail -n 3 "$run_dir/scheduler.err" >&2
     echo "deploy/local.sh: the stop failed" >&2
     exit 1
@@ -188,10 +188,11 @@ if [ -n "$sup_exhausted" ]; then
   echo "deploy/local.sh: the job failed; continue it from its last checkpoint with --resume" >&2
   exit 1
 fi
-# The scheduler ended the job: the others follow its final phase within seconds.
+# The scheduler ended the job: the others follow its final phase within seconds. (A
+# scheduler killed after it recorded the job as done, while it lingers, finished it.)
 sup_wait_all 10000 || true
 cat "$run_dir/scheduler.out"
-if [ "${sup_status[scheduler 0]}" -ne 0 ]; then
+if [ "${sup_status[scheduler 0]}" -ne 0 ] && [ "$(job_state)" != done ]; then
   tail -n 5 "$run_dir"/worker-*.err >&2
   tail -n 3 "$run_dir/scheduler.err" >&2
   echo "deploy/local.sh: the job failed; continue it from its last checkpoint with --resume" >&2

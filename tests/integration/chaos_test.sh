@@ -8,7 +8,8 @@
 # by itself (local.sh exit 0), every kill must show up as a restart in supervisor.log,
 # test Recall@50 must be within 3% (relative) of the unfaulted run's, and no process of
 # either run may be left (by pid). Skips (exit 77) without ../shared/data.
-# Usage: chaos_test.sh TOWERPS_BINARY   (env: CHAOS_KILLS, CHAOS_SEED, CHAOS_INTERVAL_S)
+# Usage: chaos_test.sh TOWERPS_BINARY
+#   (env: CHAOS_KILLS, CHAOS_SEED, CHAOS_INTERVAL_S, CHAOS_EPOCHS; KEEP_LOGS=1 keeps them)
 set -u
 bin="$1"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,6 +17,7 @@ LP_TOWERPS="$bin"
 # shellcheck source=deploy/local_probe.sh
 source "$root/deploy/local_probe.sh"
 kills="${CHAOS_KILLS:-4}" seed="${CHAOS_SEED:-8}" interval="${CHAOS_INTERVAL_S:-2}"
+epochs="${CHAOS_EPOCHS:-20}"
 input="${TOWERPS_SHARED_DATA:-$root/../shared/data}/movietweetings-100k"
 if [ ! -s "$input/ratings.dat" ]; then
   echo "chaos_test: SKIPPED: MovieTweetings not found at $input (../shared/data is absent)"
@@ -42,8 +44,8 @@ trap cleanup EXIT
 # examples/movietweetings.conf for 20 epochs (its 2 take ~3-5 s here: too short for 4
 # kills and their recoveries).
 config="$tmp/mt.conf"
-sed -E 's/^(train .*)epochs=[0-9]+/\1epochs=20/' "$root/examples/movietweetings.conf" > "$config"
-grep -q '^train .*epochs=20' "$config" || { echo "FAIL: no train line to set epochs in"; exit 1; }
+sed -E "s/^(train .*)epochs=[0-9]+/\\1epochs=$epochs/" "$root/examples/movietweetings.conf" > "$config"
+grep -q "^train .*epochs=$epochs" "$config" || { echo "FAIL: no train line to set epochs in"; exit 1; }
 run_job() {  # run_job NAME: local.sh in the background (pid in $job)
   "$root/deploy/local.sh" --config "$config" --dataset "$tmp/mt" --run_dir "$tmp/$1" \
     --servers 2 --workers 2 --towerps "$bin" --checkpoint_every_ms 2000 \
