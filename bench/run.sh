@@ -16,6 +16,7 @@ declare -A suites=(
   [exact_topk]="exact top-100 retrieval (blocked sgemm + selection) beside a naive Eigen loop"
   [index]="sharded Faiss HNSW (4 shards) build, QPS and recall@10 beside one HNSW index and exact brute force"
   [ps]="parameter-server pull/push on loopback beside raw ZeroMQ, CURVE beside plaintext; cluster vs embedded training"
+  [chaos]="kill -9 of random cluster processes under deploy/local.sh's supervisor: kills survived, steps lost, recall, time to recover"
   [train]="towerps embedded training beside a PyTorch reference of the same model (recall, examples/s, MFU)"
 )
 

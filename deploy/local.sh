@@ -1,8 +1,19 @@
 #!/usr/bin/env bash
 # Runs a whole towerps cluster on this machine (127.0.0.1, ports chosen at run time):
-# 1 scheduler, N parameter servers, M workers. Every process logs under
-# <run_dir>/logs (glog) and appends to <run_dir>/metrics.jsonl; the final checkpoint
-# lands in <run_dir>/checkpoint/. Every process started is stopped on exit.
+# 1 scheduler, N parameter servers, M workers, each under a supervisor
+# (deploy/supervise.sh). Every process logs under <run_dir>/logs (glog) and appends to
+# <run_dir>/metrics.jsonl; the final checkpoint lands in <run_dir>/checkpoint/. Every
+# process started (restarted ones too) is stopped on exit.
+#
+# Supervision: a process that dies while the job runs (non-zero exit or a signal) is
+# started again with the same role, rank, flags and keys, after a backoff
+# (--restart_backoff_ms, default 500, doubled per restart of that rank, capped at 10 s);
+# the scheduler always runs with --recover (when the binary has it), so a restarted one
+# takes the job over from <run_dir>/scheduler.job (docs/distributed.md, "Recovery").
+# Each rank has --max_restarts (default 5) restarts; past them the job fails and
+# everything is stopped. A process that exits 0 is done. Every restart is one line on
+# stderr and in <run_dir>/supervisor.log; <run_dir>/pids lists "role rank pid" of the
+# live processes (rewritten at every start).
 #
 # Ctrl-C / SIGTERM stop the job gracefully: SIGTERM goes to the scheduler first,
 # which has the workers report their progress, writes a final checkpoint and tells
@@ -12,8 +23,13 @@
 #
 # Usage: deploy/local.sh --config FILE --dataset DIR --run_dir DIR
 #          [--servers N] [--workers M] [--staleness S] [--partitions P]
-#          [--checkpoint_every_steps K] [--log_losses] [--resume] [--secure]
-#          [--towerps BINARY]
+#          [--checkpoint_every_steps K] [--checkpoint_every_ms MS] [--log_losses]
+#          [--resume] [--secure] [--towerps BINARY]
+#          [--max_restarts N] [--restart_backoff_ms MS]
+#          [--heartbeat_timeout_ms MS] [--stop_timeout_ms MS] [--recovery_timeout_ms MS]
+#          [--full_checkpoint_every N]        (scheduler flags, passed when given)
+#          [--heartbeat_interval_ms MS] [--scheduler_timeout_ms MS]  (servers, workers)
+#          [--request_timeout_ms MS]          (workers)
 # --resume continues a job that stopped (a crash, Ctrl-C) from the newest complete
 # checkpoint under <run_dir>/checkpoint: the servers load their shards, the global step
 # and every data partition's progress carry on from there.
@@ -24,7 +40,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 config="" dataset="" run_dir="" servers=2 workers=2 staleness=-1 partitions=0
 checkpoint_every_steps=0 log_losses=false resume="" secure=false
+max_restarts=5 restart_backoff_ms=500
 towerps="$root/build/cmd/towerps"
+sched_flags=() node_flags=() worker_flags=()  # pass-throughs, only when given
 args=()
 for a in "$@"; do  # accept --flag=value as well as --flag value
   case "$a" in --*=*) args+=("${a%%=*}" "${a#*=}") ;; *) args+=("$a") ;; esac
@@ -44,24 +62,54 @@ while [ $# -gt 0 ]; do
     --resume) resume=latest; shift ;;
     --secure) secure=true; shift ;;
     --towerps) towerps="$2"; shift 2 ;;
+    --max_restarts) max_restarts="$2"; shift 2 ;;
+    --restart_backoff_ms) restart_backoff_ms="$2"; shift 2 ;;
+    --checkpoint_every_ms|--heartbeat_timeout_ms|--stop_timeout_ms|--recovery_timeout_ms|\
+    --full_checkpoint_every) sched_flags+=("$1=$2"); shift 2 ;;
+    --heartbeat_interval_ms|--scheduler_timeout_ms) node_flags+=("$1=$2"); shift 2 ;;
+    --request_timeout_ms) worker_flags+=("$1=$2"); shift 2 ;;
     *) echo "deploy/local.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 if [ -z "$config" ] || [ -z "$dataset" ] || [ -z "$run_dir" ]; then
   echo "deploy/local.sh: --config, --dataset and --run_dir are required" >&2; exit 2
 fi
+for n in "$max_restarts" "$restart_backoff_ms"; do
+  [[ "$n" =~ ^[0-9]+$ ]] || { echo "deploy/local.sh: '$n' is not a count" >&2; exit 2; }
+done
 [ -x "$towerps" ] || { echo "deploy/local.sh: $towerps not built (cmake --build build)" >&2; exit 2; }
 mkdir -p "$run_dir/logs"
-pids=()
+# shellcheck source=deploy/supervise.sh
+source "$root/deploy/supervise.sh"
+sup_init "$run_dir" "$max_restarts" "$restart_backoff_ms"
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  sup_over
+  sup_live_pids
+  for pid in "${sup_live[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${sup_live[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 # Until the processes run, a signal just exits; afterwards it asks for a stop.
 stop_code=""
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# A restarted scheduler takes the job over only with --recover (a binary without it
+# cannot: its death fails the job, as before supervision).
+recover=()
+if "$towerps" scheduler --help 2>/dev/null | grep -Eq -- '-recover( |$)'; then recover=(--recover); fi
+job_state() {  # running|done|failed from <run_dir>/scheduler.job ("" without one)
+  sed -nE 's/^state:?[[:space:]]+([a-z]+)[[:space:]]*$/\1/p' "$run_dir/scheduler.job" 2>/dev/null |
+    head -1
+}
+sup_restartable() {  # ROLE RANK: may this dead process be started again?
+  local state
+  state="$(job_state)"
+  # A job the scheduler ended (done or failed) restarts nothing: the nodes exit with it.
+  [ "$state" = done ] || [ "$state" = failed ] && return 1
+  [ "$1" != scheduler ] && return 0
+  [ ${#recover[@]} -gt 0 ] && [ "$state" = running ]
+}
 
 curve=()
 if [ "$secure" = true ]; then
@@ -75,16 +123,14 @@ common=(--config="$config" --dataset="$dataset" --run_dir="$run_dir" --log_dir="
         --logtostderr=false "${curve[@]}")
 endpoint_file="$run_dir/scheduler.endpoint"
 rm -f "$endpoint_file"
-"$towerps" scheduler "${common[@]}" --num_servers="$servers" --num_workers="$workers" \
+sup_start scheduler 0 "$run_dir/scheduler.out" "$run_dir/scheduler.err" \
+  "$towerps" scheduler "${common[@]}" --num_servers="$servers" --num_workers="$workers" \
   --num_partitions="$partitions" --staleness="$staleness" \
   --checkpoint_every_steps="$checkpoint_every_steps" --endpoint_file="$endpoint_file" \
-  --resume="$resume" \
-  > "$run_dir/scheduler.out" 2> "$run_dir/scheduler.err" &
-scheduler_pid=$!
-pids+=("$scheduler_pid")
+  --resume="$resume" "${recover[@]}" "${sched_flags[@]}"
 for _ in $(seq 1 300); do  # up to 30 s for the scheduler to bind
   [ -s "$endpoint_file" ] && break
-  kill -0 "$scheduler_pid" 2>/dev/null || { cat "$run_dir/scheduler.err" >&2; exit 1; }
+  kill -0 "$(sup_pid scheduler 0)" 2>/dev/null || { cat "$run_dir/scheduler.err" >&2; exit 1; }
   sleep 0.1
 done
 [ -s "$endpoint_file" ] || { echo "deploy/local.sh: the scheduler did not start" >&2; exit 1; }
@@ -94,46 +140,35 @@ echo "local cluster: scheduler at $endpoint, $servers servers, $workers workers,
 for s in $(seq 0 $((servers - 1))); do
   # Every process shares this machine's cores: servers answer on their io thread
   # (no hand-off to handler threads, fewer context switches per request).
-  "$towerps" ps "${common[@]}" --scheduler="$endpoint" --rank="$s" --handler_threads=0 \
-    > "$run_dir/ps-$s.out" 2> "$run_dir/ps-$s.err" &
-  pids+=("$!")
+  sup_start ps "$s" "$run_dir/ps-$s.out" "$run_dir/ps-$s.err" \
+    "$towerps" ps "${common[@]}" --scheduler="$endpoint" --rank="$s" --handler_threads=0 \
+    "${node_flags[@]}"
 done
-worker_pids=()
 for w in $(seq 0 $((workers - 1))); do
-  "$towerps" worker "${common[@]}" --scheduler="$endpoint" --worker_rank="$w" \
-    --worker_log_losses="$log_losses" > "$run_dir/worker-$w.out" 2> "$run_dir/worker-$w.err" &
-  pids+=("$!")
-  worker_pids+=("$!")
+  sup_start worker "$w" "$run_dir/worker-$w.out" "$run_dir/worker-$w.err" \
+    "$towerps" worker "${common[@]}" --scheduler="$endpoint" --worker_rank="$w" \
+    --worker_log_losses="$log_losses" "${node_flags[@]}" "${worker_flags[@]}"
 done
 
-# Until every worker is done, or the scheduler ends the job early (it fails the job
-# when a parameter server dies; the workers exit on their own within seconds), or a
-# stop is asked for.
+# Until the scheduler ends the job (done, or failed for good), a rank's restarts run
+# out, or a stop is asked for. Dead processes are restarted meanwhile.
 trap 'stop_code=130' INT
 trap 'stop_code=143' TERM
-while [ -z "$stop_code" ]; do
-  running=0
-  for pid in "${worker_pids[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
-  [ "$running" -eq 0 ] && break
-  kill -0 "$scheduler_pid" 2>/dev/null || break
-  sleep 0.2
+while [ -z "$stop_code" ] && [ -z "$sup_exhausted" ] && [ -z "${sup_status[scheduler 0]}" ]; do
+  sup_poll
+  sup_sleep 0.2
 done
+sup_over
 if [ -n "$stop_code" ]; then
   echo "deploy/local.sh: stopping the job (the workers report their progress, then a final checkpoint)" >&2
   # A second signal forces: every process is killed (no final checkpoint).
-  force() {
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  }
-  trap force INT TERM
-  kill -TERM "$scheduler_pid" 2>/dev/null || true
-  stopped=0
-  while kill -0 "$scheduler_pid" 2>/dev/null; do sleep 0.2; done
-  wait "$scheduler_pid" || stopped=$?
-  for pid in "${pids[@]}"; do  # they follow the scheduler's final phase
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  done
+  trap 'sup_signal_all KILL' INT TERM
+  sched="$(sup_pid scheduler 0)"
+  [ -n "$sched" ] && kill -TERM "$sched" 2>/dev/null || true
+  while [ -z "${sup_status[scheduler 0]}" ]; do sup_poll; sup_sleep 0.2; done
+  sup_wait_all 10000 || true  # the others follow the scheduler's final phase
   cat "$run_dir/scheduler.out"
-  if [ "$stopped" -ne 0 ]; then
+  if [ "${sup_status[scheduler 0]}" -ne 0 ] && [ "$(job_state)" != done ]; then
     tail -n 3 "$run_dir/scheduler.err" >&2
     echo "deploy/local.sh: the stop failed" >&2
     exit 1
@@ -141,20 +176,26 @@ if [ -n "$stop_code" ]; then
   echo "deploy/local.sh: stopped with a final checkpoint; continue with --resume" >&2
   exit "$stop_code"
 fi
-failed=0
-for pid in "${worker_pids[@]}"; do
-  kill -0 "$pid" 2>/dev/null && continue  # still running: the scheduler ended the job
-  wait "$pid" || failed=1
-done
-if [ "$failed" -ne 0 ]; then
-  echo "deploy/local.sh: a worker failed:" >&2
-  tail -n 5 "$run_dir"/worker-*.err >&2
-  "$towerps" ctl --scheduler="$endpoint" "${curve[@]}" stop >/dev/null 2>&1 || true
+if [ -n "$sup_exhausted" ]; then
+  echo "deploy/local.sh: $sup_exhausted died more than --max_restarts=$max_restarts times;" \
+       "stopping the job" >&2
+  tail -n 5 "${sup_err[$sup_exhausted]}" >&2
+  trap 'sup_signal_all KILL' INT TERM
+  sched="$(sup_pid scheduler 0)"
+  [ -n "$sched" ] && kill -TERM "$sched" 2>/dev/null || true  # a final checkpoint if it can
+  sup_signal_all TERM
+  sup_wait_all 20000 || sup_signal_all KILL
+  echo "deploy/local.sh: the job failed; continue it from its last checkpoint with --resume" >&2
+  exit 1
 fi
-wait "$scheduler_pid" || failed=1
+# The scheduler ended the job: the others follow its final phase within seconds. (A
+# scheduler killed after it recorded the job as done, while it lingers, finished it.)
+sup_wait_all 10000 || true
 cat "$run_dir/scheduler.out"
-if [ "$failed" -ne 0 ]; then
+if [ "${sup_status[scheduler 0]}" -ne 0 ] && [ "$(job_state)" != done ]; then
+  tail -n 5 "$run_dir"/worker-*.err >&2
   tail -n 3 "$run_dir/scheduler.err" >&2
   echo "deploy/local.sh: the job failed; continue it from its last checkpoint with --resume" >&2
+  exit 1
 fi
-exit "$failed"
+exit 0
