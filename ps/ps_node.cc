@@ -90,12 +90,19 @@ absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx
                            node->scheduler_->Register(net::kRoleServer, options.rank,
                                                       node->endpoint_));
   node->rank_ = view.rank;
+  node->job_id_ = view.job_id;
   net::SchedulerWatchOptions watch;
   watch.rpc = client;
   watch.role = net::kRoleServer;
   watch.rank = view.rank;
   watch.heartbeat_interval_ms = options.heartbeat_interval_ms;
   watch.scheduler_timeout_ms = options.scheduler_timeout_ms;
+  // A restarted scheduler: this server of the job registers again and keeps its state.
+  watch.rejoin = [raw](net::MembershipClient* client) {
+    net::Rejoin rejoin;
+    rejoin.job_id = raw->job_id_;
+    return client->Register(net::kRoleServer, raw->rank_, raw->endpoint_, rejoin).status();
+  };
   TOWERPS_ASSIGN_OR_RETURN(node->watch_, net::SchedulerWatch::Start(ctx, watch));
   ParameterServerOptions server = options.server;
   server.rank = view.rank;

@@ -102,10 +102,12 @@ void Scheduler::ServerLostLocked(int rank, int64_t now) {
 
 void Scheduler::RecoveryTickLocked(int64_t now, Tick* tick) {
   if (now - recovery_started_ms_ > options_.recovery_timeout_ms) {
+    const bool one = replaced_servers_.size() == 1;
     FinishLocked(Phase::kFailed,
                  absl::UnavailableError(absl::StrCat(
-                     "parameter servers ", absl::StrJoin(replaced_servers_, ", "),
-                     " are dead and were not replaced within ", options_.recovery_timeout_ms,
+                     one ? "parameter server " : "parameter servers ",
+                     absl::StrJoin(replaced_servers_, ", "), one ? " is dead and was" : " are dead and were",
+                     " not replaced within ", options_.recovery_timeout_ms,
                      " ms; continue the job from its last checkpoint (",
                      last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_,
                      ") with --resume")));

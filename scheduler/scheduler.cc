@@ -207,7 +207,11 @@ absl::Status Scheduler::HandleRegister(net::wire::Register::Reader r, int64_t no
   out.setRank(registered.rank);
   FillCluster(out, role, registered.rank);
   out.setFinishedSteps(registered.finished_steps);
-  if (role == Role::kServer && registered.survivor) out.setRestoreStep(-1);  // it keeps its state
+  // A surviving server keeps its state; a replacement while training is restored by
+  // order (RunRecovery), not at its start.
+  if (role == Role::kServer && (registered.survivor || job_.phase() != Phase::kRegistering)) {
+    out.setRestoreStep(-1);
+  }
   return absl::OkStatus();
 }
 
