@@ -104,9 +104,9 @@ void SchedulerWatch::Loop() {
       }
       if (!absl::IsUnavailable(rejoined) && !absl::IsDeadlineExceeded(rejoined) &&
           !absl::IsNotFound(rejoined)) {
-        End(absl::AbortedError(absl::StrCat("the scheduler at ", endpoint,
-                                            " refused this node's registration: ",
-                                            rejoined.message())));
+        End(absl::AbortedError(
+            absl::StrCat("the scheduler at ", endpoint,
+                         " refused this node's registration: ", rejoined.message())));
         continue;
       }
       LOG(WARNING) << options_.rpc.name << ": registering again: " << rejoined;

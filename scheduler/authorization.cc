@@ -58,5 +58,4 @@ absl::Status AuthorizeSchedulerRequest(const net::Peer& peer, const Envelope::Re
   }
 }
 
-
 }  // namespace towerps::scheduler

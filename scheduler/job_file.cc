@@ -64,9 +64,8 @@ absl::Status WriteJobFile(const std::string& path, const JobFile& job) {
   if (!OneLine(job.endpoint)) {
     return absl::InvalidArgumentError(absl::StrCat("bad endpoint '", job.endpoint, "'"));
   }
-  return WriteFileAtomically(
-      path, absl::StrFormat("job %016x\nendpoint %s\nstate %s\nepoch %d\n", job.job_id,
-                            job.endpoint, job.state, job.epoch));
+  return WriteFileAtomically(path, absl::StrFormat("job %016x\nendpoint %s\nstate %s\nepoch %d\n",
+                                                   job.job_id, job.endpoint, job.state, job.epoch));
 }
 
 }  // namespace towerps::scheduler

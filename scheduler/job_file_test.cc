@@ -39,13 +39,12 @@ TEST_F(JobFileTest, RoundTrip) {
 TEST_F(JobFileTest, RefusesBadContents) {
   EXPECT_FALSE(WriteJobFile(path_, {1, "tcp://a:1", "paused", 1}).ok());
   EXPECT_FALSE(WriteJobFile(path_, {1, "tcp://a:1\nstate done", "running", 1}).ok());
-  for (const char* text :
-       {"job 1\nendpoint tcp://a:1\n",                          // no state
-        "job zz\nendpoint tcp://a:1\nstate running\n",          // bad id
-        "job 0\nendpoint tcp://a:1\nstate running\n",           // id 0
-        "job 1\nendpoint /etc/passwd\nstate running\n",         // not an endpoint
-        "job 1\nendpoint tcp://a:1\nstate running\nextra 1\n",  // unknown line
-        "job 1\nendpoint tcp://a:1\nstate running\nepoch -3\n"}) {
+  for (const char* text : {"job 1\nendpoint tcp://a:1\n",                   // no state
+                           "job zz\nendpoint tcp://a:1\nstate running\n",   // bad id
+                           "job 0\nendpoint tcp://a:1\nstate running\n",    // id 0
+                           "job 1\nendpoint /etc/passwd\nstate running\n",  // not an endpoint
+                           "job 1\nendpoint tcp://a:1\nstate running\nextra 1\n",  // unknown line
+                           "job 1\nendpoint tcp://a:1\nstate running\nepoch -3\n"}) {
     ASSERT_TRUE(WriteFileAtomically(path_, text).ok());
     EXPECT_EQ(ReadJobFile(path_).status().code(), absl::StatusCode::kDataLoss) << text;
   }

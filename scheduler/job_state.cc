@@ -21,8 +21,7 @@ absl::Status JobStateOptions::Validate() const {
   if (num_workers <= 0) return absl::InvalidArgumentError("num_workers must be > 0");
   if (num_partitions < num_workers) {
     return absl::InvalidArgumentError(absl::StrCat("num_partitions (", num_partitions,
-                                                   ") must be >= num_workers (", num_workers,
-                                                   ")"));
+                                                   ") must be >= num_workers (", num_workers, ")"));
   }
   if (heartbeat_timeout_ms <= 0) {
     return absl::InvalidArgumentError("heartbeat_timeout_ms must be > 0");
@@ -92,8 +91,8 @@ absl::StatusOr<Registered> JobState::Register(Role role, int rank, const std::st
   }
   if (of_this_job && node.rank >= 0) {
     return absl::FailedPreconditionError(
-        absl::StrCat(RoleName(role), " ", rank, node.alive ? " is held by another process"
-                                                           : " was declared dead",
+        absl::StrCat(RoleName(role), " ", rank,
+                     node.alive ? " is held by another process" : " was declared dead",
                      "; restart it as a new process"));
   }
   if (node.alive) {
@@ -145,8 +144,8 @@ absl::Status JobState::MergePartitions(int rank,
                                        const std::vector<ps::PartitionProgress>& partitions) {
   for (const ps::PartitionProgress& p : partitions) {
     if (p.id < 0 || p.id >= static_cast<int>(partitions_.size()) || p.offset < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("worker ", rank, " reports partition ",
-                                                     p.id, " at offset ", p.offset));
+      return absl::InvalidArgumentError(
+          absl::StrCat("worker ", rank, " reports partition ", p.id, " at offset ", p.offset));
     }
   }
   for (const ps::PartitionProgress& reported : partitions) {
@@ -179,8 +178,7 @@ void JobState::MaybeStartTraining(int64_t now_ms) {
     const int64_t recovered = std::max(adopted_global_step_, sum);
     base_step_ = recovered - sum;
     ++epoch_;  // workers re-read the cluster
-    LOG(INFO) << "scheduler: every node is back; the job continues at global step "
-              << recovered;
+    LOG(INFO) << "scheduler: every node is back; the job continues at global step " << recovered;
   }
   LOG(INFO) << "scheduler: all " << servers_.size() << " servers and " << workers_.size()
             << " workers registered; training";
@@ -228,8 +226,8 @@ void JobState::ReleasePartitions(int rank, const char* why) {
   }
 }
 
-absl::Status JobState::ReportClock(int rank, int64_t finished_steps, int64_t now_ms,
-                                  int partition, int64_t offset) {
+absl::Status JobState::ReportClock(int rank, int64_t finished_steps, int64_t now_ms, int partition,
+                                   int64_t offset) {
   if (FindNode(Role::kWorker, rank) == nullptr) {
     return absl::NotFoundError(absl::StrCat("worker ", rank, " is not registered"));
   }
@@ -238,8 +236,7 @@ absl::Status JobState::ReportClock(int rank, int64_t finished_steps, int64_t now
   if (Stale(node)) return absl::OkStatus();  // progress from before the rollback
   if (finished_steps < node.finished_steps) {
     return absl::InvalidArgumentError(absl::StrCat("worker ", rank, " clock went back from ",
-                                                   node.finished_steps, " to ",
-                                                   finished_steps));
+                                                   node.finished_steps, " to ", finished_steps));
   }
   node.finished_steps = finished_steps;
   if (partition >= 0 && partition < static_cast<int>(partitions_.size()) &&
@@ -333,8 +330,7 @@ absl::Status JobState::RestoreProgress(int64_t step,
   return absl::OkStatus();
 }
 
-absl::Status JobState::AdoptJob(int64_t step,
-                               absl::Span<const ps::PartitionProgress> partitions) {
+absl::Status JobState::AdoptJob(int64_t step, absl::Span<const ps::PartitionProgress> partitions) {
   if (!partitions.empty()) {
     TOWERPS_RETURN_IF_ERROR(RestoreProgress(step, partitions));
   } else if (phase_ != Phase::kRegistering) {
@@ -367,8 +363,8 @@ absl::Status JobState::RollbackTo(int64_t step,
   ++epoch_;
   rollback_epoch_ = epoch_;
   rollback_step_ = step;
-  LOG(WARNING) << "scheduler: the job rolled back to global step " << step << " (epoch "
-               << epoch_ << ")";
+  LOG(WARNING) << "scheduler: the job rolled back to global step " << step << " (epoch " << epoch_
+               << ")";
   return absl::OkStatus();
 }
 
@@ -385,8 +381,8 @@ std::optional<PartitionInfo> JobState::NextPartition(int rank) {
   for (PartitionInfo& p : partitions_) {
     if (p.owner == -1 && !p.done) {
       p.owner = rank;
-      LOG(INFO) << "scheduler: partition " << p.id << " handed to worker " << rank
-                << " at offset " << p.resume_offset;
+      LOG(INFO) << "scheduler: partition " << p.id << " handed to worker " << rank << " at offset "
+                << p.resume_offset;
       return p;
     }
   }
@@ -415,8 +411,8 @@ bool JobState::AllPartitionsDone() const {
 }
 
 bool JobState::Running() const {
-  return phase_ == Phase::kRegistering || phase_ == Phase::kTraining ||
-         phase_ == Phase::kPaused || phase_ == Phase::kRecovering;
+  return phase_ == Phase::kRegistering || phase_ == Phase::kTraining || phase_ == Phase::kPaused ||
+         phase_ == Phase::kRecovering;
 }
 
 bool JobState::ShouldWaitForPartition() const { return Running() && !AllPartitionsDone(); }

@@ -79,9 +79,9 @@ struct NodeInfo {
 
 // What a registering process says about itself (wire Register).
 struct Registration {
-  uint64_t job_id = 0;          // 0: a new process (a replacement or a first start)
-  int64_t finished_steps = 0;   // workers of this job: their clock
-  int64_t global_step = -1;     // the last global step the process saw, -1 for none
+  uint64_t job_id = 0;         // 0: a new process (a replacement or a first start)
+  int64_t finished_steps = 0;  // workers of this job: their clock
+  int64_t global_step = -1;    // the last global step the process saw, -1 for none
   std::vector<ps::PartitionProgress> partitions;  // workers: held or finished ones
 };
 
@@ -145,8 +145,8 @@ class JobState {
   // records consumed in that partition (recorded when it owns it). Also a heartbeat.
   // A worker that has not seen the latest rollback (no cluster view since) is
   // stale: its report is ignored (OK) and it may not start steps.
-  absl::Status ReportClock(int rank, int64_t finished_steps, int64_t now_ms,
-                           int partition = -1, int64_t offset = 0);
+  absl::Status ReportClock(int rank, int64_t finished_steps, int64_t now_ms, int partition = -1,
+                           int64_t offset = 0);
 
   // Worker `rank` leaves the job: no data is left for it, or it is stopping. It
   // stops pacing the others and is no longer watched; partitions it still holds
@@ -268,7 +268,7 @@ class JobState {
   uint64_t epoch_ = 1;
   uint64_t rollback_epoch_ = 0;
   int64_t rollback_step_ = -1;
-  bool adopting_ = false;           // AdoptJob until training starts
+  bool adopting_ = false;            // AdoptJob until training starts
   int64_t adopted_global_step_ = 0;  // the baseline, raised by survivors' reports
   bool checkpoint_running_ = false;
   bool barrier_ = false;  // a synchronous checkpoint waits for the workers to align

@@ -67,10 +67,9 @@ TEST(JobStateRecoveryTest, NewServerProcessReplacesTheLiveHolder) {
   EXPECT_EQ(job.servers()[1].endpoint, "tcp://127.0.0.1:9");
   EXPECT_TRUE(job.servers()[1].alive);
   // The old process (this job, another endpoint) is refused: it must exit.
-  EXPECT_EQ(job.Register(Role::kServer, 1, "tcp://127.0.0.1:1", 30, OfThisJob(0, -1))
-                .status()
-                .code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(
+      job.Register(Role::kServer, 1, "tcp://127.0.0.1:1", 30, OfThisJob(0, -1)).status().code(),
+      absl::StatusCode::kFailedPrecondition);
   // A process of another job is refused.
   Registration foreign = OfThisJob(0, -1);
   foreign.job_id = 0x999;
@@ -178,7 +177,8 @@ TEST(JobStateRecoveryTest, RollbackWithoutCheckpointStartsOver) {
 TEST(JobStateRecoveryTest, AdoptedJobMergesSurvivors) {
   JobState job = MakeJob(2, 3, 3, -1);
   job.set_epoch(5);
-  const std::vector<ps::PartitionProgress> baseline = {{0, 50, false}, {1, 60, false}, {2, 0, false}};
+  const std::vector<ps::PartitionProgress> baseline = {
+      {0, 50, false}, {1, 60, false}, {2, 0, false}};
   ASSERT_TRUE(job.AdoptJob(100, baseline).ok());
   EXPECT_TRUE(job.adopting());
   // A surviving server keeps its state; a new one is a replacement.
@@ -189,9 +189,10 @@ TEST(JobStateRecoveryTest, AdoptedJobMergesSurvivors) {
   ASSERT_TRUE(w0.ok()) << w0.status();
   EXPECT_TRUE(w0->survivor);
   EXPECT_EQ(w0->finished_steps, 30);
-  EXPECT_EQ(job.Register(Role::kWorker, 1, "", 0, OfThisJob(20, 150, {{1, 55, true}, {0, 10, false}}))
-                ->finished_steps,
-            20);
+  EXPECT_EQ(
+      job.Register(Role::kWorker, 1, "", 0, OfThisJob(20, 150, {{1, 55, true}, {0, 10, false}}))
+          ->finished_steps,
+      20);
   // A partition out of range is refused, nothing merged.
   EXPECT_EQ(job.Register(Role::kWorker, 2, "", 0, OfThisJob(1, 1, {{9, 1, false}})).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -202,7 +203,7 @@ TEST(JobStateRecoveryTest, AdoptedJobMergesSurvivors) {
   EXPECT_EQ(w2->finished_steps, 20);
   EXPECT_EQ(job.phase(), Phase::kTraining);
   EXPECT_FALSE(job.adopting());
-  EXPECT_EQ(job.epoch(), 6u);  // workers re-read the cluster
+  EXPECT_EQ(job.epoch(), 6u);         // workers re-read the cluster
   EXPECT_EQ(job.global_step(), 150);  // max(100, 140, 150, 30 + 20 + 20)
   EXPECT_EQ(job.partitions()[0].resume_offset, 80);
   EXPECT_EQ(job.partitions()[0].owner, 0);

@@ -62,7 +62,7 @@ TEST(JobStateTest, BoundedAndUnboundedStaleness) {
   JobState bounded(Options(1, 2, 2, 2));
   RegisterAll(&bounded, 1, 2);
   ASSERT_TRUE(bounded.ReportClock(0, 2, 0).ok());
-  EXPECT_TRUE(bounded.MayStartStep(0, 2));   // 2 ahead of worker 1 (0 steps)
+  EXPECT_TRUE(bounded.MayStartStep(0, 2));  // 2 ahead of worker 1 (0 steps)
   ASSERT_TRUE(bounded.ReportClock(0, 3, 0).ok());
   EXPECT_FALSE(bounded.MayStartStep(0, 3));  // would be 3 ahead
   JobState async(Options(1, 2, 2, -1));
@@ -141,8 +141,8 @@ TEST(JobStateTest, RestoredProgressCarriesOn) {
   JobState job(Options(1, 2, 3, -1));
   const std::vector<ps::PartitionProgress> wrong = {{0, 5, false}};
   EXPECT_EQ(job.RestoreProgress(100, wrong).code(), absl::StatusCode::kInvalidArgument);
-  const std::vector<ps::PartitionProgress> progress = {{0, 640, false}, {1, 900, true},
-                                                       {2, 0, false}};
+  const std::vector<ps::PartitionProgress> progress = {
+      {0, 640, false}, {1, 900, true}, {2, 0, false}};
   ASSERT_TRUE(job.RestoreProgress(100, progress).ok());
   RegisterAll(&job, 1, 2);
   EXPECT_EQ(job.global_step(), 100);

@@ -70,9 +70,8 @@ absl::Status Scheduler::AdoptJob(const JobFile& file) {
   TOWERPS_RETURN_IF_ERROR(Annotate(job_.AdoptJob(point.step, point.partitions),
                                    absl::StrCat("adopt the job of ", options_.job_file)));
   restore_step_ = point.dir.empty() ? -1 : point.step;
-  LOG(WARNING) << "scheduler: recovering the running job of " << options_.job_file
-               << " at " << file.endpoint << " from "
-               << (point.dir.empty() ? "no checkpoint" : point.dir)
+  LOG(WARNING) << "scheduler: recovering the running job of " << options_.job_file << " at "
+               << file.endpoint << " from " << (point.dir.empty() ? "no checkpoint" : point.dir)
                << "; waiting for its nodes to register again";
   return absl::OkStatus();
 }
@@ -82,11 +81,13 @@ void Scheduler::ServerLostLocked(int rank, int64_t now) {
   if (phase == Phase::kRegistering) return;  // nothing trained: the rank is re-taken
   if (phase != Phase::kTraining && phase != Phase::kPaused && phase != Phase::kRecovering) {
     // Stopping: the final checkpoint cannot be complete without it.
-    FinishLocked(Phase::kFailed,
-                 absl::UnavailableError(absl::StrCat(
-                     "parameter server ", rank, " is dead; continue the job from its last "
-                     "checkpoint (", last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_,
-                     ") with --resume")));
+    FinishLocked(
+        Phase::kFailed,
+        absl::UnavailableError(absl::StrCat(
+            "parameter server ", rank,
+            " is dead; continue the job from its last "
+            "checkpoint (",
+            last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_, ") with --resume")));
     return;
   }
   LOG(ERROR) << "scheduler: ps/" << rank << " is dead; waiting up to "
@@ -96,21 +97,24 @@ void Scheduler::ServerLostLocked(int rank, int64_t now) {
       replaced_servers_.end()) {
     replaced_servers_.push_back(rank);
   }
-  job_.CheckpointAbandoned();  // one waiting at its barrier; a running one fails
+  // A checkpoint waiting at its barrier is dropped; one waiting on the dead server
+  // fails at once.
+  job_.CheckpointAbandoned();
+  ps_cancel_->Cancel(absl::UnavailableError(absl::StrCat("ps/", rank, " is dead")));
   job_.SetPhase(Phase::kRecovering);
 }
 
 void Scheduler::RecoveryTickLocked(int64_t now, Tick* tick) {
   if (now - recovery_started_ms_ > options_.recovery_timeout_ms) {
     const bool one = replaced_servers_.size() == 1;
-    FinishLocked(Phase::kFailed,
-                 absl::UnavailableError(absl::StrCat(
-                     one ? "parameter server " : "parameter servers ",
-                     absl::StrJoin(replaced_servers_, ", "), one ? " is dead and was" : " are dead and were",
-                     " not replaced within ", options_.recovery_timeout_ms,
-                     " ms; continue the job from its last checkpoint (",
-                     last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_,
-                     ") with --resume")));
+    FinishLocked(
+        Phase::kFailed,
+        absl::UnavailableError(absl::StrCat(
+            one ? "parameter server " : "parameter servers ",
+            absl::StrJoin(replaced_servers_, ", "), one ? " is dead and was" : " are dead and were",
+            " not replaced within ", options_.recovery_timeout_ms,
+            " ms; continue the job from its last checkpoint (",
+            last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_, ") with --resume")));
     return;
   }
   for (const NodeInfo& server : job_.servers()) {
@@ -149,6 +153,7 @@ void Scheduler::RunRecovery(const Tick& tick) {
   ps_client_.reset();  // built again with the new endpoints at the next checkpoint
   const int64_t now = clock_->NowMicros() / 1000;
   absl::MutexLock lock(&mu_);
+  ps_cancel_ = std::make_unique<Cancellation>();
   if (done_.HasBeenNotified() || job_.phase() != Phase::kRecovering) return;
   if (!status.ok()) {
     FinishLocked(Phase::kFailed, status);

@@ -103,11 +103,11 @@ class RecoveryTest : public ::testing::Test {
       EXPECT_TRUE(server->ps->dense()->Assign(dense).ok());
     }
     ps::ParameterServer* raw = server->ps.get();
-    server->rpc = net::RpcServer::Start(
-                      &ctx_, net::RpcServerOptions(),
-                      [raw](const net::Peer&, const Envelope::Reader& r) { return raw->Handle(r); },
-                      nullptr)
-                      .value();
+    server->rpc =
+        net::RpcServer::Start(
+            &ctx_, net::RpcServerOptions(),
+            [raw](const net::Peer&, const Envelope::Reader& r) { return raw->Handle(r); }, nullptr)
+            .value();
     return server;
   }
 
@@ -195,13 +195,13 @@ class RecoveryTest : public ::testing::Test {
   }
   // Orders a checkpoint and waits until the newest complete one has `step`.
   void Checkpoint(int64_t step) {
-    ASSERT_TRUE(Call([](Envelope::Body::Builder b) {
-                  b.initControl().setCommand("checkpoint");
-                }).ok());
+    ASSERT_TRUE(
+        Call([](Envelope::Body::Builder b) { b.initControl().setCommand("checkpoint"); }).ok());
     ASSERT_TRUE(WaitFor([&] {
       auto latest = ps::LatestCheckpoint(root_ + "/checkpoint");
       return latest.ok() && *latest == ps::CheckpointDir(root_ + "/checkpoint", step);
-    })) << "no checkpoint at step " << step;
+    })) << "no checkpoint at step "
+        << step;
   }
   int64_t CounterValue(const char* name) { return metrics_.GetCounter(name)->value(); }
 
@@ -254,8 +254,7 @@ TEST_F(RecoveryTest, ReplacedServerOfAnAsyncJobRestoresOnlyItsRank) {
       << "a replacement is restored by order, not at its start";
   ASSERT_TRUE(WaitFor([&] { return PhaseIs(Phase::kTraining); }));
   EXPECT_EQ(replacement->rows(), 2) << "ps/1 restored from step 10";
-  EXPECT_GE(replacement->dense_version(), 0)
-      << "a restored dense block counts as set";
+  EXPECT_GE(replacement->dense_version(), 0) << "a restored dense block counts as set";
   EXPECT_EQ(s0->rows(), 5) << "ps/0 was not restored";
   EXPECT_EQ(CounterValue("towerps_scheduler_recoveries_total"), 1);
   EXPECT_EQ(CounterValue("towerps_scheduler_recovery_lost_steps_total"), 15);
@@ -288,9 +287,8 @@ TEST_F(RecoveryTest, ReplacedServerOfASyncJobRollsTheJobBack) {
   ASSERT_TRUE(Clock(0, 4, 0, 40).ok());
   ASSERT_TRUE(Clock(1, 3, 1, 30).ok());
   // The checkpoint waits at its barrier until both workers finished 4 steps.
-  ASSERT_TRUE(Call([](Envelope::Body::Builder b) {
-                b.initControl().setCommand("checkpoint");
-              }).ok());
+  ASSERT_TRUE(
+      Call([](Envelope::Body::Builder b) { b.initControl().setCommand("checkpoint"); }).ok());
   auto held = Clock(0, 4, 0, 40);
   ASSERT_TRUE(WaitFor([&] {
     held = Clock(0, 4, 0, 40);
@@ -429,6 +427,46 @@ TEST_F(RecoveryTest, RestartedSchedulerAdoptsItsJob) {
   scheduler_.reset();
   StartScheduler(options);
   EXPECT_NE(scheduler_->job_id(), job_id);
+}
+
+// A restarted scheduler whose server was restarted too: the new server (job id 0)
+// is ordered to restore the baseline checkpoint once every node is back, and the
+// steps its shards lost are counted.
+TEST_F(RecoveryTest, RestartedSchedulerRestoresANewServer) {
+  SchedulerOptions options = Options(1, 1, 1, -1);
+  StartScheduler(options);
+  const uint64_t job_id = scheduler_->job_id();
+  auto s0 = MakeServer(0);
+  ASSERT_TRUE(Register(net::kRoleServer, 0, s0->rpc->endpoint()).ok());
+  ASSERT_TRUE(Register(net::kRoleWorker, 0, "").ok());
+  ASSERT_EQ(Grant(0).first, 0);
+  s0->AddRows(0, 2);
+  ASSERT_TRUE(Clock(0, 10, 0, 100).ok());
+  Checkpoint(10);
+  ASSERT_TRUE(Clock(0, 16, 0, 160).ok());
+  scheduler_->Stop();
+  scheduler_.reset();
+  s0.reset();
+  options.recover = true;
+  StartScheduler(options);
+  auto replacement = MakeServer(0, /*assign=*/false);
+  auto reg = Register(net::kRoleServer, 0, replacement->rpc->endpoint());
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  EXPECT_EQ(reg->envelope().getBody().getRegisterReply().getRestoreStep(), -1)
+      << "restored by order once every node is back";
+  reg = Register(net::kRoleWorker, 0, "", job_id, 16, 16, {{0, 160, false}});
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  EXPECT_EQ(reg->envelope().getBody().getRegisterReply().getPhase(),
+            static_cast<uint8_t>(Phase::kRecovering));
+  ASSERT_TRUE(WaitFor([&] { return PhaseIs(Phase::kTraining); }));
+  EXPECT_EQ(replacement->rows(), 2);
+  EXPECT_GE(replacement->dense_version(), 0);
+  EXPECT_EQ(CounterValue("towerps_scheduler_recovery_lost_steps_total"), 6);
+  auto clock = Clock(0, 16, 0, 160);
+  ASSERT_TRUE(clock.ok());
+  EXPECT_TRUE(clock->envelope().getBody().getClockReply().getMayStart());
+  EXPECT_EQ(clock->envelope().getBody().getClockReply().getGlobalStep(), 16);
+  EXPECT_EQ(clock->envelope().getBody().getClockReply().getEpoch(), 3u);  // adopted, restored
 }
 
 }  // namespace

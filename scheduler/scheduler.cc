@@ -1,8 +1,7 @@
 #include "scheduler/scheduler.h"
 
-#include <pthread.h>
-
 #include <capnp/message.h>
+#include <pthread.h>
 
 #include <optional>
 
@@ -68,9 +67,9 @@ Scheduler::Scheduler(const SchedulerOptions& options, const net::ZmqContext* ctx
 }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContext* ctx,
-                                                             const SchedulerOptions& given,
-                                                             MetricsRegistry* metrics,
-                                                             const Clock* clock) {
+                                                            const SchedulerOptions& given,
+                                                            MetricsRegistry* metrics,
+                                                            const Clock* clock) {
   TOWERPS_RETURN_IF_ERROR(given.Validate());
   SchedulerOptions options = given;
   std::optional<JobFile> adopted;
@@ -103,15 +102,15 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
         manifest.num_virtual_shards != options.num_virtual_shards ||
         manifest.dense_params != options.dense_params) {
       return absl::InvalidArgumentError(absl::StrCat(
-          options.resume_from, " was written by a job of ", manifest.num_servers,
-          " servers, ", manifest.num_virtual_shards, " virtual shards and ",
-          manifest.dense_params, " dense parameters; this one has ", options.job.num_servers,
-          ", ", options.num_virtual_shards, " and ", options.dense_params));
+          options.resume_from, " was written by a job of ", manifest.num_servers, " servers, ",
+          manifest.num_virtual_shards, " virtual shards and ", manifest.dense_params,
+          " dense parameters; this one has ", options.job.num_servers, ", ",
+          options.num_virtual_shards, " and ", options.dense_params));
     }
     absl::MutexLock lock(&scheduler->mu_);
-    TOWERPS_RETURN_IF_ERROR(Annotate(
-        scheduler->job_.RestoreProgress(manifest.step, manifest.partitions),
-        absl::StrCat("resume from ", options.resume_from)));
+    TOWERPS_RETURN_IF_ERROR(
+        Annotate(scheduler->job_.RestoreProgress(manifest.step, manifest.partitions),
+                 absl::StrCat("resume from ", options.resume_from)));
     // The resumed job is the same job: its files stay bound to the checkpoint's id.
     scheduler->job_id_ = manifest.job_id;
     scheduler->restore_step_ = manifest.step;
@@ -133,8 +132,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
     absl::MutexLock lock(&scheduler->mu_);
     scheduler->job_file_epoch_ = scheduler->job_.epoch();
     TOWERPS_RETURN_IF_ERROR(WriteJobFile(
-        options.job_file, {scheduler->job_id_, scheduler->endpoint(), "running",
-                           scheduler->job_.epoch()}));
+        options.job_file,
+        {scheduler->job_id_, scheduler->endpoint(), "running", scheduler->job_.epoch()}));
   }
   scheduler->monitor_ = std::thread([raw] { raw->MonitorLoop(); });
   LOG(INFO) << absl::StrFormat("scheduler: job %016x", scheduler->job_id_);
@@ -158,9 +157,7 @@ absl::Status Scheduler::WaitUntilDone() {
   return final_status_;
 }
 
-float Scheduler::LrScaleLocked() const {
-  return static_cast<float>(lr_.LrAt(job_.global_step()));
-}
+float Scheduler::LrScaleLocked() const { return static_cast<float>(lr_.LrAt(job_.global_step())); }
 
 void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply, Role role, int rank) {
   reply.setPhase(static_cast<uint8_t>(job_.phase()));
@@ -185,8 +182,8 @@ void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply, Role role, 
   for (size_t s = 0; s < job_.servers().size(); ++s) {
     endpoints.set(static_cast<unsigned>(s), job_.servers()[s].endpoint.c_str());
   }
-  reply.setShardOwners(capnp::Data::Reader(
-      reinterpret_cast<const kj::byte*>(shard_owners_.data()), shard_owners_.size()));
+  reply.setShardOwners(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(shard_owners_.data()),
+                                           shard_owners_.size()));
 }
 
 absl::Status Scheduler::HandleRegister(net::wire::Register::Reader r, int64_t now,
@@ -199,17 +196,29 @@ absl::Status Scheduler::HandleRegister(net::wire::Register::Reader r, int64_t no
   if (r.getPartitions().size() > job_.partitions().size()) {
     return absl::InvalidArgumentError("a registration lists more partitions than the job has");
   }
-  for (auto p : r.getPartitions()) info.partitions.push_back({p.getId(), p.getOffset(), p.getDone()});
+  for (auto p : r.getPartitions())
+    info.partitions.push_back({p.getId(), p.getOffset(), p.getDone()});
+  const bool adopting = job_.adopting();
   TOWERPS_ASSIGN_OR_RETURN(Registered registered,
                            job_.Register(role, r.getRank(), r.getEndpoint().cStr(), now, info));
   if (role == Role::kServer && registered.replaced) ServerLostLocked(registered.rank, now);
+  if (adopting && role == Role::kServer && !registered.survivor) {
+    adopted_new_servers_.push_back(registered.rank);
+  }
+  if (adopting && !job_.adopting()) {
+    // Every node is back: new servers are restored like replacements (a synchronous
+    // job rolls back), before any worker sees the job training.
+    for (int rank : adopted_new_servers_) ServerLostLocked(rank, now);
+    adopted_new_servers_.clear();
+  }
   auto out = reply.getBody().initRegisterReply();
   out.setRank(registered.rank);
   FillCluster(out, role, registered.rank);
   out.setFinishedSteps(registered.finished_steps);
-  // A surviving server keeps its state; a replacement while training is restored by
-  // order (RunRecovery), not at its start.
-  if (role == Role::kServer && (registered.survivor || job_.phase() != Phase::kRegistering)) {
+  // A surviving server keeps its state; a new one is restored by order (RunRecovery),
+  // not at its start, when a job is adopted or training.
+  if (role == Role::kServer &&
+      (registered.survivor || adopting || job_.phase() != Phase::kRegistering)) {
     out.setRestoreStep(-1);
   }
   return absl::OkStatus();
@@ -390,6 +399,7 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
     client.rpc = options_.ps_rpc;
     client.server_public_keys = options_.server_public_keys;
     client.rpc.name = "scheduler";
+    client.rpc.cancel = ps_cancel_.get();
     client.dense_params = options_.dense_params;
     TOWERPS_ASSIGN_OR_RETURN(ps::ShardMap map,
                              ps::ShardMap::FromWire(shard_owners_, options_.job.num_servers));

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/cancellation.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "models/lr_schedule.h"
@@ -84,9 +85,9 @@ class Scheduler {
  public:
   // Binds the endpoint and starts the threads. ctx, metrics and clock are borrowed.
   static absl::StatusOr<std::unique_ptr<Scheduler>> Start(const net::ZmqContext* ctx,
-                                                           const SchedulerOptions& options,
-                                                           MetricsRegistry* metrics,
-                                                           const Clock* clock);
+                                                          const SchedulerOptions& options,
+                                                          MetricsRegistry* metrics,
+                                                          const Clock* clock);
   ~Scheduler();
 
   const std::string& endpoint() const { return rpc_->endpoint(); }
@@ -140,9 +141,9 @@ class Scheduler {
     bool final_checkpoint = false;
     int64_t step = 0;
     bool recover = false;
-    std::vector<int> replaced;             // the servers being replaced
-    std::vector<int> restore;              // the servers to restore
-    std::vector<std::string> endpoints;    // by server rank
+    std::vector<int> replaced;           // the servers being replaced
+    std::vector<int> restore;            // the servers to restore
+    std::vector<std::string> endpoints;  // by server rank
   };
   Tick MonitorTickLocked(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -163,8 +164,8 @@ class Scheduler {
   const net::ZmqContext* const ctx_;
   const Clock* const clock_;
   const models::LrSchedule lr_;
-  std::string shard_owners_;  // ShardMap::ToWire of the balanced map
-  uint64_t job_id_ = 0;       // checkpoint files are bound to it (set in Start)
+  std::string shard_owners_;   // ShardMap::ToWire of the balanced map
+  uint64_t job_id_ = 0;        // checkpoint files are bound to it (set in Start)
   int64_t restore_step_ = -1;  // the resumed checkpoint's step, or -1 (set in Start)
   Gauge* global_step_metric_ = nullptr;
   Gauge* lr_scale_metric_ = nullptr;
@@ -189,6 +190,12 @@ class Scheduler {
 
   // Only the monitor thread; reset when server endpoints change (a replacement).
   std::unique_ptr<ps::PsClient> ps_client_;
+  // ps_client_'s cancellation: a server lost while a checkpoint waits on it ends the
+  // wait at once. Replaced (with ps_client_) by the monitor thread under mu_ after a
+  // recovery; read by the monitor without the lock, by others under it.
+  std::unique_ptr<Cancellation> ps_cancel_ = std::make_unique<Cancellation>();
+  // Servers new in an adopted job: restored by order once every node is back.
+  std::vector<int> adopted_new_servers_ ABSL_GUARDED_BY(mu_);
 
   absl::Notification done_;
   absl::Notification stop_;
