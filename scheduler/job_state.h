@@ -44,6 +44,8 @@ enum class Phase {
 };
 
 const char* RoleName(Role role);
+// A role as numbered on the wire; InvalidArgument for an unknown one.
+absl::StatusOr<Role> RoleFromWire(uint8_t role);
 const char* PhaseName(Phase phase);
 
 struct JobStateOptions {

@@ -76,6 +76,44 @@ absl::Status Scheduler::AdoptJob(const JobFile& file) {
   return absl::OkStatus();
 }
 
+absl::Status Scheduler::HandleRegister(net::wire::Register::Reader r, int64_t now,
+                                       Envelope::Builder reply) {
+  TOWERPS_ASSIGN_OR_RETURN(Role role, RoleFromWire(r.getRole()));
+  Registration info;
+  info.job_id = r.getJobId();
+  info.finished_steps = r.getFinishedSteps();
+  info.global_step = r.getGlobalStep();
+  if (r.getPartitions().size() > job_.partitions().size()) {
+    return absl::InvalidArgumentError("a registration lists more partitions than the job has");
+  }
+  for (auto p : r.getPartitions())
+    info.partitions.push_back({p.getId(), p.getOffset(), p.getDone()});
+  const bool adopting = job_.adopting();
+  TOWERPS_ASSIGN_OR_RETURN(Registered registered,
+                           job_.Register(role, r.getRank(), r.getEndpoint().cStr(), now, info));
+  if (role == Role::kServer && registered.replaced) ServerLostLocked(registered.rank, now);
+  if (adopting && role == Role::kServer && !registered.survivor) {
+    adopted_new_servers_.push_back(registered.rank);
+  }
+  if (adopting && !job_.adopting()) {
+    // Every node is back: new servers are restored like replacements (a synchronous
+    // job rolls back), before any worker sees the job training.
+    for (int rank : adopted_new_servers_) ServerLostLocked(rank, now);
+    adopted_new_servers_.clear();
+  }
+  auto out = reply.getBody().initRegisterReply();
+  out.setRank(registered.rank);
+  FillCluster(out, role, registered.rank);
+  out.setFinishedSteps(registered.finished_steps);
+  // A surviving server keeps its state; a new one is restored by order (RunRecovery),
+  // not at its start, when a job is adopted or training.
+  if (role == Role::kServer &&
+      (registered.survivor || adopting || job_.phase() != Phase::kRegistering)) {
+    out.setRestoreStep(-1);
+  }
+  return absl::OkStatus();
+}
+
 void Scheduler::ServerLostLocked(int rank, int64_t now) {
   const Phase phase = job_.phase();
   if (phase == Phase::kRegistering) return;  // nothing trained: the rank is re-taken
