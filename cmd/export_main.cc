@@ -54,8 +54,6 @@ absl::StatusOr<std::unique_ptr<ps::PsClient>> ConnectCluster(const net::ZmqConte
   if (!meta.ok()) return meta.status();
   auto model = worker::BindModel(config, meta->schema);
   if (!model.ok()) return model.status();
-  auto probe = models::TwoTower::Create(model->two_tower);
-  if (!probe.ok()) return probe.status();
   ps::PsClientOptions client;
   client.server_endpoints = view->server_endpoints;
   client.rpc = rpc;
@@ -64,7 +62,7 @@ absl::StatusOr<std::unique_ptr<ps::PsClient>> ConnectCluster(const net::ZmqConte
   if (!server_keys.ok()) return server_keys.status();
   client.server_public_keys = *std::move(server_keys);
   client.client_id = 0xE0000000u;  // not a worker's id: export only reads
-  client.dense_params = (*probe)->params().size();
+  client.dense_params = models::DenseParamCount(model->two_tower);
   return ps::PsClient::Create(ctx, client, *std::move(map));
 }
 

@@ -13,7 +13,7 @@
 #include "data/schema.h"
 #include "gflags/gflags.h"
 #include "ps/ps_node.h"
-#include "worker/embedded_trainer.h"
+#include "worker/job_plan.h"
 #include "worker/model_config.h"
 
 DEFINE_string(ps_bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
@@ -47,8 +47,6 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   if (!meta.ok()) return Fail("ps", meta.status());
   auto model = worker::BindModel(*config, meta->schema);
   if (!model.ok()) return Fail("ps", model.status());
-  auto probe = models::TwoTower::Create(model->two_tower);
-  if (!probe.ok()) return Fail("ps", probe.status());
 
   ps::PsNodeOptions options;
   options.scheduler_endpoint = FLAGS_scheduler;
@@ -56,7 +54,7 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   options.advertise_host = FLAGS_advertise_host;
   options.rank = FLAGS_rank;
   options.handler_threads = FLAGS_handler_threads;
-  options.server = worker::ServerOptionsFor(*model, 0, 1, (*probe)->params().size());
+  options.server = worker::ServerOptionsFor(*model, 0, 1);
   options.restore_dir = FLAGS_restore;
   auto keys = CurveKeysFromFlags(net::NodeIdentity("ps", FLAGS_rank));
   if (!keys.ok()) return Fail("ps", keys.status());

@@ -15,10 +15,11 @@
 #include "data/schema.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
+#include "models/two_tower.h"
 #include "net/transport.h"
 #include "ps/checkpoint.h"
 #include "scheduler/scheduler.h"
-#include "worker/embedded_trainer.h"
+#include "worker/job_plan.h"
 #include "worker/model_config.h"
 
 DEFINE_string(bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
@@ -60,8 +61,6 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   if (!meta.ok()) return Fail("scheduler", meta.status());
   auto model = worker::BindModel(*config, meta->schema);
   if (!model.ok()) return Fail("scheduler", model.status());
-  auto probe = models::TwoTower::Create(model->two_tower);
-  if (!probe.ok()) return Fail("scheduler", probe.status());
   if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
     return Fail("scheduler", made);
   }
@@ -89,7 +88,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
     if (!latest.ok()) return Fail("scheduler", latest.status());
     options.resume_from = *latest;
   }
-  options.dense_params = (*probe)->params().size();
+  options.dense_params = models::DenseParamCount(model->two_tower);
   options.rpc.bind_endpoint = FLAGS_bind;
   options.rpc.name = "scheduler";
   options.rpc.handler_threads = 2;

@@ -5,7 +5,7 @@
 #include "data/example_reader.h"
 #include "models/two_tower.h"
 #include "ps/checkpoint_params.h"
-#include "worker/embedded_trainer.h"
+#include "worker/job_plan.h"
 #include "worker/step_runner.h"
 
 namespace towerps::index {
@@ -23,8 +23,7 @@ absl::StatusOr<std::unique_ptr<TowerEmbedder>> TowerEmbedder::Create(
   TOWERPS_ASSIGN_OR_RETURN(embedder->meta_, data::LoadDatasetMeta(options.dataset_dir));
   TOWERPS_ASSIGN_OR_RETURN(embedder->model_, worker::BindModel(config, embedder->meta_.schema));
   TOWERPS_ASSIGN_OR_RETURN(embedder->catalog_, worker::ItemCatalog::Load(options.dataset_dir));
-  TOWERPS_ASSIGN_OR_RETURN(auto probe, models::TwoTower::Create(embedder->model_.two_tower));
-  const uint64_t dense_params = probe->params().size();
+  const uint64_t dense_params = models::DenseParamCount(embedder->model_.two_tower);
   if (params == nullptr) {
     if (options.checkpoint_dir.empty()) {
       return absl::InvalidArgumentError("neither a checkpoint nor a parameter source");
@@ -32,7 +31,7 @@ absl::StatusOr<std::unique_ptr<TowerEmbedder>> TowerEmbedder::Create(
     TOWERPS_ASSIGN_OR_RETURN(
         auto checkpoint,
         ps::CheckpointParams::Open(options.checkpoint_dir,
-                                   worker::ServerOptionsFor(embedder->model_, 0, 1, dense_params)));
+                                   worker::ServerOptionsFor(embedder->model_, 0, 1)));
     embedder->model_step_ = checkpoint->manifest().step;
     params = checkpoint.get();
     embedder->owned_params_ = std::move(checkpoint);

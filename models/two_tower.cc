@@ -24,6 +24,27 @@ double TwoTowerFlopsPerExample(const TwoTowerConfig& config, int batch, int num_
          LogitsFlopsPerExample(batch, num_extra, config.user.output_dim);
 }
 
+uint64_t TowerDenseParamCount(const TowerConfig& config) {
+  // The layers Tower registers: a Linear is in x out weights plus out biases, a
+  // cross layer d x d plus d.
+  auto linear = [](uint64_t in, uint64_t out) { return in * out + out; };
+  const uint64_t d = static_cast<uint64_t>(config.input_dim());
+  uint64_t count = 0;
+  uint64_t prev = d;
+  for (int h : config.mlp_hidden) {
+    count += linear(prev, static_cast<uint64_t>(h));
+    prev = static_cast<uint64_t>(h);
+  }
+  if (!config.mlp_hidden.empty() && prev != d) count += linear(prev, d);
+  count += static_cast<uint64_t>(config.cross_layers) * linear(d, d);
+  count += linear(d, static_cast<uint64_t>(config.output_dim));
+  return count;
+}
+
+uint64_t DenseParamCount(const TwoTowerConfig& config) {
+  return TowerDenseParamCount(config.user) + TowerDenseParamCount(config.item);
+}
+
 absl::StatusOr<std::unique_ptr<TwoTower>> TwoTower::Create(const TwoTowerConfig& config) {
   TOWERPS_RETURN_IF_ERROR(config.Validate());
   std::unique_ptr<TwoTower> model(new TwoTower(config));

@@ -40,6 +40,12 @@ struct TwoTowerConfig {
 // both towers (the item tower over (B + N) / B rows per example) and the logits.
 double TwoTowerFlopsPerExample(const TwoTowerConfig& config, int batch, int num_extra);
 
+// The number of dense parameters (floats) of a tower or of the whole model, from the
+// layer shapes alone (no allocation): TwoTower::Create(config)->params().size().
+// `config` must validate.
+uint64_t TowerDenseParamCount(const TowerConfig& config);
+uint64_t DenseParamCount(const TwoTowerConfig& config);
+
 // Per-example side information of a batch; all spans borrowed, sizes as in
 // LossBatch (B for positives, N for extras; empty = default).
 struct PairInfo {

@@ -1,17 +1,23 @@
 // A distributed training worker: registers with the scheduler, waits for the
 // cluster, connects to every parameter server, and trains the data partitions the
 // scheduler hands it, pacing each step by the scheduler's clock (bounded
-// staleness) and taking the learning-rate scale from it. The step itself is
-// StepRunner, the same code embedded mode runs, so a one-worker synchronous
-// cluster reproduces embedded mode's losses.
+// staleness) and taking the learning-rate scale from it. The loop is
+// RunTrainingLoop and the step StepRunner, the same code embedded mode runs, so a
+// one-worker synchronous cluster reproduces embedded mode's losses.
 //
 // Lifecycle: a worker given no partition while others still hold unfinished ones
 // stays in the job, asking again every partition_poll_ms, so it can take over the
 // partitions of a worker declared dead; it leaves only when no data is left. On
 // Stop() or when the scheduler moves the job to stopping, it finishes its step,
 // reports its partition's exact progress, flushes its dense gradients and leaves
-// (Run returns OK). When the job fails or the scheduler stops answering
-// (net::SchedulerWatch), every pending request gives up and Run returns the cause.
+// (Run returns OK). Recovery (ClusterPacer, docs/distributed.md): a replaced worker
+// continues its rank's clock and appends to its loss log; paused and recovering jobs
+// are waited for; a new membership epoch rebuilds the server clients (a rollback
+// also restarts the worker's progress at the view's); a dead server is waited for
+// until its replacement is in; scheduler calls are retried while the watch lasts,
+// and a restarted scheduler is re-registered with (SchedulerWatchOptions::rejoin).
+// When the job fails or the scheduler stays silent (net::SchedulerWatch), every
+// pending request gives up and Run returns the cause.
 //
 // Threads: Run() on the caller's thread; "worker-prefetch" (asynchronous jobs) and
 // the watch's "sched-watch", both joined before Run returns. Stop() is thread-safe;
@@ -48,9 +54,10 @@ struct ClusterWorkerOptions {
   // How long to wait for every node to register.
   int64_t cluster_timeout_ms = 120000;
   // Heartbeats to the scheduler, and how long it may stay silent before the
-  // worker gives up (> heartbeat_interval_ms), milliseconds.
+  // worker gives up (> heartbeat_interval_ms), milliseconds: the time a restarted
+  // scheduler has to come back.
   int64_t heartbeat_interval_ms = 1000;
-  int64_t scheduler_timeout_ms = 10000;
+  int64_t scheduler_timeout_ms = 60000;
   // While waiting for a partition to be released: period of asking, milliseconds.
   int64_t partition_poll_ms = 200;
   // Deadlines of requests to the scheduler and the servers (curve is set from keys).

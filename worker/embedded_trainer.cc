@@ -13,14 +13,62 @@
 #include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
 #include "common/status.h"
-#include "data/example_reader.h"
 #include "glog/logging.h"
 #include "models/lr_schedule.h"
 #include "ps/checkpoint.h"
 #include "ps/local_params.h"
+#include "worker/job_plan.h"
 #include "worker/step_runner.h"
+#include "worker/training_loop.h"
 
 namespace towerps::worker {
+namespace {
+
+// Embedded pacing: training thread t reads record partition t of `threads`; the
+// global step is a counter shared by the threads, the LR scale the schedule's at it.
+class EmbeddedPacer final : public StepPacer {
+ public:
+  EmbeddedPacer(int thread, int64_t total_steps, const models::LrSchedule* lr,
+                std::atomic<int64_t>* next_step, const std::atomic<bool>* failed,
+                const std::atomic<bool>* stop)
+      : thread_(thread),
+        total_steps_(total_steps),
+        lr_(lr),
+        next_step_(next_step),
+        failed_(failed),
+        stop_(stop) {}
+
+  absl::StatusOr<PartitionStart> NextPartition(const LoopProgress&, bool) override {
+    PartitionStart start;
+    if (stop_->load()) start.kind = StepGrant::Kind::kStop;
+    if (!started_) start.partition = thread_;
+    started_ = true;
+    return start;
+  }
+  absl::StatusOr<StepGrant> MayStart(const LoopProgress&) override {
+    StepGrant grant;
+    if (failed_->load() || stop_->load()) return grant;  // kStop
+    const int64_t step = next_step_->fetch_add(1);
+    if (step >= total_steps_) return grant;
+    grant.kind = StepGrant::Kind::kRun;
+    grant.step = step;
+    grant.lr_scale = static_cast<float>(lr_->LrAt(step));
+    return grant;
+  }
+  absl::Status StepDone(const LoopProgress&) override { return absl::OkStatus(); }
+  absl::Status Leave(const LoopProgress&, bool) override { return absl::OkStatus(); }
+
+ private:
+  const int thread_;
+  const int64_t total_steps_;
+  const models::LrSchedule* const lr_;
+  std::atomic<int64_t>* const next_step_;
+  const std::atomic<bool>* const failed_;
+  const std::atomic<bool>* const stop_;
+  bool started_ = false;
+};
+
+}  // namespace
 
 absl::Status EmbeddedTrainerOptions::Validate() const {
   if (dataset_dir.empty()) return absl::InvalidArgumentError("dataset_dir is empty");
@@ -29,32 +77,6 @@ absl::Status EmbeddedTrainerOptions::Validate() const {
   if (max_steps < 0) return absl::InvalidArgumentError("max_steps must be >= 0");
   if (progress_interval_ms <= 0) return absl::InvalidArgumentError("progress interval must be > 0");
   return absl::OkStatus();
-}
-
-ps::ParameterServerOptions ServerOptionsFor(const BoundModel& model, int rank, int num_servers,
-                                            uint64_t dense_params) {
-  ps::ParameterServerOptions options;
-  options.rank = rank;
-  options.num_servers = num_servers;
-  for (const TableSpec& t : model.config.tables) options.tables.push_back(t.config);
-  options.dense_params = dense_params;
-  options.dense_optimizer = model.config.dense_optimizer;
-  options.name = absl::StrCat("ps/", rank);
-  return options;
-}
-
-int64_t PlannedSteps(const ModelConfig& config, int64_t train_examples) {
-  const int64_t per_epoch = (train_examples + config.batch_size - 1) / config.batch_size;
-  return std::max<int64_t>(1, per_epoch * config.epochs);
-}
-
-models::LrScheduleOptions LrScaleOptions(const ModelConfig& config, int64_t total_steps) {
-  models::LrScheduleOptions o;
-  o.base_lr = 1.0;
-  o.warmup_steps = std::min(config.warmup_steps, total_steps / 2);
-  o.decay_steps = std::max<int64_t>(1, total_steps - o.warmup_steps);
-  o.min_lr = config.min_lr_ratio;
-  return o;
 }
 
 absl::StatusOr<std::unique_ptr<EmbeddedTrainer>> EmbeddedTrainer::Create(
@@ -69,9 +91,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedTrainer>> EmbeddedTrainer::Create(
         absl::StrCat(options.dataset_dir, " has ", trainer->train_examples_, " training examples"));
   }
   TOWERPS_ASSIGN_OR_RETURN(trainer->catalog_, ItemCatalog::Load(options.dataset_dir));
-  TOWERPS_ASSIGN_OR_RETURN(auto probe, models::TwoTower::Create(trainer->model_.two_tower));
-  ps::ParameterServerOptions server =
-      ServerOptionsFor(trainer->model_, 0, 1, probe->params().size());
+  ps::ParameterServerOptions server = ServerOptionsFor(trainer->model_, 0, 1);
   server.job_id = ps::NewJobId();  // every run is a fresh job: its checkpoint is bound to it
   TOWERPS_ASSIGN_OR_RETURN(trainer->server_, ps::ParameterServer::Create(server, metrics));
   return trainer;
@@ -91,14 +111,14 @@ absl::StatusOr<TrainResult> EmbeddedTrainer::Run() {
   for (int t = 0; t < threads; ++t) {
     TOWERPS_ASSIGN_OR_RETURN(auto runner,
                              StepRunner::Create(&model_, catalog_.get(), &params,
-                                                config.seed * 1000003 + t));
+                                                StepRunner::NegativeSeed(config.seed, t)));
     TOWERPS_RETURN_IF_ERROR(runner->InitDense(/*assign=*/t == 0));
     runners.push_back(std::move(runner));
   }
-  FILE* loss_log = nullptr;
+  std::unique_ptr<LossLog> loss_log;
   if (options_.log_losses) {
-    loss_log = std::fopen((options_.run_dir + "/losses.tsv").c_str(), "w");
-    if (loss_log == nullptr) return ErrnoToStatus(errno, "open losses.tsv");
+    TOWERPS_ASSIGN_OR_RETURN(loss_log,
+                             LossLog::Open(options_.run_dir + "/losses.tsv", /*append=*/false));
   }
   Gauge* loss_metric = metrics_ ? metrics_->GetGauge("towerps_train_loss") : nullptr;
   Gauge* step_metric = metrics_ ? metrics_->GetGauge("towerps_train_step") : nullptr;
@@ -119,57 +139,31 @@ absl::StatusOr<TrainResult> EmbeddedTrainer::Run() {
 
   auto work = [&](int t) {
     pthread_setname_np(pthread_self(), absl::StrCat("train-", t).c_str());
-    auto fail = [&](const absl::Status& status) {
+    TrainingLoopOptions loop;
+    loop.dataset_dir = options_.dataset_dir;
+    loop.num_partitions = threads;
+    loop.shuffle = options_.shuffle;
+    loop.seed = config.seed;
+    loop.epochs = config.epochs;
+    loop.batch_size = config.batch_size;
+    loop.name = absl::StrCat("train-", t);
+    loop.loss_log = loss_log.get();
+    loop.metrics.pull_us = pull_metric;
+    loop.metrics.push_us = push_metric;
+    loop.on_step = [&](int64_t step, const StepStats& stats) {
+      examples.fetch_add(stats.examples);
       absl::MutexLock lock(&mu);
-      if (first_error.ok()) first_error = status;
-      failed = true;
-    };
-    data::ExampleReaderOptions reader_options;
-    reader_options.dataset_dir = options_.dataset_dir;
-    reader_options.split = "train";
-    reader_options.partition_index = t;
-    reader_options.num_partitions = threads;
-    reader_options.partition_by = data::ExampleReaderOptions::PartitionBy::kRecords;
-    reader_options.shuffle = options_.shuffle;
-    reader_options.seed = config.seed;
-    reader_options.epochs = config.epochs;
-    auto reader = data::ExampleReader::Open(reader_options);
-    if (!reader.ok()) return fail(reader.status());
-    data::ExampleBatch batch(model_.schema);
-    data::Example example;
-    StepRunner& runner = *runners[t];
-    int64_t last_step = 0;
-    float last_lr = 1.0f;
-    bool more = true;
-    while (more && !failed.load() && !stop_requested_.load()) {
-      batch.Clear();
-      while (batch.size() < static_cast<size_t>(config.batch_size)) {
-        auto next = (*reader)->Next(&example);
-        if (!next.ok()) return fail(next.status());
-        if (!*next) {
-          more = false;
-          break;
-        }
-        batch.Add(example);
-      }
-      if (batch.size() < 2) break;
-      const int64_t step = next_step.fetch_add(1);
-      if (step >= total_steps) break;
-      last_step = step;
-      last_lr = static_cast<float>(lr.LrAt(step));
-      auto stats = runner.Train(batch, step, last_lr);
-      if (!stats.ok()) return fail(stats.status());
-      examples.fetch_add(stats->examples);
-      if (pull_metric) pull_metric->Record(stats->pull_us);
-      if (push_metric) push_metric->Record(stats->push_us);
-      absl::MutexLock lock(&mu);
-      losses[step] = stats->loss;
-      window_loss += stats->loss;
+      losses[step] = stats.loss;
+      window_loss += stats.loss;
       ++window_steps;
-      if (loss_log) std::fprintf(loss_log, "%ld\t%.9g\n", static_cast<long>(step), stats->loss);
+    };
+    EmbeddedPacer pacer(t, total_steps, &lr, &next_step, &failed, &stop_requested_);
+    absl::StatusOr<LoopResult> ran = RunTrainingLoop(loop, model_, runners[t].get(), &pacer);
+    if (!ran.ok()) {
+      absl::MutexLock lock(&mu);
+      if (first_error.ok()) first_error = ran.status();
+      failed = true;
     }
-    absl::Status flush = runner.FlushDense(last_step, last_lr);
-    if (!flush.ok()) fail(flush);
   };
 
   std::vector<std::thread> pool;
@@ -212,7 +206,7 @@ absl::StatusOr<TrainResult> EmbeddedTrainer::Run() {
   for (auto& t : pool) t.join();
   running = false;
   reporter.join();
-  if (loss_log) std::fclose(loss_log);
+  loss_log.reset();
   {
     absl::MutexLock lock(&mu);
     TOWERPS_RETURN_IF_ERROR(first_error);

@@ -20,7 +20,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/metrics.h"
-#include "models/lr_schedule.h"
 #include "ps/server.h"
 #include "worker/item_catalog.h"
 #include "worker/model_config.h"
@@ -93,17 +92,6 @@ class EmbeddedTrainer {
   std::unique_ptr<ps::ParameterServer> server_;
   std::atomic<bool> stop_requested_{false};
 };
-
-// The parameter servers' options for a model (tables, dense size and optimizer),
-// shared by embedded mode, the ps process and checkpoint readers.
-ps::ParameterServerOptions ServerOptionsFor(const BoundModel& model, int rank, int num_servers,
-                                            uint64_t dense_params);
-
-// Planned global steps: epochs * ceil(train_examples / batch_size).
-int64_t PlannedSteps(const ModelConfig& config, int64_t train_examples);
-
-// The LR multiplier schedule (base 1): warmup, then cosine to min_lr_ratio.
-models::LrScheduleOptions LrScaleOptions(const ModelConfig& config, int64_t total_steps);
 
 }  // namespace towerps::worker
 

@@ -8,11 +8,11 @@
 #include "common/file_util.h"
 #include "common/test_dir.h"
 #include "common/status.h"
-#include "data/generator.h"
 #include "data/prepare.h"
 #include "gtest/gtest.h"
 #include "index/evaluation.h"
 #include "ps/checkpoint.h"
+#include "worker/loop_test_util.h"
 
 namespace towerps::worker {
 namespace {
@@ -35,21 +35,8 @@ train batch=64 epochs=1 seed=3
 
 // A small generated dataset, made once for the whole test binary.
 const std::string& SmallDataset() {
-  static const std::string* dir = [] {
-    auto* out = new std::string(FreshTestDir("worker_ds"));
-    data::GenerateOptions g;
-    g.output_dir = *out + "_logs";
-    g.users = 400;
-    g.items = 300;
-    g.interactions = 12000;
-    g.clusters = 6;
-    EXPECT_TRUE(data::Generate(g).ok());
-    data::PrepareOptions p;
-    p.source.input = g.output_dir;
-    p.output_dir = *out;
-    EXPECT_TRUE(data::Prepare(p).ok());
-    return out;
-  }();
+  static const std::string* dir =
+      new std::string(GeneratedDataset("worker_ds", 400, 300, 12000, 6));
   return *dir;
 }
 

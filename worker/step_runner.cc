@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "models/random.h"
 
 namespace towerps::worker {
 namespace {
@@ -24,7 +25,11 @@ PreparedBatch::PreparedBatch(const BoundModel* model) : inputs(model) {
 
 StepRunner::StepRunner(const BoundModel* model, const ItemCatalog* catalog,
                        ps::ParamSource* params, uint64_t seed)
-    : model_(model), catalog_(catalog), params_(params), rng_(seed), own_(model) {}
+    : model_(model), catalog_(catalog), params_(params), seed_(seed), own_(model) {}
+
+uint64_t StepRunner::NegativeSeed(uint64_t config_seed, int index) {
+  return config_seed * 1000003 + static_cast<uint64_t>(index);
+}
 
 absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(const BoundModel* model,
                                                                const ItemCatalog* catalog,
@@ -69,6 +74,12 @@ void StepRunner::AddDense(float lr_scale, ps::StepUpdate* update) {
   }
 }
 
+void StepRunner::DropDenseGradients() {
+  std::fill(dense_grad_sum_.begin(), dense_grad_sum_.end(), 0.0f);
+  steps_since_dense_push_ = 0;
+  dense_stale_ = true;
+}
+
 void StepRunner::DensePushed() {
   std::fill(dense_grad_sum_.begin(), dense_grad_sum_.end(), 0.0f);
   steps_since_dense_push_ = 0;
@@ -103,9 +114,11 @@ absl::Status StepRunner::Prepare(PreparedBatch* p, ps::ParamSource* source, int6
   p->extra_ids.clear();
   p->extra_log_q.clear();
   if (num_extra > 0 && catalog_->size() > 0) {
-    std::uniform_int_distribution<int64_t> pick(0, catalog_->size() - 1);
+    // A stream of its own per (seed, step): hash the pair into the generator's start.
+    models::SplitMix64 rng(
+        models::SplitMix64(seed_ ^ (static_cast<uint64_t>(step) * 0xD1B54A32D192ED03ULL)).Next());
     for (int k = 0; k < num_extra; ++k) {
-      int64_t row = pick(rng_);
+      const int64_t row = static_cast<int64_t>(rng.NextBelow(catalog_->size()));
       p->items.Append(catalog_->features(row));
       p->extra_ids.push_back(catalog_->key(row));
       p->extra_log_q.push_back(catalog_->UniformLogQ());
@@ -160,7 +173,18 @@ absl::StatusOr<StepStats> StepRunner::Run(PreparedBatch* p, int64_t step, float 
   update.sparse = p->inputs.PushSlices(lr_scale);
   const bool dense_due = steps_since_dense_push_ >= model_->config.dense_sync_every;
   if (dense_due) AddDense(lr_scale, &update);
-  TOWERPS_RETURN_IF_ERROR(params_->Update(update, step));
+  if (absl::Status pushed = params_->Update(update, step); !pushed.ok()) {
+    // Take this step's dense gradient out again (AddDense made the sum a mean): the
+    // batch may be run once more. A refresh may have been half written: re-read.
+    if (dense_due) {
+      const float k = static_cast<float>(steps_since_dense_push_);
+      for (float& g : dense_grad_sum_) g *= k;
+    }
+    for (size_t i = 0; i < grads.size(); ++i) dense_grad_sum_[i] -= grads[i];
+    --steps_since_dense_push_;
+    dense_stale_ = true;
+    return pushed;
+  }
   if (dense_due) DensePushed();
   stats.push_us = MicrosSince(t2);
   return stats;

@@ -14,7 +14,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <random>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -56,7 +55,9 @@ struct PreparedBatch {
 class StepRunner {
  public:
   // model, catalog and params are borrowed. catalog may be null: then no logQ
-  // correction and no extra negatives. seed drives the extra-negative sampler.
+  // correction and no extra negatives. The extra negatives of a step depend only on
+  // (seed, step), so a replayed step draws the same ones; give each training thread
+  // or worker its own seed (NegativeSeed).
   static absl::StatusOr<std::unique_ptr<StepRunner>> Create(const BoundModel* model,
                                                             const ItemCatalog* catalog,
                                                             ps::ParamSource* params,
@@ -65,6 +66,9 @@ class StepRunner {
   // Sets up the dense parameters: with `assign`, initialises them from the config's
   // seed and assigns them to the source (ignored there if already set); then pulls.
   absl::Status InitDense(bool assign);
+
+  // The sampler seed of training thread or worker `index` of a job with `config_seed`.
+  static uint64_t NegativeSeed(uint64_t config_seed, int index);
 
   // One step on `batch` (size >= 2) at global step `step`; rates are the configured
   // base rates times lr_scale. Errors: the ParamSource's, or InvalidArgument for a
@@ -75,7 +79,10 @@ class StepRunner {
   // pulls the batch's rows from `source` (which may be another thread's client);
   // calls to Prepare must not overlap each other, but one may overlap Run of another
   // PreparedBatch. Run computes, pushes the row gradients and accumulates the dense
-  // ones through this runner's own ParamSource. prepared->batch must be set.
+  // ones through this runner's own ParamSource. prepared->batch must be set. When
+  // Run's push fails, the step's dense gradient is taken out of the accumulation
+  // again (its row gradients may have reached some servers), so the batch can be
+  // run again.
   absl::Status Prepare(PreparedBatch* prepared, ps::ParamSource* source, int64_t step);
   absl::StatusOr<StepStats> Run(PreparedBatch* prepared, int64_t step, float lr_scale);
 
@@ -85,6 +92,10 @@ class StepRunner {
 
   // Re-reads the dense parameters (before Embed, after training).
   absl::Status RefreshDense();
+
+  // Forgets the dense gradients accumulated since the last dense push (the job
+  // rolled back past them); the next step re-reads the dense parameters.
+  void DropDenseGradients();
 
   // With `on`, each dense push brings back the parameters after it (one round trip
   // instead of a push and, at the next step, a pull). Off by default: a synchronous
@@ -97,6 +108,8 @@ class StepRunner {
                      models::Mat<float>* out);
 
   models::TwoTower& model() { return *two_tower_; }
+  // The source Run pushes to (and Train pulls from).
+  ps::ParamSource* params() const { return params_; }
   int output_dim() const { return model_->two_tower.user.output_dim; }
 
  private:
@@ -112,7 +125,7 @@ class StepRunner {
   const ItemCatalog* const catalog_;
   ps::ParamSource* const params_;
   std::unique_ptr<models::TwoTower> two_tower_;
-  std::mt19937_64 rng_;  // only Prepare
+  const uint64_t seed_;  // of the extra-negative sampler
   PreparedBatch own_;    // Train's and Embed's
   models::Mat<float> user_x0_, item_x0_;
   std::vector<float> dense_grad_sum_;
