@@ -42,17 +42,6 @@ class LifecycleTest : public testing::ClusterFixture {
     TOWERPS_ASSIGN_OR_RETURN(std::string latest, ps::LatestCheckpoint(dir_ + "/" + root));
     return ps::VerifyCheckpoint(latest);
   }
-  // Waits (up to 60 s) until every worker in `ranks` has reported `steps` steps.
-  bool WaitForSteps(net::MembershipClient* ctl, std::vector<int> ranks, int64_t steps) {
-    const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      bool all = true;
-      for (int r : ranks) all = all && WorkerSteps(ctl, r) >= steps;
-      if (all) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }
   // Starts a scheduler with `flags` plus the job's files, `servers` servers and the
   // workers in `worker_flags` (one entry per worker).
   struct Cluster {
