@@ -18,6 +18,7 @@
 #include "ps/server.h"
 #include "scheduler/job_file.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/test_util.h"
 
 namespace towerps::scheduler {
 namespace {
@@ -112,12 +113,7 @@ class RecoveryTest : public ::testing::Test {
   }
 
   absl::StatusOr<net::Message> Call(const std::function<void(Envelope::Body::Builder)>& fill) {
-    capnp::MallocMessageBuilder message;
-    auto envelope = message.initRoot<Envelope>();
-    uint64_t id = client_->NextRequestId();
-    net::InitEnvelope(envelope, "test", id);
-    fill(envelope.getBody());
-    return client_->Call(id, net::EncodeMessage(message), true);
+    return CallScheduler(client_.get(), fill);
   }
 
   absl::StatusOr<net::Message> Register(uint8_t role, int rank, const std::string& endpoint,
@@ -204,6 +200,20 @@ class RecoveryTest : public ::testing::Test {
         << step;
   }
   int64_t CounterValue(const char* name) { return metrics_.GetCounter(name)->value(); }
+
+  // A job of one server and one worker, 10 steps in, checkpointed at step 10 with
+  // partition 0 at offset 100 and 2 rows on the server (returned).
+  std::unique_ptr<TestServer> StartCheckpointedJob(const SchedulerOptions& options) {
+    StartScheduler(options);
+    auto server = MakeServer(0);
+    EXPECT_TRUE(Register(net::kRoleServer, 0, server->rpc->endpoint()).ok());
+    EXPECT_TRUE(Register(net::kRoleWorker, 0, "").ok());
+    EXPECT_EQ(Grant(0).first, 0);
+    server->AddRows(0, 2);
+    EXPECT_TRUE(Clock(0, 10, 0, 100).ok());
+    Checkpoint(10);
+    return server;
+  }
 
   net::ZmqContext ctx_;
   MetricsRegistry metrics_;
@@ -365,16 +375,9 @@ TEST_F(RecoveryTest, ReplacedWorkerContinuesItsRanksClock) {
 // (--recover) binds the same endpoint, adopts the job and merges the survivors.
 TEST_F(RecoveryTest, RestartedSchedulerAdoptsItsJob) {
   SchedulerOptions options = Options(1, 1, 2, -1);
-  StartScheduler(options);
+  auto s0 = StartCheckpointedJob(options);
   const std::string endpoint = scheduler_->endpoint();
   const uint64_t job_id = scheduler_->job_id();
-  auto s0 = MakeServer(0);
-  ASSERT_TRUE(Register(net::kRoleServer, 0, s0->rpc->endpoint()).ok());
-  ASSERT_TRUE(Register(net::kRoleWorker, 0, "").ok());
-  ASSERT_EQ(Grant(0).first, 0);
-  s0->AddRows(0, 2);
-  ASSERT_TRUE(Clock(0, 10, 0, 100).ok());
-  Checkpoint(10);
   s0->AddRows(100, 3);
   ASSERT_TRUE(Clock(0, 15, 0, 150).ok());
   auto file = ReadJobFile(options.job_file);
@@ -434,15 +437,8 @@ TEST_F(RecoveryTest, RestartedSchedulerAdoptsItsJob) {
 // steps its shards lost are counted.
 TEST_F(RecoveryTest, RestartedSchedulerRestoresANewServer) {
   SchedulerOptions options = Options(1, 1, 1, -1);
-  StartScheduler(options);
+  auto s0 = StartCheckpointedJob(options);
   const uint64_t job_id = scheduler_->job_id();
-  auto s0 = MakeServer(0);
-  ASSERT_TRUE(Register(net::kRoleServer, 0, s0->rpc->endpoint()).ok());
-  ASSERT_TRUE(Register(net::kRoleWorker, 0, "").ok());
-  ASSERT_EQ(Grant(0).first, 0);
-  s0->AddRows(0, 2);
-  ASSERT_TRUE(Clock(0, 10, 0, 100).ok());
-  Checkpoint(10);
   ASSERT_TRUE(Clock(0, 16, 0, 160).ok());
   scheduler_->Stop();
   scheduler_.reset();

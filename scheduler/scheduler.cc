@@ -7,6 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/file_util.h"
 #include "common/json.h"
 #include "common/status.h"
@@ -113,12 +115,23 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
     scheduler->job_.set_job_id(scheduler->job_id_);
   }
   Scheduler* raw = scheduler.get();
-  TOWERPS_ASSIGN_OR_RETURN(
-      scheduler->rpc_,
-      net::RpcServer::Start(
-          ctx, options.rpc,
-          [raw](const net::Peer& peer, const Envelope::Reader& r) { return raw->Handle(peer, r); },
-          metrics));
+  // An adopted job's endpoint may still be held for a moment by its previous
+  // scheduler (a socket closing): binding is retried for up to 10 s.
+  const absl::Time bind_deadline = absl::Now() + absl::Seconds(adopted ? 10 : 0);
+  while (true) {
+    auto rpc = net::RpcServer::Start(
+        ctx, options.rpc,
+        [raw](const net::Peer& peer, const Envelope::Reader& r) { return raw->Handle(peer, r); },
+        metrics);
+    if (rpc.ok()) {
+      scheduler->rpc_ = std::move(rpc).value();
+      break;
+    }
+    if (absl::IsInvalidArgument(rpc.status()) || absl::Now() >= bind_deadline) {
+      return rpc.status();
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   if (!options.job_file.empty()) {
     absl::MutexLock lock(&scheduler->mu_);
     scheduler->job_file_epoch_ = scheduler->job_.epoch();

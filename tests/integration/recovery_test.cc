@@ -36,10 +36,14 @@ class RecoveryTest : public testing::ClusterFixture {
   // A job of 2 servers and 2 workers with checkpoints every 20 steps; `extra` flags
   // for the scheduler (--recover is always given, as supervisors do).
   void StartJob(std::vector<std::string> extra = {}) {
-    scheduler_flags_ = {"--config=" + config_,     "--dataset=" + dataset_,
-                        "--run_dir=" + run_,       "--num_servers=2",
-                        "--num_workers=2",         "--num_partitions=2",
-                        "--heartbeat_timeout_ms=1500", "--checkpoint_every_steps=20",
+    scheduler_flags_ = {"--config=" + config_,
+                        "--dataset=" + dataset_,
+                        "--run_dir=" + run_,
+                        "--num_servers=2",
+                        "--num_workers=2",
+                        "--num_partitions=2",
+                        "--heartbeat_timeout_ms=1500",
+                        "--checkpoint_every_steps=20",
                         "--recover"};
     scheduler_flags_.insert(scheduler_flags_.end(), extra.begin(), extra.end());
     endpoint_ = StartScheduler(scheduler_flags_, &scheduler_, "scheduler");
@@ -56,7 +60,10 @@ class RecoveryTest : public testing::ClusterFixture {
                      dataset_, endpoint_, log);
   }
   std::unique_ptr<Subprocess> Worker(int rank, const std::string& log) {
-    return StartNode({"worker", "--worker_rank=" + std::to_string(rank), "--run_dir=" + run_},
+    // A request to a killed server is given up after 2 s (default 30 s x 3 attempts)
+    // before the worker waits for the replacement.
+    return StartNode({"worker", "--worker_rank=" + std::to_string(rank), "--run_dir=" + run_,
+                      "--request_timeout_ms=2000"},
                      config_, dataset_, endpoint_, log);
   }
   // Waits until both workers trained and a checkpoint past step 20 is complete.
