@@ -89,6 +89,7 @@ absl::Status Scheduler::HandleRegister(net::wire::Register::Reader r, int64_t no
   for (auto p : r.getPartitions())
     info.partitions.push_back({p.getId(), p.getOffset(), p.getDone()});
   const bool adopting = job_.adopting();
+  const bool registering = job_.phase() == Phase::kRegistering;  // (this may end it)
   TOWERPS_ASSIGN_OR_RETURN(Registered registered,
                            job_.Register(role, r.getRank(), r.getEndpoint().cStr(), now, info));
   if (role == Role::kServer && registered.replaced) ServerLostLocked(registered.rank, now);
@@ -105,11 +106,11 @@ absl::Status Scheduler::HandleRegister(net::wire::Register::Reader r, int64_t no
   out.setRank(registered.rank);
   FillCluster(out, role, registered.rank);
   out.setFinishedSteps(registered.finished_steps);
-  // A surviving server keeps its state; a new one is restored by order (RunRecovery),
-  // not at its start, when a job is adopted or training.
-  if (role == Role::kServer &&
-      (registered.survivor || adopting || job_.phase() != Phase::kRegistering)) {
-    out.setRestoreStep(-1);
+  // A new server of a resumed job loads its checkpoint at its start. A surviving
+  // server keeps its state; a new one is restored by order (RunRecovery) when a job
+  // is adopted or training.
+  if (role == Role::kServer) {
+    out.setRestoreStep(registering && !adopting && !registered.survivor ? restore_step_ : -1);
   }
   return absl::OkStatus();
 }

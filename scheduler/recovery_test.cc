@@ -432,6 +432,35 @@ TEST_F(RecoveryTest, RestartedSchedulerAdoptsItsJob) {
   EXPECT_NE(scheduler_->job_id(), job_id);
 }
 
+// A resumed job (not an adopted one): every server, the last to register too, is
+// told to load the checkpoint at its start.
+TEST_F(RecoveryTest, ResumedJobTellsEveryServerItsCheckpoint) {
+  SchedulerOptions options = Options(2, 1, 1, -1);
+  StartScheduler(options);
+  scheduler_.reset();
+  {
+    ps::CheckpointManifest manifest;
+    manifest.job_id = 0x5eed;
+    manifest.step = 30;
+    manifest.num_servers = 2;
+    manifest.num_virtual_shards = 16;
+    manifest.dense_params = 3;
+    manifest.partitions = {{0, 64, false}};
+    const std::string dir = ps::CheckpointDir(options.checkpoint_root, 30);
+    ASSERT_TRUE(CreateDirectories(dir).ok());
+    ASSERT_TRUE(ps::WriteManifest(dir, manifest).ok());
+    options.resume_from = dir;
+  }
+  StartScheduler(options);
+  ASSERT_TRUE(Register(net::kRoleWorker, 0, "").ok());
+  for (int s = 0; s < 2; ++s) {
+    auto reg = Register(net::kRoleServer, s, "tcp://127.0.0.1:" + std::to_string(1000 + s));
+    ASSERT_TRUE(reg.ok()) << reg.status();
+    EXPECT_EQ(reg->envelope().getBody().getRegisterReply().getRestoreStep(), 30) << "ps/" << s;
+  }
+  EXPECT_TRUE(PhaseIs(Phase::kTraining));
+}
+
 // A restarted scheduler whose server was restarted too: the new server (job id 0)
 // is ordered to restore the baseline checkpoint once every node is back, and the
 // steps its shards lost are counted.
