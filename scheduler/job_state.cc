@@ -402,6 +402,16 @@ bool JobState::CheckpointDue(int64_t now_ms) const {
 void JobState::CheckpointStarted() {
   checkpoint_running_ = true;
   barrier_ = options_.staleness == 0;
+  for (NodeInfo& w : workers_) w.at_barrier = false;  // a worker may be inside a step
+}
+
+bool JobState::RequestStep(int rank, int64_t step) {
+  const bool may = MayStartStep(rank, step);
+  if (barrier_ && !may && FindNode(Role::kWorker, rank) != nullptr &&
+      step == workers_[rank].finished_steps) {
+    workers_[rank].at_barrier = true;
+  }
+  return may;
 }
 
 bool JobState::CheckpointBarrierReached() const {
@@ -409,7 +419,10 @@ bool JobState::CheckpointBarrierReached() const {
   const std::vector<bool> pacing = PacingWorkers();
   for (size_t w = 0; w < workers_.size(); ++w) {
     if (!pacing[w]) continue;
-    if (Stale(workers_[w]) || workers_[w].finished_steps != FastestLiveWorkerSteps()) return false;
+    if (Stale(workers_[w]) || !workers_[w].at_barrier ||
+        workers_[w].finished_steps != FastestLiveWorkerSteps()) {
+      return false;
+    }
   }
   return true;
 }

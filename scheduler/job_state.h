@@ -77,6 +77,7 @@ struct NodeInfo {
   int64_t finished_steps = 0;  // workers: steps finished, as last reported
   bool finished = false;       // workers: left the job (no data left, or stopped)
   uint64_t seen_epoch = 0;     // workers: the epoch of their last cluster view
+  bool at_barrier = false;     // workers: refused their next step at a checkpoint barrier
 };
 
 // What a registering process says about itself (wire Register).
@@ -162,6 +163,9 @@ class JobState {
   // waiting for a partition to be released does not). During a synchronous
   // checkpoint's barrier only workers behind the others may start (to catch up).
   bool MayStartStep(int rank, int64_t step) const;
+  // MayStartStep for a worker asking to start `step` (its Clock): a worker refused
+  // the step after its last finished one at a checkpoint barrier is idle there.
+  bool RequestStep(int rank, int64_t step);
 
   // Sum of finished steps over all workers (live or not): updates applied so far,
   // counted from the step a resumed job started at.
@@ -221,7 +225,8 @@ class JobState {
   // A synchronous job (staleness 0) enters the checkpoint barrier: no worker starts
   // a step beyond the furthest one until all have finished the same number.
   void CheckpointStarted();
-  // Every live worker pacing the job has reported the same finished count (always
+  // Every live worker pacing the job has reported the same finished count and was
+  // refused the next step since the barrier began, so none is inside a step (always
   // true for an asynchronous job): the parameters hold exactly those steps.
   bool CheckpointBarrierReached() const;
   void CheckpointFinished(int64_t step, int64_t now_ms);

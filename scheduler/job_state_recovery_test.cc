@@ -238,14 +238,31 @@ TEST(JobStateRecoveryTest, SynchronousCheckpointBarrier) {
   job.CheckpointStarted();
   EXPECT_FALSE(job.CheckpointDue(10));
   EXPECT_FALSE(job.CheckpointBarrierReached());
-  EXPECT_TRUE(job.MayStartStep(1, 4));   // behind: catches up
-  EXPECT_FALSE(job.MayStartStep(0, 5));  // ahead: waits for the checkpoint
+  EXPECT_TRUE(job.RequestStep(1, 4));   // behind: catches up
+  EXPECT_FALSE(job.RequestStep(0, 5));  // ahead: waits for the checkpoint
   ASSERT_TRUE(job.ReportClock(1, 5, 20).ok());
+  // Worker 1 finished as many steps, but has not asked for the next one yet: it
+  // may still be inside a step (pushing).
+  EXPECT_FALSE(job.CheckpointBarrierReached());
+  EXPECT_FALSE(job.RequestStep(1, 5));
   EXPECT_TRUE(job.CheckpointBarrierReached());
-  EXPECT_FALSE(job.MayStartStep(1, 5));
   job.CheckpointFinished(job.global_step(), 20);
   EXPECT_TRUE(job.MayStartStep(0, 5));
   EXPECT_EQ(job.last_checkpoint_step(), 10);
+}
+
+// A single worker that was granted its step before the barrier began is inside it:
+// the checkpoint waits until it asks for the next one.
+TEST(JobStateRecoveryTest, BarrierWaitsForAWorkerInsideItsStep) {
+  JobState job = MakeJob(1, 1, 1, 0);
+  RegisterAll(&job, 1, 1);
+  ASSERT_TRUE(job.ReportClock(0, 3, 10).ok());
+  ASSERT_TRUE(job.RequestStep(0, 3));  // step 3 runs
+  job.CheckpointStarted();
+  EXPECT_FALSE(job.CheckpointBarrierReached());
+  ASSERT_TRUE(job.ReportClock(0, 4, 20).ok());
+  EXPECT_FALSE(job.RequestStep(0, 4));
+  EXPECT_TRUE(job.CheckpointBarrierReached());
 }
 
 TEST(JobStateRecoveryTest, AsynchronousCheckpointHasNoBarrier) {

@@ -306,7 +306,12 @@ TEST_F(RecoveryTest, ReplacedServerOfASyncJobRollsTheJobBack) {
   })) << "the worker ahead is held at the barrier";
   EXPECT_FALSE(ps::LatestCheckpoint(root_ + "/checkpoint").ok());
   ASSERT_TRUE(Clock(1, 4, 1, 44).ok());
-  ASSERT_TRUE(WaitFor([&] { return ps::LatestCheckpoint(root_ + "/checkpoint").ok(); }));
+  // Both wait for step 4 (they poll, as workers do): the checkpoint is taken.
+  ASSERT_TRUE(WaitFor([&] {
+    EXPECT_TRUE(Clock(0, 4, 0, 40).ok());
+    EXPECT_TRUE(Clock(1, 4, 1, 44).ok());
+    return ps::LatestCheckpoint(root_ + "/checkpoint").ok();
+  }));
   EXPECT_EQ(*ps::LatestCheckpoint(root_ + "/checkpoint"),
             ps::CheckpointDir(root_ + "/checkpoint", 8));
   s0->AddRows(100, 3);

@@ -230,7 +230,7 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
                                                c.getPartition(), c.getOffset()));
       if (c.getFinished()) TOWERPS_RETURN_IF_ERROR(job_.MarkWorkerFinished(c.getRank()));
       auto out = reply.getBody().initClockReply();
-      out.setMayStart(job_.MayStartStep(c.getRank(), c.getNextStep()));
+      out.setMayStart(job_.RequestStep(c.getRank(), c.getNextStep()));
       out.setGlobalStep(job_.global_step());
       out.setLrScale(LrScaleLocked());
       out.setPhase(static_cast<uint8_t>(job_.phase()));

@@ -5,10 +5,14 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cmath>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
 #include "ps/checkpoint.h"
@@ -33,14 +37,15 @@ class RecoveryTest : public testing::ClusterFixture {
     return ReadFileToString(dir_ + "/" + log).value_or("");
   }
 
-  // A job of 2 servers and 2 workers with checkpoints every 20 steps; `extra` flags
-  // for the scheduler (--recover is always given, as supervisors do).
-  void StartJob(std::vector<std::string> extra = {}) {
+  // A job of 2 servers and `workers` workers with checkpoints every 20 steps; `extra`
+  // flags for the scheduler (--recover is always given, as supervisors do).
+  void StartJob(std::vector<std::string> extra = {}, int workers = 2) {
+    num_workers_ = workers;
     scheduler_flags_ = {"--config=" + config_,
                         "--dataset=" + dataset_,
                         "--run_dir=" + run_,
                         "--num_servers=2",
-                        "--num_workers=2",
+                        "--num_workers=" + std::to_string(workers),
                         "--num_partitions=2",
                         "--heartbeat_timeout_ms=1500",
                         "--checkpoint_every_steps=20",
@@ -49,7 +54,7 @@ class RecoveryTest : public testing::ClusterFixture {
     endpoint_ = StartScheduler(scheduler_flags_, &scheduler_, "scheduler");
     ASSERT_FALSE(endpoint_.empty());
     for (int s = 0; s < 2; ++s) servers_.push_back(Server(s, "ps" + std::to_string(s) + ".log"));
-    for (int w = 0; w < 2; ++w) {
+    for (int w = 0; w < workers; ++w) {
       workers_.push_back(Worker(w, "worker" + std::to_string(w) + ".log"));
     }
     ctl_ = ConnectScheduler(endpoint_);
@@ -63,20 +68,22 @@ class RecoveryTest : public testing::ClusterFixture {
     // A request to a killed server is given up after 2 s (default 30 s x 3 attempts)
     // before the worker waits for the replacement.
     return StartNode({"worker", "--worker_rank=" + std::to_string(rank), "--run_dir=" + run_,
-                      "--request_timeout_ms=2000"},
+                      "--request_timeout_ms=2000", "--worker_log_losses"},
                      config_, dataset_, endpoint_, log);
   }
-  // Waits until both workers trained and a checkpoint past step 20 is complete.
-  void WaitForProgress() {
-    ASSERT_TRUE(WaitForSteps(ctl_.get(), {0, 1}, 10)) << "no progress";
+  // Waits until every worker trained and a checkpoint past step `min_step` is complete.
+  void WaitForProgress(int64_t min_step = 20) {
+    std::vector<int> ranks;
+    for (int w = 0; w < num_workers_; ++w) ranks.push_back(w);
+    ASSERT_TRUE(WaitForSteps(ctl_.get(), ranks, 10)) << "no progress";
     int64_t step = -1;
     const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (step < 20 && std::chrono::steady_clock::now() < deadline) {
+    while (step < min_step && std::chrono::steady_clock::now() < deadline) {
       auto latest = ps::LatestCheckpoint(run_ + "/checkpoint");
       if (latest.ok()) step = ps::ReadManifest(*latest)->step;
       std::this_thread::sleep_for(20ms);
     }
-    ASSERT_GE(step, 20) << "no checkpoint was written";
+    ASSERT_GE(step, min_step) << "no checkpoint was written";
   }
   static void KillNow(Subprocess* p) {
     p->Signal(SIGKILL);
@@ -101,6 +108,30 @@ class RecoveryTest : public testing::ClusterFixture {
               std::string::npos);
   }
 
+  // The last loss worker 0 logged for each step (a replayed step: its last one).
+  std::map<int64_t, double> Losses() {
+    std::map<int64_t, double> losses;
+    const std::string text = ReadFileToString(run_ + "/losses-worker-0.tsv").value_or("");
+    for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+      std::vector<std::string> cols = absl::StrSplit(line, '\t');
+      int64_t step = 0;
+      double loss = 0;
+      if (cols.size() == 2 && absl::SimpleAtoi(cols[0], &step) &&
+          absl::SimpleAtod(cols[1], &loss)) {
+        losses[step] = loss;
+      }
+    }
+    return losses;
+  }
+  // Ends the processes of a finished job, for another one in the same test.
+  void Reset() {
+    ctl_.reset();
+    workers_.clear();
+    servers_.clear();
+    scheduler_.reset();
+  }
+
+  int num_workers_ = 2;
   std::string dataset_, config_, run_, endpoint_;
   std::vector<std::string> scheduler_flags_;
   std::unique_ptr<Subprocess> scheduler_;
@@ -131,6 +162,32 @@ TEST_F(RecoveryTest, KilledServerRollsASyncJobBack) {
   ExpectFinished();
   EXPECT_NE(Log("scheduler.log").find("rolled back to global step"), std::string::npos);
   EXPECT_NE(Log("ps1.log").find("restored from"), std::string::npos);
+}
+
+// A synchronous job that rolled back replays the unfaulted run: the same losses
+// from the checkpoint on, up to the last step (one worker: the servers apply the
+// pushes in one order).
+TEST_F(RecoveryTest, RolledBackSyncJobEndsWithTheUnfaultedLoss) {
+  run_ = dir_ + "/unfaulted";
+  StartJob({"--staleness=0"}, /*workers=*/1);
+  ExpectFinished();
+  const std::map<int64_t, double> unfaulted = Losses();
+  ASSERT_GT(unfaulted.size(), 100u);
+  Reset();
+
+  run_ = dir_ + "/faulted";
+  StartJob({"--staleness=0"}, /*workers=*/1);
+  WaitForProgress(/*min_step=*/40);
+  KillNow(servers_[1].get());
+  servers_[1] = Server(1, "ps1b.log");
+  ExpectFinished();
+  EXPECT_NE(Log("scheduler.log").rfind("rolled back to global step"), std::string::npos);
+  const std::map<int64_t, double> faulted = Losses();
+  ASSERT_EQ(faulted.size(), unfaulted.size());
+  for (const auto& [step, loss] : unfaulted) {
+    ASSERT_TRUE(faulted.count(step)) << "step " << step;
+    EXPECT_NEAR(faulted.at(step), loss, 1e-4 * std::max(1.0, std::abs(loss))) << "step " << step;
+  }
 }
 
 // A replaced worker takes the dead rank's place, clock and partitions.
