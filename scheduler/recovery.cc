@@ -86,8 +86,9 @@ absl::Status Scheduler::HandleRegister(net::wire::Register::Reader r, int64_t no
   if (r.getPartitions().size() > job_.partitions().size()) {
     return absl::InvalidArgumentError("a registration lists more partitions than the job has");
   }
-  for (auto p : r.getPartitions())
+  for (auto p : r.getPartitions()) {
     info.partitions.push_back({p.getId(), p.getOffset(), p.getDone()});
+  }
   const bool adopting = job_.adopting();
   const bool registering = job_.phase() == Phase::kRegistering;  // (this may end it)
   TOWERPS_ASSIGN_OR_RETURN(Registered registered,
@@ -115,18 +116,19 @@ absl::Status Scheduler::HandleRegister(net::wire::Register::Reader r, int64_t no
   return absl::OkStatus();
 }
 
+std::string Scheduler::ResumeHintLocked() const {
+  return absl::StrCat("continue the job from its last checkpoint (",
+                      last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_,
+                      ") with --resume");
+}
+
 void Scheduler::ServerLostLocked(int rank, int64_t now) {
   const Phase phase = job_.phase();
   if (phase == Phase::kRegistering) return;  // nothing trained: the rank is re-taken
   if (phase != Phase::kTraining && phase != Phase::kPaused && phase != Phase::kRecovering) {
     // Stopping: the final checkpoint cannot be complete without it.
-    FinishLocked(
-        Phase::kFailed,
-        absl::UnavailableError(absl::StrCat(
-            "parameter server ", rank,
-            " is dead; continue the job from its last "
-            "checkpoint (",
-            last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_, ") with --resume")));
+    FinishLocked(Phase::kFailed, absl::UnavailableError(absl::StrCat(
+                                     "parameter server ", rank, " is dead; ", ResumeHintLocked())));
     return;
   }
   LOG(ERROR) << "scheduler: ps/" << rank << " is dead; waiting up to "
@@ -151,9 +153,7 @@ void Scheduler::RecoveryTickLocked(int64_t now, Tick* tick) {
         absl::UnavailableError(absl::StrCat(
             one ? "parameter server " : "parameter servers ",
             absl::StrJoin(replaced_servers_, ", "), one ? " is dead and was" : " are dead and were",
-            " not replaced within ", options_.recovery_timeout_ms,
-            " ms; continue the job from its last checkpoint (",
-            last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_, ") with --resume")));
+            " not replaced within ", options_.recovery_timeout_ms, " ms; ", ResumeHintLocked())));
     return;
   }
   for (const NodeInfo& server : job_.servers()) {

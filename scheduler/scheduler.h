@@ -147,6 +147,8 @@ class Scheduler {
   };
   Tick MonitorTickLocked(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // "continue the job from its last checkpoint (<dir>) with --resume".
+  std::string ResumeHintLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Recovery (recovery.cc). A server rank was found dead or replaced: training,
   // paused or recovering jobs wait for its replacement; others fail as before.
   void ServerLostLocked(int rank, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
