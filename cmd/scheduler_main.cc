@@ -38,6 +38,14 @@ DEFINE_int32(full_checkpoint_every, 10,
              "every N-th checkpoint is full, those between are incremental (only the rows "
              "changed since the previous one); 1 = all full");
 DEFINE_uint32(num_virtual_shards, 4096, "virtual shards of the key space");
+DEFINE_bool(recover, false,
+            "adopt the running job recorded in <run_dir>/scheduler.job (a restarted "
+            "scheduler: same endpoint, its nodes re-register, progress from the newest "
+            "complete checkpoint); without a running job there, start as usual. "
+            "Supervisors pass it on every restart");
+DEFINE_int64(recovery_timeout_ms, 120000,
+             "how long a dead parameter server's replacement is waited for (phase "
+             "recovering) before the job fails, ms");
 DEFINE_string(resume, "",
               "continue a job from a checkpoint directory, or 'latest' for the newest "
               "complete one under <run_dir>/checkpoint (servers load their shards from it)");
@@ -69,6 +77,9 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.job.checkpoint_every_steps = FLAGS_checkpoint_every_steps;
   options.job.checkpoint_every_ms = FLAGS_checkpoint_every_ms;
   options.stop_timeout_ms = FLAGS_stop_timeout_ms;
+  options.recovery_timeout_ms = FLAGS_recovery_timeout_ms;
+  options.job_file = FLAGS_run_dir + "/scheduler.job";
+  options.recover = FLAGS_recover;
   options.num_virtual_shards = FLAGS_num_virtual_shards;
   const int64_t total_steps =
       worker::PlannedSteps(*config, static_cast<int64_t>(meta->num_examples("train")));

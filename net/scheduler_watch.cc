@@ -93,8 +93,26 @@ void SchedulerWatch::Loop() {
       }
       continue;
     }
-    if (!absl::IsDeadlineExceeded(beat.status()) && !absl::IsUnavailable(beat.status())) {
-      // An answer that refuses this node (declared dead, unknown): its work is void.
+    if (absl::IsNotFound(beat.status()) && options_.rejoin) {
+      // A restarted scheduler: this node registers again and carries on.
+      absl::Status rejoined = options_.rejoin(client_.get());
+      if (rejoined.ok()) {
+        LOG(INFO) << options_.rpc.name << ": registered again with the scheduler at " << endpoint;
+        last_answer = SteadyClock::now();
+        next_beat = SteadyClock::now();  // the new phase at once
+        continue;
+      }
+      if (!absl::IsUnavailable(rejoined) && !absl::IsDeadlineExceeded(rejoined) &&
+          !absl::IsNotFound(rejoined)) {
+        End(absl::AbortedError(
+            absl::StrCat("the scheduler at ", endpoint,
+                         " refused this node's registration: ", rejoined.message())));
+        continue;
+      }
+      LOG(WARNING) << options_.rpc.name << ": registering again: " << rejoined;
+    } else if (!absl::IsDeadlineExceeded(beat.status()) && !absl::IsUnavailable(beat.status())) {
+      // An answer that refuses this node (declared dead, replaced, unknown): its work
+      // is void.
       End(absl::AbortedError(
           absl::StrCat("the scheduler refused this node: ", beat.status().message())));
       continue;

@@ -4,7 +4,11 @@
 // the job is over:
 //   - phase done                       -> ended(), status OK;
 //   - phase failed                     -> ended(), Aborted "the job failed: <reason>";
-//   - the scheduler refuses the node   -> ended(), Aborted (e.g. declared dead);
+//   - NotFound (a restarted scheduler does not know the node) -> `rejoin` re-registers
+//     it and the watch carries on (without `rejoin`: ended(), Aborted);
+//   - the scheduler refuses the node (FailedPrecondition: declared dead or replaced
+//     by a new process; or another refusal) -> ended(), Aborted: the node must exit
+//     and its supervisor starts it again as a new process;
 //   - no answer for scheduler_timeout_ms -> ended(), Aborted "the scheduler at
 //     <endpoint> has not answered for N s".
 // On every end but done it cancels cancellation() with that status, so RPC clients
@@ -42,12 +46,16 @@ struct SchedulerWatchOptions {
   // Heartbeat period, milliseconds; > 0.
   int64_t heartbeat_interval_ms = 1000;
   // The scheduler is given up after this long without an answer, milliseconds;
-  // > heartbeat_interval_ms. Default 10 s: a few heartbeat periods.
-  int64_t scheduler_timeout_ms = 10000;
+  // > heartbeat_interval_ms. Default 60 s: the time a restarted scheduler has to
+  // come back (a supervisor restarts it with --recover).
+  int64_t scheduler_timeout_ms = 60000;
   // Called on the watch thread when the scheduler answers a heartbeat with NotFound
   // (a restarted scheduler that does not know this node yet): re-registers the node
   // through `client` with its Rejoin state (docs/distributed.md). Null: such an
-  // answer ends the node like any refusal. An error is retried at the next heartbeat.
+  // answer ends the node like any refusal. Unavailable, DeadlineExceeded and
+  // NotFound errors are retried at the next heartbeat (within scheduler_timeout_ms);
+  // any other error (FailedPrecondition: the scheduler runs another job, or the rank
+  // was taken by a new process) ends the node.
   std::function<absl::Status(MembershipClient* client)> rejoin;
 
   absl::Status Validate() const;

@@ -70,6 +70,75 @@ TEST(SchedulerWatchTest, RefusedNodeEnds) {
   EXPECT_NE(message.find("worker 1 was declared dead"), std::string::npos) << message;
 }
 
+// A restarted scheduler answers NotFound: the node registers again through `rejoin`
+// with its state and carries on.
+TEST(SchedulerWatchTest, UnknownNodeRejoinsAndCarriesOn) {
+  ZmqContext ctx;
+  FakeScheduler scheduler(&ctx, kPhaseTraining, "");
+  SchedulerWatchOptions options = WatchOptions(scheduler.endpoint());
+  std::atomic<int> rejoins{0};
+  options.rejoin = [&](MembershipClient* client) {
+    ++rejoins;
+    Rejoin state;
+    state.job_id = 0x77;
+    return client->Register(kRoleWorker, 1, "", state).status();
+  };
+  scheduler.forget_nodes();
+  auto watch = SchedulerWatch::Start(&ctx, options);
+  ASSERT_TRUE(watch.ok());
+  for (int i = 0; i < 500 && scheduler.registrations() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(scheduler.registrations(), 1);
+  EXPECT_EQ(scheduler.last_job_id(), 0x77u);
+  for (int i = 0; i < 500 && (*watch)->phase() != kPhaseTraining; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ((*watch)->phase(), kPhaseTraining);
+  EXPECT_FALSE((*watch)->ended());
+  // Longer than scheduler_timeout_ms: the watch follows the scheduler still.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_FALSE((*watch)->ended());
+  EXPECT_EQ(rejoins.load(), 1);
+  scheduler.set_phase(kPhaseDone);
+  ASSERT_TRUE((*watch)->WaitForEnd(absl::Seconds(10)));
+  EXPECT_TRUE((*watch)->status().ok());
+}
+
+// The restarted scheduler refuses the registration (another job; the rank was
+// taken by a new process): the node ends.
+TEST(SchedulerWatchTest, RefusedRejoinEndsTheNode) {
+  ZmqContext ctx;
+  FakeScheduler scheduler(&ctx, kPhaseTraining, "");
+  scheduler.set_register_error(absl::FailedPreconditionError("worker 1 belongs to job 77"));
+  scheduler.forget_nodes();
+  SchedulerWatchOptions options = WatchOptions(scheduler.endpoint());
+  options.rejoin = [](MembershipClient* client) {
+    Rejoin state;
+    state.job_id = 0x77;
+    return client->Register(kRoleWorker, 1, "", state).status();
+  };
+  auto watch = SchedulerWatch::Start(&ctx, options);
+  ASSERT_TRUE(watch.ok());
+  ASSERT_TRUE((*watch)->WaitForEnd(absl::Seconds(10)));
+  const std::string message((*watch)->status().message());
+  EXPECT_EQ((*watch)->status().code(), absl::StatusCode::kAborted);
+  EXPECT_NE(message.find("refused this node's registration"), std::string::npos) << message;
+  EXPECT_NE(message.find("belongs to job 77"), std::string::npos) << message;
+}
+
+// Without a rejoin callback NotFound ends the node like any refusal.
+TEST(SchedulerWatchTest, UnknownNodeWithoutRejoinEnds) {
+  ZmqContext ctx;
+  FakeScheduler scheduler(&ctx, kPhaseTraining, "");
+  scheduler.forget_nodes();
+  auto watch = SchedulerWatch::Start(&ctx, WatchOptions(scheduler.endpoint()));
+  ASSERT_TRUE(watch.ok());
+  ASSERT_TRUE((*watch)->WaitForEnd(absl::Seconds(10)));
+  EXPECT_EQ((*watch)->status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(scheduler.registrations(), 0);
+}
+
 TEST(SchedulerWatchTest, SilentSchedulerIsGivenUpNamingItsEndpoint) {
   ZmqContext ctx;
   std::string endpoint;

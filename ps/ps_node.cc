@@ -1,6 +1,5 @@
 #include "ps/ps_node.h"
 
-
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/status.h"
@@ -86,16 +85,23 @@ absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx
   client.endpoint = options.scheduler_endpoint;
   client.name = "ps";
   TOWERPS_ASSIGN_OR_RETURN(node->scheduler_, net::MembershipClient::Connect(ctx, client));
-  TOWERPS_ASSIGN_OR_RETURN(net::ClusterView view,
-                           node->scheduler_->Register(net::kRoleServer, options.rank,
-                                                      node->endpoint_));
+  TOWERPS_ASSIGN_OR_RETURN(
+      net::ClusterView view,
+      node->scheduler_->Register(net::kRoleServer, options.rank, node->endpoint_));
   node->rank_ = view.rank;
+  node->job_id_ = view.job_id;
   net::SchedulerWatchOptions watch;
   watch.rpc = client;
   watch.role = net::kRoleServer;
   watch.rank = view.rank;
   watch.heartbeat_interval_ms = options.heartbeat_interval_ms;
   watch.scheduler_timeout_ms = options.scheduler_timeout_ms;
+  // A restarted scheduler: this server of the job registers again and keeps its state.
+  watch.rejoin = [raw](net::MembershipClient* client) {
+    net::Rejoin rejoin;
+    rejoin.job_id = raw->job_id_;
+    return client->Register(net::kRoleServer, raw->rank_, raw->endpoint_, rejoin).status();
+  };
   TOWERPS_ASSIGN_OR_RETURN(node->watch_, net::SchedulerWatch::Start(ctx, watch));
   ParameterServerOptions server = options.server;
   server.rank = view.rank;
@@ -117,8 +123,8 @@ absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx
   }
   node->ready_ = node->server_.get();
   LOG(INFO) << server.name << ": serving " << server.tables.size() << " tables and dense block "
-            << node->server_->dense()->offset() << "+" << node->server_->dense()->size()
-            << " at " << node->endpoint_;
+            << node->server_->dense()->offset() << "+" << node->server_->dense()->size() << " at "
+            << node->endpoint_;
   return node;
 }
 

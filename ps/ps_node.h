@@ -6,7 +6,16 @@
 // Threads: the RpcServer's (io + handlers) and the watch's "sched-watch" (started
 // right after registration, so a long restore still heartbeats); Run() waits on the
 // caller's thread.
-// Requests that arrive before the rank is known get Unavailable (clients retry).
+// Requests that arrive before the server is built get Unavailable: clients retry,
+// and so does the scheduler's restore order to a replacement (scheduler/recovery.h).
+//
+// Recovery (docs/distributed.md): a new process registers with job id 0 (a
+// replacement for a dead rank is then ordered by the scheduler to restore its files
+// of the newest checkpoint, through the Checkpoint handler; a restored dense block
+// counts as set, so worker 0's assignment is ignored). When a restarted scheduler
+// does not know this node (NotFound), the watch registers it again with the job's
+// id and its endpoint: it keeps its state. Refused (declared dead, replaced by a new
+// process, another job), Run() returns Aborted: the process must exit.
 #ifndef TOWERPS_PS_PS_NODE_H_
 #define TOWERPS_PS_PS_NODE_H_
 
@@ -51,8 +60,9 @@ struct PsNodeOptions {
   // Kubernetes), the scheduler's final checkpoint still reaches this server.
   int64_t stop_grace_ms = 20000;
   int64_t heartbeat_interval_ms = 1000;
-  // Give up when the scheduler has not answered for this long (> heartbeat).
-  int64_t scheduler_timeout_ms = 10000;
+  // Give up when the scheduler has not answered for this long (> heartbeat): the time
+  // a restarted scheduler has to come back.
+  int64_t scheduler_timeout_ms = 60000;
   net::RpcClientOptions scheduler_rpc;
 
   absl::Status Validate() const;
@@ -72,9 +82,9 @@ class PsNode {
   ~PsNode();
 
   // Blocks until the job is done (OK), the job failed (Aborted "the job failed:
-  // <the scheduler's reason>") or the scheduler has not answered for
-  // scheduler_timeout_ms (Aborted, naming its endpoint); after Stop(), until one of
-  // those or stop_grace_ms, and then returns OK.
+  // <the scheduler's reason>"), the scheduler refused this node (Aborted) or has not
+  // answered for scheduler_timeout_ms (Aborted, naming its endpoint); after Stop(),
+  // until one of those or stop_grace_ms, and then returns OK.
   absl::Status Run();
   // Makes Run return within stop_grace_ms (SIGTERM); the destructor then answers
   // the requests already received and stops serving. Thread-safe, idempotent.
@@ -96,6 +106,7 @@ class PsNode {
   std::unique_ptr<net::SchedulerWatch> watch_;
   std::string endpoint_;
   int rank_ = -1;
+  uint64_t job_id_ = 0;  // set at registration
   std::atomic<bool> stop_requested_{false};
   absl::Notification stop_;
 };

@@ -4,13 +4,20 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/status.h"
 #include "glog/logging.h"
 #include "net/membership_client.h"
 
 namespace towerps::scheduler {
 
 const char* RoleName(Role role) { return role == Role::kServer ? "ps" : "worker"; }
+
+absl::StatusOr<Role> RoleFromWire(uint8_t role) {
+  if (role > 1) return absl::InvalidArgumentError(absl::StrCat("unknown role ", role));
+  return static_cast<Role>(role);
+}
 
 const char* PhaseName(Phase phase) { return net::PhaseName(static_cast<uint8_t>(phase)); }
 
@@ -19,8 +26,7 @@ absl::Status JobStateOptions::Validate() const {
   if (num_workers <= 0) return absl::InvalidArgumentError("num_workers must be > 0");
   if (num_partitions < num_workers) {
     return absl::InvalidArgumentError(absl::StrCat("num_partitions (", num_partitions,
-                                                   ") must be >= num_workers (", num_workers,
-                                                   ")"));
+                                                   ") must be >= num_workers (", num_workers, ")"));
   }
   if (heartbeat_timeout_ms <= 0) {
     return absl::InvalidArgumentError("heartbeat_timeout_ms must be > 0");
@@ -53,53 +59,112 @@ const NodeInfo* JobState::FindNode(Role role, int rank) const {
   return &nodes[rank];
 }
 
-absl::StatusOr<int> JobState::Register(Role role, int rank, const std::string& endpoint,
-                                       int64_t now_ms) {
+absl::StatusOr<Registered> JobState::Register(Role role, int rank, const std::string& endpoint,
+                                              int64_t now_ms, const Registration& info) {
   std::vector<NodeInfo>& nodes = *NodesOf(role);
   const int size = static_cast<int>(nodes.size());
   if (rank >= size || rank < -1) {
     return absl::InvalidArgumentError(
         absl::StrCat(RoleName(role), " rank ", rank, " is out of range [0, ", size, ")"));
   }
+  const bool of_this_job = info.job_id != 0 && info.job_id == job_id_;
+  if (info.job_id != 0 && !of_this_job) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s %d belongs to job %016x; this scheduler runs job %016x; restart it as a new process",
+        RoleName(role), rank, info.job_id, job_id_));
+  }
   if (rank == -1) {
     for (int r = 0; r < size && rank == -1; ++r) {
       if (nodes[r].rank < 0) rank = r;
     }
-    if (rank == -1) {
-      for (int r = 0; r < size && rank == -1; ++r) {
-        if (!nodes[r].alive) rank = r;  // take over a dead node's rank
-      }
+    for (int r = 0; r < size && rank == -1; ++r) {
+      if (!nodes[r].alive) rank = r;  // take over a dead node's rank
     }
     if (rank == -1) {
       return absl::ResourceExhaustedError(
           absl::StrCat("all ", size, " ", RoleName(role), " ranks are taken"));
     }
-  } else if (nodes[rank].alive) {
-    return absl::AlreadyExistsError(
-        absl::StrCat(RoleName(role), " rank ", rank, " is held by a live node"));
   }
   NodeInfo& node = nodes[rank];
+  Registered out;
+  out.rank = rank;
+  if (node.alive && of_this_job && node.endpoint == endpoint) {
+    node.last_heartbeat_ms = now_ms;  // the same process retrying its registration
+    out.survivor = true;
+    out.finished_steps = node.finished_steps;
+    return out;
+  }
+  if (of_this_job && node.rank >= 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(RoleName(role), " ", rank,
+                     node.alive ? " is held by another process" : " was declared dead",
+                     "; restart it as a new process"));
+  }
+  if (node.alive) {
+    // Only a restarted process registers for a rank it holds (with CURVE, only the
+    // holder of the rank's key can): the old holder is gone.
+    node.alive = false;
+    out.replaced = true;
+    LOG(ERROR) << "scheduler: " << RoleName(role) << " " << rank
+               << " registered again as a new process; the old one is declared dead";
+    if (role == Role::kWorker) ReleasePartitions(rank, "replaced");
+  }
+  if (of_this_job) {
+    if (role == Role::kWorker) {
+      if (info.finished_steps < 0) return absl::InvalidArgumentError("negative finished steps");
+      TOWERPS_RETURN_IF_ERROR(MergePartitions(rank, info.partitions));
+      node.finished_steps = info.finished_steps;
+    }
+    adopted_global_step_ = std::max(adopted_global_step_, info.global_step);
+    out.survivor = true;
+  } else if (role == Role::kWorker && adopting_ && node.rank < 0) {
+    // A new worker while the job is adopted: its rank's clock is unknown; the
+    // slowest survivor's keeps bounded staleness satisfiable.
+    int64_t slowest = -1;
+    for (const NodeInfo& w : workers_) {
+      if (w.rank >= 0 && w.alive) {
+        slowest = slowest < 0 ? w.finished_steps : std::min(slowest, w.finished_steps);
+      }
+    }
+    node.finished_steps = std::max<int64_t>(slowest, 0);
+  }
   const bool restart = node.rank >= 0;
   node.role = role;
   node.rank = rank;
   node.endpoint = endpoint;
   node.alive = true;
+  node.finished = false;
   node.last_heartbeat_ms = now_ms;
+  node.seen_epoch = epoch_;
+  out.finished_steps = node.finished_steps;
   LOG(INFO) << "scheduler: " << RoleName(role) << " " << rank
-            << (restart ? " re-registered" : " registered")
+            << (out.survivor ? " of this job re-registered"
+                             : (restart ? " re-registered as a new process" : " registered"))
             << (endpoint.empty() ? "" : " at " + endpoint);
-  if (phase_ == Phase::kRegistering) {
-    bool all = true;
-    for (const auto& n : servers_) all = all && n.alive;
-    for (const auto& n : workers_) all = all && n.alive;
-    if (all) {
-      phase_ = Phase::kTraining;
-      last_checkpoint_ms_ = now_ms;
-      LOG(INFO) << "scheduler: all " << servers_.size() << " servers and " << workers_.size()
-                << " workers registered; training";
+  MaybeStartTraining(now_ms);
+  return out;
+}
+
+void JobState::MaybeStartTraining(int64_t now_ms) {
+  if (phase_ != Phase::kRegistering) return;
+  for (const auto* nodes : {&servers_, &workers_}) {
+    for (const NodeInfo& n : *nodes) {
+      if (!n.alive) return;
     }
   }
-  return rank;
+  phase_ = Phase::kTraining;
+  last_checkpoint_ms_ = now_ms;
+  if (adopting_) {
+    adopting_ = false;
+    int64_t sum = 0;
+    for (const NodeInfo& w : workers_) sum += w.finished_steps;
+    const int64_t recovered = std::max(adopted_global_step_, sum);
+    base_step_ = recovered - sum;
+    ++epoch_;  // workers re-read the cluster
+    LOG(INFO) << "scheduler: every node is back; the job continues at global step " << recovered;
+  }
+  LOG(INFO) << "scheduler: all " << servers_.size() << " servers and " << workers_.size()
+            << " workers registered; training";
 }
 
 absl::Status JobState::Heartbeat(Role role, int rank, int64_t now_ms) {
@@ -108,8 +173,8 @@ absl::Status JobState::Heartbeat(Role role, int rank, int64_t now_ms) {
     return absl::NotFoundError(absl::StrCat(RoleName(role), " ", rank, " is not registered"));
   }
   if (!nodes[rank].alive) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(RoleName(role), " ", rank, " was declared dead; register again"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        RoleName(role), " ", rank, " was declared dead or replaced; restart it as a new process"));
   }
   nodes[rank].last_heartbeat_ms = now_ms;
   return absl::OkStatus();
@@ -144,42 +209,64 @@ void JobState::ReleasePartitions(int rank, const char* why) {
   }
 }
 
-absl::Status JobState::ReportClock(int rank, int64_t finished_steps, int64_t now_ms) {
+absl::Status JobState::ReportClock(int rank, int64_t finished_steps, int64_t now_ms, int partition,
+                                   int64_t offset) {
   if (FindNode(Role::kWorker, rank) == nullptr) {
     return absl::NotFoundError(absl::StrCat("worker ", rank, " is not registered"));
   }
   NodeInfo& node = workers_[rank];
+  if (node.alive) node.last_heartbeat_ms = now_ms;
+  if (Stale(node)) return absl::OkStatus();  // progress from before the rollback
   if (finished_steps < node.finished_steps) {
     return absl::InvalidArgumentError(absl::StrCat("worker ", rank, " clock went back from ",
-                                                   node.finished_steps, " to ",
-                                                   finished_steps));
+                                                   node.finished_steps, " to ", finished_steps));
   }
   node.finished_steps = finished_steps;
-  if (node.alive) node.last_heartbeat_ms = now_ms;
+  if (partition >= 0 && partition < static_cast<int>(partitions_.size()) &&
+      partitions_[partition].owner == rank && offset >= 0) {
+    PartitionInfo& p = partitions_[partition];
+    p.resume_offset = std::max(p.resume_offset, offset);
+  }
   return absl::OkStatus();
 }
 
-int64_t JobState::SlowestLiveWorkerSteps() const {
+std::vector<bool> JobState::PacingWorkers() const {
   std::vector<bool> holds(workers_.size(), false);  // an unfinished partition
   for (const PartitionInfo& p : partitions_) {
     if (p.owner >= 0 && p.owner < static_cast<int>(holds.size()) && !p.done) {
       holds[p.owner] = true;
     }
   }
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    holds[w] = holds[w] && workers_[w].alive && !workers_[w].finished;
+  }
+  return holds;
+}
+
+int64_t JobState::FastestLiveWorkerSteps() const {
+  const std::vector<bool> pacing = PacingWorkers();
+  int64_t fastest = -1;
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    if (pacing[w]) fastest = std::max(fastest, workers_[w].finished_steps);
+  }
+  return fastest;
+}
+
+int64_t JobState::SlowestLiveWorkerSteps() const {
+  const std::vector<bool> pacing = PacingWorkers();
   int64_t slowest = std::numeric_limits<int64_t>::max();
   for (size_t w = 0; w < workers_.size(); ++w) {
-    const NodeInfo& node = workers_[w];
-    if (node.alive && !node.finished && holds[w]) {
-      slowest = std::min(slowest, node.finished_steps);
-    }
+    if (pacing[w]) slowest = std::min(slowest, workers_[w].finished_steps);
   }
   return slowest;
 }
 
 bool JobState::MayStartStep(int rank, int64_t step) const {
   if (phase_ != Phase::kTraining) return false;
-  if (options_.staleness < 0) return true;
   const NodeInfo* self = FindNode(Role::kWorker, rank);
+  if (self != nullptr && Stale(*self)) return false;
+  if (barrier_ && step >= FastestLiveWorkerSteps()) return false;
+  if (options_.staleness < 0) return true;
   if (self == nullptr) return false;
   return step - SlowestLiveWorkerSteps() <= options_.staleness;
 }
@@ -227,15 +314,16 @@ absl::Status JobState::RestoreProgress(int64_t step,
 }
 
 std::optional<PartitionInfo> JobState::NextPartition(int rank) {
-  if (!Running() || FindNode(Role::kWorker, rank) == nullptr) return std::nullopt;
+  const NodeInfo* node = FindNode(Role::kWorker, rank);
+  if (!Running() || node == nullptr || Stale(*node)) return std::nullopt;
   for (PartitionInfo& p : partitions_) {
     if (p.owner == rank && !p.done) return p;
   }
   for (PartitionInfo& p : partitions_) {
     if (p.owner == -1 && !p.done) {
       p.owner = rank;
-      LOG(INFO) << "scheduler: partition " << p.id << " handed to worker " << rank
-                << " at offset " << p.resume_offset;
+      LOG(INFO) << "scheduler: partition " << p.id << " handed to worker " << rank << " at offset "
+                << p.resume_offset;
       return p;
     }
   }
@@ -243,6 +331,8 @@ std::optional<PartitionInfo> JobState::NextPartition(int rank) {
 }
 
 absl::Status JobState::ReportPartition(int rank, int partition, int64_t offset, bool done) {
+  const NodeInfo* node = FindNode(Role::kWorker, rank);
+  if (node != nullptr && Stale(*node)) return absl::OkStatus();  // from before a rollback
   if (partition < 0 || partition >= static_cast<int>(partitions_.size())) {
     return absl::InvalidArgumentError(absl::StrCat("no partition ", partition));
   }
@@ -262,7 +352,8 @@ bool JobState::AllPartitionsDone() const {
 }
 
 bool JobState::Running() const {
-  return phase_ == Phase::kRegistering || phase_ == Phase::kTraining || phase_ == Phase::kPaused;
+  return phase_ == Phase::kRegistering || phase_ == Phase::kTraining || phase_ == Phase::kPaused ||
+         phase_ == Phase::kRecovering;
 }
 
 bool JobState::ShouldWaitForPartition() const { return Running() && !AllPartitionsDone(); }
@@ -308,8 +399,42 @@ bool JobState::CheckpointDue(int64_t now_ms) const {
          now_ms - last_checkpoint_ms_ >= options_.checkpoint_every_ms;
 }
 
+void JobState::CheckpointStarted() {
+  checkpoint_running_ = true;
+  barrier_ = options_.staleness == 0;
+  for (NodeInfo& w : workers_) w.at_barrier = false;  // a worker may be inside a step
+}
+
+bool JobState::RequestStep(int rank, int64_t step) {
+  const bool may = MayStartStep(rank, step);
+  if (barrier_ && !may && FindNode(Role::kWorker, rank) != nullptr &&
+      step == workers_[rank].finished_steps) {
+    workers_[rank].at_barrier = true;
+  }
+  return may;
+}
+
+bool JobState::CheckpointBarrierReached() const {
+  if (!barrier_) return true;
+  const std::vector<bool> pacing = PacingWorkers();
+  for (size_t w = 0; w < workers_.size(); ++w) {
+    if (!pacing[w]) continue;
+    if (Stale(workers_[w]) || !workers_[w].at_barrier ||
+        workers_[w].finished_steps != FastestLiveWorkerSteps()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void JobState::CheckpointAbandoned() {
+  checkpoint_running_ = false;
+  barrier_ = false;
+}
+
 void JobState::CheckpointFinished(int64_t step, int64_t now_ms) {
   checkpoint_running_ = false;
+  barrier_ = false;
   last_checkpoint_step_ = step;
   last_checkpoint_ms_ = now_ms;
 }

@@ -1,7 +1,10 @@
 // The scheduler's bookkeeping, free of networking so it can be tested with a
 // FakeClock: membership and ranks, liveness, the global step clock with bounded
-// staleness, data-partition assignment and hand-over, checkpoint triggers and the
-// job's phases. The RPC layer (scheduler.h) calls it under its own mutex.
+// staleness, data-partition assignment and hand-over, checkpoint triggers (with the
+// synchronous checkpoint barrier), the job's phases and the recovery rules
+// (docs/distributed.md): replacement of a
+// held rank, epochs and rollbacks, and adopting a job after a scheduler restart. The
+// RPC layer (scheduler.h) calls it under its own mutex.
 //
 // Thread-compatible.
 //
@@ -41,6 +44,8 @@ enum class Phase {
 };
 
 const char* RoleName(Role role);
+// A role as numbered on the wire; InvalidArgument for an unknown one.
+absl::StatusOr<Role> RoleFromWire(uint8_t role);
 const char* PhaseName(Phase phase);
 
 struct JobStateOptions {
@@ -71,6 +76,28 @@ struct NodeInfo {
   int64_t last_heartbeat_ms = 0;
   int64_t finished_steps = 0;  // workers: steps finished, as last reported
   bool finished = false;       // workers: left the job (no data left, or stopped)
+  uint64_t seen_epoch = 0;     // workers: the epoch of their last cluster view
+  bool at_barrier = false;     // workers: refused their next step at a checkpoint barrier
+};
+
+// What a registering process says about itself (wire Register).
+struct Registration {
+  uint64_t job_id = 0;         // 0: a new process (a replacement or a first start)
+  int64_t finished_steps = 0;  // workers of this job: their clock
+  int64_t global_step = -1;    // the last global step the process saw, -1 for none
+  std::vector<ps::PartitionProgress> partitions;  // workers: held or finished ones
+};
+
+// The outcome of a registration.
+struct Registered {
+  int rank = -1;
+  // A process of this job: re-registering with a restarted scheduler, or retrying
+  // its registration. Servers keep their state (no restore).
+  bool survivor = false;
+  // A live holder of the rank was declared dead and replaced by this process.
+  bool replaced = false;
+  // Workers: the rank's clock to continue counting from.
+  int64_t finished_steps = 0;
 };
 
 // A data partition and how far its reader got.
@@ -85,14 +112,31 @@ class JobState {
  public:
   explicit JobState(const JobStateOptions& options);
 
-  // Registers a node. `rank` = -1 asks for the next free rank; a rank whose node was
-  // declared dead may be re-taken by its restarted process. Moves to kTraining when
-  // every server and worker has registered. Errors: ResourceExhausted when the role
-  // is full, AlreadyExists when a live node holds the rank, InvalidArgument for a
-  // rank out of range.
-  absl::StatusOr<int> Register(Role role, int rank, const std::string& endpoint, int64_t now_ms);
+  // The job's id: registrations carrying another non-zero id are refused.
+  void set_job_id(uint64_t job_id) { job_id_ = job_id; }
+  uint64_t job_id() const { return job_id_; }
 
-  // Records liveness. NotFound for an unregistered node.
+  // Registers a node. `rank` = -1 asks for the next free rank; a rank whose node was
+  // declared dead may be re-taken by its restarted process (a worker continues the
+  // rank's clock). A rank held by a live node:
+  //   - the same job id (non-zero) and endpoint: an idempotent retry of that process;
+  //   - job id 0 or another endpoint: the process was restarted: the old holder is
+  //     declared dead (a worker's unfinished partitions are released at their
+  //     reported offsets) and the new one takes the rank (Registered::replaced).
+  // While adopting a job (AdoptJob), a process of this job (job id == job_id())
+  // brings its state: a worker's clock, partitions (merged: the largest offset, done
+  // if any says done; it keeps the unfinished ones) and global step. A new worker
+  // then starts from the smallest clock of the workers back so far.
+  // Moves a registering job to kTraining when every server and worker has
+  // registered (an adopted job's global step is then recovered). Errors:
+  // ResourceExhausted when the role is full, InvalidArgument for a rank out of range
+  // or a bad partition, FailedPrecondition for a process of another job or one of
+  // this job re-registering for a rank declared dead (it must restart as new).
+  absl::StatusOr<Registered> Register(Role role, int rank, const std::string& endpoint,
+                                      int64_t now_ms, const Registration& info = {});
+
+  // Records liveness. NotFound for an unregistered node (e.g. after a scheduler
+  // restart: it re-registers); FailedPrecondition for one declared dead or replaced.
   absl::Status Heartbeat(Role role, int rank, int64_t now_ms);
 
   // Declares nodes silent for longer than the timeout dead and returns them (each
@@ -100,8 +144,12 @@ class JobState {
   // Workers that left the job (finished) are no longer watched.
   std::vector<NodeInfo> DetectFailures(int64_t now_ms);
 
-  // A worker reports `finished_steps` (monotonic). Also a heartbeat.
-  absl::Status ReportClock(int rank, int64_t finished_steps, int64_t now_ms);
+  // A worker reports `finished_steps` (monotonic) and, with `partition` >= 0, the
+  // records consumed in that partition (recorded when it owns it). Also a heartbeat.
+  // A worker that has not seen the latest rollback (no cluster view since) is
+  // stale: its report is ignored (OK) and it may not start steps.
+  absl::Status ReportClock(int rank, int64_t finished_steps, int64_t now_ms, int partition = -1,
+                           int64_t offset = 0);
 
   // Worker `rank` leaves the job: no data is left for it, or it is stopping. It
   // stops pacing the others and is no longer watched; partitions it still holds
@@ -112,8 +160,12 @@ class JobState {
 
   // Whether worker `rank` may start its step number `step` under bounded staleness.
   // Only live workers that hold an unfinished partition pace the others (a worker
-  // waiting for a partition to be released does not).
+  // waiting for a partition to be released does not). During a synchronous
+  // checkpoint's barrier only workers behind the others may start (to catch up).
   bool MayStartStep(int rank, int64_t step) const;
+  // MayStartStep for a worker asking to start `step` (its Clock): a worker refused
+  // the step after its last finished one at a checkpoint barrier is idle there.
+  bool RequestStep(int rank, int64_t step);
 
   // Sum of finished steps over all workers (live or not): updates applied so far,
   // counted from the step a resumed job started at.
@@ -125,6 +177,30 @@ class JobState {
   // has another number of partitions.
   absl::Status RestoreProgress(int64_t step, absl::Span<const ps::PartitionProgress> partitions);
 
+  // A restarted scheduler adopts its running job (before training starts): the
+  // baseline is the newest complete checkpoint's step and partitions (step 0 and
+  // empty: none), every partition unassigned; survivors' registrations are merged
+  // into it (Register). When every rank is back, the global step is the largest of
+  // the baseline, the survivors' last global steps and the sum of their clocks.
+  // Errors as RestoreProgress.
+  absl::Status AdoptJob(int64_t step, absl::Span<const ps::PartitionProgress> partitions);
+  bool adopting() const { return adopting_; }
+
+  // Rolls the whole job back to a checkpoint (a synchronous job whose server was
+  // replaced): global step `step`, every worker's clock 0, partitions at the given
+  // progress (all at 0 when empty) and unassigned, any running checkpoint
+  // abandoned; then epoch++ and rollback_epoch = epoch. Workers are stale until they
+  // read the new cluster view. InvalidArgument for a wrong partition count.
+  absl::Status RollbackTo(int64_t step, absl::Span<const ps::PartitionProgress> partitions);
+  // Membership epoch (starts at 1): bumped by every server replacement and rollback.
+  void BumpEpoch() { ++epoch_; }
+  void set_epoch(uint64_t epoch) { epoch_ = epoch; }
+  uint64_t epoch() const { return epoch_; }
+  // The latest epoch that began with a rollback (0: none), and its step (-1: none).
+  uint64_t rollback_epoch() const { return rollback_epoch_; }
+  int64_t rollback_step() const { return rollback_step_; }
+  // Worker `rank` read the cluster view of the current epoch (ClusterQuery).
+  void AckEpoch(int rank);
   // Next partition for worker `rank` (its own unfinished ones first, then an
   // unassigned one, e.g. from a dead worker), or nullopt when there is none for it
   // now (always nullopt for an unregistered rank and once the job is stopping or
@@ -143,10 +219,19 @@ class JobState {
   absl::Status CheckStranded(int64_t now_ms);
 
   // True when a checkpoint is due at `now_ms` (by steps or time) and none is running;
-  // the caller then runs it and calls CheckpointFinished.
+  // the caller then calls CheckpointStarted, waits for CheckpointBarrierReached,
+  // runs it and calls CheckpointFinished (or CheckpointAbandoned).
   bool CheckpointDue(int64_t now_ms) const;
-  void CheckpointStarted() { checkpoint_running_ = true; }
+  // A synchronous job (staleness 0) enters the checkpoint barrier: no worker starts
+  // a step beyond the furthest one until all have finished the same number.
+  void CheckpointStarted();
+  // Every live worker pacing the job has reported the same finished count and was
+  // refused the next step since the barrier began, so none is inside a step (always
+  // true for an asynchronous job): the parameters hold exactly those steps.
+  bool CheckpointBarrierReached() const;
   void CheckpointFinished(int64_t step, int64_t now_ms);
+  void CheckpointAbandoned();
+  bool checkpoint_running() const { return checkpoint_running_; }
   int64_t last_checkpoint_step() const { return last_checkpoint_step_; }
 
   // Control: pause/resume training, finish or fail the job.
@@ -166,7 +251,16 @@ class JobState {
   std::vector<NodeInfo>* NodesOf(Role role);
   const NodeInfo* FindNode(Role role, int rank) const;
   int64_t SlowestLiveWorkerSteps() const;
-  // Registering, training or paused: not stopping, done or failed.
+  int64_t FastestLiveWorkerSteps() const;
+  // Live, unfinished workers that hold an unfinished partition (they pace the job).
+  std::vector<bool> PacingWorkers() const;
+  bool Stale(const NodeInfo& worker) const { return worker.seen_epoch < rollback_epoch_; }
+  // Merges a surviving worker's partitions into an adopted job's. InvalidArgument
+  // for a partition out of range (nothing merged).
+  absl::Status MergePartitions(int rank, const std::vector<ps::PartitionProgress>& partitions);
+  // Registering -> training once every node is alive.
+  void MaybeStartTraining(int64_t now_ms);
+  // Registering, training, paused or recovering: not stopping, done or failed.
   bool Running() const;
   // Unassigns worker `rank`'s unfinished partitions; `why` goes into the log line.
   void ReleasePartitions(int rank, const char* why);
@@ -177,7 +271,14 @@ class JobState {
   std::vector<NodeInfo> workers_;
   std::vector<PartitionInfo> partitions_;
   int64_t base_step_ = 0;  // a resumed job's starting global step
+  uint64_t job_id_ = 0;
+  uint64_t epoch_ = 1;
+  uint64_t rollback_epoch_ = 0;
+  int64_t rollback_step_ = -1;
+  bool adopting_ = false;            // AdoptJob until training starts
+  int64_t adopted_global_step_ = 0;  // the baseline, raised by survivors' reports
   bool checkpoint_running_ = false;
+  bool barrier_ = false;  // a synchronous checkpoint waits for the workers to align
   int64_t last_checkpoint_step_ = 0;
   int64_t last_checkpoint_ms_ = -1;  // -1 until training starts
   int64_t stranded_since_ms_ = -1;   // -1 while every unfinished partition has a taker

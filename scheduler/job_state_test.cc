@@ -32,17 +32,17 @@ TEST(JobStateTest, OptionsValidated) {
 
 TEST(JobStateTest, RegistrationAssignsRanksAndStartsTraining) {
   JobState job(Options(2, 1, 1, 0));
-  EXPECT_EQ(*job.Register(Role::kServer, -1, "tcp://a", 0), 0);
+  EXPECT_EQ(job.Register(Role::kServer, -1, "tcp://a", 0)->rank, 0);
   EXPECT_EQ(job.phase(), Phase::kRegistering);
-  EXPECT_EQ(*job.Register(Role::kServer, -1, "tcp://b", 0), 1);
+  EXPECT_EQ(job.Register(Role::kServer, -1, "tcp://b", 0)->rank, 1);
   EXPECT_EQ(job.Register(Role::kServer, -1, "tcp://c", 0).status().code(),
             absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(job.Register(Role::kWorker, 5, "", 0).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(*job.Register(Role::kWorker, 0, "", 0), 0);
+  EXPECT_EQ(job.Register(Role::kWorker, 0, "", 0)->rank, 0);
   EXPECT_EQ(job.phase(), Phase::kTraining);
-  EXPECT_EQ(job.Register(Role::kWorker, 0, "", 0).status().code(),
-            absl::StatusCode::kAlreadyExists);
+  // A new process for a held rank replaces the holder (recovery tests).
+  EXPECT_TRUE(job.Register(Role::kWorker, 0, "", 0)->replaced);
   EXPECT_EQ(job.servers()[1].endpoint, "tcp://b");
 }
 
@@ -62,7 +62,7 @@ TEST(JobStateTest, BoundedAndUnboundedStaleness) {
   JobState bounded(Options(1, 2, 2, 2));
   RegisterAll(&bounded, 1, 2);
   ASSERT_TRUE(bounded.ReportClock(0, 2, 0).ok());
-  EXPECT_TRUE(bounded.MayStartStep(0, 2));   // 2 ahead of worker 1 (0 steps)
+  EXPECT_TRUE(bounded.MayStartStep(0, 2));  // 2 ahead of worker 1 (0 steps)
   ASSERT_TRUE(bounded.ReportClock(0, 3, 0).ok());
   EXPECT_FALSE(bounded.MayStartStep(0, 3));  // would be 3 ahead
   JobState async(Options(1, 2, 2, -1));
@@ -115,7 +115,7 @@ TEST(JobStateTest, DeadWorkerIsDetectedAndItsPartitionsHandedOver) {
   EXPECT_FALSE(job.NextPartition(0).has_value());
   EXPECT_TRUE(job.AllPartitionsDone());
   // A restarted worker takes the dead rank back.
-  EXPECT_EQ(*job.Register(Role::kWorker, -1, "", 2000), 1);
+  EXPECT_EQ(job.Register(Role::kWorker, -1, "", 2000)->rank, 1);
 }
 
 TEST(JobStateTest, CheckpointTriggers) {
@@ -141,8 +141,8 @@ TEST(JobStateTest, RestoredProgressCarriesOn) {
   JobState job(Options(1, 2, 3, -1));
   const std::vector<ps::PartitionProgress> wrong = {{0, 5, false}};
   EXPECT_EQ(job.RestoreProgress(100, wrong).code(), absl::StatusCode::kInvalidArgument);
-  const std::vector<ps::PartitionProgress> progress = {{0, 640, false}, {1, 900, true},
-                                                       {2, 0, false}};
+  const std::vector<ps::PartitionProgress> progress = {
+      {0, 640, false}, {1, 900, true}, {2, 0, false}};
   ASSERT_TRUE(job.RestoreProgress(100, progress).ok());
   RegisterAll(&job, 1, 2);
   EXPECT_EQ(job.global_step(), 100);
@@ -233,7 +233,7 @@ TEST(JobStateTest, RestartedWorkerEndsTheStrandedGrace) {
   ASSERT_TRUE(job.Heartbeat(Role::kServer, 0, 1500).ok());
   ASSERT_EQ(job.DetectFailures(1500).size(), 1u);
   EXPECT_TRUE(job.CheckStranded(1500).ok());
-  ASSERT_EQ(*job.Register(Role::kWorker, -1, "", 2000), 0);
+  ASSERT_EQ(job.Register(Role::kWorker, -1, "", 2000)->rank, 0);
   EXPECT_TRUE(job.CheckStranded(5000).ok());
   EXPECT_EQ(job.NextPartition(0)->id, 0);
 }

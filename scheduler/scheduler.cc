@@ -1,11 +1,14 @@
 #include "scheduler/scheduler.h"
 
+#include <capnp/message.h>
 #include <pthread.h>
 
-#include <capnp/message.h>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/file_util.h"
 #include "common/json.h"
 #include "common/status.h"
@@ -16,63 +19,7 @@
 #include "ps/shard_map.h"
 
 namespace towerps::scheduler {
-namespace {
-
 using net::wire::Envelope;
-
-absl::StatusOr<Role> RoleFromWire(uint8_t role) {
-  if (role > 1) return absl::InvalidArgumentError(absl::StrCat("unknown role ", role));
-  return static_cast<Role>(role);
-}
-
-// "ps/<rank>" or "worker/<rank>" for a role and rank as numbered on the wire.
-std::string WireIdentity(uint8_t role, int32_t rank) {
-  return net::NodeIdentity(role == net::kRoleServer ? "ps" : "worker", rank);
-}
-
-}  // namespace
-
-absl::Status AuthorizeSchedulerRequest(const net::Peer& peer, const Envelope::Reader& request) {
-  auto body = request.getBody();
-  switch (body.which()) {
-    case Envelope::Body::REGISTER: {
-      auto r = body.getRegister();
-      if (peer.Is(WireIdentity(r.getRole(), r.getRank()))) return absl::OkStatus();
-      return net::PermissionDenied(
-          peer, absl::StrCat("register as ", WireIdentity(r.getRole(), r.getRank())));
-    }
-    case Envelope::Body::CLUSTER_QUERY: {
-      auto q = body.getClusterQuery();
-      if (peer.Is(WireIdentity(q.getRole(), q.getRank())) || peer.Is(net::kOperatorIdentity)) {
-        return absl::OkStatus();
-      }
-      return net::PermissionDenied(peer, "query the cluster for another node");
-    }
-    case Envelope::Body::HEARTBEAT: {
-      auto h = body.getHeartbeat();
-      if (peer.Is(WireIdentity(h.getRole(), h.getRank()))) return absl::OkStatus();
-      return net::PermissionDenied(
-          peer, absl::StrCat("heartbeat for ", WireIdentity(h.getRole(), h.getRank())));
-    }
-    case Envelope::Body::CLOCK:
-      if (peer.Is(net::NodeIdentity("worker", body.getClock().getRank()))) return absl::OkStatus();
-      return net::PermissionDenied(
-          peer, absl::StrCat("report the clock of worker ", body.getClock().getRank()));
-    case Envelope::Body::PARTITION:
-      if (peer.Is(net::NodeIdentity("worker", body.getPartition().getRank()))) {
-        return absl::OkStatus();
-      }
-      return net::PermissionDenied(
-          peer, absl::StrCat("report partitions of worker ", body.getPartition().getRank()));
-    case Envelope::Body::CONTROL:
-      if (body.getControl().getCommand() == "status" || peer.Is(net::kOperatorIdentity)) {
-        return absl::OkStatus();
-      }
-      return net::PermissionDenied(peer, "control the job (only the operator key may)");
-    default:
-      return absl::OkStatus();  // Ping; other kinds are refused by Handle.
-  }
-}
 
 absl::Status SchedulerOptions::Validate() const {
   TOWERPS_RETURN_IF_ERROR(job.Validate());
@@ -82,9 +29,11 @@ absl::Status SchedulerOptions::Validate() const {
   if (!resume_from.empty() && checkpoint_root.empty()) {
     return absl::InvalidArgumentError("resume_from needs a checkpoint_root");
   }
-  if (monitor_interval_ms <= 0 || stop_timeout_ms <= 0) {
-    return absl::InvalidArgumentError("monitor_interval_ms and stop_timeout_ms must be > 0");
+  if (monitor_interval_ms <= 0 || stop_timeout_ms <= 0 || recovery_timeout_ms <= 0) {
+    return absl::InvalidArgumentError(
+        "monitor_interval_ms, stop_timeout_ms and recovery_timeout_ms must be > 0");
   }
+  if (recover && job_file.empty()) return absl::InvalidArgumentError("recover needs a job_file");
   TOWERPS_RETURN_IF_ERROR(lr_scale.Validate());
   if (rpc.curve.enabled() != ps_rpc.curve.enabled() ||
       (ps_rpc.curve.enabled() &&
@@ -104,21 +53,39 @@ Scheduler::Scheduler(const SchedulerOptions& options, const net::ZmqContext* ctx
     live_workers_metric_ = metrics->GetGauge("towerps_scheduler_live_workers");
     dead_nodes_metric_ = metrics->GetCounter("towerps_scheduler_dead_nodes_total");
     checkpoints_metric_ = metrics->GetCounter("towerps_scheduler_checkpoints_total");
+    recoveries_metric_ = metrics->GetCounter("towerps_scheduler_recoveries_total");
+    lost_steps_metric_ = metrics->GetCounter("towerps_scheduler_recovery_lost_steps_total");
+    recovery_seconds_metric_ = metrics->GetHistogram("towerps_scheduler_recovery_seconds");
   }
 }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContext* ctx,
-                                                             const SchedulerOptions& options,
-                                                             MetricsRegistry* metrics,
-                                                             const Clock* clock) {
-  TOWERPS_RETURN_IF_ERROR(options.Validate());
+                                                            const SchedulerOptions& given,
+                                                            MetricsRegistry* metrics,
+                                                            const Clock* clock) {
+  TOWERPS_RETURN_IF_ERROR(given.Validate());
+  SchedulerOptions options = given;
+  std::optional<JobFile> adopted;
+  if (options.recover) {
+    absl::StatusOr<JobFile> file = ReadJobFile(options.job_file);
+    if (file.ok() && file->state == "running") {
+      adopted = *file;
+      options.rpc.bind_endpoint = file->endpoint;  // where its nodes look for it
+    } else if (!file.ok() && !absl::IsNotFound(file.status())) {
+      return file.status();
+    } else {
+      LOG(INFO) << "scheduler: no running job in " << options.job_file << "; a new job";
+    }
+  }
   TOWERPS_ASSIGN_OR_RETURN(models::LrSchedule lr, models::LrSchedule::Create(options.lr_scale));
   TOWERPS_ASSIGN_OR_RETURN(ps::ShardMap map, ps::ShardMap::Balanced(options.num_virtual_shards,
                                                                     options.job.num_servers));
   std::unique_ptr<Scheduler> scheduler(new Scheduler(options, ctx, metrics, clock, std::move(lr)));
   scheduler->shard_owners_ = map.ToWire();
   scheduler->job_id_ = ps::NewJobId();
-  if (!options.resume_from.empty()) {
+  if (adopted) {
+    TOWERPS_RETURN_IF_ERROR(scheduler->AdoptJob(*adopted));
+  } else if (!options.resume_from.empty()) {
     TOWERPS_ASSIGN_OR_RETURN(ps::CheckpointManifest manifest,
                              ps::VerifyCheckpoint(options.resume_from));
     // Servers are told only the step: the checkpoint must be where they look for it.
@@ -128,28 +95,50 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
         manifest.num_virtual_shards != options.num_virtual_shards ||
         manifest.dense_params != options.dense_params) {
       return absl::InvalidArgumentError(absl::StrCat(
-          options.resume_from, " was written by a job of ", manifest.num_servers,
-          " servers, ", manifest.num_virtual_shards, " virtual shards and ",
-          manifest.dense_params, " dense parameters; this one has ", options.job.num_servers,
-          ", ", options.num_virtual_shards, " and ", options.dense_params));
+          options.resume_from, " was written by a job of ", manifest.num_servers, " servers, ",
+          manifest.num_virtual_shards, " virtual shards and ", manifest.dense_params,
+          " dense parameters; this one has ", options.job.num_servers, ", ",
+          options.num_virtual_shards, " and ", options.dense_params));
     }
     absl::MutexLock lock(&scheduler->mu_);
-    TOWERPS_RETURN_IF_ERROR(Annotate(
-        scheduler->job_.RestoreProgress(manifest.step, manifest.partitions),
-        absl::StrCat("resume from ", options.resume_from)));
+    TOWERPS_RETURN_IF_ERROR(
+        Annotate(scheduler->job_.RestoreProgress(manifest.step, manifest.partitions),
+                 absl::StrCat("resume from ", options.resume_from)));
     // The resumed job is the same job: its files stay bound to the checkpoint's id.
     scheduler->job_id_ = manifest.job_id;
     scheduler->restore_step_ = manifest.step;
     LOG(INFO) << "scheduler: resuming from " << options.resume_from << " at global step "
               << manifest.step;
   }
+  {
+    absl::MutexLock lock(&scheduler->mu_);
+    scheduler->job_.set_job_id(scheduler->job_id_);
+  }
   Scheduler* raw = scheduler.get();
-  TOWERPS_ASSIGN_OR_RETURN(
-      scheduler->rpc_,
-      net::RpcServer::Start(
-          ctx, options.rpc,
-          [raw](const net::Peer& peer, const Envelope::Reader& r) { return raw->Handle(peer, r); },
-          metrics));
+  // An adopted job's endpoint may still be held for a moment by its previous
+  // scheduler (a socket closing): binding is retried for up to 10 s.
+  const absl::Time bind_deadline = absl::Now() + absl::Seconds(adopted ? 10 : 0);
+  while (true) {
+    auto rpc = net::RpcServer::Start(
+        ctx, options.rpc,
+        [raw](const net::Peer& peer, const Envelope::Reader& r) { return raw->Handle(peer, r); },
+        metrics);
+    if (rpc.ok()) {
+      scheduler->rpc_ = std::move(rpc).value();
+      break;
+    }
+    if (absl::IsInvalidArgument(rpc.status()) || absl::Now() >= bind_deadline) {
+      return rpc.status();
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  if (!options.job_file.empty()) {
+    absl::MutexLock lock(&scheduler->mu_);
+    scheduler->job_file_epoch_ = scheduler->job_.epoch();
+    TOWERPS_RETURN_IF_ERROR(WriteJobFile(
+        options.job_file,
+        {scheduler->job_id_, scheduler->endpoint(), "running", scheduler->job_.epoch()}));
+  }
   scheduler->monitor_ = std::thread([raw] { raw->MonitorLoop(); });
   LOG(INFO) << absl::StrFormat("scheduler: job %016x", scheduler->job_id_);
   LOG(INFO) << "scheduler: waiting for " << options.job.num_servers << " servers and "
@@ -172,11 +161,9 @@ absl::Status Scheduler::WaitUntilDone() {
   return final_status_;
 }
 
-float Scheduler::LrScaleLocked() const {
-  return static_cast<float>(lr_.LrAt(job_.global_step()));
-}
+float Scheduler::LrScaleLocked() const { return static_cast<float>(lr_.LrAt(job_.global_step())); }
 
-void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply) {
+void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply, Role role, int rank) {
   reply.setPhase(static_cast<uint8_t>(job_.phase()));
   reply.setNumWorkers(static_cast<uint32_t>(job_.workers().size()));
   reply.setNumServers(static_cast<uint32_t>(job_.servers().size()));
@@ -185,14 +172,22 @@ void Scheduler::FillCluster(net::wire::RegisterReply::Builder reply) {
   reply.setNumVirtualShards(options_.num_virtual_shards);
   reply.setReason(PhaseReasonLocked().c_str());
   reply.setJobId(job_id_);
-  reply.setRestoreStep(restore_step_);
+  // Servers load restoreStep at start only while the job registers (a resumed or
+  // adopted job); later a replacement is restored by order. Workers read it as the
+  // step of the latest rollback.
+  reply.setRestoreStep(job_.phase() == Phase::kRegistering ? restore_step_ : job_.rollback_step());
+  reply.setEpoch(job_.epoch());
+  reply.setRollbackEpoch(job_.rollback_epoch());
+  if (role == Role::kWorker && rank >= 0 && rank < static_cast<int>(job_.workers().size())) {
+    reply.setFinishedSteps(job_.workers()[rank].finished_steps);
+  }
   if (job_.phase() == Phase::kRegistering) return;
   auto endpoints = reply.initServerEndpoints(static_cast<unsigned>(job_.servers().size()));
   for (size_t s = 0; s < job_.servers().size(); ++s) {
     endpoints.set(static_cast<unsigned>(s), job_.servers()[s].endpoint.c_str());
   }
-  reply.setShardOwners(capnp::Data::Reader(
-      reinterpret_cast<const kj::byte*>(shard_owners_.data()), shard_owners_.size()));
+  reply.setShardOwners(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(shard_owners_.data()),
+                                           shard_owners_.size()));
 }
 
 absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
@@ -205,20 +200,16 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
   absl::MutexLock lock(&mu_);
   auto body = request.getBody();
   switch (body.which()) {
-    case Envelope::Body::REGISTER: {
-      auto r = body.getRegister();
-      TOWERPS_ASSIGN_OR_RETURN(Role role, RoleFromWire(r.getRole()));
-      TOWERPS_ASSIGN_OR_RETURN(int rank,
-                               job_.Register(role, r.getRank(), r.getEndpoint().cStr(), now));
-      auto out = reply.getBody().initRegisterReply();
-      out.setRank(rank);
-      FillCluster(out);
+    case Envelope::Body::REGISTER:
+      TOWERPS_RETURN_IF_ERROR(HandleRegister(body.getRegister(), now, reply));
       break;
-    }
     case Envelope::Body::CLUSTER_QUERY: {
+      auto q = body.getClusterQuery();
+      TOWERPS_ASSIGN_OR_RETURN(Role role, RoleFromWire(q.getRole()));
+      if (role == Role::kWorker) job_.AckEpoch(q.getRank());
       auto out = reply.getBody().initRegisterReply();
-      out.setRank(body.getClusterQuery().getRank());
-      FillCluster(out);
+      out.setRank(q.getRank());
+      FillCluster(out, role, q.getRank());
       break;
     }
     case Envelope::Body::HEARTBEAT: {
@@ -230,18 +221,21 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
       out.setLrScale(LrScaleLocked());
       out.setPhase(static_cast<uint8_t>(job_.phase()));
       out.setReason(PhaseReasonLocked().c_str());
+      out.setEpoch(job_.epoch());
       break;
     }
     case Envelope::Body::CLOCK: {
       auto c = body.getClock();
-      TOWERPS_RETURN_IF_ERROR(job_.ReportClock(c.getRank(), c.getFinishedSteps(), now));
+      TOWERPS_RETURN_IF_ERROR(job_.ReportClock(c.getRank(), c.getFinishedSteps(), now,
+                                               c.getPartition(), c.getOffset()));
       if (c.getFinished()) TOWERPS_RETURN_IF_ERROR(job_.MarkWorkerFinished(c.getRank()));
       auto out = reply.getBody().initClockReply();
-      out.setMayStart(job_.MayStartStep(c.getRank(), c.getNextStep()));
+      out.setMayStart(job_.RequestStep(c.getRank(), c.getNextStep()));
       out.setGlobalStep(job_.global_step());
       out.setLrScale(LrScaleLocked());
       out.setPhase(static_cast<uint8_t>(job_.phase()));
       out.setReason(PhaseReasonLocked().c_str());
+      out.setEpoch(job_.epoch());
       if (global_step_metric_) global_step_metric_->Set(static_cast<double>(job_.global_step()));
       break;
     }
@@ -288,9 +282,18 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
   return net::EncodeMessage(message);
 }
 
+void Scheduler::WriteJobFileLocked(const char* state) {
+  if (options_.job_file.empty()) return;
+  job_file_epoch_ = job_.epoch();
+  absl::Status written =
+      WriteJobFile(options_.job_file, {job_id_, endpoint(), state, job_.epoch()});
+  if (!written.ok()) LOG(ERROR) << "scheduler: " << options_.job_file << ": " << written;
+}
+
 void Scheduler::FinishLocked(Phase phase, absl::Status status) {
   if (done_.HasBeenNotified()) return;
   job_.SetPhase(phase);
+  WriteJobFileLocked(phase == Phase::kDone ? "done" : "failed");
   if (!status.ok()) LOG(ERROR) << "scheduler: the job failed: " << status.message();
   final_status_ = std::move(status);
   done_.Notify();
@@ -339,6 +342,7 @@ std::string Scheduler::StatusJsonLocked() {
   JsonObject o;
   o.Add("phase", PhaseName(job_.phase()))
       .Add("global_step", job_.global_step())
+      .Add("epoch", static_cast<int64_t>(job_.epoch()))
       .Add("lr_scale", static_cast<double>(LrScaleLocked()))
       .Add("staleness", options_.job.staleness)
       .AddRaw("servers", nodes(job_.servers(), false))
@@ -361,6 +365,7 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
     client.rpc = options_.ps_rpc;
     client.server_public_keys = options_.server_public_keys;
     client.rpc.name = "scheduler";
+    client.rpc.cancel = ps_cancel_.get();
     client.dense_params = options_.dense_params;
     TOWERPS_ASSIGN_OR_RETURN(ps::ShardMap map,
                              ps::ShardMap::FromWire(shard_owners_, options_.job.num_servers));
@@ -424,17 +429,13 @@ Scheduler::Tick Scheduler::MonitorTickLocked(int64_t now) {
   for (const NodeInfo& dead : job_.DetectFailures(now)) {
     if (dead_nodes_metric_) dead_nodes_metric_->Increment();
     LOG(ERROR) << "scheduler: " << RoleName(dead.role) << " " << dead.rank << " is dead";
-    if (dead.role == Role::kServer) {
-      // Its shards exist only in the last checkpoint: the job stops, to be
-      // continued from there (towerps scheduler --resume, deploy/local.sh --resume).
-      FinishLocked(Phase::kFailed,
-                   absl::UnavailableError(absl::StrCat(
-                       "parameter server ", dead.rank,
-                       " is dead; continue the job from its last checkpoint (",
-                       last_checkpoint_dir_.empty() ? "none yet" : last_checkpoint_dir_,
-                       ") with --resume")));
-      return tick;
-    }
+    if (dead.role == Role::kServer) ServerLostLocked(dead.rank, now);
+    if (done_.HasBeenNotified()) return tick;
+  }
+  if (job_.epoch() != job_file_epoch_) WriteJobFileLocked("running");
+  if (job_.phase() == Phase::kRecovering) {
+    RecoveryTickLocked(now, &tick);
+    return tick;
   }
   // A partition nobody can take any more fails the job rather than let it end
   // "done" with data never trained.
@@ -458,6 +459,8 @@ Scheduler::Tick Scheduler::MonitorTickLocked(int64_t now) {
               << " ms for the workers to report their progress";
   }
   const bool training = job_.phase() == Phase::kTraining || job_.phase() == Phase::kPaused;
+  // A checkpoint waiting at its barrier is dropped when the job stops.
+  if (!training && job_.checkpoint_running()) job_.CheckpointAbandoned();
   bool finish = training && job_.AllPartitionsDone() && job_.AllWorkersFinished();
   if (job_.phase() == Phase::kStopping) {
     finish = job_.AllWorkersFinished() || now >= stop_deadline_ms_;
@@ -469,11 +472,14 @@ Scheduler::Tick Scheduler::MonitorTickLocked(int64_t now) {
   if (finish) {
     tick.final_checkpoint = !options_.checkpoint_root.empty();
     if (!tick.final_checkpoint) FinishLocked(Phase::kDone, absl::OkStatus());
-  } else if (training && !options_.checkpoint_root.empty() &&
-             (job_.CheckpointDue(now) || checkpoint_requested_)) {
-    tick.checkpoint = true;
-    checkpoint_requested_ = false;
-    job_.CheckpointStarted();
+  } else if (training && !options_.checkpoint_root.empty()) {
+    if (!job_.checkpoint_running() && (job_.CheckpointDue(now) || checkpoint_requested_)) {
+      checkpoint_requested_ = false;
+      job_.CheckpointStarted();  // a synchronous job first aligns its workers
+    }
+    // The monitor runs a checkpoint inline: one still "running" here waits at its
+    // barrier.
+    tick.checkpoint = job_.checkpoint_running() && job_.CheckpointBarrierReached();
   }
   return tick;
 }
@@ -488,6 +494,7 @@ void Scheduler::MonitorLoop() {
       if (done_.HasBeenNotified()) continue;
       tick = MonitorTickLocked(now);
     }
+    if (tick.recover) RunRecovery(tick);
     if (tick.checkpoint || tick.final_checkpoint) {
       absl::Status status = RunCheckpoint(tick.step);
       absl::MutexLock lock(&mu_);

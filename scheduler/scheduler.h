@@ -1,5 +1,7 @@
 // The scheduler process's service: JobState behind an RPC endpoint, plus a monitor
-// thread that detects failures, runs coordinated checkpoints and finishes the job.
+// thread that detects failures, replaces dead parameter servers (recovery.cc), runs
+// coordinated checkpoints and finishes the job. With a job file it records the job
+// so that a restarted scheduler (`recover`) adopts it (job_file.h).
 //
 // Threads: the RpcServer's io and handler threads call Handle (under mu_); thread
 // "sched-monitor" wakes every monitor_interval_ms. Stop() is idempotent and joins.
@@ -11,17 +13,20 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/cancellation.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "models/lr_schedule.h"
 #include "net/transport.h"
 #include "ps/client.h"
+#include "scheduler/job_file.h"
 #include "scheduler/job_state.h"
 
 namespace towerps::scheduler {
@@ -46,6 +51,16 @@ struct SchedulerOptions {
   std::string resume_from;
   // Floats of the model's dense array (recorded in the checkpoint MANIFEST).
   uint64_t dense_params = 0;
+  // A dead parameter server's replacement is waited for this long (phase
+  // recovering) before the job fails, milliseconds; > 0.
+  int64_t recovery_timeout_ms = 120000;
+  // <run_dir>/scheduler.job: written at the start (state running, the bound endpoint)
+  // and at the end (done, failed). Empty: none.
+  std::string job_file;
+  // With a job file whose state is running: adopt that job (its id, its endpoint,
+  // bound again; the newest complete checkpoint as the baseline) and wait for its
+  // nodes to re-register. Otherwise a fresh job (or resume_from).
+  bool recover = false;
   // Failure detection and checkpoint polling period, milliseconds; > 0.
   int64_t monitor_interval_ms = 200;
   // A stop (RequestStop, `ctl stop`) waits up to this long for the workers to report
@@ -73,12 +88,13 @@ class Scheduler {
  public:
   // Binds the endpoint and starts the threads. ctx, metrics and clock are borrowed.
   static absl::StatusOr<std::unique_ptr<Scheduler>> Start(const net::ZmqContext* ctx,
-                                                           const SchedulerOptions& options,
-                                                           MetricsRegistry* metrics,
-                                                           const Clock* clock);
+                                                          const SchedulerOptions& options,
+                                                          MetricsRegistry* metrics,
+                                                          const Clock* clock);
   ~Scheduler();
 
   const std::string& endpoint() const { return rpc_->endpoint(); }
+  uint64_t job_id() const { return job_id_; }
   // Blocks until the job is done (every partition done, every worker left and the
   // final checkpoint written; or stopped by RequestStop) or failed. Returns OK, or
   // the failure.
@@ -108,33 +124,62 @@ class Scheduler {
   // Saves every server's shards and the MANIFEST. Called by the monitor thread only.
   absl::Status RunCheckpoint(int64_t step);
   std::string StatusJsonLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void FillCluster(net::wire::RegisterReply::Builder reply) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cluster view for the node (role, rank) asking.
+  void FillCluster(net::wire::RegisterReply::Builder reply, Role role, int rank)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status HandleRegister(net::wire::Register::Reader r, int64_t now,
+                              net::wire::Envelope::Builder reply)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the job file (when there is one) with `state`; errors are logged.
+  void WriteJobFileLocked(const char* state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   float LrScaleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishLocked(Phase phase, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RequestStopLocked(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Why the job failed or is stopping ("" otherwise): sent with the phase.
   std::string PhaseReasonLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The monitor's decision for one tick: run a periodic or the final checkpoint.
+  // Or restore servers and end a recovery.
   struct Tick {
     bool checkpoint = false;
     bool final_checkpoint = false;
     int64_t step = 0;
+    bool recover = false;
+    std::vector<int> replaced;           // the servers being replaced
+    std::vector<int> restore;            // the servers to restore
+    std::vector<std::string> endpoints;  // by server rank
   };
   Tick MonitorTickLocked(int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // "continue the job from its last checkpoint (<dir>) with --resume".
+  std::string ResumeHintLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Recovery (recovery.cc). A server rank was found dead or replaced: training,
+  // paused or recovering jobs wait for its replacement; others fail as before.
+  void ServerLostLocked(int rank, int64_t now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // While recovering: fails the job past recovery_timeout_ms, or fills `tick` once
+  // every server is alive again.
+  void RecoveryTickLocked(int64_t now, Tick* tick) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The monitor thread, outside mu_: restores the servers, then rolls back (sync) or
+  // counts the lost steps (async), bumps the epoch and resumes training.
+  void RunRecovery(const Tick& tick);
+  // A restarted scheduler adopts the job of a running job file (Start).
+  absl::Status AdoptJob(const JobFile& file);
 
   // Constant after construction.
   const SchedulerOptions options_;
   const net::ZmqContext* const ctx_;
   const Clock* const clock_;
   const models::LrSchedule lr_;
-  std::string shard_owners_;  // ShardMap::ToWire of the balanced map
-  uint64_t job_id_ = 0;       // checkpoint files are bound to it (set in Start)
+  std::string shard_owners_;   // ShardMap::ToWire of the balanced map
+  uint64_t job_id_ = 0;        // checkpoint files are bound to it (set in Start)
   int64_t restore_step_ = -1;  // the resumed checkpoint's step, or -1 (set in Start)
   Gauge* global_step_metric_ = nullptr;
   Gauge* lr_scale_metric_ = nullptr;
   Gauge* live_workers_metric_ = nullptr;
   Counter* dead_nodes_metric_ = nullptr;
   Counter* checkpoints_metric_ = nullptr;
+  Counter* recoveries_metric_ = nullptr;
+  Counter* lost_steps_metric_ = nullptr;
+  Histogram* recovery_seconds_metric_ = nullptr;
 
   absl::Mutex mu_;
   JobState job_ ABSL_GUARDED_BY(mu_);
@@ -143,9 +188,19 @@ class Scheduler {
   int64_t stop_deadline_ms_ ABSL_GUARDED_BY(mu_) = -1;  // while stopping
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);
   std::string last_checkpoint_dir_ ABSL_GUARDED_BY(mu_);
+  // Recovery: since when (-1: not recovering) and which server ranks are replaced.
+  int64_t recovery_started_ms_ ABSL_GUARDED_BY(mu_) = -1;
+  std::vector<int> replaced_servers_ ABSL_GUARDED_BY(mu_);
+  uint64_t job_file_epoch_ ABSL_GUARDED_BY(mu_) = 0;  // the epoch last written
 
-  // Only the monitor thread.
+  // Only the monitor thread; reset when server endpoints change (a replacement).
   std::unique_ptr<ps::PsClient> ps_client_;
+  // ps_client_'s cancellation: a server lost while a checkpoint waits on it ends the
+  // wait at once. Replaced (with ps_client_) by the monitor thread under mu_ after a
+  // recovery; read by the monitor without the lock, by others under it.
+  std::unique_ptr<Cancellation> ps_cancel_ = std::make_unique<Cancellation>();
+  // Servers new in an adopted job: restored by order once every node is back.
+  std::vector<int> adopted_new_servers_ ABSL_GUARDED_BY(mu_);
 
   absl::Notification done_;
   absl::Notification stop_;

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "ps/checkpoint.h"
 #include "ps/server.h"
+#include "scheduler/test_util.h"
 
 namespace towerps::scheduler {
 namespace {
@@ -64,12 +65,7 @@ class SchedulerServiceTest : public ::testing::Test {
   }
 
   absl::StatusOr<net::Message> Call(const std::function<void(Envelope::Body::Builder)>& fill) {
-    capnp::MallocMessageBuilder message;
-    auto envelope = message.initRoot<Envelope>();
-    uint64_t id = client_->NextRequestId();
-    net::InitEnvelope(envelope, "test", id);
-    fill(envelope.getBody());
-    return client_->Call(id, net::EncodeMessage(message), true);
+    return CallScheduler(client_.get(), fill);
   }
 
   absl::StatusOr<net::Message> Partition(int rank, int partition, int64_t offset, bool done) {

@@ -3,9 +3,12 @@
 #ifndef TOWERPS_TESTS_INTEGRATION_CLUSTER_FIXTURE_H_
 #define TOWERPS_TESTS_INTEGRATION_CLUSTER_FIXTURE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -37,6 +40,18 @@ class ClusterFixture : public ProcessTest {
     std::string key = "{\"rank\":" + std::to_string(rank) + ",\"alive\":true,\"steps\":";
     size_t at = status->find(key);
     return at == std::string::npos ? -1 : std::atoll(status->c_str() + at + key.size());
+  }
+
+  // Waits (up to 60 s) until every worker in `ranks` has reported `steps` steps.
+  static bool WaitForSteps(net::MembershipClient* ctl, std::vector<int> ranks, int64_t steps) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      bool all = true;
+      for (int r : ranks) all = all && WorkerSteps(ctl, r) >= steps;
+      if (all) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
   }
 
   // A small two-tower model trained for `epochs` epochs; written to <dir>/<name>.conf.

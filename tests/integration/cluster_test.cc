@@ -271,8 +271,8 @@ TEST_F(ClusterTest, KilledWorkerPartitionsAreHandedOver) {
   ASSERT_TRUE(latest.ok()) << latest.status();
 }
 
-// A parameter server killed mid-job: the scheduler fails the job (its shards exist
-// only in the last checkpoint); a new job started with --resume=latest loads every
+// A parameter server killed mid-job and not replaced: once --recovery_timeout_ms
+// passes the scheduler fails the job; a new job started with --resume=latest loads every
 // server's shards from that checkpoint, carries the global step and the partitions'
 // progress on from it, and finishes with a verified final checkpoint.
 TEST_F(ClusterTest, KilledServerFailsTheJobAndResumeFinishesIt) {
@@ -283,6 +283,7 @@ TEST_F(ClusterTest, KilledServerFailsTheJobAndResumeFinishesIt) {
                                         "--run_dir=" + run, "--num_servers=2",
                                         "--num_workers=1", "--num_partitions=2",
                                         "--heartbeat_timeout_ms=1500",
+                                        "--recovery_timeout_ms=2000",
                                         "--checkpoint_every_steps=20"};
   int64_t checkpoint_step = -1;
   {

@@ -42,17 +42,6 @@ class LifecycleTest : public testing::ClusterFixture {
     TOWERPS_ASSIGN_OR_RETURN(std::string latest, ps::LatestCheckpoint(dir_ + "/" + root));
     return ps::VerifyCheckpoint(latest);
   }
-  // Waits (up to 60 s) until every worker in `ranks` has reported `steps` steps.
-  bool WaitForSteps(net::MembershipClient* ctl, std::vector<int> ranks, int64_t steps) {
-    const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      bool all = true;
-      for (int r : ranks) all = all && WorkerSteps(ctl, r) >= steps;
-      if (all) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }
   // Starts a scheduler with `flags` plus the job's files, `servers` servers and the
   // workers in `worker_flags` (one entry per worker).
   struct Cluster {
@@ -72,7 +61,10 @@ class LifecycleTest : public testing::ClusterFixture {
     c.endpoint = StartScheduler(flags, &c.scheduler, "scheduler" + tag);
     if (c.endpoint.empty()) return c;
     for (int s = 0; s < servers; ++s) {
-      c.servers.push_back(StartNode({"ps", "--rank=" + std::to_string(s), "--run_dir=" + dir_ + "/run"},
+      // 10 s (the default is 60 s, for a restarted scheduler): the killed-scheduler
+      // test waits for it.
+      c.servers.push_back(StartNode({"ps", "--rank=" + std::to_string(s), "--run_dir=" + dir_ + "/run",
+                                     "--scheduler_timeout_ms=10000"},
                                     config, dataset, c.endpoint,
                                     "ps" + std::to_string(s) + tag + ".log"));
     }
@@ -180,13 +172,15 @@ TEST_F(LifecycleTest, SigtermToTheSchedulerStopsTheJobWithAFinalCheckpoint) {
   EXPECT_GT(std::atoll(worker_log.c_str() + at + from.size()), 0);
 }
 
-// A parameter server is SIGKILLed: the scheduler fails the job and every worker
-// exits non-zero within seconds (not after its 3 x 30 s of retries), naming the
-// dead server in its last line.
+// A parameter server is SIGKILLed and nothing replaces it: once the recovery
+// timeout passes the scheduler fails the job and every worker exits non-zero within
+// seconds (not after its 3 x 30 s of retries), naming the dead server in its last line.
 TEST_F(LifecycleTest, KilledServerEndsEveryProcessWithTheCause) {
   std::string dataset = MediumDataset();
   std::string config = Config("model", /*epochs=*/20);
-  Cluster c = StartCluster(config, dataset, {"--heartbeat_timeout_ms=1500"}, 2, {{}, {}});
+  Cluster c = StartCluster(config, dataset,
+                           {"--heartbeat_timeout_ms=1500", "--recovery_timeout_ms=2000"}, 2,
+                           {{}, {}});
   ASSERT_FALSE(c.endpoint.empty());
   auto ctl = ConnectScheduler(c.endpoint);
   ASSERT_NE(ctl, nullptr);
@@ -206,13 +200,14 @@ TEST_F(LifecycleTest, KilledServerEndsEveryProcessWithTheCause) {
       << LastLine("ps0.log");
 }
 
-// The scheduler is SIGKILLed: servers and workers give up after
-// --scheduler_timeout_ms (default 10 s; before: 60 s and 90 s), saying which
-// scheduler went silent.
+// The scheduler is SIGKILLed and nothing restarts it: servers and workers give up
+// after --scheduler_timeout_ms (10 s here; default 60 s, the time a restarted
+// scheduler has to come back), saying which scheduler went silent.
 TEST_F(LifecycleTest, KilledSchedulerEndsEveryProcessWithinTheTimeout) {
   std::string dataset = MediumDataset();
   std::string config = Config("model", /*epochs=*/20);
-  Cluster c = StartCluster(config, dataset, {}, 1, {{}, {}});
+  Cluster c = StartCluster(config, dataset, {}, 1,
+                           {{"--scheduler_timeout_ms=10000"}, {"--scheduler_timeout_ms=10000"}});
   ASSERT_FALSE(c.endpoint.empty());
   auto ctl = ConnectScheduler(c.endpoint);
   ASSERT_NE(ctl, nullptr);
