@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "scheduler/job_state.h"
+#include "scheduler/test_util.h"
 
 namespace towerps::scheduler {
 namespace {
@@ -12,13 +13,7 @@ namespace {
 constexpr uint64_t kJob = 0xabc;
 
 JobState MakeJob(int servers, int workers, int partitions, int64_t staleness) {
-  JobStateOptions o;
-  o.num_servers = servers;
-  o.num_workers = workers;
-  o.num_partitions = partitions;
-  o.staleness = staleness;
-  o.heartbeat_timeout_ms = 1000;
-  JobState job(o);
+  JobState job(TestJobOptions(servers, workers, partitions, staleness));
   job.set_job_id(kJob);
   return job;
 }

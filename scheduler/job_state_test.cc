@@ -3,19 +3,10 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "scheduler/test_util.h"
 
 namespace towerps::scheduler {
 namespace {
-
-JobStateOptions Options(int servers, int workers, int partitions, int64_t staleness) {
-  JobStateOptions o;
-  o.num_servers = servers;
-  o.num_workers = workers;
-  o.num_partitions = partitions;
-  o.staleness = staleness;
-  o.heartbeat_timeout_ms = 1000;
-  return o;
-}
 
 void RegisterAll(JobState* job, int servers, int workers) {
   for (int s = 0; s < servers; ++s) {
@@ -25,13 +16,13 @@ void RegisterAll(JobState* job, int servers, int workers) {
 }
 
 TEST(JobStateTest, OptionsValidated) {
-  EXPECT_TRUE(Options(2, 2, 4, 0).Validate().ok());
-  EXPECT_FALSE(Options(0, 2, 4, 0).Validate().ok());
-  EXPECT_FALSE(Options(2, 3, 2, 0).Validate().ok());
+  EXPECT_TRUE(TestJobOptions(2, 2, 4, 0).Validate().ok());
+  EXPECT_FALSE(TestJobOptions(0, 2, 4, 0).Validate().ok());
+  EXPECT_FALSE(TestJobOptions(2, 3, 2, 0).Validate().ok());
 }
 
 TEST(JobStateTest, RegistrationAssignsRanksAndStartsTraining) {
-  JobState job(Options(2, 1, 1, 0));
+  JobState job(TestJobOptions(2, 1, 1, 0));
   EXPECT_EQ(job.Register(Role::kServer, -1, "tcp://a", 0)->rank, 0);
   EXPECT_EQ(job.phase(), Phase::kRegistering);
   EXPECT_EQ(job.Register(Role::kServer, -1, "tcp://b", 0)->rank, 1);
@@ -47,7 +38,7 @@ TEST(JobStateTest, RegistrationAssignsRanksAndStartsTraining) {
 }
 
 TEST(JobStateTest, SynchronousStalenessZero) {
-  JobState job(Options(1, 2, 2, 0));
+  JobState job(TestJobOptions(1, 2, 2, 0));
   RegisterAll(&job, 1, 2);
   EXPECT_TRUE(job.MayStartStep(0, 0));
   ASSERT_TRUE(job.ReportClock(0, 1, 10).ok());
@@ -59,20 +50,20 @@ TEST(JobStateTest, SynchronousStalenessZero) {
 }
 
 TEST(JobStateTest, BoundedAndUnboundedStaleness) {
-  JobState bounded(Options(1, 2, 2, 2));
+  JobState bounded(TestJobOptions(1, 2, 2, 2));
   RegisterAll(&bounded, 1, 2);
   ASSERT_TRUE(bounded.ReportClock(0, 2, 0).ok());
   EXPECT_TRUE(bounded.MayStartStep(0, 2));  // 2 ahead of worker 1 (0 steps)
   ASSERT_TRUE(bounded.ReportClock(0, 3, 0).ok());
   EXPECT_FALSE(bounded.MayStartStep(0, 3));  // would be 3 ahead
-  JobState async(Options(1, 2, 2, -1));
+  JobState async(TestJobOptions(1, 2, 2, -1));
   RegisterAll(&async, 1, 2);
   ASSERT_TRUE(async.ReportClock(0, 1000, 0).ok());
   EXPECT_TRUE(async.MayStartStep(0, 1000));
 }
 
 TEST(JobStateTest, FinishedWorkerStopsPacingOthers) {
-  JobState job(Options(1, 2, 2, 0));
+  JobState job(TestJobOptions(1, 2, 2, 0));
   RegisterAll(&job, 1, 2);
   ASSERT_TRUE(job.ReportClock(0, 5, 0).ok());
   EXPECT_FALSE(job.MayStartStep(0, 5));
@@ -84,7 +75,7 @@ TEST(JobStateTest, FinishedWorkerStopsPacingOthers) {
 }
 
 TEST(JobStateTest, DeadWorkerIsDetectedAndItsPartitionsHandedOver) {
-  JobState job(Options(1, 2, 4, 0));
+  JobState job(TestJobOptions(1, 2, 4, 0));
   RegisterAll(&job, 1, 2);
   ASSERT_TRUE(job.ReportPartition(1, 1, 700, false).ok());
   ASSERT_TRUE(job.ReportPartition(1, 3, 50, true).ok());
@@ -119,7 +110,7 @@ TEST(JobStateTest, DeadWorkerIsDetectedAndItsPartitionsHandedOver) {
 }
 
 TEST(JobStateTest, CheckpointTriggers) {
-  JobStateOptions o = Options(1, 1, 1, -1);
+  JobStateOptions o = TestJobOptions(1, 1, 1, -1);
   o.checkpoint_every_steps = 100;
   o.checkpoint_every_ms = 60000;
   JobState job(o);
@@ -138,7 +129,7 @@ TEST(JobStateTest, CheckpointTriggers) {
 // A resumed job counts its global step on from the checkpoint's and hands each
 // partition out at its recorded progress; done partitions stay done.
 TEST(JobStateTest, RestoredProgressCarriesOn) {
-  JobState job(Options(1, 2, 3, -1));
+  JobState job(TestJobOptions(1, 2, 3, -1));
   const std::vector<ps::PartitionProgress> wrong = {{0, 5, false}};
   EXPECT_EQ(job.RestoreProgress(100, wrong).code(), absl::StatusCode::kInvalidArgument);
   const std::vector<ps::PartitionProgress> progress = {
@@ -159,7 +150,7 @@ TEST(JobStateTest, RestoredProgressCarriesOn) {
 }
 
 TEST(JobStateTest, PauseAndResume) {
-  JobState job(Options(1, 1, 1, -1));
+  JobState job(TestJobOptions(1, 1, 1, -1));
   EXPECT_EQ(job.Pause().code(), absl::StatusCode::kFailedPrecondition);
   RegisterAll(&job, 1, 1);
   ASSERT_TRUE(job.Pause().ok());
@@ -173,7 +164,7 @@ TEST(JobStateTest, PauseAndResume) {
 // not pace anyone meanwhile, takes the partition over once it is released, and the
 // job is done only when every partition is.
 TEST(JobStateTest, IdleWorkerWaitsForAndTakesOverReleasedPartitions) {
-  JobState job(Options(1, 2, 2, 0));
+  JobState job(TestJobOptions(1, 2, 2, 0));
   RegisterAll(&job, 1, 2);
   ASSERT_TRUE(job.ReportPartition(1, 1, 300, false).ok());
   ASSERT_EQ(job.NextPartition(0)->id, 0);
@@ -206,7 +197,7 @@ TEST(JobStateTest, IdleWorkerWaitsForAndTakesOverReleasedPartitions) {
 // live worker is left to take them, the job fails after heartbeat_timeout_ms with a
 // line naming the partitions and the workers.
 TEST(JobStateTest, StrandedPartitionsFailTheJobNamingThem) {
-  JobState job(Options(1, 2, 3, -1));
+  JobState job(TestJobOptions(1, 2, 3, -1));
   RegisterAll(&job, 1, 2);
   ASSERT_TRUE(job.ReportPartition(0, 0, 40, false).ok());
   ASSERT_TRUE(job.ReportPartition(1, 1, 70, false).ok());
@@ -228,7 +219,7 @@ TEST(JobStateTest, StrandedPartitionsFailTheJobNamingThem) {
 
 // A restarted worker that re-takes the dead rank within the grace rescues the job.
 TEST(JobStateTest, RestartedWorkerEndsTheStrandedGrace) {
-  JobState job(Options(1, 1, 1, -1));
+  JobState job(TestJobOptions(1, 1, 1, -1));
   RegisterAll(&job, 1, 1);
   ASSERT_TRUE(job.Heartbeat(Role::kServer, 0, 1500).ok());
   ASSERT_EQ(job.DetectFailures(1500).size(), 1u);
@@ -241,7 +232,7 @@ TEST(JobStateTest, RestartedWorkerEndsTheStrandedGrace) {
 // Stopping: no partition is handed out, nobody may start a step, a stranded
 // partition does not fail the job, and progress may still be reported.
 TEST(JobStateTest, StoppingJobHandsOutNothing) {
-  JobState job(Options(1, 2, 2, -1));
+  JobState job(TestJobOptions(1, 2, 2, -1));
   RegisterAll(&job, 1, 2);
   job.BeginStop();
   EXPECT_EQ(job.phase(), Phase::kStopping);

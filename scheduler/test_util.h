@@ -1,5 +1,6 @@
-// Test-only: one request to a scheduler over a raw RpcClient (the tests play nodes
-// and operators by building the wire messages themselves).
+// Test-only helpers: JobState options of a given shape, and one request to a
+// scheduler over a raw RpcClient (the tests play nodes and operators by building the
+// wire messages themselves).
 #ifndef TOWERPS_SCHEDULER_TEST_UTIL_H_
 #define TOWERPS_SCHEDULER_TEST_UTIL_H_
 
@@ -10,8 +11,21 @@
 #include "absl/status/statusor.h"
 #include "net/codec.h"
 #include "net/transport.h"
+#include "scheduler/job_state.h"
 
 namespace towerps::scheduler {
+
+// A job of that shape with a 1 s heartbeat timeout (JobState tests).
+inline JobStateOptions TestJobOptions(int servers, int workers, int partitions,
+                                      int64_t staleness) {
+  JobStateOptions o;
+  o.num_servers = servers;
+  o.num_workers = workers;
+  o.num_partitions = partitions;
+  o.staleness = staleness;
+  o.heartbeat_timeout_ms = 1000;
+  return o;
+}
 
 // Sends the envelope whose body `fill` sets and returns the reply (or its error).
 inline absl::StatusOr<net::Message> CallScheduler(
