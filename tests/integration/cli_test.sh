@@ -3,10 +3,8 @@
 set -u
 bin="$1"
 fail=0
-check() {  # check NAME COMMAND...: the command must succeed
-  local name="$1"; shift
-  if ! "$@"; then echo "FAIL: $name"; fail=1; fi
-}
+# shellcheck source=tests/integration/check.sh
+source "$(dirname "${BASH_SOURCE[0]}")/check.sh"
 
 out=$("$bin" --help); check "--help exits 0" test $? -eq 0
 check "--help lists version" grep -q '^  version' <<<"$out"

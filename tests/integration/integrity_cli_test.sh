@@ -5,10 +5,8 @@ set -u
 bin="$1"
 src="$(cd "$(dirname "$0")/../.." && pwd)"
 fail=0
-check() {  # check NAME COMMAND...: the command must succeed
-  local name="$1"; shift
-  if ! "$@"; then echo "FAIL: $name"; fail=1; fi
-}
+# shellcheck source=tests/integration/check.sh
+source "$(dirname "${BASH_SOURCE[0]}")/check.sh"
 refused() {  # refused NAME PATTERN COMMAND...: non-zero exit, one stderr line matching PATTERN
   local name="$1" pattern="$2"; shift 2
   local err rc

@@ -13,10 +13,8 @@ LP_TOWERPS="$bin"
 # shellcheck source=deploy/local_probe.sh
 source "$root/deploy/local_probe.sh"
 fail=0
-check() {  # check NAME COMMAND...: the command must succeed
-  local name="$1"; shift
-  if ! "$@"; then echo "FAIL: $name"; fail=1; fi
-}
+# shellcheck source=tests/integration/check.sh
+source "$(dirname "${BASH_SOURCE[0]}")/check.sh"
 tmp="$(mktemp -d)"
 job=""
 cleanup() {
