@@ -193,6 +193,14 @@ void CheckpointSeeds() {
                     absl::StrFormat("file ps-0-dense.bin %d %08x\n", dense.size(),
                                     Crc32c(dense)),
                     "partition 0 500 1\npartition 1 20 0\n"));
+  // An incremental link (format 3): its base, step-100, is looked for beside it.
+  Seed("checkpoint", "manifest_incremental",
+       absl::StrCat("towerps-checkpoint 3\njob 00000000c0ffee01\nstep 120\nbase 100\nservers 1\n"
+                    "virtual_shards 16\ndense_params 10\n",
+                    absl::StrFormat("file ps-0-table-0.snap %d %08x\n", table.size(),
+                                    Crc32c(table)),
+                    absl::StrFormat("file ps-0-dense.bin %d %08x\n", dense.size(),
+                                    Crc32c(dense))));
 
   // The configs snapshot_fuzzer.cc picks by byte 0.
   const char* const configs[] = {
