@@ -67,6 +67,14 @@ absl::StatusOr<Registered> JobState::Register(Role role, int rank, const std::st
     return absl::InvalidArgumentError(
         absl::StrCat(RoleName(role), " rank ", rank, " is out of range [0, ", size, ")"));
   }
+  // Everything the process reports is checked before anything changes.
+  if (info.finished_steps < 0 || info.finished_steps > kMaxReportedCount ||
+      info.global_step < -1 || info.global_step > kMaxReportedCount) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("registration reports ", info.finished_steps, " finished steps at global step ",
+                     info.global_step, " (each must be in [0, 2^48])"));
+  }
+  TOWERPS_RETURN_IF_ERROR(CheckPartitionReports(role, rank, info.partitions));
   const bool of_this_job = info.job_id != 0 && info.job_id == job_id_;
   if (info.job_id != 0 && !of_this_job) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -111,8 +119,7 @@ absl::StatusOr<Registered> JobState::Register(Role role, int rank, const std::st
   }
   if (of_this_job) {
     if (role == Role::kWorker) {
-      if (info.finished_steps < 0) return absl::InvalidArgumentError("negative finished steps");
-      TOWERPS_RETURN_IF_ERROR(MergePartitions(rank, info.partitions));
+      MergePartitions(rank, info.partitions);
       node.finished_steps = info.finished_steps;
     }
     adopted_global_step_ = std::max(adopted_global_step_, info.global_step);
@@ -217,6 +224,10 @@ absl::Status JobState::ReportClock(int rank, int64_t finished_steps, int64_t now
   NodeInfo& node = workers_[rank];
   if (node.alive) node.last_heartbeat_ms = now_ms;
   if (Stale(node)) return absl::OkStatus();  // progress from before the rollback
+  if (finished_steps > kMaxReportedCount || offset < 0 || offset > kMaxReportedCount) {
+    return absl::InvalidArgumentError(absl::StrCat("worker ", rank, " reports ", finished_steps,
+                                                   " steps at offset ", offset));
+  }
   if (finished_steps < node.finished_steps) {
     return absl::InvalidArgumentError(absl::StrCat("worker ", rank, " clock went back from ",
                                                    node.finished_steps, " to ", finished_steps));

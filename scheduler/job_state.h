@@ -81,6 +81,10 @@ struct NodeInfo {
 };
 
 // What a registering process says about itself (wire Register).
+// The largest step count or record offset a node may report (2^48: far beyond any
+// job, and sums of a few thousand of them cannot overflow).
+inline constexpr int64_t kMaxReportedCount = int64_t{1} << 48;
+
 struct Registration {
   uint64_t job_id = 0;         // 0: a new process (a replacement or a first start)
   int64_t finished_steps = 0;  // workers of this job: their clock
@@ -255,9 +259,12 @@ class JobState {
   // Live, unfinished workers that hold an unfinished partition (they pace the job).
   std::vector<bool> PacingWorkers() const;
   bool Stale(const NodeInfo& worker) const { return worker.seen_epoch < rollback_epoch_; }
-  // Merges a surviving worker's partitions into an adopted job's. InvalidArgument
-  // for a partition out of range (nothing merged).
-  absl::Status MergePartitions(int rank, const std::vector<ps::PartitionProgress>& partitions);
+  // InvalidArgument for a registration's partition reports out of range (a partition
+  // id, an offset outside [0, kMaxReportedCount]) or any from a server.
+  absl::Status CheckPartitionReports(Role role, int rank,
+                                     const std::vector<ps::PartitionProgress>& partitions) const;
+  // Merges a surviving worker's partitions (checked) into an adopted job's.
+  void MergePartitions(int rank, const std::vector<ps::PartitionProgress>& partitions);
   // Registering -> training once every node is alive.
   void MaybeStartTraining(int64_t now_ms);
   // Registering, training, paused or recovering: not stopping, done or failed.

@@ -9,14 +9,22 @@
 
 namespace towerps::scheduler {
 
-absl::Status JobState::MergePartitions(int rank,
-                                       const std::vector<ps::PartitionProgress>& partitions) {
+absl::Status JobState::CheckPartitionReports(
+    Role role, int rank, const std::vector<ps::PartitionProgress>& partitions) const {
+  if (role == Role::kServer && !partitions.empty()) {
+    return absl::InvalidArgumentError("a server's registration lists partitions");
+  }
   for (const ps::PartitionProgress& p : partitions) {
-    if (p.id < 0 || p.id >= static_cast<int>(partitions_.size()) || p.offset < 0) {
+    if (p.id < 0 || p.id >= static_cast<int>(partitions_.size()) || p.offset < 0 ||
+        p.offset > kMaxReportedCount) {
       return absl::InvalidArgumentError(
           absl::StrCat("worker ", rank, " reports partition ", p.id, " at offset ", p.offset));
     }
   }
+  return absl::OkStatus();
+}
+
+void JobState::MergePartitions(int rank, const std::vector<ps::PartitionProgress>& partitions) {
   for (const ps::PartitionProgress& reported : partitions) {
     PartitionInfo& p = partitions_[reported.id];
     const bool further = reported.offset >= p.resume_offset;
@@ -28,7 +36,6 @@ absl::Status JobState::MergePartitions(int rank,
       p.owner = rank;  // it keeps reading where it is
     }
   }
-  return absl::OkStatus();
 }
 
 absl::Status JobState::AdoptJob(int64_t step, absl::Span<const ps::PartitionProgress> partitions) {

@@ -210,6 +210,32 @@ TEST(JobStateRecoveryTest, AdoptedJobMergesSurvivors) {
   EXPECT_EQ(job.global_step(), 151);
 }
 
+// A hostile registration or clock (counts that would overflow the global step, an
+// offset out of range, partitions from a server) is refused before anything changes:
+// the rank's holder stays alive and its clock is kept.
+TEST(JobStateRecoveryTest, HostileReportsAreRefusedBeforeAnythingChanges) {
+  JobState job = MakeJob(1, 1, 1, -1);
+  RegisterAll(&job, 1, 1);
+  ASSERT_TRUE(job.ReportClock(0, 7, 0).ok());
+  const int64_t huge = kMaxReportedCount + 1;
+  for (const Registration& bad :
+       {OfThisJob(huge, 1), OfThisJob(1, huge), OfThisJob(1, -2), OfThisJob(-1, 1),
+        OfThisJob(1, 1, {{0, huge, false}}), OfThisJob(1, 1, {{0, -1, false}})}) {
+    EXPECT_EQ(job.Register(Role::kWorker, 0, "", 0, bad).status().code(),
+              absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(job.workers()[0].alive);
+    EXPECT_EQ(job.workers()[0].finished_steps, 7);
+  }
+  EXPECT_EQ(job.Register(Role::kServer, 0, "tcp://x", 0, OfThisJob(0, 1, {{0, 1, false}}))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(job.servers()[0].alive);
+  EXPECT_EQ(job.ReportClock(0, huge, 1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(job.ReportClock(0, 8, 1, 0, huge).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(job.workers()[0].finished_steps, 7);
+}
+
 TEST(JobStateRecoveryTest, AdoptedGlobalStepIsAtLeastTheSumOfClocks) {
   JobState job = MakeJob(1, 1, 1, -1);
   ASSERT_TRUE(job.AdoptJob(0, {}).ok());
