@@ -65,11 +65,11 @@ class RecoveryTest : public testing::ClusterFixture {
     return StartNode({"ps", "--rank=" + std::to_string(rank), "--run_dir=" + run_}, config_,
                      dataset_, endpoint_, log);
   }
+  // With the default request timeout (30 s): a request in flight to a killed server
+  // is abandoned when the replacement's epoch is announced, not after its deadline.
   std::unique_ptr<Subprocess> Worker(int rank, const std::string& log) {
-    // A request to a killed server is given up after 2 s (default 30 s x 3 attempts)
-    // before the worker waits for the replacement.
     return StartNode({"worker", "--worker_rank=" + std::to_string(rank), "--run_dir=" + run_,
-                      "--request_timeout_ms=2000", "--worker_log_losses"},
+                      "--worker_log_losses"},
                      config_, dataset_, endpoint_, log);
   }
   // Waits until every worker trained and a checkpoint past step `min_step` is complete.
@@ -140,12 +140,27 @@ class RecoveryTest : public testing::ClusterFixture {
   std::unique_ptr<net::MembershipClient> ctl_;
 };
 
-// An asynchronous job: only ps/1 restores its files of the newest checkpoint.
+// An asynchronous job: only ps/1 restores its files of the newest checkpoint. The
+// workers, whose requests to ps/1 were in flight or queued when it was killed, train
+// again within seconds of the replacement's start, far within their 30 s request
+// timeout (a functional bound: they do not wait out the deadline).
 TEST_F(RecoveryTest, KilledServerIsReplaced) {
   StartJob();
   WaitForProgress();
   KillNow(servers_[1].get());
+  std::vector<int64_t> at_kill;
+  for (int w = 0; w < num_workers_; ++w) at_kill.push_back(WorkerSteps(ctl_.get(), w));
   servers_[1] = Server(1, "ps1b.log");
+  const auto replaced = std::chrono::steady_clock::now();
+  for (int w = 0; w < num_workers_; ++w) {
+    // Asynchronous workers report their clock every 4 steps: 8 more is training again.
+    while (WorkerSteps(ctl_.get(), w) < at_kill[w] + 8 &&
+           std::chrono::steady_clock::now() - replaced < 15s) {
+      std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_GE(WorkerSteps(ctl_.get(), w), at_kill[w] + 8)
+        << "worker " << w << " is not training 15 s after the replacement started";
+  }
   ExpectFinished();
   const std::string log = Log("scheduler.log");
   EXPECT_NE(log.find("ps/1 is dead"), std::string::npos);
