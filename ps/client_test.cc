@@ -188,6 +188,17 @@ TEST_F(PsClientTest, CheckpointAndRestoreThroughRpc) {
   ASSERT_TRUE(client_->Pull(check, 12, false).ok());
   EXPECT_EQ(restored, rows);  // the push after the checkpoint is gone
 
+  // A client that pushed before the restore is refused (its pushes were computed on
+  // the replaced state); workers reconnect with a new client id.
+  EXPECT_EQ(client_->Push(push, 13).code(), absl::StatusCode::kUnavailable);
+  PsClientOptions options;
+  options.server_endpoints = endpoints_;
+  options.client_id = 9;
+  options.dense_params = kDense;
+  auto reconnected = PsClient::Create(&ctx_, options, *ShardMap::Balanced(64, 2));
+  ASSERT_TRUE(reconnected.ok()) << reconnected.status();
+  client_ = std::move(reconnected).value();
+
   // Incremental on the restored step 10: refused on another base (the code the
   // scheduler falls back to a full checkpoint on), written on 10, restored as a chain.
   ASSERT_TRUE(client_->Push(push, 13).ok());
