@@ -34,6 +34,9 @@ absl::Status JobStateOptions::Validate() const {
   if (checkpoint_every_steps < 0 || checkpoint_every_ms < 0) {
     return absl::InvalidArgumentError("checkpoint intervals must be >= 0");
   }
+  if (checkpoint_clock_multiple < 1) {
+    return absl::InvalidArgumentError("checkpoint_clock_multiple must be >= 1");
+  }
   return absl::OkStatus();
 }
 
@@ -252,6 +255,12 @@ int64_t JobState::FastestLiveWorkerSteps() const {
   return fastest;
 }
 
+int64_t JobState::BarrierSteps() const {
+  const int64_t fastest = FastestLiveWorkerSteps();
+  const int64_t k = options_.checkpoint_clock_multiple;
+  return fastest <= 0 ? fastest : (fastest + k - 1) / k * k;
+}
+
 int64_t JobState::SlowestLiveWorkerSteps() const {
   const std::vector<bool> pacing = PacingWorkers();
   int64_t slowest = std::numeric_limits<int64_t>::max();
@@ -265,7 +274,7 @@ bool JobState::MayStartStep(int rank, int64_t step) const {
   if (phase_ != Phase::kTraining) return false;
   const NodeInfo* self = FindNode(Role::kWorker, rank);
   if (self != nullptr && Stale(*self)) return false;
-  if (barrier_ && step >= FastestLiveWorkerSteps()) return false;
+  if (barrier_ && step >= BarrierSteps()) return false;
   if (options_.staleness < 0) return true;
   if (self == nullptr) return false;
   return step - SlowestLiveWorkerSteps() <= options_.staleness;
@@ -420,7 +429,7 @@ bool JobState::CheckpointBarrierReached() const {
   for (size_t w = 0; w < workers_.size(); ++w) {
     if (!pacing[w]) continue;
     if (Stale(workers_[w]) || !workers_[w].at_barrier ||
-        workers_[w].finished_steps != FastestLiveWorkerSteps()) {
+        workers_[w].finished_steps != BarrierSteps()) {
       return false;
     }
   }

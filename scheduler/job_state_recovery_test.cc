@@ -265,6 +265,34 @@ TEST(JobStateRecoveryTest, BarrierWaitsForAWorkerInsideItsStep) {
   EXPECT_TRUE(job.CheckpointBarrierReached());
 }
 
+// With dense gradients averaged over 4 steps the barrier holds the workers at a
+// clock that is a multiple of 4 (none holds dense gradients there), so the checkpoint
+// is a point a rolled-back job can replay from exactly.
+TEST(JobStateRecoveryTest, SynchronousBarrierWaitsForAMultipleOfTheDenseSync) {
+  JobStateOptions o;
+  o.num_servers = 1;
+  o.num_workers = 1;
+  o.staleness = 0;
+  o.heartbeat_timeout_ms = 1000;
+  o.checkpoint_clock_multiple = 4;
+  ASSERT_TRUE(o.Validate().ok());
+  JobState job(o);
+  job.set_job_id(kJob);
+  RegisterAll(&job, 1, 1);
+  ASSERT_TRUE(job.ReportClock(0, 5, 10).ok());
+  job.CheckpointStarted();
+  for (int64_t step = 5; step < 8; ++step) {
+    EXPECT_TRUE(job.RequestStep(0, step)) << step;
+    EXPECT_FALSE(job.CheckpointBarrierReached());
+    ASSERT_TRUE(job.ReportClock(0, step + 1, 20).ok());
+  }
+  EXPECT_FALSE(job.RequestStep(0, 8));
+  EXPECT_TRUE(job.CheckpointBarrierReached());
+  EXPECT_EQ(job.global_step(), 8);
+  o.checkpoint_clock_multiple = 0;
+  EXPECT_FALSE(o.Validate().ok());
+}
+
 TEST(JobStateRecoveryTest, AsynchronousCheckpointHasNoBarrier) {
   JobState job = MakeJob(1, 2, 2, -1);
   RegisterAll(&job, 1, 2);
