@@ -63,10 +63,13 @@ void SchedulerWatch::End(absl::Status status) {
   {
     absl::MutexLock lock(&mu_);
     status_ = status;
-    if (!status.ok()) cancels.swap(epoch_cancels_);
+    if (!status.ok()) {
+      // Under mu_: EpochCancellation sees either the live map or cancel_ cancelled.
+      cancel_.Cancel(status);
+      cancels.swap(epoch_cancels_);
+    }
   }
   for (auto& [epoch, cancel] : cancels) cancel->Cancel(status);
-  if (!status.ok()) cancel_.Cancel(std::move(status));
   ended_.Notify();
 }
 
