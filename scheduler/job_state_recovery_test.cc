@@ -11,13 +11,16 @@ namespace {
 
 constexpr uint64_t kJob = 0xabc;
 
-JobState MakeJob(int servers, int workers, int partitions, int64_t staleness) {
+JobState MakeJob(int servers, int workers, int partitions, int64_t staleness,
+                 int64_t checkpoint_clock_multiple = 1) {
   JobStateOptions o;
   o.num_servers = servers;
   o.num_workers = workers;
   o.num_partitions = partitions;
   o.staleness = staleness;
   o.heartbeat_timeout_ms = 1000;
+  o.checkpoint_clock_multiple = checkpoint_clock_multiple;
+  EXPECT_TRUE(o.Validate().ok());
   JobState job(o);
   job.set_job_id(kJob);
   return job;
@@ -269,15 +272,7 @@ TEST(JobStateRecoveryTest, BarrierWaitsForAWorkerInsideItsStep) {
 // clock that is a multiple of 4 (none holds dense gradients there), so the checkpoint
 // is a point a rolled-back job can replay from exactly.
 TEST(JobStateRecoveryTest, SynchronousBarrierWaitsForAMultipleOfTheDenseSync) {
-  JobStateOptions o;
-  o.num_servers = 1;
-  o.num_workers = 1;
-  o.staleness = 0;
-  o.heartbeat_timeout_ms = 1000;
-  o.checkpoint_clock_multiple = 4;
-  ASSERT_TRUE(o.Validate().ok());
-  JobState job(o);
-  job.set_job_id(kJob);
+  JobState job = MakeJob(1, 1, 1, 0, /*checkpoint_clock_multiple=*/4);
   RegisterAll(&job, 1, 1);
   ASSERT_TRUE(job.ReportClock(0, 5, 10).ok());
   job.CheckpointStarted();
@@ -289,8 +284,9 @@ TEST(JobStateRecoveryTest, SynchronousBarrierWaitsForAMultipleOfTheDenseSync) {
   EXPECT_FALSE(job.RequestStep(0, 8));
   EXPECT_TRUE(job.CheckpointBarrierReached());
   EXPECT_EQ(job.global_step(), 8);
-  o.checkpoint_clock_multiple = 0;
-  EXPECT_FALSE(o.Validate().ok());
+  JobStateOptions zero;
+  zero.checkpoint_clock_multiple = 0;
+  EXPECT_FALSE(zero.Validate().ok());
 }
 
 TEST(JobStateRecoveryTest, AsynchronousCheckpointHasNoBarrier) {
