@@ -341,7 +341,10 @@ std::optional<PartitionInfo> JobState::NextPartition(int rank) {
 
 absl::Status JobState::ReportPartition(int rank, int partition, int64_t offset, bool done) {
   const NodeInfo* node = FindNode(Role::kWorker, rank);
-  if (node != nullptr && Stale(*node)) return absl::OkStatus();  // from before a rollback
+  if (node == nullptr) {  // e.g. a restarted scheduler the worker has not rejoined yet
+    return absl::NotFoundError(absl::StrCat("worker ", rank, " is not registered"));
+  }
+  if (Stale(*node)) return absl::OkStatus();  // from before a rollback
   if (partition < 0 || partition >= static_cast<int>(partitions_.size())) {
     return absl::InvalidArgumentError(absl::StrCat("no partition ", partition));
   }

@@ -218,6 +218,20 @@ TEST(JobStateRecoveryTest, AdoptedJobMergesSurvivors) {
   EXPECT_EQ(job.global_step(), 151);
 }
 
+// A restarted scheduler hears from a worker before its watch re-registered it: its
+// reports are NotFound (the worker retries after rejoining), never a refusal.
+TEST(JobStateRecoveryTest, ReportsOfAWorkerNotBackYetAreNotFound) {
+  JobState job = MakeJob(1, 1, 1, -1);
+  ASSERT_TRUE(job.AdoptJob(0, {}).ok());
+  EXPECT_EQ(job.ReportPartition(0, 0, 64, false).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(job.ReportClock(0, 3, 10).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(job.Register(Role::kServer, 0, "tcp://a", 0, OfThisJob(0, -1)).ok());
+  Registration back = OfThisJob(3, 3);
+  back.partitions.push_back({0, 64, false});
+  ASSERT_TRUE(job.Register(Role::kWorker, 0, "", 0, back).ok());
+  EXPECT_TRUE(job.ReportPartition(0, 0, 128, false).ok());
+}
+
 TEST(JobStateRecoveryTest, AdoptedGlobalStepIsAtLeastTheSumOfClocks) {
   JobState job = MakeJob(1, 1, 1, -1);
   ASSERT_TRUE(job.AdoptJob(0, {}).ok());
