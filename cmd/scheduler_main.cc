@@ -76,6 +76,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.job.heartbeat_timeout_ms = FLAGS_heartbeat_timeout_ms;
   options.job.checkpoint_every_steps = FLAGS_checkpoint_every_steps;
   options.job.checkpoint_every_ms = FLAGS_checkpoint_every_ms;
+  options.job.checkpoint_clock_multiple = config->dense_sync_every;
   options.stop_timeout_ms = FLAGS_stop_timeout_ms;
   options.recovery_timeout_ms = FLAGS_recovery_timeout_ms;
   options.job_file = FLAGS_run_dir + "/scheduler.job";

@@ -17,7 +17,7 @@
 
 DEFINE_int32(worker_rank, -1, "requested rank (-1: any free one)");
 DEFINE_bool(worker_log_losses, false, "write every step's loss to <run_dir>/losses-worker-<rank>.tsv");
-DEFINE_int64(request_timeout_ms, 30000, "deadline of one request to a server or the scheduler");
+DEFINE_int64(request_timeout_ms, 30000, "deadline of one request to a server (or the scheduler: at most 2 heartbeat intervals)");
 
 namespace towerps::cmd {
 

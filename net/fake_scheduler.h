@@ -54,6 +54,7 @@ class FakeScheduler {
           reply.setPhase(phase_.load());
           reply.setReason(reason_.c_str());
           reply.setLrScale(lr_scale_.load());
+          reply.setEpoch(epoch_.load());
           return EncodeMessage(message);
         },
         nullptr);
@@ -63,6 +64,7 @@ class FakeScheduler {
   const std::string& endpoint() const { return server_->endpoint(); }
   void set_phase(uint8_t phase) { phase_ = phase; }
   void set_lr_scale(float scale) { lr_scale_ = scale; }
+  void set_epoch(uint64_t epoch) { epoch_ = epoch; }
   void forget_nodes() { forgotten_ = true; }
   void set_register_error(absl::Status error) {
     absl::MutexLock lock(&mu_);
@@ -82,6 +84,7 @@ class FakeScheduler {
   uint64_t last_job_id_ = 0;
   std::atomic<uint8_t> phase_;
   std::atomic<float> lr_scale_{1.0f};
+  std::atomic<uint64_t> epoch_{1};
   const std::string reason_;
   const absl::Status error_;
   std::unique_ptr<RpcServer> server_;

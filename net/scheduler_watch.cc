@@ -3,6 +3,8 @@
 #include <pthread.h>
 
 #include <chrono>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -57,12 +59,48 @@ std::string SchedulerWatch::reason() const {
 }
 
 void SchedulerWatch::End(absl::Status status) {
+  std::map<uint64_t, std::shared_ptr<Cancellation>> cancels;
   {
     absl::MutexLock lock(&mu_);
     status_ = status;
+    if (!status.ok()) {
+      // Under mu_: EpochCancellation sees either the live map or cancel_ cancelled.
+      cancel_.Cancel(status);
+      cancels.swap(epoch_cancels_);
+    }
   }
-  if (!status.ok()) cancel_.Cancel(std::move(status));
+  for (auto& [epoch, cancel] : cancels) cancel->Cancel(status);
   ended_.Notify();
+}
+
+std::shared_ptr<const Cancellation> SchedulerWatch::EpochCancellation(uint64_t epoch) const {
+  auto cancel = std::make_shared<Cancellation>();
+  absl::MutexLock lock(&mu_);
+  if (cancel_.cancelled()) {
+    cancel->Cancel(status_);
+  } else if (epoch < epoch_.load()) {
+    cancel->Cancel(absl::UnavailableError(
+        absl::StrCat("membership epoch ", epoch, " -> ", epoch_.load())));
+  } else {
+    auto [it, inserted] = epoch_cancels_.try_emplace(epoch, cancel);
+    return it->second;
+  }
+  return cancel;
+}
+
+void SchedulerWatch::SawEpoch(uint64_t epoch) {
+  std::vector<std::pair<uint64_t, std::shared_ptr<Cancellation>>> passed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (epoch <= epoch_.load()) return;
+    epoch_ = epoch;
+    auto end = epoch_cancels_.lower_bound(epoch);
+    passed.assign(epoch_cancels_.begin(), end);
+    epoch_cancels_.erase(epoch_cancels_.begin(), end);
+  }
+  for (auto& [old, cancel] : passed) {
+    cancel->Cancel(absl::UnavailableError(absl::StrCat("membership epoch ", old, " -> ", epoch)));
+  }
 }
 
 void SchedulerWatch::Loop() {
@@ -81,6 +119,7 @@ void SchedulerWatch::Loop() {
     if (beat.ok()) {
       last_answer = SteadyClock::now();
       phase_ = beat->phase;
+      SawEpoch(beat->epoch);
       {
         absl::MutexLock lock(&mu_);
         reason_ = beat->reason;

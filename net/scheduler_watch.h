@@ -13,6 +13,11 @@
 //     <endpoint> has not answered for N s".
 // On every end but done it cancels cancellation() with that status, so RPC clients
 // carrying it (RpcClientOptions::cancel) give up at once instead of retrying.
+// Every heartbeat reply carries the membership epoch: EpochCancellation(e) is
+// cancelled (Unavailable) as soon as a reply shows an epoch past e (a server was
+// replaced or the job rolled back), so a request in flight to a dead server is
+// abandoned then instead of waiting out its deadline; and with status() when the job
+// ends other than done.
 //
 // Thread: "sched-watch", started by Start, joined by Stop (idempotent; the
 // destructor calls it). Thread-safe.
@@ -22,6 +27,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -84,12 +90,21 @@ class SchedulerWatch {
   std::string reason() const;
   // Cancelled with status() when the job ends other than done.
   const Cancellation* cancellation() const { return &cancel_; }
+  // The newest membership epoch a heartbeat reply carried (0 before the first).
+  uint64_t epoch() const { return epoch_.load(); }
+  // For requests of membership epoch `epoch`: cancelled with Unavailable ("membership
+  // epoch e -> e'") once a heartbeat shows a later epoch (at once if one did), and
+  // with status() when the job ends other than done. Give it to the clients built
+  // for that epoch (RpcClientOptions::cancel) and keep it as long as they live.
+  std::shared_ptr<const Cancellation> EpochCancellation(uint64_t epoch) const;
 
  private:
   SchedulerWatch(const SchedulerWatchOptions& options, std::unique_ptr<MembershipClient> client)
       : options_(options), client_(std::move(client)) {}
   void Loop();
   void End(absl::Status status);
+  // A heartbeat showed `epoch`: cancels the cancellations of earlier epochs.
+  void SawEpoch(uint64_t epoch);
 
   const SchedulerWatchOptions options_;
   std::unique_ptr<MembershipClient> client_;  // only the watch thread
@@ -98,6 +113,9 @@ class SchedulerWatch {
   absl::Status status_ ABSL_GUARDED_BY(mu_);
   std::string reason_ ABSL_GUARDED_BY(mu_);
   Cancellation cancel_;
+  std::atomic<uint64_t> epoch_{0};
+  // Live epoch cancellations (epochs >= epoch_), cancelled and dropped when passed.
+  mutable std::map<uint64_t, std::shared_ptr<Cancellation>> epoch_cancels_ ABSL_GUARDED_BY(mu_);
   absl::Notification ended_;
   absl::Notification stop_;
   std::thread thread_;

@@ -58,6 +58,38 @@ TEST(SchedulerWatchTest, FailedJobCancelsWithTheSchedulersReason) {
   EXPECT_EQ((*watch)->cancellation()->reason(), (*watch)->status());
 }
 
+// A later epoch in a heartbeat reply cancels the cancellations of earlier epochs (a
+// request in flight to a replaced server is abandoned), not the current one's.
+TEST(SchedulerWatchTest, NewEpochCancelsTheEarlierEpochsRequests) {
+  ZmqContext ctx;
+  FakeScheduler scheduler(&ctx, kPhaseTraining, "");
+  scheduler.set_epoch(3);
+  auto watch = SchedulerWatch::Start(&ctx, WatchOptions(scheduler.endpoint()));
+  ASSERT_TRUE(watch.ok());
+  for (int i = 0; i < 500 && (*watch)->epoch() != 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ((*watch)->epoch(), 3u);
+  std::shared_ptr<const Cancellation> old = (*watch)->EpochCancellation(2);
+  EXPECT_TRUE(old->cancelled());
+  EXPECT_TRUE(absl::IsUnavailable(old->reason())) << old->reason();
+  std::shared_ptr<const Cancellation> current = (*watch)->EpochCancellation(3);
+  std::shared_ptr<const Cancellation> ahead = (*watch)->EpochCancellation(4);
+  EXPECT_EQ((*watch)->EpochCancellation(3), current);  // one per epoch
+  EXPECT_FALSE(current->cancelled());
+  scheduler.set_epoch(4);
+  ASSERT_TRUE(current->WaitFor(absl::Seconds(10)));
+  EXPECT_TRUE(absl::IsUnavailable(current->reason())) << current->reason();
+  EXPECT_EQ(current->reason().message(), "membership epoch 3 -> 4");
+  EXPECT_FALSE(ahead->cancelled());
+  EXPECT_FALSE((*watch)->cancellation()->cancelled());
+  // A failed job cancels the live ones with its status.
+  scheduler.set_phase(kPhaseFailed);
+  ASSERT_TRUE(ahead->WaitFor(absl::Seconds(10)));
+  EXPECT_EQ(ahead->reason().code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE((*watch)->EpochCancellation(5)->cancelled());
+}
+
 TEST(SchedulerWatchTest, RefusedNodeEnds) {
   ZmqContext ctx;
   FakeScheduler scheduler(&ctx, kPhaseTraining, "",

@@ -50,13 +50,19 @@ class PsClientTest : public ::testing::Test {
       endpoints_.push_back((*rpc)->endpoint());
       rpcs_.push_back(std::move(rpc).value());
     }
+    client_ = NewClient(7);
+    ASSERT_NE(client_, nullptr);
+  }
+
+  // A client of both servers with id `client_id` (null on failure).
+  std::unique_ptr<PsClient> NewClient(uint64_t client_id) {
     PsClientOptions options;
     options.server_endpoints = endpoints_;
-    options.client_id = 7;
+    options.client_id = client_id;
     options.dense_params = kDense;
     auto client = PsClient::Create(&ctx_, options, *ShardMap::Balanced(64, 2));
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(client).value();
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? std::move(client).value() : nullptr;
   }
 
   void TearDown() override { (void)RemoveAll(root_); }
@@ -187,6 +193,12 @@ TEST_F(PsClientTest, CheckpointAndRestoreThroughRpc) {
   std::vector<SparseSlice> check = {{0, kDim, keys, restored.data(), nullptr, 0}};
   ASSERT_TRUE(client_->Pull(check, 12, false).ok());
   EXPECT_EQ(restored, rows);  // the push after the checkpoint is gone
+
+  // A client that pushed before the restore is refused (its pushes were computed on
+  // the replaced state); workers reconnect with a new client id.
+  EXPECT_EQ(client_->Push(push, 13).code(), absl::StatusCode::kUnavailable);
+  client_ = NewClient(9);
+  ASSERT_NE(client_, nullptr);
 
   // Incremental on the restored step 10: refused on another base (the code the
   // scheduler falls back to a full checkpoint on), written on 10, restored as a chain.

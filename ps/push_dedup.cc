@@ -10,4 +10,15 @@ bool PushDedup::Claim(uint64_t client_id, uint64_t seq) {
   return true;
 }
 
+bool PushDedup::Retired(uint64_t client_id) const {
+  absl::MutexLock lock(&mu_);
+  return retired_.contains(client_id);
+}
+
+void PushDedup::RetireAll() {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [client_id, window] : clients_) retired_.insert(client_id);
+  clients_.clear();
+}
+
 }  // namespace towerps::ps

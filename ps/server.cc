@@ -252,6 +252,13 @@ absl::StatusOr<std::string> ParameterServer::PushSparse(const Envelope::Reader& 
   auto reply_envelope = message.initRoot<Envelope>();
   net::InitEnvelope(reply_envelope, options_.name, request.getRequestId());
   auto reply = reply_envelope.getBody().initPushReply();
+  if (dedup_.Retired(push.getClientId())) {
+    // Sent before the workers learnt of this server's restore (a rollback): the
+    // parameters it was computed on are gone. The worker reconnects.
+    if (refused_pushes_) refused_pushes_->Increment();
+    return absl::UnavailableError(absl::StrCat(
+        options_.name, ": a push of a client from before this server's restore; reconnect"));
+  }
   if (!dedup_.Claim(push.getClientId(), push.getSeq())) {
     reply.setDuplicate(true);
     if (duplicate_pushes_) duplicate_pushes_->Increment();
@@ -447,6 +454,7 @@ absl::Status ParameterServer::LoadCheckpoint(const std::string& dir, bool requir
   // TODO(perf): a file is read four times (checksum, verify, the load's own verify,
   // apply); verifying into memory once would halve restore I/O for big tables.
   last_checkpoint_step_ = -1;
+  dedup_.RetireAll();  // pushes computed on the state being replaced are refused
   for (const ChainLink& link : chain) {
     const FileBinding expected{link.manifest.job_id, link.manifest.step, options_.rank, "", 0};
     for (size_t t = 0; t < tables_.size(); ++t) {

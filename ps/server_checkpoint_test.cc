@@ -363,6 +363,25 @@ TEST_F(ServerCheckpointTest, IncrementalOrderOnAnotherBaseIsRefused) {
   EXPECT_TRUE(order(&b, 30, 10).ok());
 }
 
+// A push sent before the workers learnt of a restore (a synchronous job's rollback:
+// the live servers restore too) is refused, so it never lands on the restored state;
+// the reconnected worker's client (a new id) pushes as usual.
+TEST_F(ServerCheckpointTest, PushesOfClientsFromBeforeARestoreAreRefused) {
+  ServerHarness a(WithState(Options()));
+  ASSERT_TRUE(a.Push({1, 2, 3}, std::vector<float>(3 * kDim, 1.0f), /*client=*/7, 1).ok());
+  const std::string dir = Checkpoint(a.server(), root_, 10);
+  const std::vector<float> saved = a.Pull({1, 2, 3});
+  ASSERT_TRUE(a.Push({1, 2, 3}, std::vector<float>(3 * kDim, 1.0f), 7, 2).ok());
+  ASSERT_TRUE(a.server()->LoadCheckpoint(dir, /*require_this_job=*/true).ok());
+  auto stale = a.Push({1, 2, 3}, std::vector<float>(3 * kDim, 1.0f), 7, 3);
+  EXPECT_EQ(stale.status().code(), absl::StatusCode::kUnavailable) << stale.status();
+  EXPECT_EQ(a.Pull({1, 2, 3}), saved) << "the restored rows are untouched";
+  auto fresh = a.Push({1, 2, 3}, std::vector<float>(3 * kDim, 1.0f), 8, 1);
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_FALSE(*fresh);
+  EXPECT_NE(a.Pull({1, 2, 3}), saved);
+}
+
 // A push completes while the server is provably between copying a stripe for a
 // checkpoint and writing it (the save waits in the hook until the push is done).
 TEST_F(ServerCheckpointTest, PushesProceedWhileACheckpointIsWritten) {

@@ -34,6 +34,9 @@ absl::Status JobStateOptions::Validate() const {
   if (checkpoint_every_steps < 0 || checkpoint_every_ms < 0) {
     return absl::InvalidArgumentError("checkpoint intervals must be >= 0");
   }
+  if (checkpoint_clock_multiple < 1) {
+    return absl::InvalidArgumentError("checkpoint_clock_multiple must be >= 1");
+  }
   return absl::OkStatus();
 }
 
@@ -263,6 +266,12 @@ int64_t JobState::FastestLiveWorkerSteps() const {
   return fastest;
 }
 
+int64_t JobState::BarrierSteps() const {
+  const int64_t fastest = FastestLiveWorkerSteps();
+  const int64_t k = options_.checkpoint_clock_multiple;
+  return fastest <= 0 ? fastest : (fastest + k - 1) / k * k;
+}
+
 int64_t JobState::SlowestLiveWorkerSteps() const {
   const std::vector<bool> pacing = PacingWorkers();
   int64_t slowest = std::numeric_limits<int64_t>::max();
@@ -276,7 +285,7 @@ bool JobState::MayStartStep(int rank, int64_t step) const {
   if (phase_ != Phase::kTraining) return false;
   const NodeInfo* self = FindNode(Role::kWorker, rank);
   if (self != nullptr && Stale(*self)) return false;
-  if (barrier_ && step >= FastestLiveWorkerSteps()) return false;
+  if (barrier_ && step >= BarrierSteps()) return false;
   if (options_.staleness < 0) return true;
   if (self == nullptr) return false;
   return step - SlowestLiveWorkerSteps() <= options_.staleness;
@@ -343,7 +352,10 @@ std::optional<PartitionInfo> JobState::NextPartition(int rank) {
 
 absl::Status JobState::ReportPartition(int rank, int partition, int64_t offset, bool done) {
   const NodeInfo* node = FindNode(Role::kWorker, rank);
-  if (node != nullptr && Stale(*node)) return absl::OkStatus();  // from before a rollback
+  if (node == nullptr) {  // e.g. a restarted scheduler the worker has not rejoined yet
+    return absl::NotFoundError(absl::StrCat("worker ", rank, " is not registered"));
+  }
+  if (Stale(*node)) return absl::OkStatus();  // from before a rollback
   if (partition < 0 || partition >= static_cast<int>(partitions_.size())) {
     return absl::InvalidArgumentError(absl::StrCat("no partition ", partition));
   }
@@ -431,7 +443,7 @@ bool JobState::CheckpointBarrierReached() const {
   for (size_t w = 0; w < workers_.size(); ++w) {
     if (!pacing[w]) continue;
     if (Stale(workers_[w]) || !workers_[w].at_barrier ||
-        workers_[w].finished_steps != FastestLiveWorkerSteps()) {
+        workers_[w].finished_steps != BarrierSteps()) {
       return false;
     }
   }

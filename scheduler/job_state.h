@@ -64,6 +64,10 @@ struct JobStateOptions {
   int64_t checkpoint_every_steps = 0;
   // ... or every this many milliseconds of training (0 = never by time).
   int64_t checkpoint_every_ms = 0;
+  // A synchronous job's checkpoint barrier holds the workers at a clock that is a
+  // multiple of this (the model's dense_sync_every: no worker holds dense gradients
+  // then, so a rollback replays the unfaulted run); >= 1.
+  int64_t checkpoint_clock_multiple = 1;
 
   absl::Status Validate() const;
 };
@@ -227,7 +231,7 @@ class JobState {
   // runs it and calls CheckpointFinished (or CheckpointAbandoned).
   bool CheckpointDue(int64_t now_ms) const;
   // A synchronous job (staleness 0) enters the checkpoint barrier: no worker starts
-  // a step beyond the furthest one until all have finished the same number.
+  // a step beyond BarrierSteps() until all have finished that number.
   void CheckpointStarted();
   // Every live worker pacing the job has reported the same finished count and was
   // refused the next step since the barrier began, so none is inside a step (always
@@ -256,6 +260,9 @@ class JobState {
   const NodeInfo* FindNode(Role role, int rank) const;
   int64_t SlowestLiveWorkerSteps() const;
   int64_t FastestLiveWorkerSteps() const;
+  // The clock a checkpoint barrier holds the workers at: the fastest one's, rounded
+  // up to a multiple of checkpoint_clock_multiple.
+  int64_t BarrierSteps() const;
   // Live, unfinished workers that hold an unfinished partition (they pace the job).
   std::vector<bool> PacingWorkers() const;
   bool Stale(const NodeInfo& worker) const { return worker.seen_epoch < rollback_epoch_; }

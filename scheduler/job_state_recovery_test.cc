@@ -12,8 +12,12 @@ namespace {
 
 constexpr uint64_t kJob = 0xabc;
 
-JobState MakeJob(int servers, int workers, int partitions, int64_t staleness) {
-  JobState job(TestJobOptions(servers, workers, partitions, staleness));
+JobState MakeJob(int servers, int workers, int partitions, int64_t staleness,
+                 int64_t checkpoint_clock_multiple = 1) {
+  JobStateOptions o = TestJobOptions(servers, workers, partitions, staleness);
+  o.checkpoint_clock_multiple = checkpoint_clock_multiple;
+  EXPECT_TRUE(o.Validate().ok());
+  JobState job(o);
   job.set_job_id(kJob);
   return job;
 }
@@ -236,6 +240,20 @@ TEST(JobStateRecoveryTest, HostileReportsAreRefusedBeforeAnythingChanges) {
   EXPECT_EQ(job.workers()[0].finished_steps, 7);
 }
 
+// A restarted scheduler hears from a worker before its watch re-registered it: its
+// reports are NotFound (the worker retries after rejoining), never a refusal.
+TEST(JobStateRecoveryTest, ReportsOfAWorkerNotBackYetAreNotFound) {
+  JobState job = MakeJob(1, 1, 1, -1);
+  ASSERT_TRUE(job.AdoptJob(0, {}).ok());
+  EXPECT_EQ(job.ReportPartition(0, 0, 64, false).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(job.ReportClock(0, 3, 10).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(job.Register(Role::kServer, 0, "tcp://a", 0, OfThisJob(0, -1)).ok());
+  Registration back = OfThisJob(3, 3);
+  back.partitions.push_back({0, 64, false});
+  ASSERT_TRUE(job.Register(Role::kWorker, 0, "", 0, back).ok());
+  EXPECT_TRUE(job.ReportPartition(0, 0, 128, false).ok());
+}
+
 TEST(JobStateRecoveryTest, AdoptedGlobalStepIsAtLeastTheSumOfClocks) {
   JobState job = MakeJob(1, 1, 1, -1);
   ASSERT_TRUE(job.AdoptJob(0, {}).ok());
@@ -284,6 +302,27 @@ TEST(JobStateRecoveryTest, BarrierWaitsForAWorkerInsideItsStep) {
   ASSERT_TRUE(job.ReportClock(0, 4, 20).ok());
   EXPECT_FALSE(job.RequestStep(0, 4));
   EXPECT_TRUE(job.CheckpointBarrierReached());
+}
+
+// With dense gradients averaged over 4 steps the barrier holds the workers at a
+// clock that is a multiple of 4 (none holds dense gradients there), so the checkpoint
+// is a point a rolled-back job can replay from exactly.
+TEST(JobStateRecoveryTest, SynchronousBarrierWaitsForAMultipleOfTheDenseSync) {
+  JobState job = MakeJob(1, 1, 1, 0, /*checkpoint_clock_multiple=*/4);
+  RegisterAll(&job, 1, 1);
+  ASSERT_TRUE(job.ReportClock(0, 5, 10).ok());
+  job.CheckpointStarted();
+  for (int64_t step = 5; step < 8; ++step) {
+    EXPECT_TRUE(job.RequestStep(0, step)) << step;
+    EXPECT_FALSE(job.CheckpointBarrierReached());
+    ASSERT_TRUE(job.ReportClock(0, step + 1, 20).ok());
+  }
+  EXPECT_FALSE(job.RequestStep(0, 8));
+  EXPECT_TRUE(job.CheckpointBarrierReached());
+  EXPECT_EQ(job.global_step(), 8);
+  JobStateOptions zero;
+  zero.checkpoint_clock_multiple = 0;
+  EXPECT_FALSE(zero.Validate().ok());
 }
 
 TEST(JobStateRecoveryTest, AsynchronousCheckpointHasNoBarrier) {

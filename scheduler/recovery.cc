@@ -52,6 +52,7 @@ absl::Status OrderRestore(const net::ZmqContext* ctx, net::RpcClientOptions rpc,
     checkpoint.setRestore(true);
     absl::StatusOr<net::Message> reply = client->Call(id, net::EncodeMessage(message), false);
     if (!absl::IsUnavailable(reply.status())) return reply.status();
+    if (rpc.cancel != nullptr && rpc.cancel->cancelled()) return rpc.cancel->reason();
     if (clock->NowMicros() / 1000 >= deadline_ms) {
       return Annotate(reply.status(), absl::StrCat("restore order to ", rpc.endpoint));
     }
@@ -172,9 +173,17 @@ void Scheduler::RecoveryTickLocked(int64_t now, Tick* tick) {
 void Scheduler::RunRecovery(const Tick& tick) {
   absl::StatusOr<RecoveryPoint> point;
   int64_t deadline = 0;
+  // The orders wait on this: a server lost meanwhile (e.g. a replacement killed
+  // while it restores, whose own replacement registers) ends them at once
+  // (ServerLostLocked cancels it) and the recovery starts over; an order still
+  // unanswered after recovery_timeout_ms fails the job.
+  ps_client_.reset();  // built again with the new endpoints at the next checkpoint
+  const Cancellation* cancel = nullptr;
   {
     absl::MutexLock lock(&mu_);
     deadline = recovery_started_ms_ + options_.recovery_timeout_ms;
+    ps_cancel_ = std::make_unique<Cancellation>();
+    cancel = ps_cancel_.get();
   }
   point = NewestRecoveryPoint(options_.checkpoint_root, job_id_);
   absl::Status status = point.status();
@@ -185,15 +194,21 @@ void Scheduler::RunRecovery(const Tick& tick) {
     net::RpcClientOptions rpc = options_.ps_rpc;
     rpc.endpoint = tick.endpoints[rank];
     rpc.name = "scheduler";
+    rpc.timeout_ms = std::min(rpc.timeout_ms, options_.recovery_timeout_ms);
+    rpc.cancel = cancel;
     if (rpc.curve.enabled()) rpc.curve.server_public_key = options_.server_public_keys[rank];
     status = Annotate(OrderRestore(ctx_, rpc, point->step, job_id_, deadline, clock_, &stop_),
                       absl::StrCat("restore ps/", rank, " from ", point->dir));
   }
-  ps_client_.reset();  // built again with the new endpoints at the next checkpoint
   const int64_t now = clock_->NowMicros() / 1000;
   absl::MutexLock lock(&mu_);
-  ps_cancel_ = std::make_unique<Cancellation>();
   if (done_.HasBeenNotified() || job_.phase() != Phase::kRecovering) return;
+  if (cancel->cancelled()) {
+    // Another server was lost meanwhile: every restore of this pass is ordered
+    // again once it is replaced.
+    LOG(WARNING) << "scheduler: recovery interrupted: " << cancel->reason();
+    return;
+  }
   if (!status.ok()) {
     FinishLocked(Phase::kFailed, status);
     return;

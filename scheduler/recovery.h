@@ -31,7 +31,9 @@ absl::StatusOr<RecoveryPoint> NewestRecoveryPoint(const std::string& root, uint6
 // Orders the parameter server at `rpc.endpoint` to restore its files of checkpoint
 // `step` (Checkpoint{restore}). A server still starting answers Unavailable: the
 // order is repeated every 100 ms until `deadline_ms` (clock's milliseconds) or
-// `stop`. Errors: the server's refusal, the transport's error, Cancelled on stop.
+// `stop`. Each attempt waits up to rpc.timeout_ms, or until rpc.cancel (if set) is
+// cancelled. Errors: the server's refusal, the transport's error, rpc.cancel's
+// reason, Cancelled on stop.
 absl::Status OrderRestore(const net::ZmqContext* ctx, net::RpcClientOptions rpc, int64_t step,
                           uint64_t job_id, int64_t deadline_ms, const Clock* clock,
                           const absl::Notification* stop);

@@ -52,7 +52,8 @@ struct SchedulerOptions {
   // Floats of the model's dense array (recorded in the checkpoint MANIFEST).
   uint64_t dense_params = 0;
   // A dead parameter server's replacement is waited for this long (phase
-  // recovering) before the job fails, milliseconds; > 0.
+  // recovering) before the job fails, milliseconds; > 0. Also bounds each restore
+  // order (ps_rpc.timeout_ms otherwise).
   int64_t recovery_timeout_ms = 120000;
   // <run_dir>/scheduler.job: written at the start (state running, the bound endpoint)
   // and at the end (done, failed). Empty: none.

@@ -58,13 +58,17 @@ absl::Status ClusterPacer::Connect(const net::ClusterView& view) {
   const uint64_t nonce = ((uint64_t{random()} << 32 | random()) & ((uint64_t{1} << 31) - 1)) | 1;
   client.client_id = (options_.client.client_id & 0xFFFFFFFFu) | (nonce << 33);
   client.server_endpoints = view.server_endpoints;
+  // Abandoned when the watch sees a later epoch (a replaced server, a rollback) or
+  // the job ends: the loop then reconnects instead of waiting out the deadline.
+  std::shared_ptr<const Cancellation> cancel = watch_->EpochCancellation(view.epoch);
+  client.rpc.cancel = cancel.get();
   client.defer_push_replies = view.staleness != 0;
   TOWERPS_ASSIGN_OR_RETURN(client.server_public_keys,
                            options_.keys.ServerPublicKeys(view.num_servers));
   TOWERPS_ASSIGN_OR_RETURN(ps::ShardMap map,
                            ps::ShardMap::FromWire(view.shard_owners, view.num_servers));
   TOWERPS_ASSIGN_OR_RETURN(auto params, ps::PsClient::Create(ctx_, client, std::move(map)));
-  params_.Reset(std::move(params));
+  params_.Reset(std::move(params), cancel);
   if (options_.prefetch) {
     TOWERPS_ASSIGN_OR_RETURN(ps::ShardMap prefetch_map,
                              ps::ShardMap::FromWire(view.shard_owners, view.num_servers));
@@ -72,7 +76,7 @@ absl::Status ClusterPacer::Connect(const net::ClusterView& view) {
     client.client_id += uint64_t{1} << 32;
     TOWERPS_ASSIGN_OR_RETURN(auto prefetch,
                              ps::PsClient::Create(ctx_, client, std::move(prefetch_map)));
-    prefetch_params_.Reset(std::move(prefetch));
+    prefetch_params_.Reset(std::move(prefetch), cancel);
   }
   return absl::OkStatus();
 }

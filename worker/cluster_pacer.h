@@ -10,6 +10,9 @@
 //     (view.rollback_epoch past the epoch it knew) also drops its partition, its
 //     unreported progress and its dense gradients and resets its clock;
 //   - a parameter-server outage waits for the epoch to change (or the watch to end);
+//     the clients of an epoch carry the watch's EpochCancellation, so a request in
+//     flight to a dead server is abandoned (Unavailable) as soon as the watch sees
+//     the replacement's epoch, not after the request timeout;
 //   - scheduler calls failing with Unavailable, DeadlineExceeded or NotFound (a
 //     restarted scheduler) are retried until the watch ends;
 //   - the loop's state is published in a RejoinState, which the watch's rejoin
@@ -28,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/cancellation.h"
 #include "common/metrics.h"
 #include "net/curve_keys.h"
 #include "net/membership_client.h"
@@ -64,10 +68,14 @@ class RejoinState {
 };
 
 // A ParamSource forwarding to one that can be replaced (the clients of a new
-// membership epoch). Reset only while nothing else uses it.
+// membership epoch), with the cancellation its clients carry (kept while they live).
+// Reset only while nothing else uses it.
 class SwappableParams final : public ps::ParamSource {
  public:
-  void Reset(std::unique_ptr<ps::ParamSource> target) { target_ = std::move(target); }
+  void Reset(std::unique_ptr<ps::ParamSource> target, std::shared_ptr<const Cancellation> cancel) {
+    target_ = std::move(target);  // the old clients go before their cancellation
+    cancel_ = std::move(cancel);
+  }
   absl::Status Pull(absl::Span<const ps::SparseSlice> slices, int64_t step, bool create) override {
     return target_->Pull(slices, step, create);
   }
@@ -84,6 +92,7 @@ class SwappableParams final : public ps::ParamSource {
 
  private:
   std::unique_ptr<ps::ParamSource> target_;
+  std::shared_ptr<const Cancellation> cancel_;
 };
 
 struct ClusterPacerOptions {
@@ -91,7 +100,7 @@ struct ClusterPacerOptions {
   std::string name;  // "worker/<rank>"
   // Template of the parameter-server clients (rpc, client_id < 2^32, dense_params,
   // ...); endpoints and server keys come from each view, the id's high bits are
-  // drawn per client set.
+  // drawn per client set, rpc.cancel is the watch's EpochCancellation of the view.
   ps::PsClientOptions client;
   net::JobKeys keys;
   // A second client set for the prefetch thread (asynchronous jobs).

@@ -1,5 +1,6 @@
 #include "worker/cluster_worker.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
@@ -49,6 +50,9 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   net::RpcClientOptions rpc = options_.rpc;
   rpc.endpoint = options_.scheduler_endpoint;
   rpc.name = "worker";
+  // The scheduler answers from memory: an attempt that outlasts two heartbeats went
+  // to a scheduler that died, and its resend reaches the restarted one.
+  rpc.timeout_ms = std::min(rpc.timeout_ms, 2 * options_.heartbeat_interval_ms);
   TOWERPS_ASSIGN_OR_RETURN(rpc.curve, options_.keys.ClientCurve(net::kSchedulerIdentity));
   net::ClusterView view;
   {
@@ -112,7 +116,6 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
   pacing.client.rpc = options_.rpc;
   pacing.client.rpc.name = name;
   pacing.client.rpc.curve = options_.keys.ServerCurve();
-  pacing.client.rpc.cancel = watch->cancellation();
   pacing.client.client_id = static_cast<uint64_t>(rank) + 1;
   pacing.client.dense_params = models::DenseParamCount(model_.two_tower);
   pacing.keys = options_.keys;

@@ -61,6 +61,8 @@ struct ClusterWorkerOptions {
   // While waiting for a partition to be released: period of asking, milliseconds.
   int64_t partition_poll_ms = 200;
   // Deadlines of requests to the scheduler and the servers (curve is set from keys).
+  // A request to the scheduler waits at most 2 heartbeat intervals an attempt (it is
+  // answered from memory; a restarted scheduler gets the resend that soon).
   net::RpcClientOptions rpc;
   // The job's CURVE keys as worker/<rank> (rank must then be set); default: insecure.
   net::JobKeys keys;

@@ -55,7 +55,8 @@ class ClusterFixture : public ProcessTest {
   }
 
   // A small two-tower model trained for `epochs` epochs; written to <dir>/<name>.conf.
-  std::string Config(const std::string& name, int epochs = 1) {
+  // `train_extra`: more settings of its train line (e.g. "dense_sync_every=4").
+  std::string Config(const std::string& name, int epochs = 1, const std::string& train_extra = "") {
     std::string path = dir_ + "/" + name + ".conf";
     std::string text = R"(
 table item_id dim=16 init=uniform:0.05 optimizer=rowwise_adagrad lr=0.05
@@ -69,9 +70,9 @@ tower item mlp=32 cross=1 out=16
 loss kind=softmax temperature=0.1 logq=on extra_negatives=8
 dense_optimizer kind=adam lr=0.003
 schedule warmup=5 min_lr_ratio=0.1
-train batch=64 epochs=EPOCHS seed=5
+train batch=64 epochs=EPOCHS seed=5 EXTRA
 )";
-    text = absl::StrReplaceAll(text, {{"EPOCHS", absl::StrCat(epochs)}});
+    text = absl::StrReplaceAll(text, {{"EPOCHS", absl::StrCat(epochs)}, {"EXTRA", train_extra}});
     EXPECT_TRUE(WriteFileAtomically(path, text).ok());
     return path;
   }

@@ -294,8 +294,7 @@ TEST_F(ClusterTest, KilledServerFailsTheJobAndResumeFinishesIt) {
                          "ps0.log");
     auto ps1 = StartNode({"ps", "--rank=1", "--run_dir=" + dir_ + "/run"}, config, dataset, sched,
                          "ps1.log");
-    auto worker = StartNode({"worker", "--request_timeout_ms=2000"}, config, dataset, sched,
-                       "worker1.log");
+    auto worker = StartNode({"worker"}, config, dataset, sched, "worker1.log");
     auto ctl = ConnectScheduler(sched);
     ASSERT_NE(ctl, nullptr);
     // Wait for a checkpoint past step 20, then pause so the job cannot finish first.
