@@ -72,12 +72,16 @@ lp_phase() {
   echo "${s%\"}"
 }
 
-# lp_chaos RUN_DIR JOB_PID KILLS INTERVAL_S SEED OUT [UNTIL]: kill -9 of a random live
+# lp_chaos RUN_DIR JOB_PID KILLS INTERVAL_S SEED OUT [UNTIL [STEP_EVERY]]: kill -9 of a random live
 # process of the job (scheduler, ps or worker; RANDOM seeded with SEED, so the same
 # choices on every run of the same job) every INTERVAL_S seconds, KILLS times, while
 # JOB_PID (the local.sh) runs. The first kill waits for a complete checkpoint; each next
 # one waits for the victim's replacement and the job training again, then INTERVAL_S.
-# Every wait ends by UNTIL (a $SECONDS value; default: 10 minutes from now): then 1.
+# With STEP_EVERY (> 0), kill n also waits until the job's global step reaches
+# n * STEP_EVERY: kills at the same points of the training whatever the machine's speed
+# (the step is read from `towerps ctl status`; while the scheduler does not answer, the
+# kill waits). Every wait ends by UNTIL (a $SECONDS value; default: 10 minutes from
+# now): then 1.
 # Appends one line per kill to OUT: "<kill time> <role> <rank> <pid> <back time>" (unix
 # seconds; back: when the poll saw the replacement and the phase training, or "-").
 # lp_back RUN_DIR ROLE RANK OLD_PID: a new process holds the slot and the job trains.
@@ -89,13 +93,19 @@ lp_back() {
 
 lp_chaos() {
   local run="$1" job="$2" kills="$3" interval="$4" out="$6" until="${7:-$((SECONDS + 600))}"
-  local n=0 slots pick role rank pid killed_at back
+  local step_every="${8:-0}" n=0 slots pick role rank pid killed_at back
   RANDOM="$5"
   lp_wait $((until - SECONDS)) eval \
     "! kill -0 $job 2>/dev/null || ls $run/checkpoint/step-*/MANIFEST >/dev/null 2>&1" || {
     echo "chaos: no complete checkpoint in time" >&2; return 1; }
   while [ "$n" -lt "$kills" ] && kill -0 "$job" 2>/dev/null; do
     sleep "$interval"
+    if [ "$step_every" -gt 0 ]; then
+      lp_wait $((until - SECONDS)) eval "! kill -0 $job 2>/dev/null ||
+        [ \$(lp_global_step $run) -ge $(((n + 1) * step_every)) ]" || {
+        echo "chaos: global step $(((n + 1) * step_every)) not reached in time" >&2; return 1; }
+      kill -0 "$job" 2>/dev/null || break
+    fi
     mapfile -t slots < <(lp_slots "$run" | sort)
     [ "${#slots[@]}" -gt 0 ] || continue
     pick=$((RANDOM % ${#slots[@]}))
