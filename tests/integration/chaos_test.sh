@@ -4,17 +4,16 @@
 # same job while a random process (scheduler, a server or a worker; fixed seed; the
 # default 8 picks ps 1, the scheduler, worker 1, worker 0 when all five live) gets
 # kill -9, CHAOS_KILLS times (default 4): kill n once the global step has reached
-# n/(kills+2) of the planned steps, the previous victim's replacement is training and
+# n/(kills+2) of the planned steps, the previous victim's replacement is stepping and
 # CHAOS_INTERVAL_S (default 1) has passed. The faulted job must finish by itself
 # (local.sh exit 0), every kill must show up as a restart in supervisor.log, test
 # Recall@50 must be within 3% (relative) of the unfaulted run's, and no process of
 # either run may be left (by pid). Skips (exit 77) without ../shared/data.
 #
 # The job: examples/movietweetings.conf with towers of mlp=1024,1024 for 2 epochs
-# (CHAOS_EPOCHS), ~15-30 s on 2 cores. 2 epochs is the recall plateau (1, 2, 3
-# epochs: 0.407, 0.413, 0.404), so the updates a restored shard loses or a replaced
-# worker re-reads barely move it; the example's own towers last ~2 s an epoch and
-# overfit past 3 (20 epochs: 0.37, and a faulted run, training less, scored 1-3% higher).
+# (CHAOS_EPOCHS), ~15-40 s on 2 cores: near the recall plateau, where the updates a
+# restored shard loses or a replaced worker re-reads barely move it (lp_chaos_config in
+# deploy/local_probe.sh says why). Workers give up on a dead server after 2 s.
 # Run-to-run noise of the unfaulted job: ~0.5% (BENCHMARKS.md, "chaos").
 # Usage: chaos_test.sh TOWERPS_BINARY
 #   (env: CHAOS_KILLS, CHAOS_SEED, CHAOS_INTERVAL_S, CHAOS_EPOCHS; KEEP_LOGS=1 keeps them)
@@ -52,11 +51,8 @@ prepared="$("$bin" prepare --input="$input" --output="$tmp/mt" --min_rating=7 2>
 train_examples="$(sed -n 's/^examples: train \([0-9]*\).*/\1/p' <<< "$prepared")"
 [ -n "$train_examples" ] || { echo "FAIL: no 'examples: train N' line from prepare"; exit 1; }
 config="$tmp/mt.conf"
-sed -E -e "s/^(train .*)epochs=[0-9]+/\\1epochs=$epochs/" \
-  -e "s/^(train .*)batch=[0-9]+/\\1batch=$batch/" -e "s/^(tower .*)mlp=[0-9,]+/\\1mlp=1024,1024/" \
-  "$root/examples/movietweetings.conf" > "$config"
-[ "$(grep -cE "^train .*batch=$batch .*epochs=$epochs|^tower .*mlp=1024,1024" "$config")" -eq 3 ] ||
-  { echo "FAIL: no train line or tower lines to set in"; exit 1; }
+lp_chaos_config "$root/examples/movietweetings.conf" "$config" "$epochs" "$batch" ||
+  { echo "FAIL: the job's config"; exit 1; }
 step_every=$((epochs * train_examples / batch / (kills + 2)))
 run_job() {  # run_job NAME: local.sh in the background (pid in $job)
   "$root/deploy/local.sh" --config "$config" --dataset "$tmp/mt" --run_dir "$tmp/$1" \
@@ -109,7 +105,8 @@ chaos_s=$((SECONDS - start))
 
 clean="$(recall50 clean)" chaos="$(recall50 chaos)"
 echo "chaos_test: unfaulted ${clean_s} s, recall@50 ${clean:-?}; $done_kills kills" \
-     "($(awk '{ printf "%s%s %s back in %.1f s", (NR > 1 ? ", " : ""), $2, $3, ($5 == "-" ? -1 : $5 - $1) }' \
+     "($(awk '{ printf "%s%s %s back in %.1f s, stepping in %.1f s", (NR > 1 ? ", " : ""), $2, $3,
+                 ($5 == "-" ? -1 : $5 - $1), ($6 == "-" || $6 == "" ? -1 : $6 - $1) }' \
          "$tmp/kills.txt" 2>/dev/null)), ${chaos_s} s, recall@50 ${chaos:-?}"
 check "both runs evaluate" test -n "$clean" -a -n "$chaos"
 if [ -n "$clean" ] && [ -n "$chaos" ]; then
