@@ -16,8 +16,9 @@
 # every 100 ms (one is almost always being written): training examples/s of each.
 # Data: MovieTweetings when ../shared/data has it, else `towerps generate`
 # (examples/generated.conf, the same tower change). Not run by CI. Workers run with the
-# default --request_timeout_ms (the bench measures what a user gets).
-# Usage: bench/chaos_e2e.sh BUILD_DIR [--quick]   (env: CHAOS_KILLS, CHAOS_SEED, CHAOS_EPOCHS)
+# default --request_timeout_ms (what a user gets) unless CHAOS_REQUEST_TIMEOUT_MS is set.
+# Usage: bench/chaos_e2e.sh BUILD_DIR [--quick]
+#   (env: CHAOS_KILLS, CHAOS_SEED, CHAOS_EPOCHS, CHAOS_REQUEST_TIMEOUT_MS)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="$1"; shift
@@ -52,6 +53,7 @@ echo "bench/run.sh chaos: ${base#"$root"/} with mlp=1024,1024, epochs=$epochs, $
 run_job() {  # run_job NAME [CHECKPOINT_EVERY_MS]: local.sh in the background, pid in $job
   local every=()
   [ "${2:-2000}" -gt 0 ] && every=(--checkpoint_every_ms "${2:-2000}")
+  [ -n "${CHAOS_REQUEST_TIMEOUT_MS:-}" ] && every+=(--request_timeout_ms "$CHAOS_REQUEST_TIMEOUT_MS")
   "$root/deploy/local.sh" --config "$config" --dataset "$work/ds" --run_dir "$work/$1" \
     --servers 2 --workers 2 --towerps "$towerps" "${every[@]}" \
     --heartbeat_timeout_ms 3000 --max_restarts "$kills" > "$work/$1.log" 2>&1 &
