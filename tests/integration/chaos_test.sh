@@ -13,7 +13,7 @@
 # The job: examples/movietweetings.conf with towers of mlp=1024,1024 for 2 epochs
 # (CHAOS_EPOCHS), ~15-40 s on 2 cores: near the recall plateau, where the updates a
 # restored shard loses or a replaced worker re-reads barely move it (lp_chaos_config in
-# deploy/local_probe.sh says why). Workers give up on a dead server after 2 s.
+# deploy/local_probe.sh says why).
 # Run-to-run noise of the unfaulted job: ~0.5% (BENCHMARKS.md, "chaos").
 # Usage: chaos_test.sh TOWERPS_BINARY
 #   (env: CHAOS_KILLS, CHAOS_SEED, CHAOS_INTERVAL_S, CHAOS_EPOCHS; KEEP_LOGS=1 keeps them)
@@ -31,10 +31,8 @@ if [ ! -s "$input/ratings.dat" ]; then
   exit 77
 fi
 fail=0
-check() {  # check NAME COMMAND...: the command must succeed
-  local name="$1"; shift
-  if ! "$@"; then echo "FAIL: $name"; fail=1; fi
-}
+# shellcheck source=tests/integration/check.sh
+source "$(dirname "${BASH_SOURCE[0]}")/check.sh"
 tmp="$(mktemp -d)"
 job=""
 cleanup() {
@@ -57,7 +55,7 @@ step_every=$((epochs * train_examples / batch / (kills + 2)))
 run_job() {  # run_job NAME: local.sh in the background (pid in $job)
   "$root/deploy/local.sh" --config "$config" --dataset "$tmp/mt" --run_dir "$tmp/$1" \
     --servers 2 --workers 2 --towerps "$bin" --checkpoint_every_ms 2000 \
-    --heartbeat_timeout_ms 3000 --request_timeout_ms 2000 --max_restarts 5 > "$tmp/$1.log" 2>&1 &
+    --heartbeat_timeout_ms 3000 --max_restarts 5 > "$tmp/$1.log" 2>&1 &
   job=$!
 }
 wait_job() {  # wait_job SECONDS: local.sh's exit code in $rc (-1: timed out, killed)
