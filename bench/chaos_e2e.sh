@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `bench/run.sh chaos`: the long variant of tests/integration/chaos_test.sh, same job
 # (2 servers + 2 asynchronous workers under deploy/local.sh's supervisor, checkpoints
-# every 2 s; MovieTweetings' example config with mlp=1024,1024 towers for 2 epochs, the
+# every 2 s; MovieTweetings' example config with mlp=1024,1024 towers; 6 epochs, --quick 2, the
 # recall plateau). Runs it unfaulted (the peer), then with kill -9 of a random process
 # (scheduler, a server or a worker; fixed seed) 10 times (--quick: 3), kill n once the
 # global step reached n/(kills+2) of the planned steps, the previous victim's
@@ -43,7 +43,11 @@ else
   prepared="$("$towerps" prepare --input="$work/logs" --output="$work/ds" 2>&1)"
 fi
 train_examples="$(sed -n 's/^examples: train \([0-9]*\).*/\1/p' <<< "$prepared")"
-epochs="${CHAOS_EPOCHS:-2}"
+# 10 kills need room: each waits for the previous victim to step again plus 1 s
+# (~3 s, ~60 steps here), so the long variant trains 6 epochs (--quick: 2).
+epochs=6
+$quick && epochs=2
+epochs="${CHAOS_EPOCHS:-$epochs}"
 config="$work/model.conf"
 lp_chaos_config "$base" "$config" "$epochs" "$batch"
 step_every=$((epochs * train_examples / batch / (kills + 2)))
