@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -268,6 +270,75 @@ absl::StatusOr<std::string> LatestCheckpoint(const std::string& root) {
     LOG(WARNING) << "skipping checkpoint " << dir << ": " << manifest.status();
   }
   return absl::NotFoundError(absl::StrCat("no complete checkpoint under ", root));
+}
+
+absl::StatusOr<int> PruneCheckpoints(const std::string& root, int keep_full_chains) {
+  namespace fs = std::filesystem;
+  if (keep_full_chains <= 0) return 0;
+  auto latest = LatestCheckpoint(root);
+  if (absl::IsNotFound(latest.status())) {
+    LOG(WARNING) << "checkpoint retention: no complete checkpoint under " << root
+                 << "; nothing deleted";
+    return 0;
+  }
+  TOWERPS_RETURN_IF_ERROR(latest.status());
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<ChainLink> newest, ReadChain(*latest));
+  const int64_t newest_step = newest.back().manifest.step;
+  const int64_t newest_root = newest.front().manifest.step;
+
+  // Plain step-N directories only (not following symlinks), newest first.
+  std::vector<std::pair<int64_t, std::string>> dirs;
+  std::error_code ec;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const int64_t step = StepOfName(name);
+    std::error_code type_ec;
+    if (step >= 0 && name == CheckpointName(step) &&
+        it->symlink_status(type_ec).type() == fs::file_type::directory) {
+      dirs.emplace_back(step, it->path().string());
+    } else {
+      LOG(INFO) << "checkpoint retention: leaving " << it->path().string()
+                << " alone (not a step-N directory)";
+    }
+  }
+  if (ec) return ErrnoToStatus(ec.value(), absl::StrCat("list ", root));
+  std::sort(dirs.rbegin(), dirs.rend());
+
+  // The newest keep_full_chains full checkpoints that verify, and the newest complete
+  // chain's root whatever they are: nothing at or after the oldest of them is deleted.
+  int64_t oldest_kept = newest_root;
+  int kept = 0;
+  for (const auto& [step, dir] : dirs) {
+    if (kept == keep_full_chains) break;
+    // Newer than the newest complete checkpoint: none of these verify.
+    if (step > newest_step) continue;
+    auto manifest = ReadManifest(dir);
+    if (!manifest.ok() || manifest->base_step >= 0) continue;
+    if (step != newest_root) {
+      auto verified = VerifyCheckpoint(dir);
+      if (!verified.ok()) {
+        LOG(WARNING) << "checkpoint retention: not keeping " << dir << " as a full one: "
+                     << verified.status();
+        continue;
+      }
+    }
+    ++kept;
+    oldest_kept = std::min(oldest_kept, step);
+  }
+
+  int deleted = 0;
+  for (auto it = dirs.rbegin(); it != dirs.rend() && it->first < oldest_kept; ++it) {
+    absl::Status removed = RemoveAll(it->second);
+    if (!removed.ok()) {
+      return absl::Status(removed.code(),
+                          absl::StrCat("checkpoint retention: ", removed.message(), " (after ",
+                                       deleted, " deleted)"));
+    }
+    LOG(INFO) << "checkpoint retention: deleted step " << it->first << " (older than full step "
+              << oldest_kept << ")";
+    ++deleted;
+  }
+  return deleted;
 }
 
 absl::StatusOr<int64_t> CheckpointStepUnder(const std::string& root, const std::string& dir) {

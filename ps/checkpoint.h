@@ -116,6 +116,20 @@ absl::StatusOr<CheckpointManifest> VerifyCheckpoint(const std::string& dir);
 // the link. NotFound when there is none (or `root` does not exist).
 absl::StatusOr<std::string> LatestCheckpoint(const std::string& root);
 
+// Retention: deletes old checkpoints under `root`, keeping the newest
+// `keep_full_chains` complete chains (a full checkpoint that verifies and every
+// increment built on it). Deleted: every step-N directory (torn, corrupt or complete)
+// older than the oldest kept full checkpoint, and nothing newer. Never deleted: the
+// links of the newest complete checkpoint (LatestCheckpoint's chain, whatever
+// keep_full_chains says), anything but a directory named CheckpointName(N) directly
+// under `root` (symlinks and other names are left alone and logged), and anything at
+// all when no complete checkpoint exists (or `keep_full_chains` <= 0). Reads every file
+// of the kept chains' full checkpoints and of the newest chain (VerifyCheckpoint).
+// Returns the number of directories deleted. Errors: file errors (listing `root`,
+// deleting; directories deleted before one fails stay deleted). Not safe against a
+// concurrent writer of an older step than the newest complete one.
+absl::StatusOr<int> PruneCheckpoints(const std::string& root, int keep_full_chains);
+
 // The step of `dir` when it is a checkpoint directory directly under `root`
 // (step-N, compared after resolving symlinks and relative paths). InvalidArgument
 // otherwise: a job resumes only from a checkpoint of its own run directory, since

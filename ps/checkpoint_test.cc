@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "common/file_binding.h"
 #include "common/file_util.h"
@@ -45,6 +48,32 @@ class CheckpointTest : public ::testing::Test {
       EXPECT_TRUE(WriteManifest(dir, m).ok());
     }
     return dir;
+  }
+
+  // The names of the entries under root_, sorted.
+  std::vector<std::string> Entries() const {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(root_)) {
+      names.push_back(e.path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  // Step names, sorted (for comparing with Entries()).
+  static std::vector<std::string> Names(std::vector<int64_t> steps) {
+    std::vector<std::string> names;
+    for (int64_t step : steps) names.push_back(CheckpointName(step));
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  // Flips a byte of file b of `step`: the checkpoint (and every later link) is corrupt.
+  void Corrupt(int64_t step) {
+    const std::string path = CheckpointDir(root_, step) + "/b";
+    std::string bytes = *ReadFileToString(path);
+    bytes.back() ^= 1;
+    ASSERT_TRUE(WriteFileAtomically(path, bytes).ok());
   }
 
   std::string root_;
@@ -210,6 +239,94 @@ TEST_F(CheckpointTest, BaseLinesAreCheckedAndFormat2StillReads) {
   m.step = 5;
   m.base_step = 5;
   EXPECT_EQ(WriteManifest(dir, m).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CheckpointTest, PruneKeepsTheNewestFullChains) {
+  Write(10);
+  Write(15, /*with_manifest=*/false);  // torn, older than any kept chain
+  Write(20, true, 10);
+  Write(30, true, 20);
+  Write(40);
+  Write(50, true, 40);
+  Write(60);
+  Write(70, true, 60);
+  Write(80, /*with_manifest=*/false);  // torn, newer: left for a later prune
+  const std::string latest = *LatestCheckpoint(root_);
+  ASSERT_EQ(latest, CheckpointDir(root_, 70));
+  EXPECT_EQ(PruneCheckpoints(root_, 0).value_or(-1), 0);  // 0: keep everything
+  EXPECT_EQ(Entries().size(), 9u);
+  auto pruned = PruneCheckpoints(root_, 2);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(*pruned, 4);
+  EXPECT_EQ(Entries(), Names({40, 50, 60, 70, 80}));
+  EXPECT_EQ(*LatestCheckpoint(root_), latest);
+  EXPECT_EQ(PruneCheckpoints(root_, 2).value_or(-1), 0);  // nothing more to do
+  EXPECT_EQ(PruneCheckpoints(root_, 1).value_or(-1), 2);
+  EXPECT_EQ(Entries(), Names({60, 70, 80}));
+  EXPECT_EQ(*LatestCheckpoint(root_), latest);
+  EXPECT_TRUE(VerifyCheckpoint(latest).ok());
+}
+
+TEST_F(CheckpointTest, PruneKeepsTheNewestCompleteChainWhenNewerOnesAreBroken) {
+  Write(5);
+  Write(10);
+  Write(20, true, 10);
+  Write(30);  // the newest full one, corrupt: 30 and 40 are unusable
+  Write(40, true, 30);
+  Corrupt(30);
+  ASSERT_EQ(*LatestCheckpoint(root_), CheckpointDir(root_, 20));
+  EXPECT_EQ(PruneCheckpoints(root_, 1).value_or(-1), 1);  // only 5
+  EXPECT_EQ(Entries(), Names({10, 20, 30, 40}));
+  EXPECT_EQ(*LatestCheckpoint(root_), CheckpointDir(root_, 20));
+
+  // The newest complete chain's root is kept even when newer full ones verify (a
+  // chain built on an older base, as after resuming from it).
+  ASSERT_TRUE(RemoveAll(root_).ok());
+  Write(10);
+  Write(30);
+  Write(40, true, 10);
+  ASSERT_EQ(*LatestCheckpoint(root_), CheckpointDir(root_, 40));
+  EXPECT_EQ(PruneCheckpoints(root_, 1).value_or(-1), 0);
+  EXPECT_EQ(Entries(), Names({10, 30, 40}));
+}
+
+TEST_F(CheckpointTest, PruneDeletesNothingWithoutACompleteChain) {
+  Write(10, /*with_manifest=*/false);
+  Write(20);
+  Corrupt(20);
+  Write(30, true, 25);  // its base is missing
+  ASSERT_FALSE(LatestCheckpoint(root_).ok());
+  auto pruned = PruneCheckpoints(root_, 1);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(*pruned, 0);
+  EXPECT_EQ(Entries(), Names({10, 20, 30}));
+  const std::string missing = root_ + "/nope";
+  EXPECT_EQ(PruneCheckpoints(missing, 1).value_or(-1), 0);
+}
+
+TEST_F(CheckpointTest, PruneLeavesSymlinksAndOtherNamesAlone) {
+  Write(10);
+  Write(20);
+  Write(30);
+  // A symlink named like an old checkpoint, pointing at a checkpoint outside the root.
+  const std::string outside = root_ + "-outside";
+  ASSERT_TRUE(CreateDirectories(outside + "/kept").ok());
+  ASSERT_TRUE(WriteFileAtomically(outside + "/kept/x", "x").ok());
+  std::filesystem::create_directory_symlink(outside + "/kept", CheckpointDir(root_, 5));
+  for (const char* stray : {"step-1", "step-000000000007", "notes"}) {
+    ASSERT_TRUE(CreateDirectories(root_ + "/" + stray).ok());
+  }
+  ASSERT_TRUE(WriteFileAtomically(root_ + "/step-0000000008.tmp", "x").ok());
+  EXPECT_EQ(PruneCheckpoints(root_, 1).value_or(-1), 2);  // 10 and 20
+  std::vector<std::string> want = Names({5, 30});
+  for (const char* stray : {"step-1", "step-000000000007", "notes", "step-0000000008.tmp"}) {
+    want.push_back(stray);
+  }
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(Entries(), want);
+  EXPECT_TRUE(std::filesystem::exists(outside + "/kept/x"));
+  EXPECT_EQ(*LatestCheckpoint(root_), CheckpointDir(root_, 30));
+  (void)RemoveAll(outside);
 }
 
 }  // namespace
