@@ -37,6 +37,11 @@ DEFINE_int64(checkpoint_every_ms, 0, "coordinated checkpoint every N ms (0 = off
 DEFINE_int32(full_checkpoint_every, 10,
              "every N-th checkpoint is full, those between are incremental (only the rows "
              "changed since the previous one); 1 = all full");
+DEFINE_int32(keep_full_checkpoints, 2,
+             "after each full checkpoint, delete the checkpoints older than the newest N "
+             "complete chains (a full one and its increments) under <run_dir>/checkpoint; the "
+             "newest complete one is never deleted, nor anything when none is complete; "
+             "0 = keep everything");
 DEFINE_uint32(num_virtual_shards, 4096, "virtual shards of the key space");
 DEFINE_bool(recover, false,
             "adopt the running job recorded in <run_dir>/scheduler.job (a restarted "
@@ -87,6 +92,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.lr_scale = worker::LrScaleOptions(*config, total_steps);
   options.checkpoint_root = FLAGS_run_dir + "/checkpoint";
   options.full_checkpoint_every = FLAGS_full_checkpoint_every;
+  options.keep_full_checkpoints = FLAGS_keep_full_checkpoints;
   options.resume_from = FLAGS_resume;
   if (FLAGS_resume == "latest") {
     auto latest = ps::LatestCheckpoint(options.checkpoint_root);

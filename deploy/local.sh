@@ -27,7 +27,7 @@
 #          [--resume] [--secure] [--towerps BINARY]
 #          [--max_restarts N] [--restart_backoff_ms MS]
 #          [--heartbeat_timeout_ms MS] [--stop_timeout_ms MS] [--recovery_timeout_ms MS]
-#          [--full_checkpoint_every N]        (scheduler flags, passed when given)
+#          [--full_checkpoint_every N] [--keep_full_checkpoints N]  (scheduler, passed when given)
 #          [--heartbeat_interval_ms MS] [--scheduler_timeout_ms MS]  (servers, workers)
 #          [--request_timeout_ms MS]          (workers)
 # --resume continues a job that stopped (a crash, Ctrl-C) from the newest complete
@@ -65,7 +65,7 @@ while [ $# -gt 0 ]; do
     --max_restarts) max_restarts="$2"; shift 2 ;;
     --restart_backoff_ms) restart_backoff_ms="$2"; shift 2 ;;
     --checkpoint_every_ms|--heartbeat_timeout_ms|--stop_timeout_ms|--recovery_timeout_ms|\
-    --full_checkpoint_every) sched_flags+=("$1=$2"); shift 2 ;;
+    --full_checkpoint_every|--keep_full_checkpoints) sched_flags+=("$1=$2"); shift 2 ;;
     --heartbeat_interval_ms|--scheduler_timeout_ms) node_flags+=("$1=$2"); shift 2 ;;
     --request_timeout_ms) worker_flags+=("$1=$2"); shift 2 ;;
     *) echo "deploy/local.sh: unknown argument '$1'" >&2; exit 2 ;;

@@ -34,6 +34,9 @@ absl::Status SchedulerOptions::Validate() const {
         "monitor_interval_ms, stop_timeout_ms and recovery_timeout_ms must be > 0");
   }
   if (recover && job_file.empty()) return absl::InvalidArgumentError("recover needs a job_file");
+  if (keep_full_checkpoints < 0) {
+    return absl::InvalidArgumentError("keep_full_checkpoints must be >= 0");
+  }
   TOWERPS_RETURN_IF_ERROR(lr_scale.Validate());
   if (rpc.curve.enabled() != ps_rpc.curve.enabled() ||
       (ps_rpc.curve.enabled() &&
@@ -419,8 +422,22 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
             << step << " written to " << dir
             << (base_step >= 0 ? absl::StrCat(" (on step ", base_step, ")") : "");
   if (checkpoints_metric_) checkpoints_metric_->Increment();
-  absl::MutexLock lock(&mu_);
-  last_checkpoint_dir_ = dir;
+  {
+    absl::MutexLock lock(&mu_);
+    last_checkpoint_dir_ = dir;
+  }
+  // Retention: a new full checkpoint is the only thing that can make an older chain
+  // prunable (and an increment would make it re-verify the whole newest chain).
+  if (base_step < 0 && options_.keep_full_checkpoints > 0) {
+    auto pruned = ps::PruneCheckpoints(options_.checkpoint_root, options_.keep_full_checkpoints);
+    if (!pruned.ok()) {
+      LOG(WARNING) << "scheduler: deleting old checkpoints failed (the job goes on): "
+                   << pruned.status();
+    } else if (*pruned > 0) {
+      LOG(INFO) << "scheduler: deleted " << *pruned << " old checkpoint(s), keeping the newest "
+                << options_.keep_full_checkpoints << " full chain(s)";
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -43,6 +43,12 @@ struct SchedulerOptions {
   // Every this many checkpoints one is full; those between are incremental on the
   // previous one (only the rows changed since; ps/checkpoint.h). <= 1: all full.
   int full_checkpoint_every = 10;
+  // Retention: after each full checkpoint, the checkpoints older than the newest this
+  // many complete chains (full + its increments) are deleted (ps::PruneCheckpoints;
+  // only a new full checkpoint can make an older chain prunable, and each prune
+  // verifies the kept chains' files). A failed prune is logged, never fails the job.
+  // 0 = keep everything; >= 0.
+  int keep_full_checkpoints = 2;
   // Continue a job from this checkpoint directory (verified first; it must be
   // <checkpoint_root>/step-N): the job id, the global step and the data partitions'
   // progress come from its MANIFEST, and every server loads its shards from step-N

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <thread>
@@ -50,6 +51,7 @@ class SchedulerServiceTest : public ::testing::Test {
     options.checkpoint_root = root_;
     options.dense_params = 3;
     options.monitor_interval_ms = 20;
+    Customize(&options);
     auto scheduler = Scheduler::Start(&ctx_, options, &metrics_, &clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = std::move(scheduler).value();
@@ -59,6 +61,9 @@ class SchedulerServiceTest : public ::testing::Test {
     ASSERT_TRUE(c.ok());
     client_ = std::move(c).value();
   }
+  // Options of a derived fixture's scheduler.
+  virtual void Customize(SchedulerOptions* /*options*/) {}
+
   void TearDown() override {
     scheduler_.reset();
     (void)RemoveAll(root_);
@@ -299,6 +304,60 @@ TEST_F(SchedulerServiceTest, PartitionsWithNoLiveWorkerFailTheJob) {
   absl::Status status = scheduler_->WaitUntilDone();
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(status.message(), reason);
+}
+
+class SchedulerRetentionTest : public SchedulerServiceTest {
+ protected:
+  void Customize(SchedulerOptions* options) override {
+    options->full_checkpoint_every = 2;
+    options->keep_full_checkpoints = 1;
+  }
+
+  // `ctl checkpoint` at `step`: the worker reports `step` finished steps and waits at
+  // the barrier until the checkpoint is written (5 s at most).
+  void CheckpointAt(int64_t step) {
+    ASSERT_TRUE(Control("checkpoint").ok());
+    const std::string want = "\"last_checkpoint\":\"" + ps::CheckpointDir(root_, step) + "\"";
+    for (int i = 0; i < 500 && scheduler_->StatusJson().find(want) == std::string::npos; ++i) {
+      ASSERT_TRUE(Call([&](Envelope::Body::Builder b) {
+                    auto c = b.initClock();
+                    c.setRank(0);
+                    c.setFinishedSteps(step);
+                    c.setNextStep(step);
+                  }).ok());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_NE(scheduler_->StatusJson().find(want), std::string::npos)
+        << "no checkpoint at step " << step << ": " << scheduler_->StatusJson();
+  }
+};
+
+// Checkpoints at 2 (full), 4 (on 2), 6 (full), then the final one at 8 (on 6): the full
+// one at 6 deletes the chain of 2, leaving only the newest chain.
+TEST_F(SchedulerRetentionTest, OnlyTheNewestChainIsKept) {
+  RegisterBoth();
+  ASSERT_EQ(Partition(0, -1, 0, false)->envelope().getBody().getPartitionReply().getPartition(), 0);
+  for (int64_t step : {2, 4, 6}) {
+    CheckpointAt(step);
+    if (HasFatalFailure()) return;
+  }
+  ASSERT_TRUE(Partition(0, 0, 100, true).ok());
+  ASSERT_TRUE(Partition(0, 1, 100, true).ok());
+  ASSERT_TRUE(Leave(0, 8).ok());
+  ASSERT_TRUE(scheduler_->WaitUntilDone().ok());
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(root_)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{ps::CheckpointName(6), ps::CheckpointName(8)}));
+  auto latest = ps::LatestCheckpoint(root_);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(*latest, ps::CheckpointDir(root_, 8));
+  auto chain = ps::ReadChain(*latest);
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  ASSERT_EQ(chain->size(), 2u);
+  EXPECT_EQ(chain->front().manifest.step, 6);
 }
 
 }  // namespace
