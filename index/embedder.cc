@@ -1,5 +1,8 @@
 #include "index/embedder.h"
 
+#include <chrono>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "data/example_reader.h"
@@ -13,6 +16,7 @@ namespace towerps::index {
 absl::Status EmbedderOptions::Validate() const {
   if (dataset_dir.empty()) return absl::InvalidArgumentError("dataset_dir is empty");
   if (batch < 1) return absl::InvalidArgumentError("batch must be >= 1");
+  if (ready_timeout_ms < 0) return absl::InvalidArgumentError("ready_timeout_ms must be >= 0");
   return absl::OkStatus();
 }
 
@@ -37,7 +41,19 @@ absl::StatusOr<std::unique_ptr<TowerEmbedder>> TowerEmbedder::Create(
     embedder->owned_params_ = std::move(checkpoint);
   } else {
     std::vector<float> scratch(dense_params);
-    TOWERPS_ASSIGN_OR_RETURN(embedder->model_step_, params->PullDense(absl::MakeSpan(scratch)));
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(options.ready_timeout_ms);
+    while (true) {
+      auto step = params->PullDense(absl::MakeSpan(scratch));
+      if (step.ok()) {
+        embedder->model_step_ = *step;
+        break;
+      }
+      if (!absl::IsUnavailable(step.status()) || std::chrono::steady_clock::now() > deadline) {
+        return step.status();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   }
   TOWERPS_ASSIGN_OR_RETURN(embedder->runner_,
                            worker::StepRunner::Create(&embedder->model_, nullptr, params, 0));

@@ -35,6 +35,10 @@ struct EmbedderOptions {
   std::string checkpoint_dir;
   // Entities per tower forward pass; >= 1.
   int batch = 2048;
+  // A live source whose servers answer Unavailable (one still restoring its shards
+  // after the cluster formed) is asked again every 50 ms for up to this long,
+  // milliseconds; >= 0.
+  int64_t ready_timeout_ms = 30000;
 
   absl::Status Validate() const;
 };

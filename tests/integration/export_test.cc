@@ -68,7 +68,10 @@ TEST_P(ExportTest, LiveClusterExportEqualsCheckpointExport) {
   std::unique_ptr<Subprocess> scheduler;
   std::vector<std::string> scheduler_flags = {"--config=" + config, "--dataset=" + ds,
                                               "--run_dir=" + dir_ + "/cluster", "--num_servers=1",
-                                              "--num_workers=1"};
+                                              "--num_workers=1",
+                                              // The test's worker never heartbeats: it
+                                              // must not be declared dead mid-export.
+                                              "--heartbeat_timeout_ms=600000"};
   scheduler_flags.insert(scheduler_flags.end(), curve.begin(), curve.end());
   const std::string sched = StartScheduler(scheduler_flags, &scheduler);
   ASSERT_FALSE(sched.empty());
