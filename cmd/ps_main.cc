@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/launch_flags.h"
 #include "cmd/node_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
@@ -17,7 +18,6 @@
 #include "worker/model_config.h"
 
 DEFINE_string(ps_bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
-DEFINE_string(advertise_host, "", "host to register instead of the bound one (multi-host)");
 DEFINE_int32(rank, -1, "requested rank (-1: any free one)");
 DEFINE_string(restore, "", "checkpoint directory to load this server's shards from");
 DEFINE_int64(stop_grace_ms, 20000,

@@ -21,6 +21,11 @@ struct Subcommand {
   // Runs after flags are parsed and logging is initialised; argv holds what is
   // left after flag parsing (argv[0] is "towerps <name>"). Returns the exit code.
   int (*run)(int argc, char** argv);
+  // A role of a cluster job (scheduler, ps, worker, ctl): it shares one job file
+  // (--flagfile) with the other roles, so a flag from a flag file that belongs to any
+  // of them is accepted (and left to the roles it concerns). Flags typed on the
+  // command line are still checked against flag_files alone.
+  bool job_role = false;
 };
 
 // Every subcommand, in the order `towerps --help` lists them.
