@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what towerps's build, tests and demo need, from Debian packages only
 # (clang-14 with libFuzzer and its sanitizer runtimes, libclang-rt-14-dev, and LLVM's
-# OpenMP for Faiss under clang, for the fuzz build: fuzz/README.md).
+# OpenMP for Faiss under clang, for the fuzz build: fuzz/README.md; slurm-wlm for the
+# Slurm launcher's test: its daemons are started by the test, not by systemd).
 # Idempotent: a no-op (no apt-get update) when everything is already installed.
 # Needs root (or sudo) on Debian 12.
 set -euo pipefail
@@ -14,6 +15,7 @@ packages=(
   libgflags-dev libgoogle-glog-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev libomp-14-dev
+  slurm-wlm  # slurmctld, slurmd and the client commands for tests/integration/slurm_test.sh
 )
 
 missing=()

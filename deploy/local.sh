@@ -95,21 +95,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # A restarted scheduler takes the job over only with --recover (a binary without it
-# cannot: its death fails the job, as before supervision).
+# cannot: its death fails the job, as before supervision). Restart policy: supervise.sh.
 recover=()
-if "$towerps" scheduler --help 2>/dev/null | grep -Eq -- '-recover( |$)'; then recover=(--recover); fi
-job_state() {  # running|done|failed from <run_dir>/scheduler.job ("" without one)
-  sed -nE 's/^state:?[[:space:]]+([a-z]+)[[:space:]]*$/\1/p' "$run_dir/scheduler.job" 2>/dev/null |
-    head -1
-}
-sup_restartable() {  # ROLE RANK: may this dead process be started again?
-  local state
-  state="$(job_state)"
-  # A job the scheduler ended (done or failed) restarts nothing: the nodes exit with it.
-  [ "$state" = done ] || [ "$state" = failed ] && return 1
-  [ "$1" != scheduler ] && return 0
-  [ ${#recover[@]} -gt 0 ] && [ "$state" = running ]
-}
+if sup_has_recover "$towerps"; then recover=(--recover) SUP_RECOVER=true; fi
+job_state() { sup_job_state "$run_dir"; }
 
 curve=()
 if [ "$secure" = true ]; then

@@ -1,6 +1,7 @@
 # deploy/local_probe.sh: reads a running (or finished) deploy/local.sh job from its run
 # directory (sourced, bash only; used by tests/integration/*_test.sh and bench/chaos_e2e.sh).
-# Needs LP_TOWERPS (the binary) for lp_status.
+# A Slurm job (deploy/slurm/task.sh: supervisor-NAME.log, pids-NAME per task) on this
+# machine reads the same way. Needs LP_TOWERPS (the binary) for lp_status.
 #   lp_pid RUN_DIR ROLE RANK      the live pid of a slot, from <run_dir>/pids ("" if none)
 #   lp_slots RUN_DIR              "role rank pid" of every live slot
 #   lp_all_pids RUN_DIR           every pid the job ever had (<run_dir>/supervisor.log)
@@ -15,14 +16,15 @@
 #   lp_chaos ...                  the chaos loop: kill -9 of random processes (below)
 #   lp_chaos_config BASE OUT EPOCHS BATCH   the chaos job's config (below)
 
-lp_slots() { cat "$1/pids" 2>/dev/null || true; }
+lp_slots() { cat "$1/pids" "$1"/pids-* 2>/dev/null || true; }
 
 lp_pid() {
-  awk -v role="$2" -v rank="$3" '$1 == role && $2 == rank { print $3 }' "$1/pids" 2>/dev/null || true
+  lp_slots "$1" | awk -v role="$2" -v rank="$3" '$1 == role && $2 == rank { print $3 }'
 }
 
 lp_all_pids() {
-  grep -oE '(^| )(pid|old_pid|new_pid)=[0-9]+' "$1/supervisor.log" 2>/dev/null |
+  cat "$1/supervisor.log" "$1"/supervisor-*.log 2>/dev/null |
+    grep -oE '(^| )(pid|old_pid|new_pid)=[0-9]+' |
     sed 's/.*=//' | sort -un
 }
 

@@ -1,4 +1,5 @@
-# deploy/supervise.sh: the process supervisor of deploy/local.sh (sourced, bash only).
+# deploy/supervise.sh: the process supervisor of deploy/local.sh and deploy/slurm/task.sh
+# (sourced, bash only).
 #
 # Every process runs in a slot "<role> <rank>" (scheduler 0, ps R, worker W). A process
 # that dies while the job is not over (non-zero exit or a signal) is started again with
@@ -12,44 +13,57 @@
 # A slot is restarted only if `sup_restartable ROLE RANK` (defined by the caller)
 # succeeds; otherwise its death is recorded and left to the caller (e.g. a scheduler
 # that failed the job on purpose).
-# Each restart is one line on stderr and in <run_dir>/supervisor.log:
+# Each restart is one line on stderr and in <run_dir>/supervisor.log (supervisor-NAME.log
+# with sup_init's NAME: one file per supervisor sharing a run directory):
 #   <UTC time> restart role=R rank=N old_pid=P status=exit:C|signal:NAME attempt=A/MAX
 #              backoff_ms=B new_pid=Q
 # and a death past the budget one `gave_up` line; a first start is logged (to the file
 # only) as `start role=R rank=N pid=P`, so the log names every pid the job ever had.
-# <run_dir>/pids lists the live slots, "role rank pid" per line, rewritten (atomically)
-# at every start and exit.
+# <run_dir>/pids (pids-NAME) lists the live slots, "role rank pid" per line, rewritten
+# (atomically) at every start and exit. A first start truncates the slot's OUT and ERR
+# files, unless SUP_KEEP_LOGS=true (then every start appends).
 #
-# API: sup_init RUN_DIR MAX_RESTARTS BACKOFF_MS; sup_start ROLE RANK OUT ERR CMD...;
+# API: sup_init RUN_DIR MAX_RESTARTS BACKOFF_MS [NAME]; sup_start ROLE RANK OUT ERR CMD...;
 # sup_poll (reap, restart due slots; call every ~200 ms); sup_pid ROLE RANK; sup_over
 # (no restarts from now on); sup_live_pids (into the array sup_live); sup_signal_all SIG.
 # A slot's state after its process ended for good: sup_status[slot] = its exit code.
+#
+# The towerps restart policy, shared by the launchers: sup_restartable ROLE RANK (the
+# default; a caller may define its own after sourcing) restarts nothing once the
+# scheduler ended the job (<run_dir>/scheduler.job says done or failed: the nodes exit
+# with it), any server or worker otherwise, and the scheduler only when it runs with
+# --recover (SUP_RECOVER=true) while the job is running (a restarted scheduler takes it
+# over). sup_job_state RUN_DIR: running|done|failed ("" without a job file).
+# sup_has_recover BINARY: does the binary's scheduler have --recover?
 
 declare -A sup_cmd=() sup_pid_of=() sup_out=() sup_err=() sup_attempts=() sup_backoff=()
 declare -A sup_due_ms=() sup_started_ms=() sup_status=() sup_last=() sup_rc=()
 sup_slots=() sup_exhausted="" sup_is_over=false
+SUP_KEEP_LOGS="${SUP_KEEP_LOGS:-false}" SUP_RECOVER="${SUP_RECOVER:-false}"
 SUP_BACKOFF_CAP_MS=10000
 SUP_BACKOFF_RESET_MS=30000
 
 # A sleep that hides bash's "Killed" notice of a supervised child reaped meanwhile
-# (sup_poll reports deaths itself).
-sup_sleep() { { sleep "$1"; } 2>/dev/null; }
+# (sup_poll reports deaths itself), and never fails (under Slurm the sleep gets the
+# step's SIGTERM too: not an error of the caller's `set -e`).
+sup_sleep() { { sleep "$1"; } 2>/dev/null || true; }
 sup_now_ms() { local t="${EPOCHREALTIME//[.,]/}"; echo $((10#$t / 1000)); }
 sup_time() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
 
 sup_init() {
   SUP_RUN_DIR="$1" SUP_MAX_RESTARTS="$2" SUP_BACKOFF_MS="$3"
-  SUP_LOG="$SUP_RUN_DIR/supervisor.log"
+  SUP_LOG="$SUP_RUN_DIR/supervisor${4:+-$4}.log"
+  SUP_PIDS="$SUP_RUN_DIR/pids${4:+-$4}"
   : >> "$SUP_LOG"
 }
 
 sup_write_pids() {
-  local slot tmp="$SUP_RUN_DIR/pids.tmp.$$"
+  local slot tmp="${SUP_PIDS%/*}/.${SUP_PIDS##*/}.tmp.$$"  # not matched by pids-*
   : > "$tmp"
   for slot in "${sup_slots[@]}"; do
     [ -n "${sup_pid_of[$slot]}" ] && echo "$slot ${sup_pid_of[$slot]}" >> "$tmp"
   done
-  mv -f "$tmp" "$SUP_RUN_DIR/pids"
+  mv -f "$tmp" "$SUP_PIDS"
 }
 
 # Starts the slot's command in the background (append: the log of a dead process stays).
@@ -57,7 +71,7 @@ sup_launch() {
   local slot="$1" mode="$2"
   local -a argv
   eval "argv=(${sup_cmd[$slot]})"
-  if [ "$mode" = new ]; then
+  if [ "$mode" = new ] && [ "$SUP_KEEP_LOGS" != true ]; then
     "${argv[@]}" > "${sup_out[$slot]}" 2> "${sup_err[$slot]}" &
   else
     "${argv[@]}" >> "${sup_out[$slot]}" 2>> "${sup_err[$slot]}" &
@@ -185,4 +199,18 @@ sup_wait_all() {
     sup_sleep 0.2
   done
   return 1
+}
+
+sup_job_state() {
+  sed -nE 's/^state:?[[:space:]]+([a-z]+)[[:space:]]*$/\1/p' "$1/scheduler.job" 2>/dev/null | head -1
+}
+
+sup_has_recover() { "$1" scheduler --help 2>/dev/null | grep -Eq -- '-recover( |$)'; }
+
+sup_restartable() {  # ROLE RANK: may this dead process be started again?
+  local state
+  state="$(sup_job_state "$SUP_RUN_DIR")"
+  [ "$state" = "done" ] || [ "$state" = failed ] && return 1
+  [ "$1" != scheduler ] && return 0
+  [ "$SUP_RECOVER" = true ] && [ "$state" = running ]
 }
