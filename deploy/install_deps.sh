@@ -2,6 +2,7 @@
 # Installs what towerps's build, tests and demo need, from Debian packages only
 # (clang-14 with libFuzzer and its sanitizer runtimes, libclang-rt-14-dev, and LLVM's
 # OpenMP for Faiss under clang, for the fuzz build: fuzz/README.md).
+# kubernetes-client (kubectl) for the Kubernetes manifests' test when no kubectl is there.
 # Idempotent: a no-op (no apt-get update) when everything is already installed.
 # Needs root (or sudo) on Debian 12.
 set -euo pipefail
@@ -15,6 +16,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev libomp-14-dev
 )
+# kubectl renders deploy/k8s in tests/integration/k8s_test.sh: Debian's (1.20) only
+# when none is on PATH (a newer one from elsewhere conflicts with the package).
+if ! command -v kubectl >/dev/null; then
+  packages+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -32,6 +32,13 @@ for (const file of process.argv.slice(2)) {
       problems.push(`${file}: ${label}: no apiVersion or kind`);
       continue;
     }
+    // kustomize v5 wraps a Secret's base64 data in lines; the API server's decoder
+    // (Go's encoding/base64) ignores newlines, the "byte" format does not.
+    if (obj.kind === "Secret" && obj.data && typeof obj.data === "object") {
+      for (const k of Object.keys(obj.data)) {
+        if (typeof obj.data[k] === "string") obj.data[k] = obj.data[k].replace(/[\r\n]/g, "");
+      }
+    }
     objects.push({ file, obj, label });
   }
 }
