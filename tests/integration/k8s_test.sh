@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # functions run through check() and the EXIT trap
 # deploy/k8s and the Dockerfile, offline (no cluster, no Docker engine):
 #  1. the image's runtime packages (Dockerfile, RUNTIME_PACKAGES) exist in Debian and,
 #     with their dependencies, hold every library `ldd towerps` lists; the image's
@@ -33,13 +34,17 @@ cleanup() {
 }
 trap cleanup EXIT
 skip() { echo "k8s_test: SKIPPED: $*"; [ "$fail" -eq 0 ] && exit 77; exit 1; }
+package_exists() { apt-cache show "$1" >/dev/null 2>&1; }
+render() {  # render KUBECTL DIR OUT: kubectl kustomize DIR > OUT (its errors shown)
+  "$1" kustomize "$2" > "$3" 2> "$3.err" || { cat "$3.err"; return 1; }
+}
 
 # 1. The image.
 runtime="$(sed -nE 's/^ARG RUNTIME_PACKAGES="([^"]*)"$/\1/p' "$root/Dockerfile")"
 check "the Dockerfile names its runtime packages" test -n "$runtime"
 if command -v apt-cache >/dev/null && command -v dpkg >/dev/null; then
   for p in $runtime; do
-    check "runtime package $p exists" eval 'apt-cache show "$p" >/dev/null 2>&1'
+    check "runtime package $p exists" package_exists "$p"
   done
   # shellcheck disable=SC2086
   apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
@@ -86,10 +91,11 @@ if [ -s "${TOWERPS_SHARED_DATA:-$root/../shared/data}/movietweetings-100k/rating
 else
   data="generated"
   echo "k8s_test: no MovieTweetings under ../shared/data: a generated dataset and examples/generated.conf"
-  "$bin" generate --output_dir="$tmp/logs" --users=300 --items=200 --interactions=5000 \
-    --seed=3 >/dev/null 2>&1 &&
-    "$bin" prepare --input="$tmp/logs" --output="$tmp/dataset" >/dev/null 2>&1 ||
-    { echo "FAIL: generate/prepare"; exit 1; }
+  if ! "$bin" generate --output_dir="$tmp/logs" --users=300 --items=200 --interactions=5000 \
+         --seed=3 >/dev/null 2>&1 ||
+     ! "$bin" prepare --input="$tmp/logs" --output="$tmp/dataset" >/dev/null 2>&1; then
+    echo "FAIL: generate/prepare"; exit 1
+  fi
 fi
 servers=2 workers=2  # deploy/k8s/job.flags
 mkdir -p "$tmp/overlay" "$tmp/run"
@@ -113,15 +119,15 @@ mkdir -p "$tmp/overlay" "$tmp/run"
 
 for i in "${!kubectls[@]}"; do
   kc="${kubectls[$i]}"
-  for what in base storage overlay; do
-    case "$what" in base) dir="$k8s" ;; storage) dir="$k8s/storage" ;; overlay) dir="$tmp/overlay" ;; esac
-    check "$kc kustomize $what renders" \
-      eval '"$kc" kustomize "$dir" > "$tmp/$what.$i.yaml" 2> "$tmp/$what.$i.err" || { cat "$tmp/$what.$i.err"; false; }'
-  done
+  check "$kc kustomize deploy/k8s renders" render "$kc" "$k8s" "$tmp/base.$i.yaml"
+  check "$kc kustomize deploy/k8s/storage renders" render "$kc" "$k8s/storage" "$tmp/storage.$i.yaml"
+  check "$kc kustomize (test overlay) renders" render "$kc" "$tmp/overlay" "$tmp/overlay.$i.yaml"
 done
 
 # 3. Schemas.
-command -v npm >/dev/null && command -v node >/dev/null || skip "no npm/node: the schema check and the dry runs need them"
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+  skip "no npm/node: the schema check and the dry runs need them"
+fi
 validate="$build/k8s_test/validate"
 mkdir -p "$validate"
 if ! cmp -s "$k8s/validate/package-lock.json" "$validate/installed-lock.json"; then

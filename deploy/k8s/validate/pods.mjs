@@ -7,7 +7,8 @@
 // rewritten to its folder; env comes from the container (values, the downward API
 // fields deploy/k8s uses, the Job controller's JOB_COMPLETION_INDEX); $(VAR) is
 // expanded as the kubelet does. `towerps` is found on PATH (--bin_dir).
-// Checks: every container exits 0; every dry run prints {"dry_run":"ok"} with its
+// Checks: the workloads' pod templates share volumes, securityContext, tolerations
+// and init containers; every container exits 0; every dry run prints {"dry_run":"ok"} with its
 // role, the rank of its pod, and the job's num_servers/num_workers equal to the
 // StatefulSet's replicas and the Job's completions (= parallelism; backoffLimit = 5
 // restarts per rank).
@@ -72,6 +73,14 @@ for (const j of jobs) {
   if (j.spec.backoffLimit !== 5 * j.spec.completions) {
     fail(`Job ${j.metadata.name}: backoffLimit ${j.spec.backoffLimit}, not 5 restarts per rank`);
   }
+}
+
+// The pod settings every workload repeats (YAML anchors do not cross files, and
+// kustomize v2 cannot patch several objects at once) must not drift apart.
+const shared = ["volumes", "securityContext", "tolerations", "initContainers"];
+for (const key of shared) {
+  const seen = new Set(pods.map((p) => JSON.stringify(p.template.spec[key] ?? null)));
+  if (seen.size > 1) fail(`the pod templates differ in spec.${key}`);
 }
 
 // Whole cores, rounded up, as a resourceFieldRef with divisor 1 gives them.
