@@ -76,7 +76,7 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
     writer = std::move(created).value();
     writer->Start();
   }
-  // SIGTERM / SIGINT: finish the step, report the progress, leave the job.
+  // SIGTERM / SIGINT: finish the step, report the progress, leave the job, exit 128+sig.
   worker::ClusterWorker* raw = worker->get();
   StopSignalWatcher signals([raw](int) { raw->Stop(); });
   auto result = (*worker)->Run();
@@ -84,6 +84,10 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   if (!result.ok()) return Fail("worker", result.status());
   std::printf("worker: %ld steps, %ld examples in %.1f s\n", static_cast<long>(result->steps),
               static_cast<long>(result->examples), result->seconds);
+  // Stopped by a signal (preempted, drained), not because its work is done: 128 + the
+  // signal, as if it had died of it, so that a launcher that replaces failed processes
+  // (a Kubernetes Indexed Job, the local supervisor) starts this rank again.
+  if (signals.signal() != 0) return 128 + signals.signal();
   return 0;
 }
 
