@@ -134,7 +134,10 @@ trap 'exit 143' TERM
 # A restarted scheduler takes the job over only with --recover (a binary without it
 # cannot: its death fails the job, as before supervision).
 recover=()
-if "$towerps" scheduler --help 2>/dev/null | grep -Eq -- '-recover( |$)'; then recover=(--recover); fi
+# (grep reads the whole help: one that quits early kills the writer with SIGPIPE.)
+if "$towerps" scheduler --help 2>/dev/null | grep -E -- '-recover( |$)' >/dev/null; then
+  recover=(--recover)
+fi
 job_state() {  # running|done|failed from <run_dir>/scheduler.job ("" without one)
   sed -nE 's/^state:?[[:space:]]+([a-z]+)[[:space:]]*$/\1/p' "$run_dir/scheduler.job" 2>/dev/null |
     head -1
