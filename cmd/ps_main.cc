@@ -39,6 +39,8 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   if (absl::Status ranked = RequireRankWithCurve(FLAGS_rank, "--rank"); !ranked.ok()) {
     return Fail("ps", ranked);
   }
+  auto address = NodeAddressFromFlags();
+  if (!address.ok()) return Fail("ps", address.status());
   CatchStopSignals();
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("ps", config.status());
@@ -48,8 +50,6 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   if (!model.ok()) return Fail("ps", model.status());
 
   ps::PsNodeOptions options;
-  auto address = NodeAddressFromFlags();
-  if (!address.ok()) return Fail("ps", address.status());
   options.address = *address;
   auto scheduler = SchedulerEndpointFromFlags();
   if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started

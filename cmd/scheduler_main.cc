@@ -65,6 +65,8 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps scheduler: --config, --dataset and --run_dir are required\n");
     return 2;
   }
+  auto address = NodeAddressFromFlags();
+  if (!address.ok()) return Fail("scheduler", address.status());
   CatchStopSignals();
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("scheduler", config.status());
@@ -103,8 +105,6 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
     options.resume_from = *latest;
   }
   options.dense_params = models::DenseParamCount(model->two_tower);
-  auto address = NodeAddressFromFlags();
-  if (!address.ok()) return Fail("scheduler", address.status());
   options.rpc.bind_endpoint = address->BindEndpoint();
   options.ps_rpc.source_host = address->source_host;
   options.rpc.name = "scheduler";

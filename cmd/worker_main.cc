@@ -34,14 +34,14 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
       !ranked.ok()) {
     return Fail("worker", ranked);
   }
+  auto address = NodeAddressFromFlags();
+  if (!address.ok()) return Fail("worker", address.status());
   CatchStopSignals();
   auto config = worker::LoadModelConfig(FLAGS_config);
   if (!config.ok()) return Fail("worker", config.status());
   // Several processes share the cores: keep OpenBLAS from spawning its own threads.
   openblas_set_num_threads(1);
   worker::ClusterWorkerOptions options;
-  auto address = NodeAddressFromFlags();
-  if (!address.ok()) return Fail("worker", address.status());
   options.rpc.source_host = address->source_host;
   auto scheduler = SchedulerEndpointFromFlags();
   if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started
