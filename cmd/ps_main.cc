@@ -42,22 +42,14 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   auto address = NodeAddressFromFlags();
   if (!address.ok()) return Fail("ps", address.status());
   CatchStopSignals();
-  auto config = worker::LoadModelConfig(FLAGS_config);
-  if (!config.ok()) return Fail("ps", config.status());
-  auto meta = data::LoadDatasetMeta(FLAGS_dataset);
-  if (!meta.ok()) return Fail("ps", meta.status());
-  auto model = worker::BindModel(*config, meta->schema);
-  if (!model.ok()) return Fail("ps", model.status());
+  auto job = LoadJobInputs();
+  if (!job.ok()) return Fail("ps", job.status());
 
   ps::PsNodeOptions options;
   options.address = *address;
-  auto scheduler = SchedulerEndpointFromFlags();
-  if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started
-  if (!scheduler.ok()) return Fail("ps", scheduler.status());
-  options.scheduler_endpoint = *scheduler;
   options.rank = FLAGS_rank;
   options.handler_threads = FLAGS_handler_threads;
-  options.server = worker::ServerOptionsFor(*model, 0, 1);
+  options.server = worker::ServerOptionsFor(job->model, 0, 1);
   options.restore_dir = FLAGS_restore;
   auto keys = CurveKeysFromFlags(net::NodeIdentity("ps", FLAGS_rank));
   if (!keys.ok()) return Fail("ps", keys.status());
@@ -71,6 +63,15 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   // Checkpoints ordered by the scheduler go under the run directory given here, never
   // under a path from the wire.
   options.server.checkpoint_root = FLAGS_run_dir + "/checkpoint";
+  if (FLAGS_dry_run) {
+    JsonObject report = DryRunReport("ps", *job);
+    report.Add("rank", FLAGS_rank).Add("restore", FLAGS_restore);
+    return PrintDryRun(report);
+  }
+  auto scheduler = SchedulerEndpointFromFlags();
+  if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started
+  if (!scheduler.ok()) return Fail("ps", scheduler.status());
+  options.scheduler_endpoint = *scheduler;
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;
@@ -97,6 +98,7 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   absl::Status status = (*node)->Run();
   if (writer) writer->Stop();
   if (!status.ok()) return Fail("ps", status);
+  IdleUntilStoppedIfAsked("ps", signals);
   return 0;
 }
 

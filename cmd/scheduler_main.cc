@@ -8,6 +8,7 @@
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/launch_address.h"
+#include "cmd/launch_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
@@ -19,6 +20,7 @@
 #include "models/two_tower.h"
 #include "net/transport.h"
 #include "ps/checkpoint.h"
+#include "scheduler/job_file.h"
 #include "scheduler/scheduler.h"
 #include "worker/job_plan.h"
 #include "worker/model_config.h"
@@ -68,16 +70,9 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   auto address = NodeAddressFromFlags();
   if (!address.ok()) return Fail("scheduler", address.status());
   CatchStopSignals();
-  auto config = worker::LoadModelConfig(FLAGS_config);
-  if (!config.ok()) return Fail("scheduler", config.status());
-  auto meta = data::LoadDatasetMeta(FLAGS_dataset);
-  if (!meta.ok()) return Fail("scheduler", meta.status());
-  auto model = worker::BindModel(*config, meta->schema);
-  if (!model.ok()) return Fail("scheduler", model.status());
-  if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
-    return Fail("scheduler", made);
-  }
-
+  auto job = LoadJobInputs();
+  if (!job.ok()) return Fail("scheduler", job.status());
+  const worker::ModelConfig& config = job->model.config;
   scheduler::SchedulerOptions options;
   options.job.num_servers = FLAGS_num_servers;
   options.job.num_workers = FLAGS_num_workers;
@@ -86,15 +81,14 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.job.heartbeat_timeout_ms = FLAGS_heartbeat_timeout_ms;
   options.job.checkpoint_every_steps = FLAGS_checkpoint_every_steps;
   options.job.checkpoint_every_ms = FLAGS_checkpoint_every_ms;
-  options.job.checkpoint_clock_multiple = config->dense_sync_every;
+  options.job.checkpoint_clock_multiple = config.dense_sync_every;
   options.stop_timeout_ms = FLAGS_stop_timeout_ms;
   options.recovery_timeout_ms = FLAGS_recovery_timeout_ms;
   options.job_file = FLAGS_run_dir + "/scheduler.job";
   options.recover = FLAGS_recover;
   options.num_virtual_shards = FLAGS_num_virtual_shards;
-  const int64_t total_steps =
-      worker::PlannedSteps(*config, static_cast<int64_t>(meta->num_examples("train")));
-  options.lr_scale = worker::LrScaleOptions(*config, total_steps);
+  const int64_t total_steps = job->planned_steps;
+  options.lr_scale = worker::LrScaleOptions(config, total_steps);
   options.checkpoint_root = FLAGS_run_dir + "/checkpoint";
   options.full_checkpoint_every = FLAGS_full_checkpoint_every;
   options.keep_full_checkpoints = FLAGS_keep_full_checkpoints;
@@ -104,7 +98,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
     if (!latest.ok()) return Fail("scheduler", latest.status());
     options.resume_from = *latest;
   }
-  options.dense_params = models::DenseParamCount(model->two_tower);
+  options.dense_params = models::DenseParamCount(job->model.two_tower);
   options.rpc.bind_endpoint = address->BindEndpoint();
   options.ps_rpc.source_host = address->source_host;
   options.rpc.name = "scheduler";
@@ -117,6 +111,29 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   auto server_keys = keys->ServerPublicKeys(FLAGS_num_servers);
   if (!server_keys.ok()) return Fail("scheduler", server_keys.status());
   options.server_public_keys = *std::move(server_keys);
+  if (FLAGS_dry_run) {
+    if (absl::Status valid = options.Validate(); !valid.ok()) return Fail("scheduler", valid);
+    JsonObject report = DryRunReport("scheduler", *job);
+    report.Add("num_partitions", options.job.num_partitions)
+        .Add("staleness", FLAGS_staleness)
+        .Add("resume", options.resume_from)
+        .Add("recover", FLAGS_recover);
+    return PrintDryRun(report);
+  }
+  if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
+    return Fail("scheduler", made);
+  }
+  // A restarted scheduler of a job that already ended (a Kubernetes pod recreated
+  // after the job finished) must not train it again: it idles until stopped.
+  if (FLAGS_recover && !FLAGS_exit_when_done) {
+    auto file = scheduler::ReadJobFile(options.job_file);
+    if (file.ok() && file->state != "running") {
+      LOG(INFO) << "scheduler: the job in " << options.job_file << " is " << file->state;
+      StopSignalWatcher signals([](int) {});
+      IdleUntilStoppedIfAsked("scheduler", signals);
+      return file->state == "done" ? 0 : 1;
+    }
+  }
 
   net::ZmqContext ctx;
   MetricsRegistry metrics;
@@ -149,6 +166,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   absl::SleepFor(absl::Seconds(2));
   std::printf("%s\n", (*sched)->StatusJson().c_str());
   std::fflush(stdout);  // before the failure line, which must be the last
+  IdleUntilStoppedIfAsked("scheduler", signals);  // still answering `ctl status`
   (*sched)->Stop();
   (*writer)->Stop();
   if (!done.ok()) return Fail("scheduler", done);

@@ -6,6 +6,7 @@
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/launch_address.h"
+#include "cmd/launch_flags.h"
 #include "cmd/node_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
@@ -37,16 +38,13 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   auto address = NodeAddressFromFlags();
   if (!address.ok()) return Fail("worker", address.status());
   CatchStopSignals();
-  auto config = worker::LoadModelConfig(FLAGS_config);
-  if (!config.ok()) return Fail("worker", config.status());
+  auto job = LoadJobInputs();
+  if (!job.ok()) return Fail("worker", job.status());
+  const worker::ModelConfig& config = job->model.config;
   // Several processes share the cores: keep OpenBLAS from spawning its own threads.
   openblas_set_num_threads(1);
   worker::ClusterWorkerOptions options;
   options.rpc.source_host = address->source_host;
-  auto scheduler = SchedulerEndpointFromFlags();
-  if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started
-  if (!scheduler.ok()) return Fail("worker", scheduler.status());
-  options.scheduler_endpoint = *scheduler;
   options.dataset_dir = FLAGS_dataset;
   options.run_dir = FLAGS_run_dir;
   options.rank = FLAGS_worker_rank;
@@ -57,6 +55,15 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   options.keys = *std::move(keys);
   options.heartbeat_interval_ms = FLAGS_heartbeat_interval_ms;
   options.scheduler_timeout_ms = FLAGS_scheduler_timeout_ms;
+  if (FLAGS_dry_run) {
+    JsonObject report = DryRunReport("worker", *job);
+    report.Add("worker_rank", FLAGS_worker_rank);
+    return PrintDryRun(report);
+  }
+  auto scheduler = SchedulerEndpointFromFlags();
+  if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started
+  if (!scheduler.ok()) return Fail("worker", scheduler.status());
+  options.scheduler_endpoint = *scheduler;
   if (!FLAGS_run_dir.empty()) {
     if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
       return Fail("worker", made);
@@ -65,7 +72,7 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;
-  auto worker = worker::ClusterWorker::Create(&ctx, options, *config, &metrics);
+  auto worker = worker::ClusterWorker::Create(&ctx, options, config, &metrics);
   if (!worker.ok()) return Fail("worker", worker.status());
   std::unique_ptr<MetricsWriter> writer;
   if (!FLAGS_run_dir.empty()) {
