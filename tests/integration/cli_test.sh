@@ -91,7 +91,7 @@ for role in ps worker; do  # a dry run waits for nothing
     --run_dir="$keys/wait" --scheduler_timeout_ms=20000 --dry_run >/dev/null 2>&1
   check "a $role dry run without --scheduler exits 0 at once" test $? -eq 0
 done
-printf 'tcp://127.0.0.1:80\n; rm -rf /\n' > "$keys/wait/scheduler.endpoint"
+printf 'tcp://127.0.0.1:80\nsecond line\n' > "$keys/wait/scheduler.endpoint"
 endpoint_refused "a bad endpoint file" "scheduler.endpoint: bad endpoint"
 head -c 100000 /dev/zero > "$keys/wait/scheduler.endpoint"
 endpoint_refused "an oversized endpoint file" "scheduler.endpoint: over"
