@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/launch_address.h"
 #include "cmd/launch_flags.h"
 #include "cmd/node_flags.h"
 #include "cmd/stop_signals.h"
@@ -17,7 +18,6 @@
 #include "worker/job_plan.h"
 #include "worker/model_config.h"
 
-DEFINE_string(ps_bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
 DEFINE_int32(rank, -1, "requested rank (-1: any free one)");
 DEFINE_string(restore, "", "checkpoint directory to load this server's shards from");
 DEFINE_int64(stop_grace_ms, 20000,
@@ -31,23 +31,22 @@ namespace towerps::cmd {
 
 int RunPs(int /*argc*/, char** /*argv*/) {
   // --run_dir is where this server's checkpoints go: the scheduler names only steps.
-  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_scheduler.empty() ||
-      FLAGS_run_dir.empty()) {
-    std::fprintf(stderr,
-                 "towerps ps: --config, --dataset, --scheduler and --run_dir are required\n");
+  // Without --scheduler, the endpoint comes from <run_dir>/scheduler.endpoint.
+  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_run_dir.empty()) {
+    std::fprintf(stderr, "towerps ps: --config, --dataset and --run_dir are required\n");
     return 2;
   }
   if (absl::Status ranked = RequireRankWithCurve(FLAGS_rank, "--rank"); !ranked.ok()) {
     return Fail("ps", ranked);
   }
+  auto address = NodeAddressFromFlags();
+  if (!address.ok()) return Fail("ps", address.status());
   CatchStopSignals();
   auto job = LoadJobInputs();
   if (!job.ok()) return Fail("ps", job.status());
 
   ps::PsNodeOptions options;
-  options.scheduler_endpoint = FLAGS_scheduler;
-  options.bind_endpoint = FLAGS_ps_bind;
-  options.advertise_host = FLAGS_advertise_host;
+  options.address = *address;
   options.rank = FLAGS_rank;
   options.handler_threads = FLAGS_handler_threads;
   options.server = worker::ServerOptionsFor(job->model, 0, 1);
@@ -69,6 +68,10 @@ int RunPs(int /*argc*/, char** /*argv*/) {
     report.Add("rank", FLAGS_rank).Add("restore", FLAGS_restore);
     return PrintDryRun(report);
   }
+  auto scheduler = SchedulerEndpointFromFlags();
+  if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started
+  if (!scheduler.ok()) return Fail("ps", scheduler.status());
+  options.scheduler_endpoint = *scheduler;
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;

@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/launch_address.h"
 #include "cmd/launch_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
@@ -24,8 +25,10 @@
 #include "worker/job_plan.h"
 #include "worker/model_config.h"
 
-DEFINE_string(bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
-DEFINE_string(endpoint_file, "", "write the bound endpoint to this file (for launchers)");
+DEFINE_string(endpoint_file, "",
+              "once bound, write tcp://<advertise_host>:<bound port> to this file (atomically), "
+              "where launchers and nodes started without --scheduler find it; empty = "
+              "<run_dir>/scheduler.endpoint");
 DEFINE_int32(num_partitions, 0, "data partitions of the training split; 0 = num_workers");
 DEFINE_int64(staleness, -1, "bounded staleness in steps: 0 synchronous, -1 unbounded (async)");
 DEFINE_int64(heartbeat_timeout_ms, 15000,
@@ -64,6 +67,8 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps scheduler: --config, --dataset and --run_dir are required\n");
     return 2;
   }
+  auto address = NodeAddressFromFlags();
+  if (!address.ok()) return Fail("scheduler", address.status());
   CatchStopSignals();
   auto job = LoadJobInputs();
   if (!job.ok()) return Fail("scheduler", job.status());
@@ -94,7 +99,8 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
     options.resume_from = *latest;
   }
   options.dense_params = models::DenseParamCount(job->model.two_tower);
-  options.rpc.bind_endpoint = FLAGS_bind;
+  options.rpc.bind_endpoint = address->BindEndpoint();
+  options.ps_rpc.source_host = address->source_host;
   options.rpc.name = "scheduler";
   options.rpc.handler_threads = 2;
   options.ps_rpc.timeout_ms = 600000;  // checkpoints of big tables take a while
@@ -136,10 +142,12 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   if (!zap.ok()) return Fail("scheduler", zap.status());
   auto sched = scheduler::Scheduler::Start(&ctx, options, &metrics, &clock);
   if (!sched.ok()) return Fail("scheduler", sched.status());
-  if (!FLAGS_endpoint_file.empty()) {
-    absl::Status written = WriteFileAtomically(FLAGS_endpoint_file, (*sched)->endpoint() + "\n");
-    if (!written.ok()) return Fail("scheduler", written);
-  }
+  auto advertised = address->AdvertisedEndpoint((*sched)->endpoint());
+  if (!advertised.ok()) return Fail("scheduler", advertised.status());
+  absl::Status written = WriteFileAtomically(
+      FLAGS_endpoint_file.empty() ? SchedulerEndpointFile(FLAGS_run_dir) : FLAGS_endpoint_file,
+      *advertised + "\n");
+  if (!written.ok()) return Fail("scheduler", written);
   MetricsWriterOptions metrics_options;
   metrics_options.path = FLAGS_run_dir + "/metrics.jsonl";
   metrics_options.role = "scheduler";
@@ -147,7 +155,8 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   auto writer = MetricsWriter::Create(metrics_options, &metrics, &clock);
   if (!writer.ok()) return Fail("scheduler", writer.status());
   (*writer)->Start();
-  LOG(INFO) << "scheduler: " << total_steps << " planned steps; endpoint " << (*sched)->endpoint();
+  LOG(INFO) << "scheduler: " << total_steps << " planned steps; endpoint " << *advertised
+            << " (bound " << (*sched)->endpoint() << ")";
   // SIGTERM / SIGINT: a graceful stop with a final checkpoint.
   scheduler::Scheduler* raw = sched->get();
   StopSignalWatcher signals(

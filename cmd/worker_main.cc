@@ -5,6 +5,7 @@
 
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/launch_address.h"
 #include "cmd/launch_flags.h"
 #include "cmd/node_flags.h"
 #include "cmd/stop_signals.h"
@@ -23,14 +24,19 @@ DEFINE_int64(request_timeout_ms, 30000, "deadline of one request to a server (or
 namespace towerps::cmd {
 
 int RunWorker(int /*argc*/, char** /*argv*/) {
-  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_scheduler.empty()) {
-    std::fprintf(stderr, "towerps worker: --config, --dataset and --scheduler are required\n");
+  if (FLAGS_config.empty() || FLAGS_dataset.empty() ||
+      (FLAGS_scheduler.empty() && FLAGS_run_dir.empty())) {
+    std::fprintf(stderr,
+                 "towerps worker: --config, --dataset and --scheduler or --run_dir (its "
+                 "scheduler.endpoint) are required\n");
     return 2;
   }
   if (absl::Status ranked = RequireRankWithCurve(FLAGS_worker_rank, "--worker_rank");
       !ranked.ok()) {
     return Fail("worker", ranked);
   }
+  auto address = NodeAddressFromFlags();
+  if (!address.ok()) return Fail("worker", address.status());
   CatchStopSignals();
   auto job = LoadJobInputs();
   if (!job.ok()) return Fail("worker", job.status());
@@ -38,7 +44,7 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   // Several processes share the cores: keep OpenBLAS from spawning its own threads.
   openblas_set_num_threads(1);
   worker::ClusterWorkerOptions options;
-  options.scheduler_endpoint = FLAGS_scheduler;
+  options.rpc.source_host = address->source_host;
   options.dataset_dir = FLAGS_dataset;
   options.run_dir = FLAGS_run_dir;
   options.rank = FLAGS_worker_rank;
@@ -54,6 +60,10 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
     report.Add("worker_rank", FLAGS_worker_rank);
     return PrintDryRun(report);
   }
+  auto scheduler = SchedulerEndpointFromFlags();
+  if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started
+  if (!scheduler.ok()) return Fail("worker", scheduler.status());
+  options.scheduler_endpoint = *scheduler;
   if (!FLAGS_run_dir.empty()) {
     if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
       return Fail("worker", made);
