@@ -42,7 +42,7 @@ absl::StatusOr<JobInputs> LoadJobInputs() {
   return job;
 }
 
-JsonObject DryRunReport(const char* role, const JobInputs& job) {
+JsonObject DryRunReport(const char* role, const JobInputs& job, const net::NodeAddress& address) {
   JsonObject json;
   json.Add("dry_run", "ok")
       .Add("role", role)
@@ -52,9 +52,8 @@ JsonObject DryRunReport(const char* role, const JobInputs& job) {
       .Add("num_servers", FLAGS_num_servers)
       .Add("num_workers", FLAGS_num_workers)
       .Add("curve_dir", FLAGS_curve_dir)
-      .Add("host", FLAGS_host)
-      .Add("port", FLAGS_port)
-      .Add("advertise_host", FLAGS_advertise_host)
+      .Add("bind", address.BindEndpoint())
+      .Add("advertise_host", address.advertise_host)
       .Add("scheduler", FLAGS_scheduler)
       .Add("planned_steps", job.planned_steps);
   return json;

@@ -12,6 +12,7 @@
 #include "cmd/stop_signals.h"
 #include "common/json.h"
 #include "data/schema.h"
+#include "net/address.h"
 #include "gflags/gflags.h"
 #include "worker/model_config.h"
 
@@ -33,10 +34,10 @@ struct JobInputs {
 absl::StatusOr<JobInputs> LoadJobInputs();
 
 // `--dry_run`'s report: {"dry_run":"ok","role":ROLE, the job's flags as this process
-// sees them (config, dataset, run_dir, num_servers, num_workers, curve_dir, host, port,
-// advertise_host, scheduler), "planned_steps"}; the role adds its own fields.
+// sees them (config, dataset, run_dir, num_servers, num_workers, curve_dir, scheduler),
+// "bind" and "advertise_host" as resolved, "planned_steps"}; the role adds its own.
 // Launchers read it (deploy/local.sh --flagfile, deploy/slurm/).
-JsonObject DryRunReport(const char* role, const JobInputs& job);
+JsonObject DryRunReport(const char* role, const JobInputs& job, const net::NodeAddress& address);
 // Prints the report as one line on stdout; returns exit code 0.
 int PrintDryRun(const JsonObject& report);
 

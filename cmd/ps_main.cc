@@ -64,7 +64,7 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   // under a path from the wire.
   options.server.checkpoint_root = FLAGS_run_dir + "/checkpoint";
   if (FLAGS_dry_run) {
-    JsonObject report = DryRunReport("ps", *job);
+    JsonObject report = DryRunReport("ps", *job, *address);
     report.Add("rank", FLAGS_rank).Add("restore", FLAGS_restore);
     return PrintDryRun(report);
   }

@@ -113,7 +113,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.server_public_keys = *std::move(server_keys);
   if (FLAGS_dry_run) {
     if (absl::Status valid = options.Validate(); !valid.ok()) return Fail("scheduler", valid);
-    JsonObject report = DryRunReport("scheduler", *job);
+    JsonObject report = DryRunReport("scheduler", *job, *address);
     report.Add("num_partitions", options.job.num_partitions)
         .Add("staleness", FLAGS_staleness)
         .Add("resume", options.resume_from)

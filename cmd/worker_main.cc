@@ -56,7 +56,7 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   options.heartbeat_interval_ms = FLAGS_heartbeat_interval_ms;
   options.scheduler_timeout_ms = FLAGS_scheduler_timeout_ms;
   if (FLAGS_dry_run) {
-    JsonObject report = DryRunReport("worker", *job);
+    JsonObject report = DryRunReport("worker", *job, *address);
     report.Add("worker_rank", FLAGS_worker_rank);
     return PrintDryRun(report);
   }
