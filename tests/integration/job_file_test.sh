@@ -7,8 +7,8 @@
 #  2. a flag of another role is taken from a job file but refused on the command line;
 #  3. deploy/local.sh --flagfile=JOB runs the job to the end (and refuses job flags
 #     beside it);
-#  4. --exit_when_done=false keeps the scheduler and a server up after the job ended
-#     until SIGTERM (then exit 0), and a recovered scheduler of an ended job idles
+#  4. --exit_when_done=false keeps the scheduler (answering `ctl --flagfile=JOB status`)
+#     and a server up after the job ended until SIGTERM (then exit 0), and a recovered scheduler of an ended job idles
 #     instead of training it again.
 # Usage: job_file_test.sh TOWERPS_BINARY
 set -u
@@ -123,6 +123,9 @@ check "4: the scheduler prints its final status" lp_wait 20 test -s "$tmp/sched.
 sleep 3  # past the final phase's 2 s and the servers' next heartbeats
 check "4: the scheduler stays up" kill -0 "$sched"
 check "4: the server stays up" kill -0 "$ps"
+status="$("$bin" ctl --flagfile="$tmp/job.flags" status 2>&1)"
+check "4: ctl --flagfile finds the idle scheduler, which says done" \
+  grep -q '"phase":"done"' <<<"$status"
 kill -TERM "$sched" "$ps"
 wait "$sched"; rc=$?
 check "4: the scheduler exits 0 on SIGTERM (got $rc)" test "$rc" -eq 0
