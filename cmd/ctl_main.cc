@@ -1,11 +1,14 @@
-// `towerps ctl --scheduler=ENDPOINT status|pause|resume|checkpoint|stop`.
+// `towerps ctl --scheduler=ENDPOINT status|pause|resume|checkpoint|stop`, or
+// `towerps ctl --flagfile=JOB ...`: the job's scheduler, from <run_dir>/scheduler.endpoint.
 #include <cstdio>
 #include <string>
 
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/launch_address.h"
 #include "cmd/subcommand.h"
 #include "gflags/gflags.h"
+#include "net/address.h"
 #include "net/membership_client.h"
 
 DEFINE_int64(ctl_timeout_ms, 5000, "deadline of the request");
@@ -13,14 +16,21 @@ DEFINE_int64(ctl_timeout_ms, 5000, "deadline of the request");
 namespace towerps::cmd {
 
 int RunCtl(int argc, char** argv) {
-  if (FLAGS_scheduler.empty() || argc != 2) {
+  if ((FLAGS_scheduler.empty() && FLAGS_run_dir.empty()) || argc != 2) {
     std::fprintf(stderr,
-                 "usage: towerps ctl --scheduler=ENDPOINT status|pause|resume|checkpoint|stop\n");
+                 "usage: towerps ctl --scheduler=ENDPOINT|--flagfile=JOB "
+                 "status|pause|resume|checkpoint|stop\n");
     return 2;
+  }
+  std::string endpoint = FLAGS_scheduler;
+  if (endpoint.empty()) {
+    auto written = net::ReadEndpointFile(SchedulerEndpointFile(FLAGS_run_dir));
+    if (!written.ok()) return Fail("ctl", written.status());
+    endpoint = *std::move(written);
   }
   net::ZmqContext ctx;
   net::RpcClientOptions options;
-  options.endpoint = FLAGS_scheduler;
+  options.endpoint = endpoint;
   options.timeout_ms = FLAGS_ctl_timeout_ms;
   options.max_attempts = 2;
   options.name = "ctl";

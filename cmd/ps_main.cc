@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/launch_address.h"
 #include "cmd/launch_flags.h"
 #include "cmd/node_flags.h"
 #include "cmd/stop_signals.h"
@@ -17,7 +18,6 @@
 #include "worker/job_plan.h"
 #include "worker/model_config.h"
 
-DEFINE_string(ps_bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
 DEFINE_int32(rank, -1, "requested rank (-1: any free one)");
 DEFINE_string(restore, "", "checkpoint directory to load this server's shards from");
 DEFINE_int64(stop_grace_ms, 20000,
@@ -31,30 +31,25 @@ namespace towerps::cmd {
 
 int RunPs(int /*argc*/, char** /*argv*/) {
   // --run_dir is where this server's checkpoints go: the scheduler names only steps.
-  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_scheduler.empty() ||
-      FLAGS_run_dir.empty()) {
-    std::fprintf(stderr,
-                 "towerps ps: --config, --dataset, --scheduler and --run_dir are required\n");
+  // Without --scheduler, the endpoint comes from <run_dir>/scheduler.endpoint.
+  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_run_dir.empty()) {
+    std::fprintf(stderr, "towerps ps: --config, --dataset and --run_dir are required\n");
     return 2;
   }
   if (absl::Status ranked = RequireRankWithCurve(FLAGS_rank, "--rank"); !ranked.ok()) {
     return Fail("ps", ranked);
   }
+  auto address = NodeAddressFromFlags();
+  if (!address.ok()) return Fail("ps", address.status());
   CatchStopSignals();
-  auto config = worker::LoadModelConfig(FLAGS_config);
-  if (!config.ok()) return Fail("ps", config.status());
-  auto meta = data::LoadDatasetMeta(FLAGS_dataset);
-  if (!meta.ok()) return Fail("ps", meta.status());
-  auto model = worker::BindModel(*config, meta->schema);
-  if (!model.ok()) return Fail("ps", model.status());
+  auto job = LoadJobInputs();
+  if (!job.ok()) return Fail("ps", job.status());
 
   ps::PsNodeOptions options;
-  options.scheduler_endpoint = FLAGS_scheduler;
-  options.bind_endpoint = FLAGS_ps_bind;
-  options.advertise_host = FLAGS_advertise_host;
+  options.address = *address;
   options.rank = FLAGS_rank;
   options.handler_threads = FLAGS_handler_threads;
-  options.server = worker::ServerOptionsFor(*model, 0, 1);
+  options.server = worker::ServerOptionsFor(job->model, 0, 1);
   options.restore_dir = FLAGS_restore;
   auto keys = CurveKeysFromFlags(net::NodeIdentity("ps", FLAGS_rank));
   if (!keys.ok()) return Fail("ps", keys.status());
@@ -68,6 +63,15 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   // Checkpoints ordered by the scheduler go under the run directory given here, never
   // under a path from the wire.
   options.server.checkpoint_root = FLAGS_run_dir + "/checkpoint";
+  if (FLAGS_dry_run) {
+    JsonObject report = DryRunReport("ps", *job, *address);
+    report.Add("rank", FLAGS_rank).Add("restore", FLAGS_restore);
+    return PrintDryRun(report);
+  }
+  auto scheduler = SchedulerEndpointFromFlags();
+  if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started
+  if (!scheduler.ok()) return Fail("ps", scheduler.status());
+  options.scheduler_endpoint = *scheduler;
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;
@@ -94,6 +98,7 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   absl::Status status = (*node)->Run();
   if (writer) writer->Stop();
   if (!status.ok()) return Fail("ps", status);
+  IdleUntilStoppedIfAsked("ps", signals);
   return 0;
 }
 

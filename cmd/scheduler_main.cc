@@ -7,6 +7,8 @@
 #include "absl/time/time.h"
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/launch_address.h"
+#include "cmd/launch_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
@@ -18,12 +20,15 @@
 #include "models/two_tower.h"
 #include "net/transport.h"
 #include "ps/checkpoint.h"
+#include "scheduler/job_file.h"
 #include "scheduler/scheduler.h"
 #include "worker/job_plan.h"
 #include "worker/model_config.h"
 
-DEFINE_string(bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
-DEFINE_string(endpoint_file, "", "write the bound endpoint to this file (for launchers)");
+DEFINE_string(endpoint_file, "",
+              "once bound, write tcp://<advertise_host>:<bound port> to this file (atomically), "
+              "where launchers and nodes started without --scheduler find it; empty = "
+              "<run_dir>/scheduler.endpoint");
 DEFINE_int32(num_partitions, 0, "data partitions of the training split; 0 = num_workers");
 DEFINE_int64(staleness, -1, "bounded staleness in steps: 0 synchronous, -1 unbounded (async)");
 DEFINE_int64(heartbeat_timeout_ms, 15000,
@@ -62,17 +67,12 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps scheduler: --config, --dataset and --run_dir are required\n");
     return 2;
   }
+  auto address = NodeAddressFromFlags();
+  if (!address.ok()) return Fail("scheduler", address.status());
   CatchStopSignals();
-  auto config = worker::LoadModelConfig(FLAGS_config);
-  if (!config.ok()) return Fail("scheduler", config.status());
-  auto meta = data::LoadDatasetMeta(FLAGS_dataset);
-  if (!meta.ok()) return Fail("scheduler", meta.status());
-  auto model = worker::BindModel(*config, meta->schema);
-  if (!model.ok()) return Fail("scheduler", model.status());
-  if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
-    return Fail("scheduler", made);
-  }
-
+  auto job = LoadJobInputs();
+  if (!job.ok()) return Fail("scheduler", job.status());
+  const worker::ModelConfig& config = job->model.config;
   scheduler::SchedulerOptions options;
   options.job.num_servers = FLAGS_num_servers;
   options.job.num_workers = FLAGS_num_workers;
@@ -81,15 +81,14 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.job.heartbeat_timeout_ms = FLAGS_heartbeat_timeout_ms;
   options.job.checkpoint_every_steps = FLAGS_checkpoint_every_steps;
   options.job.checkpoint_every_ms = FLAGS_checkpoint_every_ms;
-  options.job.checkpoint_clock_multiple = config->dense_sync_every;
+  options.job.checkpoint_clock_multiple = config.dense_sync_every;
   options.stop_timeout_ms = FLAGS_stop_timeout_ms;
   options.recovery_timeout_ms = FLAGS_recovery_timeout_ms;
   options.job_file = FLAGS_run_dir + "/scheduler.job";
   options.recover = FLAGS_recover;
   options.num_virtual_shards = FLAGS_num_virtual_shards;
-  const int64_t total_steps =
-      worker::PlannedSteps(*config, static_cast<int64_t>(meta->num_examples("train")));
-  options.lr_scale = worker::LrScaleOptions(*config, total_steps);
+  const int64_t total_steps = job->planned_steps;
+  options.lr_scale = worker::LrScaleOptions(config, total_steps);
   options.checkpoint_root = FLAGS_run_dir + "/checkpoint";
   options.full_checkpoint_every = FLAGS_full_checkpoint_every;
   options.keep_full_checkpoints = FLAGS_keep_full_checkpoints;
@@ -99,8 +98,9 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
     if (!latest.ok()) return Fail("scheduler", latest.status());
     options.resume_from = *latest;
   }
-  options.dense_params = models::DenseParamCount(model->two_tower);
-  options.rpc.bind_endpoint = FLAGS_bind;
+  options.dense_params = models::DenseParamCount(job->model.two_tower);
+  options.rpc.bind_endpoint = address->BindEndpoint();
+  options.ps_rpc.source_host = address->source_host;
   options.rpc.name = "scheduler";
   options.rpc.handler_threads = 2;
   options.ps_rpc.timeout_ms = 600000;  // checkpoints of big tables take a while
@@ -111,6 +111,29 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   auto server_keys = keys->ServerPublicKeys(FLAGS_num_servers);
   if (!server_keys.ok()) return Fail("scheduler", server_keys.status());
   options.server_public_keys = *std::move(server_keys);
+  if (FLAGS_dry_run) {
+    if (absl::Status valid = options.Validate(); !valid.ok()) return Fail("scheduler", valid);
+    JsonObject report = DryRunReport("scheduler", *job, *address);
+    report.Add("num_partitions", options.job.num_partitions)
+        .Add("staleness", FLAGS_staleness)
+        .Add("resume", options.resume_from)
+        .Add("recover", FLAGS_recover);
+    return PrintDryRun(report);
+  }
+  if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
+    return Fail("scheduler", made);
+  }
+  // A restarted scheduler of a job that already ended (a Kubernetes pod recreated
+  // after the job finished) must not train it again: it idles until stopped.
+  if (FLAGS_recover && !FLAGS_exit_when_done) {
+    auto file = scheduler::ReadJobFile(options.job_file);
+    if (file.ok() && file->state != "running") {
+      LOG(INFO) << "scheduler: the job in " << options.job_file << " is " << file->state;
+      StopSignalWatcher signals([](int) {});
+      IdleUntilStoppedIfAsked("scheduler", signals);
+      return file->state == "done" ? 0 : 1;
+    }
+  }
 
   net::ZmqContext ctx;
   MetricsRegistry metrics;
@@ -119,10 +142,12 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   if (!zap.ok()) return Fail("scheduler", zap.status());
   auto sched = scheduler::Scheduler::Start(&ctx, options, &metrics, &clock);
   if (!sched.ok()) return Fail("scheduler", sched.status());
-  if (!FLAGS_endpoint_file.empty()) {
-    absl::Status written = WriteFileAtomically(FLAGS_endpoint_file, (*sched)->endpoint() + "\n");
-    if (!written.ok()) return Fail("scheduler", written);
-  }
+  auto advertised = address->AdvertisedEndpoint((*sched)->endpoint());
+  if (!advertised.ok()) return Fail("scheduler", advertised.status());
+  absl::Status written = WriteFileAtomically(
+      FLAGS_endpoint_file.empty() ? SchedulerEndpointFile(FLAGS_run_dir) : FLAGS_endpoint_file,
+      *advertised + "\n");
+  if (!written.ok()) return Fail("scheduler", written);
   MetricsWriterOptions metrics_options;
   metrics_options.path = FLAGS_run_dir + "/metrics.jsonl";
   metrics_options.role = "scheduler";
@@ -130,7 +155,8 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   auto writer = MetricsWriter::Create(metrics_options, &metrics, &clock);
   if (!writer.ok()) return Fail("scheduler", writer.status());
   (*writer)->Start();
-  LOG(INFO) << "scheduler: " << total_steps << " planned steps; endpoint " << (*sched)->endpoint();
+  LOG(INFO) << "scheduler: " << total_steps << " planned steps; endpoint " << *advertised
+            << " (bound " << (*sched)->endpoint() << ")";
   // SIGTERM / SIGINT: a graceful stop with a final checkpoint.
   scheduler::Scheduler* raw = sched->get();
   StopSignalWatcher signals(
@@ -140,6 +166,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   absl::SleepFor(absl::Seconds(2));
   std::printf("%s\n", (*sched)->StatusJson().c_str());
   std::fflush(stdout);  // before the failure line, which must be the last
+  IdleUntilStoppedIfAsked("scheduler", signals);  // still answering `ctl status`
   (*sched)->Stop();
   (*writer)->Stop();
   if (!done.ok()) return Fail("scheduler", done);

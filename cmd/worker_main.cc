@@ -5,6 +5,8 @@
 
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/launch_address.h"
+#include "cmd/launch_flags.h"
 #include "cmd/node_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
@@ -22,21 +24,27 @@ DEFINE_int64(request_timeout_ms, 30000, "deadline of one request to a server (or
 namespace towerps::cmd {
 
 int RunWorker(int /*argc*/, char** /*argv*/) {
-  if (FLAGS_config.empty() || FLAGS_dataset.empty() || FLAGS_scheduler.empty()) {
-    std::fprintf(stderr, "towerps worker: --config, --dataset and --scheduler are required\n");
+  if (FLAGS_config.empty() || FLAGS_dataset.empty() ||
+      (FLAGS_scheduler.empty() && FLAGS_run_dir.empty())) {
+    std::fprintf(stderr,
+                 "towerps worker: --config, --dataset and --scheduler or --run_dir (its "
+                 "scheduler.endpoint) are required\n");
     return 2;
   }
   if (absl::Status ranked = RequireRankWithCurve(FLAGS_worker_rank, "--worker_rank");
       !ranked.ok()) {
     return Fail("worker", ranked);
   }
+  auto address = NodeAddressFromFlags();
+  if (!address.ok()) return Fail("worker", address.status());
   CatchStopSignals();
-  auto config = worker::LoadModelConfig(FLAGS_config);
-  if (!config.ok()) return Fail("worker", config.status());
+  auto job = LoadJobInputs();
+  if (!job.ok()) return Fail("worker", job.status());
+  const worker::ModelConfig& config = job->model.config;
   // Several processes share the cores: keep OpenBLAS from spawning its own threads.
   openblas_set_num_threads(1);
   worker::ClusterWorkerOptions options;
-  options.scheduler_endpoint = FLAGS_scheduler;
+  options.rpc.source_host = address->source_host;
   options.dataset_dir = FLAGS_dataset;
   options.run_dir = FLAGS_run_dir;
   options.rank = FLAGS_worker_rank;
@@ -47,6 +55,15 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   options.keys = *std::move(keys);
   options.heartbeat_interval_ms = FLAGS_heartbeat_interval_ms;
   options.scheduler_timeout_ms = FLAGS_scheduler_timeout_ms;
+  if (FLAGS_dry_run) {
+    JsonObject report = DryRunReport("worker", *job, *address);
+    report.Add("worker_rank", FLAGS_worker_rank);
+    return PrintDryRun(report);
+  }
+  auto scheduler = SchedulerEndpointFromFlags();
+  if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started
+  if (!scheduler.ok()) return Fail("worker", scheduler.status());
+  options.scheduler_endpoint = *scheduler;
   if (!FLAGS_run_dir.empty()) {
     if (absl::Status made = CreateDirectories(FLAGS_run_dir); !made.ok()) {
       return Fail("worker", made);
@@ -55,7 +72,7 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   net::ZmqContext ctx;
   MetricsRegistry metrics;
   RealClock clock;
-  auto worker = worker::ClusterWorker::Create(&ctx, options, *config, &metrics);
+  auto worker = worker::ClusterWorker::Create(&ctx, options, config, &metrics);
   if (!worker.ok()) return Fail("worker", worker.status());
   std::unique_ptr<MetricsWriter> writer;
   if (!FLAGS_run_dir.empty()) {
@@ -69,7 +86,7 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
     writer = std::move(created).value();
     writer->Start();
   }
-  // SIGTERM / SIGINT: finish the step, report the progress, leave the job.
+  // SIGTERM / SIGINT: finish the step, report the progress, leave the job, exit 128+sig.
   worker::ClusterWorker* raw = worker->get();
   StopSignalWatcher signals([raw](int) { raw->Stop(); });
   auto result = (*worker)->Run();
@@ -77,6 +94,10 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   if (!result.ok()) return Fail("worker", result.status());
   std::printf("worker: %ld steps, %ld examples in %.1f s\n", static_cast<long>(result->steps),
               static_cast<long>(result->examples), result->seconds);
+  // Stopped by a signal (preempted, drained), not because its work is done: 128 + the
+  // signal, as if it had died of it, so that a launcher that replaces failed processes
+  // (a Kubernetes Indexed Job, the local supervisor) starts this rank again.
+  if (signals.signal() != 0) return 128 + signals.signal();
   return 0;
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what towerps's build, tests and demo need, from Debian packages only
 # (clang-14 with libFuzzer and its sanitizer runtimes, libclang-rt-14-dev, and LLVM's
-# OpenMP for Faiss under clang, for the fuzz build: fuzz/README.md; slurm-wlm for the
-# Slurm launcher's test: its daemons are started by the test, not by systemd).
+# OpenMP for Faiss under clang, for the fuzz build: fuzz/README.md).
+# slurm-wlm for the Slurm launcher's test (the test starts its daemons, not systemd).
+# kubernetes-client (kubectl) for the Kubernetes manifests' test when no kubectl is there.
 # Idempotent: a no-op (no apt-get update) when everything is already installed.
 # Needs root (or sudo) on Debian 12.
 set -euo pipefail
@@ -17,6 +18,11 @@ packages=(
   clang-14 libclang-rt-14-dev libomp-14-dev
   slurm-wlm  # slurmctld, slurmd and the client commands for tests/integration/slurm_test.sh
 )
+# kubectl renders deploy/k8s in tests/integration/k8s_test.sh: Debian's (1.20) only
+# when none is on PATH (a newer one from elsewhere conflicts with the package).
+if ! command -v kubectl >/dev/null; then
+  packages+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -21,25 +21,30 @@
 # everything at once. Exit codes: 0 the job finished; 1 it failed (or the stop did); 130 / 143
 # stopped by SIGINT / SIGTERM with a final checkpoint (continue with --resume).
 #
-# Usage: deploy/local.sh --config FILE --dataset DIR --run_dir DIR
+# Usage: deploy/local.sh --flagfile JOB [launcher flags]
+#        deploy/local.sh --config FILE --dataset DIR --run_dir DIR
 #          [--servers N] [--workers M] [--staleness S] [--partitions P]
-#          [--checkpoint_every_steps K] [--checkpoint_every_ms MS] [--log_losses]
-#          [--resume] [--secure] [--towerps BINARY]
-#          [--max_restarts N] [--restart_backoff_ms MS]
-#          [--heartbeat_timeout_ms MS] [--stop_timeout_ms MS] [--recovery_timeout_ms MS]
-#          [--full_checkpoint_every N] [--keep_full_checkpoints N]  (scheduler, passed when given)
+#          [--checkpoint_every_steps K] [--log_losses] [--secure] [launcher flags]
+# launcher flags: [--resume] [--towerps BINARY] [--max_restarts N] [--restart_backoff_ms MS]
+#          [--checkpoint_every_ms MS] [--heartbeat_timeout_ms MS] [--stop_timeout_ms MS]
+#          [--recovery_timeout_ms MS] [--full_checkpoint_every N]
+#          [--keep_full_checkpoints N]        (scheduler, passed when given)
 #          [--heartbeat_interval_ms MS] [--scheduler_timeout_ms MS]  (servers, workers)
 #          [--request_timeout_ms MS]          (workers)
+# A job file (--flagfile) is the gflags flag file every process of the job reads: the
+# same one runs on Slurm and Kubernetes (deploy/README.md). Without one, the job's flags
+# are written to <run_dir>/job.flags and the job runs from it.
 # --resume continues a job that stopped (a crash, Ctrl-C) from the newest complete
 # checkpoint under <run_dir>/checkpoint: the servers load their shards, the global step
 # and every data partition's progress carry on from there.
 # --secure writes the job's CURVE keys to <run_dir>/keys (towerps keygen, once) and runs
 # every process with --curve_dir: connections are encrypted and only the job's keys get
 # in (docs/security.md); `towerps ctl --curve_dir=<run_dir>/keys` then controls the job.
+# A job file names its keys itself (--curve_dir, made once with towerps keygen).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-config="" dataset="" run_dir="" servers=2 workers=2 staleness=-1 partitions=0
-checkpoint_every_steps=0 log_losses=false resume="" secure=false
+flagfile="" config="" dataset="" run_dir="" servers=2 workers=2 staleness=-1 partitions=0
+checkpoint_every_steps=0 log_losses=false resume=() secure=false job_args=()
 max_restarts=5 restart_backoff_ms=500
 towerps="$root/build/cmd/towerps"
 sched_flags=() node_flags=() worker_flags=()  # pass-throughs, only when given
@@ -50,17 +55,18 @@ done
 set -- "${args[@]}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --config) config="$2"; shift 2 ;;
-    --dataset) dataset="$2"; shift 2 ;;
-    --run_dir) run_dir="$2"; shift 2 ;;
-    --servers) servers="$2"; shift 2 ;;
-    --workers) workers="$2"; shift 2 ;;
-    --staleness) staleness="$2"; shift 2 ;;
-    --partitions) partitions="$2"; shift 2 ;;
-    --checkpoint_every_steps) checkpoint_every_steps="$2"; shift 2 ;;
-    --log_losses) log_losses=true; shift ;;
-    --resume) resume=latest; shift ;;
-    --secure) secure=true; shift ;;
+    --flagfile) flagfile="$2"; shift 2 ;;
+    --config) config="$2"; job_args+=("$1"); shift 2 ;;
+    --dataset) dataset="$2"; job_args+=("$1"); shift 2 ;;
+    --run_dir) run_dir="$2"; job_args+=("$1"); shift 2 ;;
+    --servers) servers="$2"; job_args+=("$1"); shift 2 ;;
+    --workers) workers="$2"; job_args+=("$1"); shift 2 ;;
+    --staleness) staleness="$2"; job_args+=("$1"); shift 2 ;;
+    --partitions) partitions="$2"; job_args+=("$1"); shift 2 ;;
+    --checkpoint_every_steps) checkpoint_every_steps="$2"; job_args+=("$1"); shift 2 ;;
+    --log_losses) log_losses=true; job_args+=("$1"); shift ;;
+    --secure) secure=true; job_args+=("$1"); shift ;;
+    --resume) resume=(--resume=latest); shift ;;
     --towerps) towerps="$2"; shift 2 ;;
     --max_restarts) max_restarts="$2"; shift 2 ;;
     --restart_backoff_ms) restart_backoff_ms="$2"; shift 2 ;;
@@ -71,13 +77,44 @@ while [ $# -gt 0 ]; do
     *) echo "deploy/local.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
-if [ -z "$config" ] || [ -z "$dataset" ] || [ -z "$run_dir" ]; then
-  echo "deploy/local.sh: --config, --dataset and --run_dir are required" >&2; exit 2
+if [ -n "$flagfile" ] && [ ${#job_args[@]} -gt 0 ]; then
+  echo "deploy/local.sh: ${job_args[0]} belongs in the job file (--flagfile holds the job)" >&2
+  exit 2
+fi
+if [ -z "$flagfile" ] && { [ -z "$config" ] || [ -z "$dataset" ] || [ -z "$run_dir" ]; }; then
+  echo "deploy/local.sh: --flagfile, or --config, --dataset and --run_dir, are required" >&2
+  exit 2
 fi
 for n in "$max_restarts" "$restart_backoff_ms"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "deploy/local.sh: '$n' is not a count" >&2; exit 2; }
 done
 [ -x "$towerps" ] || { echo "deploy/local.sh: $towerps not built (cmake --build build)" >&2; exit 2; }
+# shellcheck source=deploy/job.sh
+source "$root/deploy/job.sh"
+if [ -z "$flagfile" ]; then  # the job's flags, as a job file in its run directory
+  mkdir -p "$run_dir"
+  if [ "$secure" = true ] && [ ! -s "$run_dir/keys/allowed_keys" ]; then
+    "$towerps" keygen --output_dir="$run_dir/keys" --num_servers="$servers" \
+      --num_workers="$workers" >/dev/null
+  fi
+  flagfile="$run_dir/job.flags"
+  {
+    echo "# written by deploy/local.sh from its arguments"
+    echo "--config=$(realpath -m "$config")"
+    echo "--dataset=$(realpath -m "$dataset")"
+    echo "--run_dir=$(realpath -m "$run_dir")"
+    echo "--num_servers=$servers"
+    echo "--num_workers=$workers"
+    echo "--num_partitions=$partitions"
+    echo "--staleness=$staleness"
+    echo "--checkpoint_every_steps=$checkpoint_every_steps"
+    echo "--worker_log_losses=$log_losses"
+    if [ "$secure" = true ]; then echo "--curve_dir=$(realpath -m "$run_dir/keys")"; fi
+  } > "$flagfile.tmp"
+  mv -f "$flagfile.tmp" "$flagfile"
+fi
+job_load "$towerps" "$flagfile" || exit 2
+run_dir="$job_run_dir" servers="$job_servers" workers="$job_workers"
 mkdir -p "$run_dir/logs"
 # shellcheck source=deploy/supervise.sh
 source "$root/deploy/supervise.sh"
@@ -100,23 +137,13 @@ recover=()
 if sup_has_recover "$towerps"; then recover=(--recover) SUP_RECOVER=true; fi
 job_state() { sup_job_state "$run_dir"; }
 
-curve=()
-if [ "$secure" = true ]; then
-  if [ ! -s "$run_dir/keys/allowed_keys" ]; then
-    "$towerps" keygen --output_dir="$run_dir/keys" --num_servers="$servers" \
-      --num_workers="$workers" >/dev/null
-  fi
-  curve=(--curve_dir="$run_dir/keys")
-fi
-common=(--config="$config" --dataset="$dataset" --run_dir="$run_dir" --log_dir="$run_dir/logs"
-        --logtostderr=false "${curve[@]}")
+# The job file first: the flags after it are this launcher's, per process.
+common=(--flagfile="$flagfile" --log_dir="$run_dir/logs" --logtostderr=false)
 endpoint_file="$run_dir/scheduler.endpoint"
 rm -f "$endpoint_file"
 sup_start scheduler 0 "$run_dir/scheduler.out" "$run_dir/scheduler.err" \
-  "$towerps" scheduler "${common[@]}" --num_servers="$servers" --num_workers="$workers" \
-  --num_partitions="$partitions" --staleness="$staleness" \
-  --checkpoint_every_steps="$checkpoint_every_steps" --endpoint_file="$endpoint_file" \
-  --resume="$resume" "${recover[@]}" "${sched_flags[@]}"
+  "$towerps" scheduler "${common[@]}" --endpoint_file="$endpoint_file" \
+  "${resume[@]}" "${recover[@]}" "${sched_flags[@]}"
 for _ in $(seq 1 300); do  # up to 30 s for the scheduler to bind
   [ -s "$endpoint_file" ] && break
   kill -0 "$(sup_pid scheduler 0)" 2>/dev/null || { cat "$run_dir/scheduler.err" >&2; exit 1; }
@@ -136,7 +163,7 @@ done
 for w in $(seq 0 $((workers - 1))); do
   sup_start worker "$w" "$run_dir/worker-$w.out" "$run_dir/worker-$w.err" \
     "$towerps" worker "${common[@]}" --scheduler="$endpoint" --worker_rank="$w" \
-    --worker_log_losses="$log_losses" "${node_flags[@]}" "${worker_flags[@]}"
+    "${node_flags[@]}" "${worker_flags[@]}"
 done
 
 # Until the scheduler ends the job (done, or failed for good), a rank's restarts run

@@ -205,7 +205,8 @@ sup_job_state() {
   sed -nE 's/^state:?[[:space:]]+([a-z]+)[[:space:]]*$/\1/p' "$1/scheduler.job" 2>/dev/null | head -1
 }
 
-sup_has_recover() { "$1" scheduler --help 2>/dev/null | grep -Eq -- '-recover( |$)'; }
+# (grep reads the whole help: one that quits early kills the writer with SIGPIPE.)
+sup_has_recover() { "$1" scheduler --help 2>/dev/null | grep -E -- '-recover( |$)' >/dev/null; }
 
 sup_restartable() {  # ROLE RANK: may this dead process be started again?
   local state

@@ -11,6 +11,7 @@
 #include "kj/exception.h"
 #include "common/status.h"
 #include "glog/logging.h"
+#include "net/address.h"
 #include "net/zap_authenticator.h"
 
 namespace towerps::net {
@@ -348,6 +349,10 @@ std::string RpcServer::Serve(const Frame& payload) {
 
 absl::Status RpcClientOptions::Validate() const {
   if (endpoint.empty()) return absl::InvalidArgumentError("client endpoint is empty");
+  if (!source_host.empty() && (!IsIPv4Address(source_host) || source_host == kAnyHost)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("source_host '", source_host, "' is not one IPv4 address"));
+  }
   if (timeout_ms <= 0) return absl::InvalidArgumentError("timeout_ms must be > 0");
   if (max_attempts < 1) return absl::InvalidArgumentError("max_attempts must be >= 1");
   if (backoff_ms < 0) return absl::InvalidArgumentError("backoff_ms must be >= 0");
@@ -366,7 +371,8 @@ absl::StatusOr<std::unique_ptr<RpcClient>> RpcClient::Connect(const ZmqContext* 
   SetInt(client->socket_, ZMQ_RCVHWM, 0);
   SetInt(client->socket_, ZMQ_SNDTIMEO, static_cast<int>(options.timeout_ms));
   TOWERPS_RETURN_IF_ERROR(ApplyCurve(client->socket_, options.curve, /*server=*/false));
-  if (zmq_connect(client->socket_, options.endpoint.c_str()) != 0) {
+  const std::string connect_to = WithSourceAddress(options.endpoint, options.source_host);
+  if (zmq_connect(client->socket_, connect_to.c_str()) != 0) {
     return ZmqError(absl::StrCat("connect ", options.endpoint));
   }
   return client;

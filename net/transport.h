@@ -178,6 +178,10 @@ class RpcServer {
 struct RpcClientOptions {
   // Server endpoint, e.g. "tcp://127.0.0.1:40123".
   std::string endpoint;
+  // IPv4 address the connection leaves from (ZeroMQ's "tcp://SRC:0;HOST:PORT"), so
+  // that peers and `ss` see this node's own address (NodeAddress::source_host; not
+  // 0.0.0.0). Empty: the system's choice. Ignored for a non-tcp endpoint.
+  std::string source_host;
   // Per-attempt deadline, milliseconds; > 0.
   int64_t timeout_ms = 5000;
   // Attempts per request including the first; >= 1. Resends reuse the request id.

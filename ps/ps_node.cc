@@ -58,7 +58,7 @@ absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx
   std::unique_ptr<PsNode> node(new PsNode(options));
   PsNode* raw = node.get();
   net::RpcServerOptions rpc;
-  rpc.bind_endpoint = options.bind_endpoint;
+  rpc.bind_endpoint = options.address.BindEndpoint();
   rpc.handler_threads = options.handler_threads;
   rpc.name = "ps";
   rpc.curve = options.curve;
@@ -75,14 +75,11 @@ absl::StatusOr<std::unique_ptr<PsNode>> PsNode::Start(const net::ZmqContext* ctx
             return server->Handle(r);
           },
           metrics));
-  node->endpoint_ = node->rpc_->endpoint();
-  if (!options.advertise_host.empty()) {
-    // tcp://<bound host>:<port> -> tcp://<advertised host>:<port>
-    size_t colon = node->endpoint_.rfind(':');
-    node->endpoint_ = absl::StrCat("tcp://", options.advertise_host, node->endpoint_.substr(colon));
-  }
+  TOWERPS_ASSIGN_OR_RETURN(node->endpoint_,
+                           options.address.AdvertisedEndpoint(node->rpc_->endpoint()));
   net::RpcClientOptions client = options.scheduler_rpc;
   client.endpoint = options.scheduler_endpoint;
+  client.source_host = options.address.source_host;
   client.name = "ps";
   TOWERPS_ASSIGN_OR_RETURN(node->scheduler_, net::MembershipClient::Connect(ctx, client));
   TOWERPS_ASSIGN_OR_RETURN(

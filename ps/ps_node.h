@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "common/metrics.h"
+#include "net/address.h"
 #include "net/membership_client.h"
 #include "net/scheduler_watch.h"
 #include "net/transport.h"
@@ -37,11 +38,11 @@ namespace towerps::ps {
 struct PsNodeOptions {
   // The scheduler's endpoint. Required.
   std::string scheduler_endpoint;
-  // Where to serve; port 0 picks a free one.
-  std::string bind_endpoint = "tcp://127.0.0.1:0";
-  // Host written into the endpoint registered with the scheduler (empty: as bound).
-  // Needed when binding a wildcard address on a multi-host cluster.
-  std::string advertise_host;
+  // Where to serve (address.BindEndpoint(); port 0 picks a free one), the host of the
+  // endpoint registered with the scheduler (tcp://<advertise_host>:<bound port>) and
+  // where the connection to the scheduler leaves from (scheduler_rpc.source_host is
+  // set from address.source_host). Default: 127.0.0.1, any port.
+  net::NodeAddress address;
   // Requested rank, -1 for any (not with CURVE: the key names the rank).
   int rank = -1;
   // CURVE server keys of this node (ps/<rank>'s pair); empty: insecure. Set together

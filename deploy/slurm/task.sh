@@ -6,9 +6,10 @@
 # worker rank PROCID-1-S. Every process gets --flagfile=JOB first, then --host (this
 # node's IPv4 address: TOWERPS_HOST, else Slurm's NodeAddr of SLURMD_NODENAME, else the
 # node name or host name resolved, a loopback answer only as a last resort),
-# --log_dir=<run_dir>/logs and its rank; the scheduler --endpoint_file=
-# <run_dir>/scheduler.endpoint, --recover and the batch step's --resume=latest; servers
-# and workers find the scheduler through that file. stdout/stderr go to
+# --log_dir=<run_dir>/logs and its rank; the scheduler --recover and the batch step's
+# --resume=latest. The scheduler writes <run_dir>/scheduler.endpoint (the batch step
+# removed the previous allocation's), where servers and workers find it (waiting up to
+# --scheduler_timeout_ms). stdout/stderr go to
 # <run_dir>/{scheduler,ps-R,worker-W}.{out,err}, appended to (a requeued job keeps the
 # earlier runs' lines).
 #
@@ -20,7 +21,8 @@
 # signals every process of the step anyway) and the task waits for its process: the
 # scheduler has the workers report, writes a final checkpoint and ends the job, the
 # servers serve until then (--stop_grace_ms). Slurm's KillWait bounds that wait.
-# Exit code: the process's (0 done, also after a graceful stop); 1 restarts ran out.
+# Exit code: the process's (0 done; after a graceful stop 0, a worker 128+signal);
+# 1 restarts ran out.
 #
 # Usage (towerps.sbatch): task.sh --flagfile JOB --towerps BIN --run_dir DIR
 #   --num_servers S --num_workers W [--resume] [--max_restarts N] [--restart_backoff_ms MS]
@@ -86,28 +88,11 @@ stop=""
 trap 'stop=TERM' TERM
 trap 'stop=INT' INT
 
-endpoint_file="$run_dir/scheduler.endpoint"
-# Until ps/worker read <run_dir>/scheduler.endpoint themselves (the `addr` branch),
-# this task waits for the file (towerps.sbatch removed a stale one) and passes
-# --scheduler; set to true once they do.
-nodes_discover_scheduler=false
-scheduler_flag=()
-if [ "$role" != scheduler ] && [ "$nodes_discover_scheduler" != true ]; then
-  deadline=$((SECONDS + 120))
-  while [ ! -s "$endpoint_file" ] && [ -z "$stop" ] && [ "$SECONDS" -lt "$deadline" ]; do
-    sup_sleep 0.2
-  done
-  [ -n "$stop" ] && { say "stopped before it started"; exit 0; }
-  [ -s "$endpoint_file" ] || { say "no $endpoint_file after 120 s"; exit 1; }
-  scheduler_flag=(--scheduler="$(cat "$endpoint_file")")
-fi
-
 common=(--flagfile="$job" --host="$host" --log_dir="$run_dir/logs" --logtostderr=false)
 case "$role" in
-  scheduler) cmd=("$towerps" scheduler "${common[@]}" --endpoint_file="$endpoint_file"
-                  "${resume[@]}" "${recover[@]}") ;;
-  ps) cmd=("$towerps" ps "${common[@]}" "${scheduler_flag[@]}" --rank="$rank") ;;
-  worker) cmd=("$towerps" worker "${common[@]}" "${scheduler_flag[@]}" --worker_rank="$rank") ;;
+  scheduler) cmd=("$towerps" scheduler "${common[@]}" "${resume[@]}" "${recover[@]}") ;;
+  ps) cmd=("$towerps" ps "${common[@]}" --rank="$rank") ;;
+  worker) cmd=("$towerps" worker "${common[@]}" --worker_rank="$rank") ;;
 esac
 name="$role"
 [ "$role" = scheduler ] || name="$role-$rank"

@@ -252,7 +252,8 @@ TEST_F(LifecycleTest, SigtermToTrainWritesALoadableCheckpoint) {
 }
 
 // A worker's own SIGTERM: it finishes its step, reports its partition's progress,
-// leaves and exits 0; the other worker takes the partition over from that offset
+// leaves and exits 143 (stopped, not done: a launcher may start the rank again); the
+// other worker takes the partition over from that offset
 // and the job finishes with every partition done.
 TEST_F(LifecycleTest, SigtermToAWorkerHandsItsPartitionOverAtItsProgress) {
   std::string dataset = MediumDataset();
@@ -263,7 +264,7 @@ TEST_F(LifecycleTest, SigtermToAWorkerHandsItsPartitionOverAtItsProgress) {
   ASSERT_NE(ctl, nullptr);
   ASSERT_TRUE(WaitForSteps(ctl.get(), {1}, 25));
   c.workers[1]->Signal(SIGTERM);
-  EXPECT_EQ(c.workers[1]->Wait(30s).value_or(-1), 0) << Log("worker1.log");
+  EXPECT_EQ(c.workers[1]->Wait(30s).value_or(-1), 143) << Log("worker1.log");
   const std::string reported = "partition 1 reported at example ";
   const std::string worker1 = Log("worker1.log");
   const size_t at = worker1.find(reported);
@@ -314,7 +315,7 @@ TEST_F(LifecycleTest, SigtermToAWholeLocalClusterEndsWithAFinalCheckpoint) {
 }
 
 // SIGTERM to a worker still waiting for the cluster to form (a server never came):
-// it leaves at once and exits 0 instead of waiting out --cluster_timeout.
+// it leaves at once (exit 143) instead of waiting out --cluster_timeout.
 TEST_F(LifecycleTest, SigtermWhileWaitingForTheClusterExitsCleanly) {
   std::string dataset = SmallDataset();
   std::string config = Config("model");
@@ -335,7 +336,7 @@ TEST_F(LifecycleTest, SigtermWhileWaitingForTheClusterExitsCleanly) {
   }
   ASSERT_TRUE(registered) << Log("worker0.log");
   worker->Signal(SIGTERM);
-  EXPECT_EQ(worker->Wait(20s).value_or(-1), 0) << Log("worker0.log");
+  EXPECT_EQ(worker->Wait(20s).value_or(-1), 143) << Log("worker0.log");
   EXPECT_NE(Log("worker0.log").find("stopped before training started"), std::string::npos)
       << Log("worker0.log");
 }

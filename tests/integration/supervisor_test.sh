@@ -112,13 +112,19 @@ check "3: no process left" no_leftovers "$tmp/run3"
 cat > "$tmp/towerps-stub" <<'STUB'
 #!/usr/bin/env bash
 role="$1"; shift
+dry=""
 for a in "$@"; do
   case "$a" in
     --help) echo "  --recover (bool) take over the job in <run_dir>/scheduler.job"; exit 0 ;;
-    --run_dir=*) run="${a#*=}" ;;
+    --flagfile=*) run="$(sed -n 's/^--run_dir=//p' "${a#*=}")" ;;
     --endpoint_file=*) endpoint_file="${a#*=}" ;;
+    --dry_run) dry=1 ;;
   esac
 done
+if [ -n "$dry" ]; then  # what deploy/job.sh reads of a dry run
+  echo "{\"dry_run\":\"ok\",\"run_dir\":\"$run\",\"num_servers\":1,\"num_workers\":1}"
+  exit 0
+fi
 if [ "$role" = scheduler ]; then
   echo "$*" >> "$run/stub-scheduler.args"
   printf 'job 00000000000000aa\nendpoint tcp://127.0.0.1:9\nstate running\n' > "$run/scheduler.job"
