@@ -118,5 +118,9 @@ if [ -n "$sup_exhausted" ]; then
   exit 1
 fi
 rc="${sup_status[$slot]}"
-[ "$rc" -eq 0 ] || { say "exited with $rc"; tail -n 3 "$run_dir/$name.err" >&2; }
+if [ -n "$stop" ]; then
+  say "stopped (exit $rc)"
+elif [ "$rc" -ne 0 ]; then
+  say "exited with $rc"; tail -n 3 "$run_dir/$name.err" >&2
+fi
 exit "$rc"
