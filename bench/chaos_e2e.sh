@@ -64,10 +64,7 @@ run_job() {  # run_job NAME [CHECKPOINT_EVERY_MS]: local.sh in the background, p
   job=$!
 }
 wait_job() { rc=0; wait "$job" || rc=$?; }  # local.sh's exit code in $rc
-recall50() {
-  "$towerps" evaluate --config="$config" --dataset="$work/ds" --checkpoint="$work/$1/checkpoint" \
-    --json 2>/dev/null | grep -oE '"recall@50":[0-9.eE+-]+' | head -1 | cut -d: -f2
-}
+recall50() { lp_recall50 "$config" "$work/ds" "$work/$1/checkpoint"; }
 
 # --- parsing the scheduler's logs: adjust here when the log lines change -------------
 # An ERE for the scheduler's log line that says ROLE RANK's replacement is back

@@ -6,6 +6,9 @@
 #   lp_slots RUN_DIR              "role rank pid" of every live slot
 #   lp_all_pids RUN_DIR           every pid the job ever had (<run_dir>/supervisor.log)
 #   lp_leftovers RUN_DIR          those still running a towerps binary (should be none)
+#   lp_no_leftovers RUN_DIR       succeeds when there are none (else says which)
+#   lp_recall50 CONFIG DATASET CHECKPOINT   test Recall@50 of a checkpoint (or of the
+#                                 newest under a checkpoint root; "" if it does not evaluate)
 #   lp_status RUN_DIR             `towerps ctl status` JSON ("" when it does not answer)
 #   lp_global_step RUN_DIR        the status's global step (-1 when it does not answer)
 #   lp_worker_steps RUN_DIR RANK  steps of a live worker rank (-1 if absent)
@@ -37,6 +40,17 @@ lp_leftovers() {
       echo "$pid"
     fi
   done
+}
+
+lp_no_leftovers() {
+  local left
+  left="$(lp_leftovers "$1")"
+  [ -z "$left" ] || { echo "still running: $left"; return 1; }
+}
+
+lp_recall50() {
+  "$LP_TOWERPS" evaluate --config="$1" --dataset="$2" --checkpoint="$3" --json 2>/dev/null |
+    grep -oE '"recall@50":[0-9.eE+-]+' | head -1 | cut -d: -f2
 }
 
 lp_status() {

@@ -65,15 +65,7 @@ wait_job() {  # wait_job SECONDS: local.sh's exit code in $rc (-1: timed out, ki
   [ "$rc" = -1 ] || { wait "$job"; rc=$?; }
   job=""
 }
-recall50() {  # recall50 RUN: test Recall@50 of the run's final checkpoint
-  "$bin" evaluate --config="$config" --dataset="$tmp/mt" --checkpoint="$tmp/$1/checkpoint" \
-    --json 2>/dev/null | grep -oE '"recall@50":[0-9.eE+-]+' | head -1 | cut -d: -f2
-}
-no_leftovers() {
-  local left
-  left="$(lp_leftovers "$1")"
-  [ -z "$left" ] || { echo "still running: $left"; return 1; }
-}
+recall50() { lp_recall50 "$config" "$tmp/mt" "$tmp/$1/checkpoint"; }  # RUN's final checkpoint
 
 # Deadlines: everything (ctest TIMEOUT 300) is over by 270 s, processes cleaned up.
 test_end=$((SECONDS + 250))
@@ -81,7 +73,7 @@ start=$SECONDS
 run_job clean
 wait_job 120
 check "the unfaulted job finishes (exit $rc)" test "$rc" -eq 0
-check "unfaulted: no process left" no_leftovers "$tmp/clean"
+check "unfaulted: no process left" lp_no_leftovers "$tmp/clean"
 clean_s=$((SECONDS - start))
 
 start=$SECONDS
@@ -98,7 +90,7 @@ while read -r _ role rank pid _; do
   check "kill of $role $rank (pid $pid) shows up as its restart" grep -q \
     "restart role=$role rank=$rank old_pid=$pid status=signal:KILL " "$tmp/chaos/supervisor.log"
 done < "$tmp/kills.txt"
-check "faulted: no process left" no_leftovers "$tmp/chaos"
+check "faulted: no process left" lp_no_leftovers "$tmp/chaos"
 # Not a failure (yet): a process that exited by itself during the faulted run (e.g. a
 # worker refused by a restarted scheduler) was restarted too; say so, with its reason.
 if grep -q "status=exit:" "$tmp/chaos/supervisor.log" 2>/dev/null; then

@@ -165,15 +165,7 @@ job_ended() {
 wait_job() {  # wait_job ID SECONDS: its final state in $state ("timeout" past SECONDS)
   if lp_wait "$2" job_ended "$1"; then state="$(slurm_field "$1" JobState)"; else state=timeout; fi
 }
-recall50() {  # recall50 NAME: test Recall@50 of the run's newest checkpoint
-  "$bin" evaluate --config="$tmp/mt.conf" --dataset="$tmp/mt" --checkpoint="$tmp/$1/run/checkpoint" \
-    --json 2>/dev/null | grep -oE '"recall@50":[0-9.eE+-]+' | head -1 | cut -d: -f2
-}
-no_leftovers() {
-  local left
-  left="$(lp_leftovers "$1")"
-  [ -z "$left" ] || { echo "still running: $left"; return 1; }
-}
+recall50() { lp_recall50 "$tmp/mt.conf" "$tmp/mt" "$tmp/$1/run/checkpoint"; }  # NAME's newest
 within() {  # within PERCENT A B: |A - B| <= PERCENT% of B (B > 0.3: a trained model)
   awk -v p="$1" -v a="$2" -v b="$3" \
     'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0.3 && d <= p / 100 * b) }'
@@ -196,7 +188,7 @@ check "2: the batch step wrote the CURVE keys" test -s "$tmp/slurm/run/keys/allo
 check "2: a complete checkpoint" eval '(cd "$tmp/slurm" && job_has_checkpoint "$bin" ../job.flags)'
 check "2: the scheduler ended the job" grep -q '"phase":"done"' "$tmp/slurm/run/scheduler.out"
 check "2: every task ran on 127.0.0.1" test "$(grep -c '(127.0.0.1), job' "$tmp/slurm/slurm-$id.out")" -eq 5
-check "2: no process left" no_leftovers "$tmp/slurm/run"
+check "2: no process left" lp_no_leftovers "$tmp/slurm/run"
 slurm_recall="$(recall50 slurm)"
 
 # 3. The same job file under deploy/local.sh (its keys made first, as towerps.sbatch
@@ -212,7 +204,7 @@ if kill -0 "$local_job" 2>/dev/null; then rc=-1; kill -TERM "$local_job"; else w
 local_job=""
 local_s=$((SECONDS - start))
 check "3: local.sh finished the job (exit $rc)" test "$rc" -eq 0
-check "3: no process left" no_leftovers "$tmp/local/run"
+check "3: no process left" lp_no_leftovers "$tmp/local/run"
 local_recall="$(recall50 local)"
 
 # 4. Preemption: requeued once the job is past 40% of its steps.
@@ -252,7 +244,7 @@ resumed="$(grep -h "resuming from .* at global step" "$run"/logs/*.INFO.* |
 check "4: the requeued scheduler resumed from $final at step $final_step ($resumed)" \
   test "$resumed" = "$final $final_step" -a "${final_step:-0}" -gt 0
 check "4: the requeued run ended the job" test "$(grep -c '"phase":"done"' "$run/scheduler.out")" -eq 2
-check "4: no process left" no_leftovers "$run"
+check "4: no process left" lp_no_leftovers "$run"
 requeue_recall="$(recall50 requeue)"
 
 echo "slurm_test: daemons up in ${daemons_s} s; Slurm job ${slurm_s} s, recall@50 ${slurm_recall:-?};" \

@@ -49,11 +49,6 @@ finish_job() {  # finish_job SECONDS: waits for local.sh; its exit code in $rc (
   job=""
 }
 training() { [ "$(lp_worker_steps "$1" "$2")" -gt 0 ]; }
-no_leftovers() {
-  local left
-  left="$(lp_leftovers "$1")"
-  [ -z "$left" ] || { echo "still running: $left"; return 1; }
-}
 
 # 1. kill -9 of worker 1 while it trains: restarted as worker 1, the job finishes.
 start_job run1
@@ -70,7 +65,7 @@ check "1: the restart is on stderr too" test $? -eq 0
 finish_job 120
 check "1: the job finishes (exit 0, got $rc)" test "$rc" -eq 0
 check "1: only worker 1 was restarted" test -z "$(lp_restarts "$tmp/run1" | grep -v 'role=worker rank=1')"
-check "1: no process left" no_leftovers "$tmp/run1"
+check "1: no process left" lp_no_leftovers "$tmp/run1"
 
 # 2. worker 0 killed each time it comes back: past --max_restarts 2 the job fails.
 start_job run2 --max_restarts 2 --restart_backoff_ms 100
@@ -92,7 +87,7 @@ check "2: the backoff doubles" grep -q "role=worker rank=0 .* attempt=2/2 backof
 check "2: the budget's end is logged" grep -q "gave_up role=worker rank=0 .*restarts=2/2" \
   "$tmp/run2/supervisor.log"
 check "2: local.sh says why" grep -q "died more than --max_restarts=2 times" "$tmp/run2.log"
-check "2: no process left" no_leftovers "$tmp/run2"
+check "2: no process left" lp_no_leftovers "$tmp/run2"
 
 # 3. Ctrl-C: a graceful stop with a final checkpoint, nothing restarted.
 start_job run3
@@ -103,7 +98,7 @@ check "3: stopped by SIGINT (exit 130, got $rc)" test "$rc" -eq 130
 check "3: says so" grep -q "stopped with a final checkpoint" "$tmp/run3.log"
 check "3: a final checkpoint" test -n "$(ls "$tmp"/run3/checkpoint/step-*/MANIFEST 2>/dev/null)"
 check "3: nothing restarted" test -z "$(lp_restarts "$tmp/run3")"
-check "3: no process left" no_leftovers "$tmp/run3"
+check "3: no process left" lp_no_leftovers "$tmp/run3"
 
 # 4. The scheduler's restart, with a stub towerps that has --recover (the real one may
 # not yet): killed while <run_dir>/scheduler.job says running, it is restarted with
@@ -152,7 +147,7 @@ echo 1 > "$tmp/run4/stub.end"
 finish_job 30
 check "4: a job failed on purpose is not restarted (exit 1, got $rc)" test "$rc" -eq 1
 check "4: one restart only" test "$(lp_restarts "$tmp/run4" | wc -l)" -eq 1
-check "4: no process left" no_leftovers "$tmp/run4"
+check "4: no process left" lp_no_leftovers "$tmp/run4"
 
 if [ $fail -ne 0 ]; then exit 1; fi
 echo "supervisor_test: all checks passed"
