@@ -9,13 +9,13 @@
 #  4. preemption: `scontrol requeue` once training has progressed (Slurm sends SIGTERM,
 #     then SIGKILL after KillWait): the first run writes a final checkpoint, the
 #     requeued run (SLURM_RESTART_COUNT 1) resumes from it and completes, Recall@50
-#     within 5% of the local run (runs stopped at 40% of 1 epoch and resumed, under
-#     Slurm or local.sh --resume, measured 1-3% below unstopped ones; at 2 epochs the
-#     same as unstopped).
+#     within 3% of the local run (measured within 1% at 2 epochs; runs stopped at 40%
+#     of 1 epoch and resumed, under Slurm or local.sh --resume, scored 1-3% lower).
 # No process of any run may be left (by pid); the daemons are stopped by pid.
 # Skips (exit 77) without slurmctld/slurmd/sbatch or without ../shared/data.
 # The job: examples/movietweetings.conf, towers of mlp=1024,1024 for SLURM_EPOCHS
-# (default 1) epochs (lp_chaos_config in deploy/local_probe.sh says why).
+# (default 2) epochs: the recall plateau (lp_chaos_config in deploy/local_probe.sh says
+# why); after 1 epoch, unfaulted runs still spread over 0.400-0.413 (3%).
 # Usage: slurm_test.sh TOWERPS_BINARY   (env: SLURM_EPOCHS; KEEP_LOGS=1 keeps the logs)
 set -u
 bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
@@ -40,7 +40,7 @@ source "$root/deploy/job.sh"
 fail=0
 # shellcheck source=tests/integration/check.sh
 source "$(dirname "${BASH_SOURCE[0]}")/check.sh"
-epochs="${SLURM_EPOCHS:-1}" batch=256
+epochs="${SLURM_EPOCHS:-2}" batch=256
 tmp="$(mktemp -d)"
 export SLURM_CONF="$tmp/slurm/slurm.conf"
 jobs=() local_job="" daemons=()
@@ -256,8 +256,8 @@ if [ -n "$slurm_recall" ] && [ -n "$local_recall" ]; then
     within 3 "$slurm_recall" "$local_recall"
 fi
 if [ -n "$requeue_recall" ] && [ -n "$local_recall" ]; then
-  check "requeued recall@50 $requeue_recall within 5% of local.sh's $local_recall" \
-    within 5 "$requeue_recall" "$local_recall"
+  check "requeued recall@50 $requeue_recall within 3% of local.sh's $local_recall" \
+    within 3 "$requeue_recall" "$local_recall"
 fi
 stop_start=$SECONDS
 stop_daemons
