@@ -16,11 +16,11 @@
 #                               names an empty or absent directory, and the job
 #                               validates without keys): writes them with `towerps
 #                               keygen` for its servers and workers; otherwise nothing
-# A secured job's keys (--curve_dir) are made once, before its first launch, with
-# `towerps keygen` (deploy/README.md); the dry run refuses a job whose keys are missing.
-# (job_make_keys, used by deploy/slurm/, makes them on the first launch: it reads the
-# directory from the job file's last --curve_dir line, the one setting a dry run cannot
-# report while the keys are missing.)
+# A secured job's keys (--curve_dir) are made once: by its first launch through
+# job_make_keys (deploy/local.sh, deploy/slurm/), or by hand with `towerps keygen`
+# (Kubernetes: they go into a Secret). The dry run refuses a job whose keys are missing,
+# so job_make_keys reads the directory from the job file's last --curve_dir line, the
+# one setting a dry run cannot report while the keys are missing.
 
 job_field() {
   local json="$1" key="$2" value

@@ -40,7 +40,8 @@
 # --secure writes the job's CURVE keys to <run_dir>/keys (towerps keygen, once) and runs
 # every process with --curve_dir: connections are encrypted and only the job's keys get
 # in (docs/security.md); `towerps ctl --curve_dir=<run_dir>/keys` then controls the job.
-# A job file names its keys itself (--curve_dir, made once with towerps keygen).
+# A job file names its keys itself (--curve_dir): written at the first launch when
+# that directory is empty or absent (towerps keygen), as deploy/slurm/ does.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 flagfile="" config="" dataset="" run_dir="" servers=2 workers=2 staleness=-1 partitions=0
@@ -93,10 +94,6 @@ done
 source "$root/deploy/job.sh"
 if [ -z "$flagfile" ]; then  # the job's flags, as a job file in its run directory
   mkdir -p "$run_dir"
-  if [ "$secure" = true ] && [ ! -s "$run_dir/keys/allowed_keys" ]; then
-    "$towerps" keygen --output_dir="$run_dir/keys" --num_servers="$servers" \
-      --num_workers="$workers" >/dev/null
-  fi
   flagfile="$run_dir/job.flags"
   {
     echo "# written by deploy/local.sh from its arguments"
@@ -113,6 +110,8 @@ if [ -z "$flagfile" ]; then  # the job's flags, as a job file in its run directo
   } > "$flagfile.tmp"
   mv -f "$flagfile.tmp" "$flagfile"
 fi
+# A secured job's keys are written at its first launch (towerps keygen), then kept.
+job_make_keys "$towerps" "$flagfile" || { echo "deploy/local.sh: towerps keygen failed" >&2; exit 1; }
 job_load "$towerps" "$flagfile" || exit 2
 run_dir="$job_run_dir" servers="$job_servers" workers="$job_workers"
 mkdir -p "$run_dir/logs"
