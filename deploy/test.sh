@@ -6,7 +6,7 @@
 # `.ci/run` calls this.
 # Usage: deploy/test.sh [--no-asan] [--no-fuzz] [--fuzz-seconds N]
 #   --fuzz-seconds N  seconds per fuzz target (default $TOWERPS_FUZZ_SECONDS, else 20;
-#                     14 targets, about 5 minutes on 2 cores)
+#                     15 targets, about 5 minutes on 2 cores)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
