@@ -24,13 +24,14 @@ std::string SchedulerEndpointFile(const std::string& run_dir) {
   return run_dir + "/scheduler.endpoint";
 }
 
-absl::StatusOr<std::string> SchedulerEndpointFromFlags() {
+absl::StatusOr<std::string> SchedulerEndpointFromFlags(int* stopped_by) {
   if (!FLAGS_scheduler.empty()) return FLAGS_scheduler;
   const std::string path = SchedulerEndpointFile(FLAGS_run_dir);
   // A launcher stopping the job before the scheduler is up must not wait out the
   // timeout: a signal ends the wait (and is not seen again by the caller's watcher).
   Cancellation stopped;
-  StopSignalWatcher signals([&stopped](int sig) {
+  StopSignalWatcher signals([&stopped, stopped_by](int sig) {
+    if (stopped_by != nullptr) *stopped_by = sig;
     stopped.Cancel(absl::CancelledError(absl::StrCat("stopped by ", strsignal(sig),
                                                      " while waiting for the scheduler")));
   });

@@ -24,8 +24,9 @@ std::string SchedulerEndpointFile(const std::string& run_dir);
 // <run_dir>/scheduler.endpoint, waited for up to --scheduler_timeout_ms (polled every
 // 100 ms). Errors: net::WaitForEndpointFile's (DeadlineExceeded, InvalidArgument for
 // a bad file); Cancelled when SIGTERM or SIGINT arrives during the wait (call
-// CatchStopSignals first). Needs --scheduler or --run_dir (the main checks).
-absl::StatusOr<std::string> SchedulerEndpointFromFlags();
+// CatchStopSignals first), with that signal in *stopped_by (may be null). Needs
+// --scheduler or --run_dir (the main checks).
+absl::StatusOr<std::string> SchedulerEndpointFromFlags(int* stopped_by = nullptr);
 
 }  // namespace towerps::cmd
 

@@ -60,8 +60,10 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
     report.Add("worker_rank", FLAGS_worker_rank);
     return PrintDryRun(report);
   }
-  auto scheduler = SchedulerEndpointFromFlags();
-  if (absl::IsCancelled(scheduler.status())) return 0;  // stopped before the job started
+  int stopped_by = 0;
+  auto scheduler = SchedulerEndpointFromFlags(&stopped_by);
+  // Stopped before the job started: stopped, not done (as below).
+  if (absl::IsCancelled(scheduler.status())) return 128 + stopped_by;
   if (!scheduler.ok()) return Fail("worker", scheduler.status());
   options.scheduler_endpoint = *scheduler;
   if (!FLAGS_run_dir.empty()) {

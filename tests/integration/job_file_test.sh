@@ -7,7 +7,7 @@
 #  2. a flag of another role is taken from a job file but refused on the command line;
 #  3. deploy/local.sh --flagfile=JOB runs the job to the end (and refuses job flags
 #     beside it);
-#  4. --exit_when_done=false keeps the scheduler (answering `ctl --flagfile=JOB status`)
+#  4. a worker waiting for the scheduler leaves on SIGTERM (143); --exit_when_done=false keeps the scheduler (answering `ctl --flagfile=JOB status`)
 #     and a server up after the job ended until SIGTERM (then exit 0), and a recovered scheduler of an ended job idles
 #     instead of training it again.
 # Usage: job_file_test.sh TOWERPS_BINARY
@@ -102,9 +102,17 @@ check "3: the job wrote a checkpoint" job_has_checkpoint "$bin" "$tmp/job.flags"
 check "3: job flags beside --flagfile are refused" test $? -eq 2
 check "3: ... saying why" grep -q "belongs in the job file" "$tmp/local2.log"
 
-# 4. --exit_when_done=false.
+# 4. --exit_when_done=false. First, a worker that finds no scheduler yet waits for its
+# endpoint file; SIGTERM ends the wait at once: stopped, not done (143).
 rm -rf "$tmp/run"
 mkdir -p "$tmp/run"
+"$bin" worker --flagfile="$tmp/job.flags" --worker_rank=0 > "$tmp/waiting.out" 2>&1 &
+waiting=$!; pids+=("$waiting")
+check "4: a worker waits for the scheduler's endpoint file" \
+  lp_wait 20 grep -qs "waiting for the scheduler's endpoint" "$tmp/waiting.out"
+kill -TERM "$waiting"
+wait "$waiting"; rc=$?
+check "4: ... and SIGTERM ends the wait: exit 143 (got $rc)" test "$rc" -eq 143
 ep="$tmp/run/scheduler.endpoint"
 "$bin" scheduler --flagfile="$tmp/job.flags" --endpoint_file="$ep" --exit_when_done=false \
   > "$tmp/sched.out" 2> "$tmp/sched.err" &
