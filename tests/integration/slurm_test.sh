@@ -70,22 +70,31 @@ cleanup() {
 trap cleanup EXIT
 test_start=$SECONDS
 
+# Ports below the kernel's ephemeral range (other tests' listeners on port 0 and every
+# outgoing connection take theirs from it), nothing listening there now; the daemons
+# are started again on other ports if one was taken meanwhile.
+ephemeral_low="$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)"
+[[ "${ephemeral_low:-}" =~ ^[0-9]+$ ]] && [ "$ephemeral_low" -gt 12000 ] || ephemeral_low=32768
 free_port() {  # a port nothing listens on (and not $1)
   local p
   for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (ephemeral_low - 10000)))
     [ "$p" != "${1:-}" ] && ! (exec 3<> "/dev/tcp/127.0.0.1/$p") 2>/dev/null && { echo "$p"; return; }
   done
   return 1
 }
-ctld_port="$(free_port)" && slurmd_port="$(free_port "$ctld_port")" ||
-  { echo "FAIL: no free port"; exit 1; }
 mkdir -p "$tmp/slurm/state" "$tmp/slurm/spool"
-# auth/none + cred/none: no munge; proctrack/linuxproc + task/none: no cgroups;
-# config_overrides: the node may declare more CPUs than it has (1 + 2 + 2 tasks).
-# KillWait: SIGTERM to SIGKILL, long enough for the final checkpoint. cred_expire: how
-# long a requeued job waits before it may start again (default 120 s).
-cat > "$SLURM_CONF" <<EOF
+node_idle() { [ "$(sinfo -h -n towerps1 -o %t 2>/dev/null)" = idle ]; }
+start_daemons() {  # slurm.conf with fresh ports, both daemons; 1 unless the node is idle
+  local ctld_port slurmd_port f
+  ctld_port="$(free_port)" && slurmd_port="$(free_port "$ctld_port")" ||
+    { echo "no free port"; return 1; }
+  rm -f "$tmp/slurm/slurmd.pid" "$tmp/slurm/slurmctld.pid"
+  # auth/none + cred/none: no munge; proctrack/linuxproc + task/none: no cgroups;
+  # config_overrides: the node may declare more CPUs than it has (1 + 2 + 2 tasks).
+  # KillWait: SIGTERM to SIGKILL, long enough for the final checkpoint. cred_expire: how
+  # long a requeued job waits before it may start again (default 120 s).
+  cat > "$SLURM_CONF" <<EOF
 ClusterName=towerpstest
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort=$ctld_port
@@ -113,16 +122,22 @@ SlurmdLogFile=$tmp/slurm/slurmd.log
 NodeName=towerps1 NodeAddr=127.0.0.1 CPUs=8 State=UNKNOWN
 PartitionName=test Nodes=towerps1 Default=YES MaxTime=INFINITE State=UP
 EOF
-# Both detach once started; their pid files are written by then.
-slurmctld -f "$SLURM_CONF" && slurmd -f "$SLURM_CONF" -N towerps1 ||
-  { echo "FAIL: the Slurm daemons did not start"; tail -n 5 "$tmp"/slurm/*.log; exit 1; }
-for f in slurmd slurmctld; do
-  lp_wait 10 test -s "$tmp/slurm/$f.pid" && daemons+=("$(cat "$tmp/slurm/$f.pid")") ||
-    { echo "FAIL: no $f.pid"; exit 1; }
+  # Both detach once started; their pid files are written by then.
+  slurmctld -f "$SLURM_CONF" && slurmd -f "$SLURM_CONF" -N towerps1 ||
+    { echo "the Slurm daemons did not start"; return 1; }
+  for f in slurmd slurmctld; do
+    lp_wait 10 test -s "$tmp/slurm/$f.pid" && daemons+=("$(cat "$tmp/slurm/$f.pid")") ||
+      { echo "no $f.pid"; return 1; }
+  done
+  lp_wait 30 node_idle || { echo "the Slurm node is not idle after 30 s"; return 1; }
+}
+for attempt in 1 2 3; do
+  start_daemons > "$tmp/slurm/start.log" && break
+  echo "slurm_test: attempt $attempt: $(cat "$tmp/slurm/start.log")"
+  tail -n 5 "$tmp"/slurm/*.log
+  stop_daemons; daemons=()
+  [ "$attempt" -lt 3 ] || { echo "FAIL: the Slurm daemons did not come up"; exit 1; }
 done
-node_idle() { [ "$(sinfo -h -n towerps1 -o %t 2>/dev/null)" = idle ]; }
-lp_wait 30 node_idle ||
-  { echo "FAIL: the Slurm node is not idle after 30 s"; tail -n 5 "$tmp"/slurm/*.log; exit 1; }
 daemons_s=$((SECONDS - test_start))
 
 prepared="$("$bin" prepare --input="$input" --output="$tmp/mt" --min_rating=7 2>&1)" ||
