@@ -47,7 +47,17 @@ int Histogram::BucketFor(double value) {
   if (exponent >= kMaxExponent) return kNumBuckets - 1;
   int sub = static_cast<int>((2.0 * mantissa - 1.0) * kSubBuckets);
   int bucket = 1 + (exponent - kMinExponent) * kSubBuckets + sub;
+  // A value on a lower edge belongs to the bucket below: buckets are (low, high].
+  if (value == std::ldexp(1.0 + static_cast<double>(sub) / kSubBuckets, exponent)) --bucket;
   return bucket >= kNumBuckets ? kNumBuckets - 1 : bucket;
+}
+
+double Histogram::BucketUpperBound(int bucket) {
+  if (bucket >= kNumBuckets - 1) return std::numeric_limits<double>::infinity();
+  if (bucket == 0) return std::ldexp(1.0, kMinExponent);
+  int index = bucket - 1;
+  return std::ldexp(1.0 + static_cast<double>(index % kSubBuckets + 1) / kSubBuckets,
+                    index / kSubBuckets + kMinExponent);
 }
 
 double Histogram::BucketMidpoint(int bucket) {
@@ -78,14 +88,19 @@ void Histogram::Record(double value) {
 Histogram::Snapshot Histogram::TakeSnapshot(bool reset) {
   std::array<int64_t, kNumBuckets> counts;
   int64_t total = 0;
-  for (int i = 0; i < kNumBuckets; ++i) {
-    counts[i] = reset ? buckets_[i].exchange(0, std::memory_order_relaxed)
-                      : buckets_[i].load(std::memory_order_relaxed);
-    total += counts[i];
-  }
   Snapshot s;
+  {
+    absl::MutexLock lock(&totals_mu_);
+    for (int i = 0; i < kNumBuckets; ++i) {
+      counts[i] = reset ? buckets_[i].exchange(0, std::memory_order_relaxed)
+                        : buckets_[i].load(std::memory_order_relaxed);
+      if (reset) retired_[i] += counts[i];
+      total += counts[i];
+    }
+    s.sum = reset ? sum_.exchange(0.0) : sum_.load();
+    if (reset) retired_sum_ += s.sum;
+  }
   s.count = total;
-  s.sum = reset ? sum_.exchange(0.0) : sum_.load();
   s.min = min_.load();
   s.max = max_.load();
   if (reset) count_.store(0);
@@ -103,6 +118,17 @@ Histogram::Snapshot Histogram::TakeSnapshot(bool reset) {
   s.p50 = quantile(0.50);
   s.p99 = quantile(0.99);
   return s;
+}
+
+Histogram::Totals Histogram::TakeTotals() {
+  Totals t;
+  absl::MutexLock lock(&totals_mu_);
+  for (int i = 0; i < kNumBuckets; ++i) {
+    t.buckets[i] = retired_[i] + buckets_[i].load(std::memory_order_relaxed);
+    t.count += t.buckets[i];
+  }
+  t.sum = retired_sum_ + sum_.load();
+  return t;
 }
 
 Counter* MetricsRegistry::GetCounter(absl::string_view name) {
@@ -134,6 +160,16 @@ void MetricsRegistry::AppendTo(JsonObject* out, bool reset_histograms) {
     out->Add(absl::StrCat(name, "_p99"), s.p99);
     out->Add(absl::StrCat(name, "_max"), s.max);
   }
+}
+
+void MetricsRegistry::ForEach(
+    const std::function<void(const std::string&, const Counter&)>& counter,
+    const std::function<void(const std::string&, const Gauge&)>& gauge,
+    const std::function<void(const std::string&, Histogram*)>& histogram) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, c] : counters_) counter(name, *c);
+  for (const auto& [name, g] : gauges_) gauge(name, *g);
+  for (const auto& [name, h] : histograms_) histogram(name, h.get());
 }
 
 absl::Status MetricsWriterOptions::Validate() const {

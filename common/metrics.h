@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -49,9 +50,16 @@ class Gauge {
 
 // A distribution of non-negative values (latencies in microseconds, batch sizes),
 // kept in log-linear buckets: 16 per power of two, so a quantile is within ~3% of
-// the true value. Values <= 2^-20 share the first bucket.
+// the true value. A bucket holds the values in (lower edge, upper edge], so every
+// power of two is an exact upper edge (Prometheus `le` bounds: common/prometheus_text.h).
+// Values <= 2^-20 share the first bucket; values above 2^44 the last.
 class Histogram {
  public:
+  static constexpr int kSubBuckets = 16;
+  static constexpr int kMinExponent = -20;
+  static constexpr int kMaxExponent = 44;
+  static constexpr int kNumBuckets = (kMaxExponent - kMinExponent) * kSubBuckets + 1;
+
   struct Snapshot {
     int64_t count = 0;
     double sum = 0;
@@ -61,15 +69,23 @@ class Histogram {
     double p99 = 0;
   };
 
+  // Counts since construction, never reset (what a Prometheus histogram exports).
+  struct Totals {
+    std::array<int64_t, kNumBuckets> buckets{};  // per bucket, not cumulative
+    int64_t count = 0;                            // sum of buckets
+    double sum = 0;
+  };
+
   void Record(double value);
   // Summary since construction or the last reset; `reset` clears the buckets
   // (records racing with a reset land on either side of it).
   Snapshot TakeSnapshot(bool reset);
+  // Totals since construction: a reset by TakeSnapshot moves what it cleared into
+  // them, so they never decrease between two calls.
+  Totals TakeTotals();
 
-  static constexpr int kSubBuckets = 16;
-  static constexpr int kMinExponent = -20;
-  static constexpr int kMaxExponent = 44;
-  static constexpr int kNumBuckets = (kMaxExponent - kMinExponent) * kSubBuckets + 1;
+  // Upper edge of `bucket` (inclusive); +infinity for the last one.
+  static double BucketUpperBound(int bucket);
 
  private:
   static int BucketFor(double value);
@@ -80,6 +96,11 @@ class Histogram {
   std::atomic<double> sum_{0.0};
   std::atomic<double> min_{0.0};
   std::atomic<double> max_{0.0};
+  // What resets cleared; the mutex makes a reset and TakeTotals atomic with respect
+  // to each other (Record never takes it).
+  absl::Mutex totals_mu_;
+  std::array<int64_t, kNumBuckets> retired_ ABSL_GUARDED_BY(totals_mu_){};
+  double retired_sum_ ABSL_GUARDED_BY(totals_mu_) = 0;
 };
 
 class MetricsRegistry {
@@ -95,6 +116,13 @@ class MetricsRegistry {
   // <name>_count, <name>_p50, <name>_p99, <name>_max. `reset_histograms` makes the
   // next call report only what was recorded after this one.
   void AppendTo(JsonObject* out, bool reset_histograms);
+
+  // Calls the visitors once per metric, in name order within each kind (counters,
+  // then gauges, then histograms), under the registry's mutex: visitors must not
+  // call back into the registry.
+  void ForEach(const std::function<void(const std::string&, const Counter&)>& counter,
+               const std::function<void(const std::string&, const Gauge&)>& gauge,
+               const std::function<void(const std::string&, Histogram*)>& histogram);
 
  private:
   absl::Mutex mu_;
