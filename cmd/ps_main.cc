@@ -7,6 +7,7 @@
 #include "cmd/job_flags.h"
 #include "cmd/launch_address.h"
 #include "cmd/launch_flags.h"
+#include "cmd/metrics_flags.h"
 #include "cmd/node_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
@@ -79,6 +80,8 @@ int RunPs(int /*argc*/, char** /*argv*/) {
   if (!zap.ok()) return Fail("ps", zap.status());
   auto node = ps::PsNode::Start(&ctx, options, &metrics);
   if (!node.ok()) return Fail("ps", node.status());
+  auto exporter = StartMetricsServerFromFlags("ps", (*node)->rank(), address->bind_host, &metrics);
+  if (!exporter.ok()) return Fail("ps", exporter.status());
   std::unique_ptr<MetricsWriter> writer;
   if (!FLAGS_run_dir.empty()) {
     MetricsWriterOptions metrics_options;

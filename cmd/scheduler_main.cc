@@ -9,6 +9,7 @@
 #include "cmd/job_flags.h"
 #include "cmd/launch_address.h"
 #include "cmd/launch_flags.h"
+#include "cmd/metrics_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
@@ -142,6 +143,8 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   if (!zap.ok()) return Fail("scheduler", zap.status());
   auto sched = scheduler::Scheduler::Start(&ctx, options, &metrics, &clock);
   if (!sched.ok()) return Fail("scheduler", sched.status());
+  auto exporter = StartMetricsServerFromFlags("scheduler", 0, address->bind_host, &metrics);
+  if (!exporter.ok()) return Fail("scheduler", exporter.status());
   auto advertised = address->AdvertisedEndpoint((*sched)->endpoint());
   if (!advertised.ok()) return Fail("scheduler", advertised.status());
   absl::Status written = WriteFileAtomically(

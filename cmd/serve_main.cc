@@ -12,12 +12,14 @@
 #include "cmd/curve_flags.h"
 #include "cmd/index_flags.h"
 #include "cmd/job_flags.h"
+#include "cmd/metrics_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/file_util.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "index/retrieval_service.h"
+#include "net/address.h"
 #include "net/transport.h"
 
 DEFINE_string(serve_bind, "tcp://127.0.0.1:0", "endpoint to serve on (port 0: any free port)");
@@ -99,6 +101,11 @@ int RunServe(int /*argc*/, char** /*argv*/) {
       },
       &metrics);
   if (!server.ok()) return Fail("serve", server.status());
+  // /metrics listens where the retrieval socket does (--serve_bind's host).
+  auto bound = net::ParseTcpEndpoint((*server)->endpoint());
+  if (!bound.ok()) return Fail("serve", bound.status());
+  auto exporter = StartMetricsServerFromFlags("serve", 0, bound->host, &metrics);
+  if (!exporter.ok()) return Fail("serve", exporter.status());
   LOG(INFO) << server_options.name << ": serving on " << (*server)->endpoint() << " (dim "
             << (*service)->dim() << ")";
   if (!FLAGS_serve_endpoint_file.empty()) {
@@ -109,6 +116,7 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   std::fflush(stdout);
   const int signal_number = WaitForStopSignal();
   LOG(INFO) << server_options.name << ": signal " << signal_number << ", stopping";
+  if (*exporter) (*exporter)->Stop();
   (*server)->Stop();
   return 0;
 }

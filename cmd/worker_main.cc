@@ -7,6 +7,7 @@
 #include "cmd/job_flags.h"
 #include "cmd/launch_address.h"
 #include "cmd/launch_flags.h"
+#include "cmd/metrics_flags.h"
 #include "cmd/node_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
@@ -76,6 +77,9 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   RealClock clock;
   auto worker = worker::ClusterWorker::Create(&ctx, options, config, &metrics);
   if (!worker.ok()) return Fail("worker", worker.status());
+  auto exporter = StartMetricsServerFromFlags("worker", FLAGS_worker_rank < 0 ? 0 : FLAGS_worker_rank,
+                                              address->bind_host, &metrics);
+  if (!exporter.ok()) return Fail("worker", exporter.status());
   std::unique_ptr<MetricsWriter> writer;
   if (!FLAGS_run_dir.empty()) {
     MetricsWriterOptions metrics_options;
