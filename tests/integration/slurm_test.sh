@@ -70,19 +70,8 @@ cleanup() {
 trap cleanup EXIT
 test_start=$SECONDS
 
-# Ports below the kernel's ephemeral range (other tests' listeners on port 0 and every
-# outgoing connection take theirs from it), nothing listening there now; the daemons
-# are started again on other ports if one was taken meanwhile.
-ephemeral_low="$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)"
-[[ "${ephemeral_low:-}" =~ ^[0-9]+$ ]] && [ "$ephemeral_low" -gt 12000 ] || ephemeral_low=32768
-free_port() {  # a port nothing listens on (and not $1)
-  local p
-  for _ in $(seq 1 100); do
-    p=$((10000 + RANDOM % (ephemeral_low - 10000)))
-    [ "$p" != "${1:-}" ] && ! (exec 3<> "/dev/tcp/127.0.0.1/$p") 2>/dev/null && { echo "$p"; return; }
-  done
-  return 1
-}
+# free_port (check.sh): the daemons are started again on other ports if one was taken
+# meanwhile.
 mkdir -p "$tmp/slurm/state" "$tmp/slurm/spool"
 node_idle() { [ "$(sinfo -h -n towerps1 -o %t 2>/dev/null)" = idle ]; }
 start_daemons() {  # slurm.conf with fresh ports, both daemons; 1 unless the node is idle
