@@ -15,7 +15,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTOWERPS_BUILD_BENC
     && build/cmd/towerps version
 
 FROM debian:12-slim
-ARG RUNTIME_PACKAGES="libzmq5 libcapnp-0.9.2 libgoogle-glog0v6 libgflags2.2 libabsl20220623 libopenblas0-pthread libgomp1 libstdc++6"
+ARG RUNTIME_PACKAGES="libzmq5 libcapnp-0.9.2 libgoogle-glog0v6 libgflags2.2 libabsl20220623 libopenblas0-pthread libgomp1 libstdc++6 libcpp-httplib0.11"
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $RUNTIME_PACKAGES \
     && rm -rf /var/lib/apt/lists/* \

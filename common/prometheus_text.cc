@@ -17,11 +17,15 @@ constexpr absl::string_view kTablePrefix = "towerps_sparse_emb_";
 constexpr absl::string_view kTableSuffixes[] = {"admitted_total", "rejected_total",
                                                 "evicted_total", "rows", "memory_bytes"};
 
-// Exponents of the exported `le` bounds: 2^-10, 2^-8, ..., 2^40 of the recorded unit.
-constexpr int kMinLeExponent = -10;
-constexpr int kMaxLeExponent = 40;
+// Exponents of the exported `le` bounds, in the recorded unit: 16 powers of 4 from
+// 2^0 (1 us .. 2^30 us = 18 min for a _us latency) or, for a histogram recorded in
+// base units, from 2^-10 (1 ms .. 2^20 s = 12 days for _seconds).
+constexpr int kLeCount = 16;
 constexpr int kLeStep = 2;
-static_assert(kMinLeExponent > Histogram::kMinExponent && kMaxLeExponent < Histogram::kMaxExponent);
+constexpr int kScaledMinLeExponent = 0;
+constexpr int kBaseMinLeExponent = -10;
+static_assert(kBaseMinLeExponent > Histogram::kMinExponent &&
+              kScaledMinLeExponent + (kLeCount - 1) * kLeStep < Histogram::kMaxExponent);
 
 enum class Kind { kCounter, kGauge, kHistogram };
 
@@ -183,8 +187,9 @@ std::string RenderPrometheusText(MetricsRegistry* registry, const PrometheusTarg
         Histogram::Totals totals = histogram->TakeTotals();
         int bucket = 0;
         int64_t cumulative = 0;
-        for (int e = kMinLeExponent; e <= kMaxLeExponent; e += kLeStep) {
-          const double bound = std::ldexp(1.0, e);
+        const int min_exponent = m.scale == 1.0 ? kBaseMinLeExponent : kScaledMinLeExponent;
+        for (int i = 0; i < kLeCount; ++i) {
+          const double bound = std::ldexp(1.0, min_exponent + i * kLeStep);
           while (bucket < Histogram::kNumBuckets &&
                  Histogram::BucketUpperBound(bucket) <= bound) {
             cumulative += totals.buckets[bucket++];

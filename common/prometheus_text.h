@@ -10,9 +10,10 @@
 // - counters end in _total (appended when missing);
 // - base units: a name ending in _us or _ms is renamed to _seconds and its values
 //   (sum, bucket bounds; gauges too) are scaled to seconds;
-// - a histogram exports <name>_bucket{le="..."} at the powers of 4 from 2^-10 to 2^40
-//   of its recorded unit (exact: they are bucket edges in common/metrics.h) and +Inf,
-//   then <name>_sum and <name>_count, all counted since the process started;
+// - a histogram exports <name>_bucket{le="..."} at 16 powers of 4 of its recorded unit
+//   (exact: they are bucket edges in common/metrics.h), from 2^0 for a _us/_ms one
+//   (1 us .. 18 min) and from 2^-10 otherwise, and +Inf, then <name>_sum and
+//   <name>_count, all counted since the process started;
 // - characters outside [a-zA-Z0-9_:] in a name become '_'.
 // Every family gets one "# HELP" and one "# TYPE" line before its samples.
 #ifndef TOWERPS_COMMON_PROMETHEUS_TEXT_H_

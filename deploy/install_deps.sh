@@ -4,6 +4,9 @@
 # OpenMP for Faiss under clang, for the fuzz build: fuzz/README.md).
 # slurm-wlm for the Slurm launcher's test (the test starts its daemons, not systemd).
 # kubernetes-client (kubectl) for the Kubernetes manifests' test when no kubectl is there.
+# libcpp-httplib-dev serves /metrics (http/); prometheus (with promtool) and curl are for
+# tests/integration/prometheus_test.sh, which runs its own instance on a free port (on a
+# systemd host the package also enables prometheus.service on :9090: disable it if unwanted).
 # Idempotent: a no-op (no apt-get update) when everything is already installed.
 # Needs root (or sudo) on Debian 12.
 set -euo pipefail
@@ -17,6 +20,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev libomp-14-dev
   slurm-wlm  # slurmctld, slurmd and the client commands for tests/integration/slurm_test.sh
+  libcpp-httplib-dev  # the /metrics endpoint (http/)
+  prometheus curl  # a real Prometheus (and promtool) for tests/integration/prometheus_test.sh
 )
 # kubectl renders deploy/k8s in tests/integration/k8s_test.sh: Debian's (1.20) only
 # when none is on PATH (a newer one from elsewhere conflicts with the package).
