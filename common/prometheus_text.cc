@@ -106,13 +106,18 @@ std::string Labels(const PrometheusTarget& target, const std::optional<std::stri
   return out;
 }
 
-std::string EscapeHelp(absl::string_view text) {
+// The text format's escapes: backslash and newline always (HELP text), the double
+// quote too in a label value.
+std::string Escape(absl::string_view text, bool quote) {
   std::string out;
+  out.reserve(text.size());
   for (char c : text) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
+    } else if (c == '"' && quote) {
+      out += "\\\"";
     } else {
       out.push_back(c);
     }
@@ -123,20 +128,7 @@ std::string EscapeHelp(absl::string_view text) {
 }  // namespace
 
 std::string EscapePrometheusLabelValue(absl::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
+  return Escape(value, /*quote=*/true);
 }
 
 std::string FormatPrometheusValue(double value) {
@@ -209,7 +201,7 @@ std::string RenderPrometheusText(MetricsRegistry* registry, const PrometheusTarg
   for (const auto& [name, f] : families) {
     std::string help = absl::StrCat("towerps ", KindName(f.kind), " ", f.source);
     if (f.scale != 1.0) absl::StrAppend(&help, ", converted to seconds");
-    absl::StrAppend(&out, "# HELP ", name, " ", EscapeHelp(help), "\n");
+    absl::StrAppend(&out, "# HELP ", name, " ", Escape(help, /*quote=*/false), "\n");
     absl::StrAppend(&out, "# TYPE ", name, " ", KindName(f.kind), "\n");
     for (const std::string& line : f.samples) absl::StrAppend(&out, line, "\n");
   }

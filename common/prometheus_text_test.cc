@@ -220,6 +220,7 @@ TEST(PrometheusTextTest, LabelValuesAndNamesEscaped) {
   MetricsRegistry registry;
   registry.GetGauge("towerps_sparse_emb_we\"ird\\t\nable_rows")->Set(1);
   registry.GetGauge("towerps-odd.name")->Set(2);
+  registry.GetGauge("towerps_new\nline\\name")->Set(3);  // escaped in its HELP line
   std::string text = RenderPrometheusText(&registry, {"ro\"le", 0});
   std::vector<Sample> samples;
   std::map<std::string, std::string> types;
@@ -229,6 +230,8 @@ TEST(PrometheusTextTest, LabelValuesAndNamesEscaped) {
   EXPECT_EQ(s->labels.at("table"), "we\"ird\\t\nable");
   EXPECT_EQ(s->labels.at("role"), "ro\"le");
   EXPECT_NE(Find(samples, "towerps_odd_name"), nullptr);
+  EXPECT_NE(Find(samples, "towerps_new_line_name"), nullptr);
+  EXPECT_THAT(text, HasSubstr("towerps gauge towerps_new\\nline\\\\name\n"));
 }
 
 TEST(PrometheusTextTest, SpecialValues) {
