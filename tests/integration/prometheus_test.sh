@@ -3,7 +3,8 @@
 #  1. a scheduler, a server and a worker with --metrics_port each (exit_when_done=false:
 #     the scheduler and the server stay up after the job); every /metrics passes
 #     `promtool check metrics` (Prometheus's own parser and linter), /healthz answers,
-#     another path is 404, a POST 405;
+#     another path is 404, a DELETE 405; the same for `serve` (a router); a second
+#     process on a metrics port in use fails with one error line;
 #  2. a Prometheus on 127.0.0.1 from a generated config (scrape interval 1 s, its TSDB
 #     in the temp dir), started before the job, scrapes them; its HTTP API returns the
 #     towerps series with the labels role and rank, and plausible values: the
@@ -30,9 +31,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/check.sh"
 tmp="$(mktemp -d)"
 pids=()
 cleanup() {
-  if [ "$fail" -ne 0 ] && [ -n "${api:-}" ]; then
-    echo "== prometheus targets: $(curl -s "$api/targets")"
-  fi
   for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
   if [ "$fail" -ne 0 ]; then
     for f in "$tmp"/*.err "$tmp"/prometheus.log; do
@@ -64,7 +62,8 @@ check "the job plans steps ($planned)" test "${planned:-0}" -gt 0
 
 sched_port="$(free_port)" && ps_port="$(free_port "$sched_port")" &&
   worker_port="$(free_port "$sched_port" "$ps_port")" &&
-  prom_port="$(free_port "$sched_port" "$ps_port" "$worker_port")" ||
+  serve_port="$(free_port "$sched_port" "$ps_port" "$worker_port")" &&
+  prom_port="$(free_port "$sched_port" "$ps_port" "$worker_port" "$serve_port")" ||
   { echo "FAIL: no free port"; exit 1; }
 
 # 2 (first half). Prometheus before the job, so that it sees the worker while it trains.
@@ -76,13 +75,17 @@ global:
 scrape_configs:
   - job_name: towerps
     static_configs:
-      - targets: ['127.0.0.1:$sched_port', '127.0.0.1:$ps_port', '127.0.0.1:$worker_port']
+      - targets: ['127.0.0.1:$sched_port', '127.0.0.1:$ps_port', '127.0.0.1:$worker_port',
+                  '127.0.0.1:$serve_port']
 EOF
 check "promtool accepts the generated config" promtool check config "$tmp/prometheus.yml" >/dev/null
 prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
   --web.listen-address="127.0.0.1:$prom_port" > "$tmp/prometheus.log" 2>&1 &
 pids+=("$!")
 api="http://127.0.0.1:$prom_port/api/v1"
+# query QUERY: the JSON of one instant query; has_result QUERY: it returned a series.
+query() { curl -sf --get --data-urlencode "query=$1" "$api/query"; }
+has_result() { query "$1" | grep -q '"result":\[{'; }
 check "prometheus is ready" lp_wait 60 curl -sf -o /dev/null "http://127.0.0.1:$prom_port/-/ready"
 
 # 1. The job.
@@ -95,26 +98,38 @@ check "the scheduler binds" lp_wait 30 test -s "$ep"
 "$bin" ps --flagfile="$tmp/job.flags" --scheduler="$(cat "$ep")" --rank=0 \
   --exit_when_done=false --metrics_port="$ps_port" > "$tmp/ps.out" 2> "$tmp/ps.err" &
 pids+=("$!")
+# serve as a router (no index needed; its shard endpoint is never asked).
+"$bin" serve --route_to=tcp://127.0.0.1:9 --metrics_port="$serve_port" \
+  > "$tmp/serve.out" 2> "$tmp/serve.err" &
+pids+=("$!")
+# Prometheus applies its targets a few seconds after it starts: the worker (which
+# trains for a few seconds only) starts once every target is being scraped ("up"
+# exists for all four, 0 for the worker's port until it listens).
+check "prometheus scrapes its four targets" \
+  lp_wait 60 has_result 'count(up{job="towerps"}) == 4'
 "$bin" worker --flagfile="$tmp/job.flags" --scheduler="$(cat "$ep")" --worker_rank=0 \
   --metrics_port="$worker_port" > "$tmp/worker.out" 2> "$tmp/worker.err" &
 worker=$!; pids+=("$worker")
 
-for port in "$sched_port" "$ps_port"; do
+for port in "$sched_port" "$ps_port" "$serve_port"; do
   check "/healthz on $port" lp_wait 30 curl -sf -o /dev/null "http://127.0.0.1:$port/healthz"
   curl -sf "http://127.0.0.1:$port/metrics" > "$tmp/metrics.$port"
   check "/metrics on $port passes promtool check metrics" \
     promtool check metrics < "$tmp/metrics.$port"
   check "/metrics on $port has role and rank" \
-    grep -qE '^towerps_[a-z_]+\{role="(scheduler|ps)",rank="0"' "$tmp/metrics.$port"
+    grep -qE '^towerps_[a-z_]+\{role="(scheduler|ps|serve)",rank="0"' "$tmp/metrics.$port"
   code="$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/nope")"
   check "an unknown path is 404 (got $code)" test "$code" = 404
   code="$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://127.0.0.1:$port/metrics")"
   check "DELETE /metrics is 405 (got $code)" test "$code" = 405
 done
 
-# 2. Read back through Prometheus's HTTP API. query QUERY: the JSON of one instant query.
-query() { curl -sf --get --data-urlencode "query=$1" "$api/query"; }
-has_result() { query "$1" | grep -q '"result":\[{'; }
+# A port in use is refused (no SO_REUSEPORT sharing): one error line, exit 1.
+err="$("$bin" serve --route_to=tcp://127.0.0.1:9 --metrics_port="$sched_port" 2>&1 >/dev/null)"; rc=$?
+check "a second process on a metrics port in use exits 1 (got $rc)" test "$rc" -eq 1
+check "... saying it cannot bind" grep -q "cannot bind 127.0.0.1:$sched_port" <<<"$err"
+
+# 2. Read back through Prometheus's HTTP API.
 job_done() { grep -q "^state:* *done" "$tmp/run/scheduler.job" 2>/dev/null; }
 # The worker may be gone by now: a series of a target that no longer answers is stale
 # at once, so ask for what was scraped over the last minutes.
@@ -133,6 +148,8 @@ check "prometheus scraped the server's pulled keys, > 0" \
   lp_wait 30 has_result 'towerps_ps_pulled_keys_total{role="ps",rank="0"} > 0'
 check "... and its per-table rows, with the table label" \
   lp_wait 30 has_result 'towerps_sparse_emb_rows{role="ps",table="item_id"} > 0'
+check "prometheus scraped serve" \
+  lp_wait 30 has_result 'towerps_net_requests_total{role="serve",rank="0",job="towerps"}'
 # The worker is gone now; what was scraped while it trained stays queryable.
 check "prometheus scraped the worker's pull latency histogram while it trained" \
   has_result 'max_over_time(towerps_worker_pull_latency_seconds_count{role="worker",rank="0"}[10m]) > 0'
@@ -141,6 +158,8 @@ echo "worker pull latency p50 (s): $out"
 v="$(grep -oE '"value":\[[0-9.]+,"[^"]+"' <<<"$out" | sed 's/.*,"//; s/"$//')"
 check "... its p50 is a plausible latency (0 < $v < 10 s)" \
   awk -v v="${v:-x}" 'BEGIN { exit !(v + 0 > 0 && v + 0 < 10) }'
+
+[ "$fail" -ne 0 ] && echo "== prometheus targets: $(curl -s "$api/targets")"
 
 # 3. Stop by PID (the cleanup kills what is left).
 for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
