@@ -69,7 +69,8 @@ absl::Status MetricsServerOptions::Validate() const {
                          range("max_pending", max_pending, 1, 1024),
                          range("max_headers", max_headers, 1, 1000),
                          range("read_timeout_ms", read_timeout_ms, 1, 600000),
-                         range("write_timeout_ms", write_timeout_ms, 1, 600000)}) {
+                         range("write_timeout_ms", write_timeout_ms, 1, 600000),
+                         range("keep_alive_timeout_s", keep_alive_timeout_s, 1, 600)}) {
     if (!s.ok()) return s;
   }
   if (target.role.empty()) return absl::InvalidArgumentError("metrics role is empty");
@@ -117,6 +118,7 @@ void MetricsServer::Route() {
   svr.set_read_timeout(options_.read_timeout_ms / 1000, (options_.read_timeout_ms % 1000) * 1000);
   svr.set_write_timeout(options_.write_timeout_ms / 1000,
                         (options_.write_timeout_ms % 1000) * 1000);
+  svr.set_keep_alive_timeout(options_.keep_alive_timeout_s);
   svr.set_payload_max_length(0);
   // cpp-httplib's default adds SO_REUSEPORT, which would let a second process share
   // (and silently split) a port already in use: SO_REUSEADDR only, like ZeroMQ's.

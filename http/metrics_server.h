@@ -11,7 +11,8 @@
 // Threads: "metrics-http" accepts connections; num_threads "metrics-http-w" threads
 // serve them (a bounded queue between them: when every worker is busy, accepting
 // waits). Create() starts them all; Stop() (idempotent, also the destructor) closes
-// the listening socket, lets the workers finish the connections they hold and joins.
+// the listening socket, lets the workers finish the connections they hold (an idle
+// one ends after keep_alive_timeout_s) and joins.
 // Thread-safe.
 #ifndef TOWERPS_HTTP_METRICS_SERVER_H_
 #define TOWERPS_HTTP_METRICS_SERVER_H_
@@ -49,6 +50,9 @@ struct MetricsServerOptions {
   // Per read and per write on a connection, milliseconds, 1..600000. Default 5000.
   int64_t read_timeout_ms = 5000;
   int64_t write_timeout_ms = 5000;
+  // How long an open connection may wait for its next request, seconds, 1..600
+  // (cpp-httplib counts it in whole seconds). Default 5.
+  int keep_alive_timeout_s = 5;
   // Labels of every exported series.
   PrometheusTarget target;
 
@@ -70,7 +74,8 @@ class MetricsServer {
   // The bound port (the chosen one when options.port was 0).
   int port() const { return port_; }
   // Stops accepting, finishes the connections being served, joins every thread.
-  // Idempotent; blocks at most about read_timeout_ms + write_timeout_ms.
+  // Idempotent; blocks at most about keep_alive_timeout_s + read_timeout_ms +
+  // write_timeout_ms (a connection that sends nothing holds its worker that long).
   void Stop();
 
  private:

@@ -1,7 +1,15 @@
 #include "http/metrics_server.h"
 
-#include <string>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -31,6 +39,7 @@ TEST(MetricsServerOptionsTest, Validate) {
   EXPECT_EQ(bad([](auto& o) { o.num_threads = 0; }), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(bad([](auto& o) { o.max_headers = 0; }), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(bad([](auto& o) { o.read_timeout_ms = 0; }), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad([](auto& o) { o.keep_alive_timeout_s = 0; }), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(bad([](auto& o) { o.target.role = ""; }), absl::StatusCode::kInvalidArgument);
 }
 
@@ -115,6 +124,34 @@ TEST(MetricsServerTest, StopIsIdempotentAndClosesThePort) {
   auto quick = MetricsServer::Create(TestOptions(), &registry);
   ASSERT_TRUE(quick.ok());
   quick->reset();
+}
+
+// A client that connects and sends nothing holds a worker until the read timeout;
+// Stop() still returns, and the idle connections do not keep it waiting longer.
+TEST(MetricsServerTest, StopWithSilentConnections) {
+  MetricsRegistry registry;
+  MetricsServerOptions options = TestOptions();
+  options.read_timeout_ms = 200;
+  options.keep_alive_timeout_s = 1;
+  auto server = MetricsServer::Create(options, &registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<int> fds;
+  for (int i = 0; i < 4; ++i) {  // more than num_threads
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>((*server)->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    fds.push_back(fd);
+  }
+  const absl::Time start = absl::Now();
+  (*server)->Stop();
+  // Bounded by the keep-alive and read timeouts, not by the clients (a bound, not a
+  // speed figure: generous for a loaded machine).
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  for (int fd : fds) ::close(fd);
 }
 
 }  // namespace
