@@ -77,8 +77,8 @@ int RunWorker(int /*argc*/, char** /*argv*/) {
   RealClock clock;
   auto worker = worker::ClusterWorker::Create(&ctx, options, config, &metrics);
   if (!worker.ok()) return Fail("worker", worker.status());
-  auto exporter = StartMetricsServerFromFlags("worker", FLAGS_worker_rank < 0 ? 0 : FLAGS_worker_rank,
-                                              address->bind_host, &metrics);
+  auto exporter = StartMetricsServerFromFlags(
+      "worker", FLAGS_worker_rank < 0 ? 0 : FLAGS_worker_rank, address->bind_host, &metrics);
   if (!exporter.ok()) return Fail("worker", exporter.status());
   std::unique_ptr<MetricsWriter> writer;
   if (!FLAGS_run_dir.empty()) {

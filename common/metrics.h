@@ -72,7 +72,7 @@ class Histogram {
   // Counts since construction, never reset (what a Prometheus histogram exports).
   struct Totals {
     std::array<int64_t, kNumBuckets> buckets{};  // per bucket, not cumulative
-    int64_t count = 0;                            // sum of buckets
+    int64_t count = 0;                           // sum of buckets
     double sum = 0;
   };
 

@@ -14,8 +14,8 @@ namespace {
 
 // The per-table names sparse_emb/embedding_table.cc registers.
 constexpr absl::string_view kTablePrefix = "towerps_sparse_emb_";
-constexpr absl::string_view kTableSuffixes[] = {"admitted_total", "rejected_total",
-                                                "evicted_total", "rows", "memory_bytes"};
+constexpr absl::string_view kTableSuffixes[] = {"admitted_total", "rejected_total", "evicted_total",
+                                                "rows", "memory_bytes"};
 
 // Exponents of the exported `le` bounds, in the recorded unit: 16 powers of 4 from
 // 2^0 (1 us .. 2^30 us = 18 min for a _us latency) or, for a histogram recorded in
@@ -51,8 +51,8 @@ struct Mapped {
 std::string SanitizeName(absl::string_view name) {
   std::string out(name);
   for (char& c : out) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '_' || c == ':';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == ':';
     if (!ok) c = '_';
   }
   if (out.empty() || (out[0] >= '0' && out[0] <= '9')) out = absl::StrCat("_", out);
@@ -98,9 +98,10 @@ struct Family {
 
 std::string Labels(const PrometheusTarget& target, const std::optional<std::string>& table,
                    absl::string_view le = {}) {
-  std::string out = absl::StrCat("{role=\"", EscapePrometheusLabelValue(target.role),
-                                 "\",rank=\"", target.rank, "\"");
-  if (table.has_value()) absl::StrAppend(&out, ",table=\"", EscapePrometheusLabelValue(*table), "\"");
+  std::string out = absl::StrCat("{role=\"", EscapePrometheusLabelValue(target.role), "\",rank=\"",
+                                 target.rank, "\"");
+  if (table.has_value())
+    absl::StrAppend(&out, ",table=\"", EscapePrometheusLabelValue(*table), "\"");
   if (!le.empty()) absl::StrAppend(&out, ",le=\"", le, "\"");
   out.push_back('}');
   return out;
@@ -162,8 +163,7 @@ std::string RenderPrometheusText(MetricsRegistry* registry, const PrometheusTarg
         Mapped m;
         Family* f = family_for(name, Kind::kCounter, &m);
         if (f == nullptr) return;
-        f->samples.push_back(
-            absl::StrCat(m.family, Labels(target, m.table), " ", counter.value()));
+        f->samples.push_back(absl::StrCat(m.family, Labels(target, m.table), " ", counter.value()));
       },
       [&](const std::string& name, const Gauge& gauge) {
         Mapped m;
@@ -182,16 +182,15 @@ std::string RenderPrometheusText(MetricsRegistry* registry, const PrometheusTarg
         const int min_exponent = m.scale == 1.0 ? kBaseMinLeExponent : kScaledMinLeExponent;
         for (int i = 0; i < kLeCount; ++i) {
           const double bound = std::ldexp(1.0, min_exponent + i * kLeStep);
-          while (bucket < Histogram::kNumBuckets &&
-                 Histogram::BucketUpperBound(bucket) <= bound) {
+          while (bucket < Histogram::kNumBuckets && Histogram::BucketUpperBound(bucket) <= bound) {
             cumulative += totals.buckets[bucket++];
           }
           f->samples.push_back(absl::StrCat(
-              m.family, "_bucket",
-              Labels(target, m.table, FormatPrometheusValue(bound * m.scale)), " ", cumulative));
+              m.family, "_bucket", Labels(target, m.table, FormatPrometheusValue(bound * m.scale)),
+              " ", cumulative));
         }
-        f->samples.push_back(absl::StrCat(m.family, "_bucket", Labels(target, m.table, "+Inf"),
-                                          " ", totals.count));
+        f->samples.push_back(
+            absl::StrCat(m.family, "_bucket", Labels(target, m.table, "+Inf"), " ", totals.count));
         f->samples.push_back(absl::StrCat(m.family, "_sum", Labels(target, m.table), " ",
                                           FormatPrometheusValue(totals.sum * m.scale)));
         f->samples.push_back(

@@ -46,7 +46,8 @@ bool ParseExposition(const std::string& text, std::vector<Sample>* samples,
   std::string last_help;
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     if (absl::StartsWith(line, "# HELP ")) {
-      std::vector<absl::string_view> parts = absl::StrSplit(line.substr(7), absl::MaxSplits(' ', 1));
+      std::vector<absl::string_view> parts =
+          absl::StrSplit(line.substr(7), absl::MaxSplits(' ', 1));
       if (!valid_name(parts[0])) return (ADD_FAILURE() << line, false);
       last_help = std::string(parts[0]);
       continue;
@@ -187,7 +188,8 @@ TEST(PrometheusTextTest, HistogramBucketsSumCountInSeconds) {
   EXPECT_EQ(bucket(256), 1);
   EXPECT_EQ(bucket(1024), 2);
   EXPECT_EQ(bucket(4096), 4);
-  EXPECT_EQ(Find(samples, "towerps_worker_pull_latency_seconds_bucket", {{"le", "+Inf"}})->value, 4);
+  EXPECT_EQ(Find(samples, "towerps_worker_pull_latency_seconds_bucket", {{"le", "+Inf"}})->value,
+            4);
   // Buckets are cumulative and end at the count.
   double previous = 0;
   int buckets = 0;

@@ -65,12 +65,12 @@ absl::Status MetricsServerOptions::Validate() const {
     }
     return absl::OkStatus();
   };
-  for (absl::Status s : {range("port", port, 0, 65535), range("num_threads", num_threads, 1, 16),
-                         range("max_pending", max_pending, 1, 1024),
-                         range("max_headers", max_headers, 1, 1000),
-                         range("read_timeout_ms", read_timeout_ms, 1, 600000),
-                         range("write_timeout_ms", write_timeout_ms, 1, 600000),
-                         range("keep_alive_timeout_s", keep_alive_timeout_s, 1, 600)}) {
+  for (absl::Status s :
+       {range("port", port, 0, 65535), range("num_threads", num_threads, 1, 16),
+        range("max_pending", max_pending, 1, 1024), range("max_headers", max_headers, 1, 1000),
+        range("read_timeout_ms", read_timeout_ms, 1, 600000),
+        range("write_timeout_ms", write_timeout_ms, 1, 600000),
+        range("keep_alive_timeout_s", keep_alive_timeout_s, 1, 600)}) {
     if (!s.ok()) return s;
   }
   if (target.role.empty()) return absl::InvalidArgumentError("metrics role is empty");
@@ -94,7 +94,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Create(
   } else {
     if (!svr.bind_to_port(options.host, options.port)) {
       return absl::UnavailableError(absl::StrCat("metrics: cannot bind ", options.host, ":",
-                                                 options.port, " (in use, or not a local address)"));
+                                                 options.port,
+                                                 " (in use, or not a local address)"));
     }
     server->port_ = options.port;
   }
@@ -162,8 +163,8 @@ void MetricsServer::Route() {
     if (res.body.empty()) res.set_content(absl::StrCat(res.status, "\n"), "text/plain");
   });
   // A handler that throws answers 500 instead of killing the process.
-  svr.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) { res.status = 500; });
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                               std::exception_ptr) { res.status = 500; });
 }
 
 void MetricsServer::Stop() {

@@ -54,8 +54,7 @@ TEST(MetricsServerTest, ServesMetricsAndHealth) {
   ASSERT_TRUE(res) << httplib::to_string(res.error());
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->get_header_value("Content-Type"), kPrometheusTextContentType);
-  EXPECT_THAT(res->body,
-              HasSubstr("towerps_ps_pulled_keys_total{role=\"worker\",rank=\"3\"} 5\n"));
+  EXPECT_THAT(res->body, HasSubstr("towerps_ps_pulled_keys_total{role=\"worker\",rank=\"3\"} 5\n"));
   // Values are read at each scrape.
   registry.GetCounter("towerps_ps_pulled_keys_total")->Increment(1);
   res = client.Get("/metrics");
