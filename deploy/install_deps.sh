@@ -7,6 +7,8 @@
 # libcpp-httplib-dev serves /metrics (http/); prometheus (with promtool) and curl are for
 # tests/integration/prometheus_test.sh, which runs its own instance on a free port (on a
 # systemd host the package also enables prometheus.service on :9090: disable it if unwanted).
+# nlohmann-json3-dev reads JSON; libjs-chart.js is inlined into `towerps dashboard` pages;
+# chromium (headless) and a font render them in the dashboard test.
 # Idempotent: a no-op (no apt-get update) when everything is already installed.
 # Needs root (or sudo) on Debian 12.
 set -euo pipefail
@@ -22,6 +24,9 @@ packages=(
   slurm-wlm  # slurmctld, slurmd and the client commands for tests/integration/slurm_test.sh
   libcpp-httplib-dev  # the /metrics endpoint (http/)
   prometheus curl  # a real Prometheus (and promtool) for tests/integration/prometheus_test.sh
+  nlohmann-json3-dev  # reading JSON: metrics.jsonl and events for the dashboard, ctl status
+  libjs-chart.js  # Chart.js, inlined into the dashboard page at build time (dashboard/)
+  chromium fonts-dejavu-core  # headless Chromium loads the dashboard in tests/integration/dashboard_test.sh
 )
 # kubectl renders deploy/k8s in tests/integration/k8s_test.sh: Debian's (1.20) only
 # when none is on PATH (a newer one from elsewhere conflicts with the package).
