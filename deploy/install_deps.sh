@@ -23,7 +23,8 @@ packages=(
   clang-14 libclang-rt-14-dev libomp-14-dev
   slurm-wlm  # slurmctld, slurmd and the client commands for tests/integration/slurm_test.sh
   libcpp-httplib-dev  # the /metrics endpoint (http/)
-  prometheus curl  # a real Prometheus (and promtool) for tests/integration/prometheus_test.sh
+  prometheus curl jq  # a real Prometheus (and promtool) for tests/integration/prometheus_test.sh;
+  # jq reads deploy/grafana/towerps.json there
   nlohmann-json3-dev  # reading JSON: metrics.jsonl and events for the dashboard, ctl status
   libjs-chart.js  # Chart.js, inlined into the dashboard page at build time (dashboard/)
   chromium fonts-dejavu-core  # headless Chromium loads the dashboard in tests/integration/dashboard_test.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # /metrics against a real Prometheus (issue 15), on a small generated dataset:
-#  1. a scheduler, a server and a worker with --metrics_port each (exit_when_done=false:
+#  1. a scheduler, a server and a worker of a CURVE-secured job with --metrics_port each (exit_when_done=false:
 #     the scheduler and the server stay up after the job); every /metrics passes
 #     `promtool check metrics` (Prometheus's own parser and linter), /healthz answers,
 #     another path is 404, a DELETE 405; the same for `serve` (a router); a second
@@ -10,15 +10,19 @@
 #     towerps series with the labels role and rank, and plausible values: the
 #     scheduler's global step reaches the planned steps, the server pulled keys, the
 #     worker's pull latency histogram counted pulls;
-#  3. everything stopped by PID.
-# Skips (77) without prometheus/promtool (Debian package `prometheus`) or curl.
+#  3. the Grafana dashboard (deploy/grafana/towerps.json) names only exported series:
+#     every towerps_* name in its queries is one Prometheus scraped from this job, and
+#     every query (the dashboard's variables set to this job) evaluates, with data,
+#     over the time the job ran;
+#  4. everything stopped by PID.
+# Skips (77) without prometheus/promtool (Debian package `prometheus`), curl or jq.
 # Usage: prometheus_test.sh TOWERPS_BINARY
 set -u
 bin="$1"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-for tool in prometheus promtool curl; do
+for tool in prometheus promtool curl jq; do
   if ! command -v "$tool" >/dev/null; then
-    echo "SKIP: $tool not found (deploy/install_deps.sh installs the Debian packages prometheus and curl)"
+    echo "SKIP: $tool not found (deploy/install_deps.sh installs the Debian packages prometheus, curl and jq)"
     exit 77
   fi
 done
@@ -48,7 +52,11 @@ trap cleanup EXIT
 # generated.conf with more epochs: the worker trains for seconds, several scrapes long.
 sed 's/epochs=[0-9]*/epochs=12/' "$root/examples/generated.conf" > "$tmp/model.conf"
 grep -q "epochs=12" "$tmp/model.conf" || { echo "FAIL: no epochs= in examples/generated.conf"; exit 1; }
+# A secured job (CURVE), as a production one is: the dashboard shows refused connections.
+"$bin" keygen --output_dir="$tmp/keys" --num_servers=1 --num_workers=1 >/dev/null ||
+  { echo "FAIL: keygen"; exit 1; }
 cat > "$tmp/job.flags" <<EOF
+--curve_dir=$tmp/keys
 --config=$tmp/model.conf
 --dataset=$tmp/ds
 --run_dir=$tmp/run
@@ -87,6 +95,7 @@ api="http://127.0.0.1:$prom_port/api/v1"
 query() { curl -sf --get --data-urlencode "query=$1" "$api/query"; }
 has_result() { query "$1" | grep -q '"result":\[{'; }
 check "prometheus is ready" lp_wait 60 curl -sf -o /dev/null "http://127.0.0.1:$prom_port/-/ready"
+job_start_s="$(date +%s)"
 
 # 1. The job.
 mkdir -p "$tmp/run"
@@ -159,9 +168,35 @@ v="$(grep -oE '"value":\[[0-9.]+,"[^"]+"' <<<"$out" | sed 's/.*,"//; s/"$//')"
 check "... its p50 is a plausible latency (0 < $v < 10 s)" \
   awk -v v="${v:-x}" 'BEGIN { exit !(v + 0 > 0 && v + 0 < 10) }'
 
+# 3. The Grafana dashboard: its series against what Prometheus scraped from this job.
+grafana="$root/deploy/grafana/towerps.json"
+check "the Grafana dashboard is JSON" jq -e '.panels | length > 0' "$grafana" >/dev/null
+# Every query of the dashboard: panel targets and the job variable's.
+jq -r '[.. | objects | select(has("expr")) | .expr] + [.templating.list[] |
+  select(.type == "query") | .definition] | .[]' "$grafana" > "$tmp/grafana.exprs"
+check "the dashboard has queries ($(wc -l < "$tmp/grafana.exprs"))" \
+  test "$(wc -l < "$tmp/grafana.exprs")" -ge 20
+curl -sf "$api/label/__name__/values" | jq -r '.data[]' | sort -u > "$tmp/scraped.names"
+grep -oE 'towerps_[a-z0-9_]+' "$tmp/grafana.exprs" | sort -u > "$tmp/grafana.names"
+unexported="$(comm -23 "$tmp/grafana.names" "$tmp/scraped.names" | tr '\n' ' ')"
+check "every series the dashboard names was scraped from the job (not: ${unexported:-none})" \
+  test -z "$unexported"
+end_s="$(date +%s)"
+n=0
+while IFS= read -r expr; do
+  case "$expr" in label_values*) continue ;; esac
+  n=$((n + 1))
+  promql="${expr//\$__rate_interval/5s}"
+  promql="${promql//\$job/towerps}"
+  out="$(curl -sf --get --data-urlencode "query=$promql" --data-urlencode "start=$job_start_s" \
+    --data-urlencode "end=$end_s" --data-urlencode "step=1" "$api/query_range")"
+  check "dashboard query $n has data while the job ran: $expr" \
+    grep -q '"status":"success".*"result":\[{' <<<"$out"
+done < "$tmp/grafana.exprs"
+
 [ "$fail" -ne 0 ] && echo "== prometheus targets: $(curl -s "$api/targets")"
 
-# 3. Stop by PID (the cleanup kills what is left).
+# 4. Stop by PID (the cleanup kills what is left).
 for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
 for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
 pids=()
