@@ -36,8 +36,12 @@
     var h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), sec = Math.round(s % 60);
     return (h ? h + ' h ' : '') + (h || m ? m + ' min ' : '') + sec + ' s';
   }
+  // Time since the start: m:ss, or seconds with a decimal on short runs.
+  var shortRun = false;
   function elapsed(x) {
+    if (shortRun) return (Math.round(x * 10) / 10) + ' s';
     var m = Math.floor(x / 60), s = Math.round(x - 60 * m);
+    if (s === 60) { m++; s = 0; }
     return m + ':' + (s < 10 ? '0' : '') + s;
   }
   function section(title) {
@@ -124,7 +128,7 @@
         interaction: {mode: 'nearest', intersect: false},
         scales: {
           x: {type: 'linear', min: 0, max: data.span_s > 0 ? data.span_s : undefined,
-              title: {display: true, text: 'time since start (m:ss)'},
+              title: {display: true, text: 'time since start' + (shortRun ? '' : ' (m:ss)')},
               ticks: {callback: function (v) { return elapsed(v); }}},
           y: {title: {display: true, text: def.unit}}
         },
@@ -158,9 +162,11 @@
       ['started', clock(h.start_ms)],
       ['duration', duration(h.duration_s) + (h.ended ? '' : ' (running or not ended)')],
       ['phase', (h.phase || '?') + (h.reason ? ' (' + h.reason + ')' : '')],
-      ['mode', h.embedded ? 'embedded (towerps train)' :
+      ['mode', h.embedded ? 'embedded (towerps train)' : !(h.servers || h.workers) ?
+        'processes: ' + (h.roles.join(', ') || 'none yet') :
         'cluster: ' + h.servers + ' servers, ' + h.workers + ' workers, staleness ' + h.staleness +
-        (h.planned_steps ? ', ' + fmt(h.planned_steps) + ' planned steps' : '')],
+        (h.planned_steps ? ', ' + fmt(h.planned_steps) + ' planned steps' : '') +
+        (h.recovered ? ', taken over by a recovered scheduler' : '')],
       ['metrics lines', fmt(h.lines) + (data.files.metrics ? '' : ' (no metrics.jsonl)')]
     ];
     h.finals.forEach(function (f) { rows.push([f[0], fmt(f[1])]); });
@@ -266,6 +272,7 @@
 
   try {
     var data = JSON.parse(document.getElementById('run-data').textContent);
+    shortRun = data.span_s < 120;
     header(data);
     problems(data);
     marksLegend(data);

@@ -2,7 +2,8 @@
 // { title, run_dir, generated_ms, watch, watch_interval_ms, span_s,
 //   files: {metrics, events, evaluations},
 //   header: {job_id, config, dataset, servers, workers, staleness, planned_steps,
-//            start_ms, duration_s, ended, phase, reason, embedded, lines, finals: [[name, v]]},
+//            start_ms, duration_s, ended, phase, reason, embedded, recovered, roles, lines,
+//            finals: [[name, v]]},
 //   charts: [{id, title, unit, smoothed, empty, series: [{label, stride, x, y, lo?, hi?}]}],
 //   marks: [{x, kind, label}], checkpoints: [{x, ts_ms, step, bytes, duration_ms,
 //   incremental, ok, dir, error}], evaluations: [{ts_ms, step, checkpoint, split,
@@ -107,7 +108,9 @@ void Header(Out* o, const PageInput& in, int64_t t0, int64_t t_end) {
   std::string phase = e.phase;
   if (phase.empty() && embedded) phase = "embedded training";
   o->Raw(",").Key("phase").Str(phase).Raw(",").Key("reason").Str(e.reason);
-  o->Raw(",").Key("embedded").Bool(embedded);
+  o->Raw(",").Key("embedded").Bool(embedded).Raw(",").Key("recovered").Bool(e.recovered);
+  o->Raw(",").Key("roles");
+  Array(o, m.roles, [&](const std::string& r) { o->Str(r); });
   o->Raw(",").Key("lines").Num(static_cast<double>(m.lines));
   o->Raw(",").Key("finals");
   std::vector<std::pair<std::string, double>> finals = m.finals;
