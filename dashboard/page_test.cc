@@ -1,6 +1,8 @@
 #include "dashboard/page.h"
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -127,6 +129,40 @@ TEST(DashboardTest, WriteIsAtomicAndReadable) {
   absl::StatusOr<std::string> written = ReadFileToString(options.output);
   ASSERT_TRUE(written.ok());
   EXPECT_THAT(*written, HasSubstr("</html>"));
+}
+
+TEST(DashboardTest, WatchRewritesUntilCancelled) {
+  std::string dir = FreshTestDir("dashboard_watch", true);
+  DashboardOptions options;
+  options.run_dir = dir;
+  options.watch = true;
+  options.watch_interval_ms = 200;
+  Cancellation stop;
+  absl::Status result = absl::UnknownError("not run");
+  std::thread watcher([&] { result = WatchDashboard(options, stop); });
+  const std::string page = options.OutputPath();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // A metrics line written after the first page shows up in a later one.
+  while (!PathExists(page) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(WriteFileAtomically(dir + "/metrics.jsonl",
+                                  "{\"ts_ms\":1000,\"role\":\"train\",\"rank\":0,"
+                                  "\"towerps_train_loss\":0.5}\n")
+                  .ok());
+  bool updated = false;
+  while (!updated && std::chrono::steady_clock::now() < deadline) {
+    absl::StatusOr<std::string> text = ReadFileToString(page);
+    updated = text.ok() && text->find("\"metrics\":true") != std::string::npos;
+    if (!updated) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop.Cancel(absl::CancelledError("test"));
+  watcher.join();
+  EXPECT_TRUE(updated) << "the page was not rewritten with the new metrics";
+  EXPECT_TRUE(result.ok()) << result;
+  absl::StatusOr<std::string> text = ReadFileToString(page);
+  ASSERT_TRUE(text.ok());
+  EXPECT_THAT(*text, HasSubstr("http-equiv=\"refresh\""));
 }
 
 }  // namespace
