@@ -17,6 +17,7 @@ declare -A suites=(
   [index]="sharded Faiss HNSW (4 shards) build, QPS and recall@10 beside one HNSW index and exact brute force"
   [ps]="parameter-server pull/push on loopback beside raw ZeroMQ, CURVE beside plaintext; cluster vs embedded training"
   [chaos]="kill -9 of random cluster processes under deploy/local.sh's supervisor: kills survived, steps lost, recall, time to recover"
+  [dashboard]="towerps dashboard on 100k and 1M metrics lines: page bytes, render seconds, peak RSS (flat)"
   [train]="towerps embedded training beside a PyTorch reference of the same model (recall, examples/s, MFU)"
 )
 

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cmd/shared_flags.h"
 #include "cmd/subcommand.h"
 #include "data/prepare.h"
 #include "gflags/gflags.h"
@@ -13,7 +14,6 @@ DEFINE_string(format, "auto",
               "auto | ml-100k | ml-1m | ml-10m | ml-csv | movietweetings | spec.");
 DEFINE_string(column_spec, "", "Column spec file for generic CSV/TSV (docs/column_spec.md); "
                                "implies --format=spec.");
-DEFINE_string(output, "", "Dataset directory to create (written atomically).");
 DEFINE_bool(overwrite, false, "Replace an existing --output.");
 DEFINE_bool(strict, false, "Stop at the first malformed line with a non-zero exit.");
 DEFINE_double(min_rating, 0, "Positives: label >= min_rating (and > 0).");

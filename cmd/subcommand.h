@@ -45,6 +45,7 @@ int RunBuildIndex(int argc, char** argv);
 int RunServe(int argc, char** argv);
 int RunQuery(int argc, char** argv);
 int RunKeygen(int argc, char** argv);
+int RunDashboard(int argc, char** argv);
 
 }  // namespace towerps::cmd
 

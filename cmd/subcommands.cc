@@ -7,7 +7,7 @@ const std::vector<Subcommand>& AllSubcommands() {
       {"version", "print the towerps version and the linked library versions",
        {"cmd/version_main.cc"}, &RunVersion},
       {"prepare", "turn interaction logs into example shards, entity files and stats",
-       {"cmd/prepare_main.cc"}, &RunPrepare},
+       {"cmd/prepare_main.cc", "cmd/shared_flags.cc"}, &RunPrepare},
       {"generate", "write synthetic interaction logs with planted structure",
        {"cmd/generate_main.cc", "cmd/job_flags.cc"}, &RunGenerate},
       {"train", "train the two-tower model in one process (embedded mode)",
@@ -37,6 +37,8 @@ const std::vector<Subcommand>& AllSubcommands() {
        &RunServe},
       {"query", "ask a retrieval server for a user's (or a vector's) top-K items",
        {"cmd/query_main.cc", "cmd/index_flags.cc", "cmd/curve_flags.cc"}, &RunQuery},
+      {"dashboard", "render a run's metrics, events and evaluations as one HTML page",
+       {"cmd/dashboard_main.cc", "cmd/job_flags.cc", "cmd/shared_flags.cc"}, &RunDashboard},
       {"keygen", "write CURVE key pairs and the allow-list of a secured job (--curve_dir)",
        {"cmd/keygen_main.cc", "cmd/job_flags.cc"}, &RunKeygen},
   };

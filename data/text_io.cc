@@ -1,6 +1,7 @@
 #include "data/text_io.h"
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 
@@ -16,13 +17,14 @@ bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 }  // namespace
 
-absl::StatusOr<LineReader> LineReader::Open(const std::string& path) {
+absl::StatusOr<LineReader> LineReader::Open(const std::string& path, size_t max_line_bytes) {
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) return ErrnoToStatus(errno, absl::StrCat("open ", path));
-  return LineReader(file, path);
+  return LineReader(file, path, max_line_bytes);
 }
 
-LineReader::LineReader(std::FILE* file, std::string path) : file_(file), path_(std::move(path)) {}
+LineReader::LineReader(std::FILE* file, std::string path, size_t max_line_bytes)
+    : file_(file), path_(std::move(path)), max_line_bytes_(max_line_bytes) {}
 
 LineReader::LineReader(LineReader&& other) noexcept
     : file_(std::exchange(other.file_, nullptr)),
@@ -30,6 +32,10 @@ LineReader::LineReader(LineReader&& other) noexcept
       buffer_(std::move(other.buffer_)),
       begin_(other.begin_),
       eof_(other.eof_),
+      max_line_bytes_(other.max_line_bytes_),
+      skipping_(other.skipping_),
+      last_cut_(other.last_cut_),
+      last_complete_(other.last_complete_),
       line_number_(other.line_number_),
       bytes_read_(other.bytes_read_) {}
 
@@ -42,12 +48,35 @@ absl::StatusOr<bool> LineReader::Next(absl::string_view* line) {
     const char* start = buffer_.data() + begin_;
     size_t available = buffer_.size() - begin_;
     const void* newline = std::memchr(start, '\n', available);
-    if (newline != nullptr || (eof_ && available > 0)) {
+    if (skipping_) {  // the rest of a cut line: drop it, newline included
+      size_t length = newline != nullptr
+                          ? static_cast<size_t>(static_cast<const char*>(newline) - start) + 1
+                          : available;
+      begin_ += length;
+      bytes_read_ += length;
+      if (newline != nullptr || eof_) skipping_ = false;
+      if (newline != nullptr) continue;
+      if (eof_) return false;
+    } else if (max_line_bytes_ > 0 &&
+               (newline != nullptr ? static_cast<const char*>(newline) - start
+                                   : static_cast<std::ptrdiff_t>(available)) >
+                   static_cast<std::ptrdiff_t>(max_line_bytes_)) {
+      *line = absl::string_view(start, max_line_bytes_);  // too long: cut, skip the rest
+      begin_ += max_line_bytes_;
+      bytes_read_ += max_line_bytes_;
+      skipping_ = true;
+      last_cut_ = true;
+      last_complete_ = false;
+      ++line_number_;
+      return true;
+    } else if (newline != nullptr || (eof_ && available > 0)) {
       size_t length = newline != nullptr
                           ? static_cast<size_t>(static_cast<const char*>(newline) - start)
                           : available;
       begin_ += length + (newline != nullptr ? 1 : 0);
       bytes_read_ += length + (newline != nullptr ? 1 : 0);
+      last_complete_ = newline != nullptr;
+      last_cut_ = false;
       if (length > 0 && start[length - 1] == '\r') --length;
       *line = absl::string_view(start, length);
       ++line_number_;

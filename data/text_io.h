@@ -18,10 +18,13 @@ namespace towerps::data {
 
 // Reads a file line by line through a fixed buffer (1 MiB), so files of any size
 // stream in bounded memory. Lines end at '\n'; a trailing '\r' is removed.
+// With max_line_bytes > 0 a longer line (hostile input) is returned cut to its first
+// max_line_bytes bytes (last_line_cut()) and the rest of it is skipped, so memory stays
+// bounded by ~2 * max(max_line_bytes, 1 MiB) whatever the file holds.
 class LineReader {
  public:
   // Errors: NotFound for a missing file (message names the path), others errno-mapped.
-  static absl::StatusOr<LineReader> Open(const std::string& path);
+  static absl::StatusOr<LineReader> Open(const std::string& path, size_t max_line_bytes = 0);
 
   LineReader(LineReader&& other) noexcept;
   LineReader& operator=(LineReader&& other) = delete;
@@ -33,6 +36,12 @@ class LineReader {
   // returns false at the end of the file. Errors: read failures (errno-mapped).
   absl::StatusOr<bool> Next(absl::string_view* line);
 
+  // The line last returned was longer than max_line_bytes and was cut.
+  bool last_line_cut() const { return last_cut_; }
+  // The line last returned ended with '\n' (false: the end of the file, e.g. a line
+  // still being written, or a cut line).
+  bool last_line_complete() const { return last_complete_; }
+
   // 1-based number of the line last returned.
   int64_t line_number() const { return line_number_; }
   // Bytes consumed so far.
@@ -40,13 +49,17 @@ class LineReader {
   const std::string& path() const { return path_; }
 
  private:
-  LineReader(std::FILE* file, std::string path);
+  LineReader(std::FILE* file, std::string path, size_t max_line_bytes);
 
   std::FILE* file_ = nullptr;
   std::string path_;
   std::string buffer_;
   size_t begin_ = 0;  // start of unread bytes in buffer_
   bool eof_ = false;
+  size_t max_line_bytes_ = 0;  // 0: unbounded
+  bool skipping_ = false;      // discarding the rest of a cut line
+  bool last_cut_ = false;
+  bool last_complete_ = false;
   int64_t line_number_ = 0;
   uint64_t bytes_read_ = 0;
 };
