@@ -90,6 +90,7 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.num_virtual_shards = FLAGS_num_virtual_shards;
   const int64_t total_steps = job->planned_steps;
   options.lr_scale = worker::LrScaleOptions(config, total_steps);
+  options.planned_steps = total_steps;
   options.checkpoint_root = FLAGS_run_dir + "/checkpoint";
   options.full_checkpoint_every = FLAGS_full_checkpoint_every;
   options.keep_full_checkpoints = FLAGS_keep_full_checkpoints;

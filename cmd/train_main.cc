@@ -1,6 +1,7 @@
 // `towerps train`: embedded mode, the whole model in one process.
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_format.h"
@@ -10,6 +11,7 @@
 #include "common/clock.h"
 #include "common/file_util.h"
 #include "common/metrics.h"
+#include "common/progress_line.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "worker/embedded_trainer.h"
@@ -39,10 +41,14 @@ int RunTrain(int /*argc*/, char** /*argv*/) {
   options.log_losses = FLAGS_log_losses;
   options.on_progress = [](const worker::TrainProgress& p) {
     const double rate = p.elapsed_s > 0 ? p.step / p.elapsed_s : 0;
-    const double eta = rate > 0 ? (p.total_steps - p.step) / rate : 0;
-    std::fprintf(stderr, "step %6ld/%ld  loss %.4f  %8.0f examples/s  lr x%.3f  ETA %4.0fs\n",
-                 static_cast<long>(p.step), static_cast<long>(p.total_steps), p.loss,
-                 p.examples_per_s, p.lr_scale, eta);
+    ProgressFigures figures;
+    figures.step = p.step;
+    figures.total_steps = p.total_steps;
+    figures.loss = p.loss;
+    figures.examples_per_s = p.examples_per_s;
+    figures.lr_scale = p.lr_scale;
+    figures.eta_s = rate > 0 ? std::max<double>(p.total_steps - p.step, 0) / rate : -1;
+    std::fprintf(stderr, "%s\n", FormatProgressLine(figures).c_str());
   };
   // One model replica per thread: keep OpenBLAS from adding threads of its own.
   if (options.threads > 1) openblas_set_num_threads(1);

@@ -153,8 +153,8 @@ absl::StatusOr<ClockView> MembershipClient::Heartbeat(uint8_t role, int rank) {
 }
 
 absl::StatusOr<ClockView> MembershipClient::Clock(int rank, int64_t finished_steps,
-                                                  int64_t next_step, bool finished,
-                                                  int partition, int64_t offset) {
+                                                  int64_t next_step, bool finished, int partition,
+                                                  int64_t offset, const ClockStats& stats) {
   TOWERPS_ASSIGN_OR_RETURN(Message reply, Call([&](Envelope::Body::Builder b) {
                              auto c = b.initClock();
                              c.setRank(rank);
@@ -163,6 +163,8 @@ absl::StatusOr<ClockView> MembershipClient::Clock(int rank, int64_t finished_ste
                              c.setFinished(finished);
                              c.setPartition(partition);
                              c.setOffset(offset);
+                             c.setLoss(stats.loss);
+                             c.setExamples(stats.examples);
                            }));
   TOWERPS_RETURN_IF_ERROR(Expect(reply, Envelope::Body::CLOCK_REPLY));
   return ClockOf(reply.envelope().getBody().getClockReply());

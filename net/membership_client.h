@@ -7,6 +7,7 @@
 #define TOWERPS_NET_MEMBERSHIP_CLIENT_H_
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,6 +83,16 @@ struct ClockView {
   uint64_t epoch = 0;  // ClusterView::epoch: a new one means re-query the cluster
 };
 
+// What a worker says about its training with each Clock (for `towerps ctl status`).
+struct ClockStats {
+  // Mean training loss of the steps finished since the worker's previous Clock; NaN
+  // when none finished.
+  float loss = std::numeric_limits<float>::quiet_NaN();
+  // Training examples this worker process has finished in total (a new process
+  // starts again at 0).
+  int64_t examples = 0;
+};
+
 // The scheduler's answer to a partition request.
 struct PartitionGrant {
   int partition = -1;  // next partition to read, -1 for none now
@@ -107,9 +118,10 @@ class MembershipClient {
   // Heartbeat and Clock return DataLoss for a reply whose lr_scale is outside [0, 1].
   absl::StatusOr<ClockView> Heartbeat(uint8_t role, int rank);
   // `partition` / `offset`: the partition being read and the records consumed in it
-  // (-1: none), reported with the clock.
+  // (-1: none), reported with the clock, as are `stats`.
   absl::StatusOr<ClockView> Clock(int rank, int64_t finished_steps, int64_t next_step,
-                                  bool finished, int partition = -1, int64_t offset = 0);
+                                  bool finished, int partition = -1, int64_t offset = 0,
+                                  const ClockStats& stats = {});
   // Reports progress on `partition` (-1: none) and returns the next grant.
   absl::StatusOr<PartitionGrant> Partition(int rank, int partition, int64_t offset, bool done);
   // status | pause | resume | checkpoint | stop; returns the job's status JSON.

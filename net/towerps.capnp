@@ -94,6 +94,10 @@ struct Clock {
   finished @3 :Bool;       # the worker has no data left
   partition @4 :Int32 = -1;  # the partition being read (-1: none): progress reported
   offset @5 :Int64;        # with the clock, exact at every step of a synchronous job
+  loss @6 :Float32 = nan;  # mean training loss of the steps finished since this
+                           # worker's previous Clock (NaN: none); for `ctl status`
+  examples @7 :Int64;      # training examples this worker process has finished in
+                           # total (restarts at 0 with a new process)
 }
 
 struct ClockReply {

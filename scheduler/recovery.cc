@@ -95,6 +95,7 @@ absl::Status Scheduler::HandleRegister(net::wire::Register::Reader r, int64_t no
   TOWERPS_ASSIGN_OR_RETURN(Registered registered,
                            job_.Register(role, r.getRank(), r.getEndpoint().cStr(), now, info));
   if (role == Role::kServer && registered.replaced) ServerLostLocked(registered.rank, now);
+  if (role == Role::kWorker && !registered.survivor) progress_.WorkerRestarted(registered.rank);
   if (adopting && role == Role::kServer && !registered.survivor) {
     adopted_new_servers_.push_back(registered.rank);
   }

@@ -3,6 +3,7 @@
 #include <capnp/message.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -34,8 +35,8 @@ absl::Status SchedulerOptions::Validate() const {
         "monitor_interval_ms, stop_timeout_ms and recovery_timeout_ms must be > 0");
   }
   if (recover && job_file.empty()) return absl::InvalidArgumentError("recover needs a job_file");
-  if (keep_full_checkpoints < 0) {
-    return absl::InvalidArgumentError("keep_full_checkpoints must be >= 0");
+  if (keep_full_checkpoints < 0 || planned_steps < 0) {
+    return absl::InvalidArgumentError("keep_full_checkpoints and planned_steps must be >= 0");
   }
   TOWERPS_RETURN_IF_ERROR(lr_scale.Validate());
   if (rpc.curve.enabled() != ps_rpc.curve.enabled() ||
@@ -49,7 +50,13 @@ absl::Status SchedulerOptions::Validate() const {
 
 Scheduler::Scheduler(const SchedulerOptions& options, const net::ZmqContext* ctx,
                      MetricsRegistry* metrics, const Clock* clock, models::LrSchedule lr)
-    : options_(options), ctx_(ctx), clock_(clock), lr_(std::move(lr)), job_(options.job) {
+    : options_(options),
+      ctx_(ctx),
+      clock_(clock),
+      lr_(std::move(lr)),
+      job_(options.job),
+      progress_(options.job.num_workers),
+      start_ms_(clock->NowMicros() / 1000) {
   if (metrics != nullptr) {
     global_step_metric_ = metrics->GetGauge("towerps_scheduler_global_step");
     lr_scale_metric_ = metrics->GetGauge("towerps_scheduler_lr_scale");
@@ -231,6 +238,7 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
       auto c = body.getClock();
       TOWERPS_RETURN_IF_ERROR(job_.ReportClock(c.getRank(), c.getFinishedSteps(), now,
                                                c.getPartition(), c.getOffset()));
+      progress_.Report(c.getRank(), c.getLoss(), c.getExamples(), job_.global_step(), now);
       if (c.getFinished()) TOWERPS_RETURN_IF_ERROR(job_.MarkWorkerFinished(c.getRank()));
       auto out = reply.getBody().initClockReply();
       out.setMayStart(job_.RequestStep(c.getRank(), c.getNextStep()));
@@ -296,6 +304,7 @@ void Scheduler::WriteJobFileLocked(const char* state) {
 void Scheduler::FinishLocked(Phase phase, absl::Status status) {
   if (done_.HasBeenNotified()) return;
   job_.SetPhase(phase);
+  end_ms_ = clock_->NowMicros() / 1000;
   WriteJobFileLocked(phase == Phase::kDone ? "done" : "failed");
   if (!status.ok()) LOG(ERROR) << "scheduler: the job failed: " << status.message();
   final_status_ = std::move(status);
@@ -325,16 +334,24 @@ std::string Scheduler::StatusJson() {
 }
 
 std::string Scheduler::StatusJsonLocked() {
-  auto nodes = [](const std::vector<NodeInfo>& list, bool workers) {
+  const int64_t now = clock_->NowMicros() / 1000;
+  auto seconds_since = [now](int64_t ms) {
+    return ms < 0 ? -1.0 : static_cast<double>(std::max<int64_t>(now - ms, 0)) / 1000.0;
+  };
+  auto nodes = [&](const std::vector<NodeInfo>& list, bool workers) {
     std::string out = "[";
     for (const NodeInfo& n : list) {
       JsonObject o;
       o.Add("rank", n.rank).Add("alive", n.alive);
       if (workers) {
-        o.Add("steps", n.finished_steps).Add("finished", n.finished);
+        o.Add("steps", n.finished_steps)
+            .Add("finished", n.finished)
+            .Add("loss", progress_.WorkerLoss(n.rank))
+            .Add("examples", progress_.WorkerExamples(n.rank));
       } else {
         o.Add("endpoint", n.endpoint);
       }
+      o.Add("last_seen_s", seconds_since(n.rank < 0 ? -1 : n.last_heartbeat_ms));
       if (out.size() > 1) out += ",";
       out += o.ToString();
     }
@@ -342,17 +359,32 @@ std::string Scheduler::StatusJsonLocked() {
   };
   int done = 0;
   for (const PartitionInfo& p : job_.partitions()) done += p.done ? 1 : 0;
+  std::vector<bool> alive;
+  for (const NodeInfo& w : job_.workers()) alive.push_back(w.alive);
+  const JobRates rates = progress_.RatesAt(now);
+  const double eta =
+      job_.phase() == Phase::kDone
+          ? 0.0
+          : EtaSeconds(options_.planned_steps, job_.global_step(), rates.steps_per_s);
   JsonObject o;
   o.Add("phase", PhaseName(job_.phase()))
       .Add("global_step", job_.global_step())
+      .Add("planned_steps", options_.planned_steps)
       .Add("epoch", static_cast<int64_t>(job_.epoch()))
       .Add("lr_scale", static_cast<double>(LrScaleLocked()))
       .Add("staleness", options_.job.staleness)
+      .Add("elapsed_s", static_cast<double>((end_ms_ >= 0 ? end_ms_ : now) - start_ms_) / 1000.0)
+      .Add("steps_per_s", rates.steps_per_s)
+      .Add("examples_per_s", rates.examples_per_s)
+      .Add("eta_s", eta)
+      .Add("loss", progress_.MeanLoss(alive))
       .AddRaw("servers", nodes(job_.servers(), false))
       .AddRaw("workers", nodes(job_.workers(), true))
       .Add("partitions_done", done)
       .Add("partitions", static_cast<int64_t>(job_.partitions().size()))
-      .Add("last_checkpoint", last_checkpoint_dir_);
+      .Add("last_checkpoint", last_checkpoint_dir_)
+      .Add("last_checkpoint_step", last_checkpoint_step_)
+      .Add("last_checkpoint_age_s", seconds_since(last_checkpoint_ms_));
   return o.ToString();
 }
 
@@ -425,6 +457,8 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
   {
     absl::MutexLock lock(&mu_);
     last_checkpoint_dir_ = dir;
+    last_checkpoint_step_ = step;
+    last_checkpoint_ms_ = clock_->NowMicros() / 1000;
   }
   // Retention: a new full checkpoint is the only thing that can make an older chain
   // prunable (and an increment would make it re-verify the whole newest chain).

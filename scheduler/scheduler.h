@@ -27,6 +27,7 @@
 #include "net/transport.h"
 #include "ps/client.h"
 #include "scheduler/job_file.h"
+#include "scheduler/job_progress.h"
 #include "scheduler/job_state.h"
 
 namespace towerps::scheduler {
@@ -57,6 +58,9 @@ struct SchedulerOptions {
   std::string resume_from;
   // Floats of the model's dense array (recorded in the checkpoint MANIFEST).
   uint64_t dense_params = 0;
+  // The global steps the job is planned to run (the LR schedule's length), for the
+  // status's ETA; 0 = unknown.
+  int64_t planned_steps = 0;
   // A dead parameter server's replacement is waited for this long (phase
   // recovering) before the job fails, milliseconds; > 0. Also bounds each restore
   // order (ps_rpc.timeout_ms otherwise).
@@ -195,6 +199,14 @@ class Scheduler {
   int64_t stop_deadline_ms_ ABSL_GUARDED_BY(mu_) = -1;  // while stopping
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);
   std::string last_checkpoint_dir_ ABSL_GUARDED_BY(mu_);
+  // The status's progress figures: workers' losses and examples, rates; when this
+  // scheduler started and the job ended (-1: not yet), and the last checkpoint
+  // written (-1: none), in clock_ milliseconds.
+  JobProgress progress_ ABSL_GUARDED_BY(mu_);
+  int64_t start_ms_ = 0;
+  int64_t end_ms_ ABSL_GUARDED_BY(mu_) = -1;
+  int64_t last_checkpoint_step_ ABSL_GUARDED_BY(mu_) = -1;
+  int64_t last_checkpoint_ms_ ABSL_GUARDED_BY(mu_) = -1;
   // Recovery: since when (-1: not recovering) and which server ranks are replaced.
   int64_t recovery_started_ms_ ABSL_GUARDED_BY(mu_) = -1;
   std::vector<int> replaced_servers_ ABSL_GUARDED_BY(mu_);

@@ -1,6 +1,7 @@
 #include "worker/cluster_pacer.h"
 
 #include <chrono>
+#include <cmath>
 #include <random>
 #include <thread>
 #include <utility>
@@ -170,8 +171,10 @@ absl::StatusOr<PartitionStart> ClusterPacer::NextPartition(const LoopProgress& p
       return start;
     }
     // The clock carries the epoch: a replaced server or a rollback is noticed here too.
+    const net::ClockStats stats = TakeStats();
     TOWERPS_ASSIGN_OR_RETURN(net::ClockView clock, Retry("clock", [&] {
-      return scheduler_->Clock(options_.rank, progress.finished, progress.finished, false);
+      return scheduler_->Clock(options_.rank, progress.finished, progress.finished, false, -1, 0,
+                               stats);
     }));
     if (clock.phase == net::kPhaseFailed) {
       return absl::AbortedError(absl::StrCat("the job failed: ", clock.reason));
@@ -214,9 +217,10 @@ absl::StatusOr<StepGrant> ClusterPacer::MayStart(const LoopProgress& progress) {
   const auto wait_start = Clock::now();
   net::ClockView clock;
   while (true) {
+    const net::ClockStats stats = TakeStats();
     TOWERPS_ASSIGN_OR_RETURN(clock, Retry("clock", [&] {
       return scheduler_->Clock(options_.rank, progress.finished, progress.finished, false,
-                               progress.partition, progress.offset);
+                               progress.partition, progress.offset, stats);
     }));
     if (clock.phase == net::kPhaseFailed) {
       return absl::AbortedError(absl::StrCat("the job failed: ", clock.reason));
@@ -249,7 +253,21 @@ absl::StatusOr<StepGrant> ClusterPacer::MayStart(const LoopProgress& progress) {
   return grant;
 }
 
-absl::Status ClusterPacer::StepDone(const LoopProgress& progress) {
+net::ClockStats ClusterPacer::TakeStats() {
+  net::ClockStats stats;
+  if (loss_steps_ > 0) stats.loss = static_cast<float>(loss_sum_ / loss_steps_);
+  stats.examples = examples_;
+  loss_sum_ = 0;
+  loss_steps_ = 0;
+  return stats;
+}
+
+absl::Status ClusterPacer::StepDone(const LoopProgress& progress, const StepStats& stats) {
+  if (std::isfinite(stats.loss)) {
+    loss_sum_ += stats.loss;
+    ++loss_steps_;
+  }
+  examples_ += stats.examples;
   Publish(progress);
   if (asynchronous_ && progress.finished % kReportEverySteps == 0) {
     return Retry("partition report", [&] {
@@ -264,8 +282,9 @@ absl::Status ClusterPacer::AwaitRecovery(const absl::Status& status) {
   // A server is gone: the scheduler replaces it and bumps the epoch (or the job
   // fails, or the scheduler goes, and the watch ends).
   while (true) {
+    const net::ClockStats stats = TakeStats();
     TOWERPS_ASSIGN_OR_RETURN(net::ClockView clock, Retry("clock", [&] {
-      return scheduler_->Clock(options_.rank, finished_, finished_, false);
+      return scheduler_->Clock(options_.rank, finished_, finished_, false, -1, 0, stats);
     }));
     if (clock.phase == net::kPhaseFailed) {
       return absl::AbortedError(absl::StrCat("the job failed: ", clock.reason));
@@ -306,9 +325,10 @@ absl::Status ClusterPacer::Leave(const LoopProgress& progress, bool stopped) {
     LOG(INFO) << options_.name << ": stopping; partition " << progress.partition
               << " reported at example " << progress.offset;
   }
+  const net::ClockStats stats = TakeStats();
   return Retry("clock", [&] {
            return scheduler_->Clock(options_.rank, progress.finished, progress.finished,
-                                    /*finished=*/true);
+                                    /*finished=*/true, -1, 0, stats);
          }).status();
 }
 

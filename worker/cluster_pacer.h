@@ -15,6 +15,8 @@
 //     the replacement's epoch, not after the request timeout;
 //   - scheduler calls failing with Unavailable, DeadlineExceeded or NotFound (a
 //     restarted scheduler) are retried until the watch ends;
+//   - every clock carries net::ClockStats: the mean loss of the steps since the
+//     previous clock and the examples this process finished (`ctl status`);
 //   - the loop's state is published in a RejoinState, which the watch's rejoin
 //     callback re-registers with when a restarted scheduler does not know the worker.
 //
@@ -130,7 +132,7 @@ class ClusterPacer final : public StepPacer {
 
   absl::StatusOr<PartitionStart> NextPartition(const LoopProgress& progress, bool done) override;
   absl::StatusOr<StepGrant> MayStart(const LoopProgress& progress) override;
-  absl::Status StepDone(const LoopProgress& progress) override;
+  absl::Status StepDone(const LoopProgress& progress, const StepStats& stats) override;
   absl::Status AwaitRecovery(const absl::Status& status) override;
   absl::Status Reconnect(StepRunner* runner) override;
   absl::Status Leave(const LoopProgress& progress, bool stopped) override;
@@ -157,6 +159,9 @@ class ClusterPacer final : public StepPacer {
   // A pending rollback as the loop's restart (clears the unreported progress).
   StepGrant Restart();
   void Publish(const LoopProgress& progress);
+  // What the next Clock says about training: the mean loss of the steps since the
+  // previous Clock (this call starts a new mean) and the examples so far.
+  net::ClockStats TakeStats();
 
   const net::ZmqContext* const ctx_;
   const ClusterPacerOptions options_;
@@ -175,6 +180,9 @@ class ClusterPacer final : public StepPacer {
   int64_t finished_ = 0;                        // the loop's clock, last published
   int64_t last_step_ = 0;
   float last_lr_ = 1.0f;
+  double loss_sum_ = 0;     // finite step losses since the last Clock
+  int64_t loss_steps_ = 0;  // and how many
+  int64_t examples_ = 0;    // examples finished by this process
   std::vector<net::PartitionState> finished_partitions_;
 };
 

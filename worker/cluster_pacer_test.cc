@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <thread>
 
@@ -127,9 +128,14 @@ TEST_F(ClusterPacerTest, EveryClockCarriesTheProgressAndTheRejoinStateFollowsIt)
   EXPECT_EQ(seen.clock_partition, 1);
   EXPECT_EQ(seen.clock_offset, 72);
   EXPECT_EQ(seen.clock_finished, 5);
+  EXPECT_TRUE(std::isnan(seen.clock_loss));  // no step finished yet
+  EXPECT_EQ(seen.clock_examples, 0);
   p.offset = 104;
   p.finished = 6;
-  ASSERT_TRUE(pacer_->StepDone(p).ok());
+  StepStats stats;
+  stats.loss = 2.0;
+  stats.examples = 32;
+  ASSERT_TRUE(pacer_->StepDone(p, stats).ok());
   net::Rejoin rejoin = rejoin_.Get();
   EXPECT_EQ(rejoin.job_id, 77u);
   EXPECT_EQ(rejoin.finished_steps, 6);
@@ -149,6 +155,29 @@ TEST_F(ClusterPacerTest, EveryClockCarriesTheProgressAndTheRejoinStateFollowsIt)
   rejoin = rejoin_.Get();
   ASSERT_EQ(rejoin.partitions.size(), 1u);
   EXPECT_TRUE(rejoin.partitions[0].done);
+}
+
+TEST_F(ClusterPacerTest, TheClockCarriesTheMeanLossSinceThePreviousOneAndTheExamples) {
+  Start();
+  LoopProgress p;
+  p.partition = 0;
+  ASSERT_EQ(pacer_->MayStart(p)->kind, StepGrant::Kind::kRun);
+  StepStats stats;
+  stats.examples = 10;
+  for (double loss : {1.0, 2.0, std::nan(""), 6.0}) {  // a non-finite loss is left out
+    stats.loss = loss;
+    ++p.finished;
+    ASSERT_TRUE(pacer_->StepDone(p, stats).ok());
+  }
+  ASSERT_EQ(pacer_->MayStart(p)->kind, StepGrant::Kind::kRun);
+  FakeClusterScheduler::Seen seen = scheduler_.seen();
+  EXPECT_FLOAT_EQ(seen.clock_loss, 3.0f);
+  EXPECT_EQ(seen.clock_examples, 40);
+  // No step since: no loss, the same total.
+  ASSERT_EQ(pacer_->MayStart(p)->kind, StepGrant::Kind::kRun);
+  seen = scheduler_.seen();
+  EXPECT_TRUE(std::isnan(seen.clock_loss));
+  EXPECT_EQ(seen.clock_examples, 40);
 }
 
 TEST_F(ClusterPacerTest, AnUnavailableSchedulerIsWaitedFor) {

@@ -55,7 +55,7 @@ class EmbeddedPacer final : public StepPacer {
     grant.lr_scale = static_cast<float>(lr_->LrAt(step));
     return grant;
   }
-  absl::Status StepDone(const LoopProgress&) override { return absl::OkStatus(); }
+  absl::Status StepDone(const LoopProgress&, const StepStats&) override { return absl::OkStatus(); }
   absl::Status Leave(const LoopProgress&, bool) override { return absl::OkStatus(); }
 
  private:

@@ -31,6 +31,8 @@ class FakeClusterScheduler {
     int64_t clock_finished = -1;
     int clock_partition = -2;
     int64_t clock_offset = -1;
+    float clock_loss = -1;
+    int64_t clock_examples = -1;
     int clocks = 0;
     int queries = 0;
     std::vector<net::PartitionState> reports;  // Partition requests with a partition
@@ -119,6 +121,8 @@ class FakeClusterScheduler {
         seen_.clock_finished = clock.getFinishedSteps();
         seen_.clock_partition = clock.getPartition();
         seen_.clock_offset = clock.getOffset();
+        seen_.clock_loss = clock.getLoss();
+        seen_.clock_examples = clock.getExamples();
         FillClock(envelope.getBody().initClockReply(), phase_ == net::kPhaseTraining);
         break;
       }

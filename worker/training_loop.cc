@@ -247,7 +247,7 @@ class Loop {
     if (m.push_us) m.push_us->Record(stats.push_us);
     if (options_.on_step) options_.on_step(grant.step, stats);
     VLOG(1) << options_.name << ": step " << grant.step << " loss " << stats.loss;
-    return pacer_->StepDone(progress_);
+    return pacer_->StepDone(progress_, stats);
   }
 
   // Fills a slot from the partition; filled stays false with fewer than 2 left.

@@ -77,8 +77,8 @@ class StepPacer {
                                                        bool done) = 0;
   // Before each step, its batch filled. May block (clock, pause, recovery).
   virtual absl::StatusOr<StepGrant> MayStart(const LoopProgress& progress) = 0;
-  // After each finished step (progress already counts it).
-  virtual absl::Status StepDone(const LoopProgress& progress) = 0;
+  // After each finished step (progress already counts it; `stats` are the step's).
+  virtual absl::Status StepDone(const LoopProgress& progress, const StepStats& stats) = 0;
   // A parameter-server request failed with `status` (Unavailable, DeadlineExceeded):
   // OK once the loop should Reconnect and retry the batch; else the loop ends with it.
   virtual absl::Status AwaitRecovery(const absl::Status& status) { return status; }

@@ -34,7 +34,7 @@ class ScriptedPacer : public StepPacer {
     grant.step = next_step++;
     return grant;
   }
-  absl::Status StepDone(const LoopProgress& progress) override {
+  absl::Status StepDone(const LoopProgress& progress, const StepStats&) override {
     last = progress;
     return absl::OkStatus();
   }
