@@ -15,6 +15,11 @@
 # stderr and in <run_dir>/supervisor.log; <run_dir>/pids lists "role rank pid" of the
 # live processes (rewritten at every start).
 #
+# While the job runs, the progress line of `towerps ctl status --watch` (step of
+# planned steps, loss, examples/s, LR scale, ETA; the line `towerps train` prints) goes
+# to stderr every --watch_interval_ms (default 2000; 0: none); its pid is in
+# <run_dir>/watch.pid, its own errors in <run_dir>/watch.err.
+#
 # Ctrl-C / SIGTERM stop the job gracefully: SIGTERM goes to the scheduler first,
 # which has the workers report their progress, writes a final checkpoint and tells
 # every process to exit; then anything left is cleaned up. A second Ctrl-C kills
@@ -26,6 +31,7 @@
 #          [--servers N] [--workers M] [--staleness S] [--partitions P]
 #          [--checkpoint_every_steps K] [--log_losses] [--secure] [launcher flags]
 # launcher flags: [--resume] [--towerps BINARY] [--max_restarts N] [--restart_backoff_ms MS]
+#          [--watch_interval_ms MS]
 #          [--checkpoint_every_ms MS] [--heartbeat_timeout_ms MS] [--stop_timeout_ms MS]
 #          [--recovery_timeout_ms MS] [--full_checkpoint_every N]
 #          [--keep_full_checkpoints N]        (scheduler, passed when given)
@@ -46,7 +52,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 flagfile="" config="" dataset="" run_dir="" servers=2 workers=2 staleness=-1 partitions=0
 checkpoint_every_steps=0 log_losses=false resume=() secure=false job_args=()
-max_restarts=5 restart_backoff_ms=500
+max_restarts=5 restart_backoff_ms=500 watch_interval_ms=2000
 towerps="$root/build/cmd/towerps"
 sched_flags=() node_flags=() worker_flags=()  # pass-throughs, only when given
 args=()
@@ -71,6 +77,7 @@ while [ $# -gt 0 ]; do
     --towerps) towerps="$2"; shift 2 ;;
     --max_restarts) max_restarts="$2"; shift 2 ;;
     --restart_backoff_ms) restart_backoff_ms="$2"; shift 2 ;;
+    --watch_interval_ms) watch_interval_ms="$2"; shift 2 ;;
     --checkpoint_every_ms|--heartbeat_timeout_ms|--stop_timeout_ms|--recovery_timeout_ms|\
     --full_checkpoint_every|--keep_full_checkpoints) sched_flags+=("$1=$2"); shift 2 ;;
     --heartbeat_interval_ms|--scheduler_timeout_ms) node_flags+=("$1=$2"); shift 2 ;;
@@ -86,7 +93,7 @@ if [ -z "$flagfile" ] && { [ -z "$config" ] || [ -z "$dataset" ] || [ -z "$run_d
   echo "deploy/local.sh: --flagfile, or --config, --dataset and --run_dir, are required" >&2
   exit 2
 fi
-for n in "$max_restarts" "$restart_backoff_ms"; do
+for n in "$max_restarts" "$restart_backoff_ms" "$watch_interval_ms"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "deploy/local.sh: '$n' is not a count" >&2; exit 2; }
 done
 [ -x "$towerps" ] || { echo "deploy/local.sh: $towerps not built (cmake --build build)" >&2; exit 2; }
@@ -118,7 +125,25 @@ mkdir -p "$run_dir/logs"
 # shellcheck source=deploy/supervise.sh
 source "$root/deploy/supervise.sh"
 sup_init "$run_dir" "$max_restarts" "$restart_backoff_ms"
+# The progress line: `towerps ctl status --watch` in the background (its output on
+# this script's stderr), stopped by its pid when the job ends or this script exits.
+watch_pid=""
+start_watch() {
+  [ "$watch_interval_ms" -gt 0 ] || return 0
+  "$towerps" ctl --flagfile="$flagfile" --log_dir="$run_dir/logs" --logtostderr=false status \
+    --watch --watch_format=line --watch_interval_ms="$watch_interval_ms" \
+    >&2 2>> "$run_dir/watch.err" &
+  watch_pid=$!
+  echo "$watch_pid" > "$run_dir/watch.pid"
+}
+stop_watch() {
+  [ -n "$watch_pid" ] || return 0
+  kill -TERM "$watch_pid" 2>/dev/null || true
+  wait "$watch_pid" 2>/dev/null || true
+  watch_pid=""
+}
 cleanup() {
+  stop_watch
   sup_over
   sup_live_pids
   for pid in "${sup_live[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -164,6 +189,7 @@ for w in $(seq 0 $((workers - 1))); do
     "$towerps" worker "${common[@]}" --scheduler="$endpoint" --worker_rank="$w" \
     "${node_flags[@]}" "${worker_flags[@]}"
 done
+start_watch
 
 # Until the scheduler ends the job (done, or failed for good), a rank's restarts run
 # out, or a stop is asked for. Dead processes are restarted meanwhile.
@@ -174,6 +200,7 @@ while [ -z "$stop_code" ] && [ -z "$sup_exhausted" ] && [ -z "${sup_status[sched
   sup_sleep 0.2
 done
 sup_over
+stop_watch
 if [ -n "$stop_code" ]; then
   echo "deploy/local.sh: stopping the job (the workers report their progress, then a final checkpoint)" >&2
   # A second signal forces: every process is killed (no final checkpoint).

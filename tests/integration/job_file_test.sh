@@ -5,8 +5,8 @@
 #     starts and writes nothing; bad configs, missing keys, typos and lines that are not
 #     flags are one error line naming what is wrong;
 #  2. a flag of another role is taken from a job file but refused on the command line;
-#  3. deploy/local.sh --flagfile=JOB runs the job to the end (and refuses job flags
-#     beside it);
+#  3. deploy/local.sh --flagfile=JOB runs the job to the end, printing the progress
+#     line of `ctl status --watch` (and refuses job flags beside it);
 #  4. a worker waiting for the scheduler leaves on SIGTERM (143); --exit_when_done=false keeps the scheduler (answering `ctl --flagfile=JOB status`)
 #     and a server up after the job ended until SIGTERM (then exit 0), and a recovered scheduler of an ended job idles
 #     instead of training it again.
@@ -97,6 +97,10 @@ expect_error "2: a flag of no job role" 2 "unknown flag --index_dir in a flag fi
 check "3: local.sh --flagfile exits 0" test $? -eq 0
 check "3: the job is done" grep -q "^state:* *done" "$tmp/run/scheduler.job"
 check "3: the job wrote a checkpoint" job_has_checkpoint "$bin" "$tmp/job.flags"
+check "3: local.sh's stderr shows the progress line" \
+  grep -qE '^step +[0-9]+/[0-9]+  loss .* examples/s  lr x[0-9.]+  ETA ' "$tmp/local.log"
+watcher="$(cat "$tmp/run/watch.pid" 2>/dev/null)"
+check "3: ... and its watcher is gone" test -n "$watcher" -a ! -e "/proc/${watcher:-0}"
 "$root/deploy/local.sh" --flagfile "$tmp/job.flags" --workers 2 --towerps "$bin" \
   > "$tmp/local2.log" 2>&1
 check "3: job flags beside --flagfile are refused" test $? -eq 2

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deploy/local.sh's supervisor with real processes on a small generated job:
 #  1. a worker killed with -9 is restarted with the same rank (supervisor.log, pids),
-#     and the job finishes (exit 0);
+#     and the job finishes (exit 0), its progress line on stderr;
 #  2. a rank killed again and again runs out of --max_restarts: the job fails, exit 1;
 #  3. Ctrl-C still stops the job gracefully (exit 130, final checkpoint, no restart);
 # and after each, no process of the job is left (by pid).
@@ -51,7 +51,7 @@ finish_job() {  # finish_job SECONDS: waits for local.sh; its exit code in $rc (
 training() { [ "$(lp_worker_steps "$1" "$2")" -gt 0 ]; }
 
 # 1. kill -9 of worker 1 while it trains: restarted as worker 1, the job finishes.
-start_job run1
+start_job run1 --watch_interval_ms 250
 check "1: worker 1 trains" lp_wait 60 training "$tmp/run1" 1
 victim="$(lp_pid "$tmp/run1" worker 1)"
 kill -KILL "$victim"
@@ -64,6 +64,8 @@ grep -q "supervisor: restart role=worker rank=1" "$tmp/run1.log"
 check "1: the restart is on stderr too" test $? -eq 0
 finish_job 120
 check "1: the job finishes (exit 0, got $rc)" test "$rc" -eq 0
+check "1: local.sh prints the progress line while training" \
+  grep -qE '^step +[1-9][0-9]*/[0-9]+  loss [0-9.]+ +[1-9][0-9]* examples/s' "$tmp/run1.log"
 check "1: only worker 1 was restarted" test -z "$(lp_restarts "$tmp/run1" | grep -v 'role=worker rank=1')"
 check "1: no process left" lp_no_leftovers "$tmp/run1"
 
