@@ -7,7 +7,7 @@
 #  2. a flag of another role is taken from a job file but refused on the command line;
 #  3. deploy/local.sh --flagfile=JOB runs the job to the end, printing the progress
 #     line of `ctl status --watch` (and refuses job flags beside it);
-#  4. a worker waiting for the scheduler leaves on SIGTERM (143); --exit_when_done=false keeps the scheduler (answering `ctl --flagfile=JOB status`)
+#  4. a worker waiting for the scheduler leaves on SIGTERM (143); --exit_when_done=false keeps the scheduler (answering `ctl --flagfile=JOB status`, and `status --watch` ends at once)
 #     and a server up after the job ended until SIGTERM (then exit 0), and a recovered scheduler of an ended job idles
 #     instead of training it again.
 # Usage: job_file_test.sh TOWERPS_BINARY
@@ -138,9 +138,17 @@ check "4: the server stays up" kill -0 "$ps"
 status="$("$bin" ctl --flagfile="$tmp/job.flags" status 2>&1)"
 check "4: ctl --flagfile finds the idle scheduler, which says done" \
   grep -q '"phase":"done"' <<<"$status"
+out="$("$bin" ctl --flagfile="$tmp/job.flags" status --watch 2>&1)"; rc=$?
+check "4: ctl status --watch of the ended job exits 0 (got $rc)" test "$rc" -eq 0
+check "4: ... printing its progress line (not a terminal)" \
+  grep -qE '^step +[0-9]+/[0-9]+  loss [0-9.]+ ' <<<"$out"
 kill -TERM "$sched" "$ps"
 wait "$sched"; rc=$?
 check "4: the scheduler exits 0 on SIGTERM (got $rc)" test "$rc" -eq 0
+out="$("$bin" ctl --flagfile="$tmp/job.flags" status --watch --watch_interval_ms=100 \
+  --ctl_timeout_ms=200 --watch_give_up_ms=1000 2>&1)"; rc=$?
+check "4: --watch with no scheduler gives up when asked to (exit 1, got $rc)" test "$rc" -eq 1
+check "4: ... saying it retried" grep -q "scheduler unreachable, retrying" <<<"$out"
 wait "$ps"; rc=$?
 check "4: the server exits 0 on SIGTERM (got $rc)" test "$rc" -eq 0
 "$bin" scheduler --flagfile="$tmp/job.flags" --recover --exit_when_done=false \
