@@ -13,6 +13,7 @@
 #include "cmd/curve_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/launch_address.h"
+#include "cmd/shared_flags.h"
 #include "cmd/stop_signals.h"
 #include "cmd/subcommand.h"
 #include "common/clock.h"
@@ -24,10 +25,6 @@
 #include "scheduler/status_watch.h"
 
 DEFINE_int64(ctl_timeout_ms, 5000, "deadline of the request");
-DEFINE_bool(watch, false,
-            "status: refresh every --watch_interval_ms until the job is done (exit 0) or "
-            "failed (exit 1), or SIGINT/SIGTERM");
-DEFINE_int64(watch_interval_ms, 2000, "status --watch: between two refreshes, milliseconds");
 DEFINE_string(watch_format, "auto",
               "status --watch: screen (redrawn), line (the progress line each refresh) or auto "
               "(screen on a terminal, else line)");
@@ -37,6 +34,9 @@ DEFINE_int64(watch_give_up_ms, 0,
 
 namespace towerps::cmd {
 namespace {
+
+// status --watch refreshes this often unless --watch_interval_ms says otherwise.
+constexpr int64_t kDefaultWatchIntervalMs = 2000;
 
 // A client of the scheduler at --scheduler or <run_dir>/scheduler.endpoint (read at
 // each connect: a restarted scheduler may have written a new one).
@@ -59,7 +59,7 @@ absl::StatusOr<std::unique_ptr<net::MembershipClient>> ConnectScheduler(const ne
 
 int Watch(const net::ZmqContext* ctx) {
   scheduler::StatusWatchOptions options;
-  options.interval_ms = FLAGS_watch_interval_ms;
+  options.interval_ms = WatchIntervalMsOr(kDefaultWatchIntervalMs);
   options.give_up_ms = FLAGS_watch_give_up_ms;
   const bool terminal = isatty(STDOUT_FILENO) == 1;
   if (FLAGS_watch_format != "auto" && FLAGS_watch_format != "screen" &&
@@ -74,7 +74,7 @@ int Watch(const net::ZmqContext* ctx) {
   }
   // One attempt per refresh, answered within the interval (at least 1 s).
   const int64_t timeout_ms =
-      std::min(FLAGS_ctl_timeout_ms, std::max<int64_t>(FLAGS_watch_interval_ms, 1000));
+      std::min(FLAGS_ctl_timeout_ms, std::max<int64_t>(options.interval_ms, 1000));
   std::unique_ptr<net::MembershipClient> client;
   scheduler::StatusWatchIo io;
   io.fetch = [&]() -> absl::StatusOr<std::string> {
