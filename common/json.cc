@@ -83,4 +83,11 @@ JsonObject& JsonObject::AddRaw(absl::string_view key, absl::string_view json) {
   return *this;
 }
 
+JsonObject& JsonObject::Merge(const JsonObject& other) {
+  if (other.body_.empty()) return *this;
+  if (!body_.empty()) body_.push_back(',');
+  body_.append(other.body_);
+  return *this;
+}
+
 }  // namespace towerps

@@ -27,6 +27,8 @@ class JsonObject {
   JsonObject& Add(absl::string_view key, bool value);
   // Adds an already serialised JSON value (object, array) verbatim.
   JsonObject& AddRaw(absl::string_view key, absl::string_view json);
+  // Appends every key of `other` after this object's (keys are not deduplicated).
+  JsonObject& Merge(const JsonObject& other);
 
   bool empty() const { return body_.empty(); }
   // "{...}" without a trailing newline.

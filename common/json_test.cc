@@ -25,5 +25,13 @@ TEST(JsonTest, ControlCharactersEscaped) {
   EXPECT_EQ(out, "\"\\u0001\"");
 }
 
+TEST(JsonTest, MergeAppendsTheOtherObjectsKeys) {
+  JsonObject a, b, empty;
+  a.Add("x", 1);
+  b.Add("y", 2).Add("z", "s");
+  EXPECT_EQ(a.Merge(b).Merge(empty).ToString(), R"({"x":1,"y":2,"z":"s"})");
+  EXPECT_EQ(empty.Merge(b).ToString(), R"({"y":2,"z":"s"})");
+}
+
 }  // namespace
 }  // namespace towerps

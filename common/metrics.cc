@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/process_metrics.h"
 #include "common/status.h"
 #include "glog/logging.h"
 
@@ -223,6 +224,7 @@ void MetricsWriter::Run() {
 }
 
 absl::Status MetricsWriter::WriteNow() {
+  UpdateProcessMetrics(registry_);
   absl::MutexLock lock(&write_mu_);
   JsonObject line;
   line.Add("ts_ms", clock_->WallMillis()).Add("role", options_.role).Add("rank", options_.rank);
