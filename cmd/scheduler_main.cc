@@ -86,10 +86,14 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.stop_timeout_ms = FLAGS_stop_timeout_ms;
   options.recovery_timeout_ms = FLAGS_recovery_timeout_ms;
   options.job_file = FLAGS_run_dir + "/scheduler.job";
+  options.events_path = FLAGS_run_dir + "/events.jsonl";
+  options.config_path = FLAGS_config;
+  options.dataset_path = FLAGS_dataset;
   options.recover = FLAGS_recover;
   options.num_virtual_shards = FLAGS_num_virtual_shards;
   const int64_t total_steps = job->planned_steps;
   options.lr_scale = worker::LrScaleOptions(config, total_steps);
+  options.planned_steps = total_steps;
   options.checkpoint_root = FLAGS_run_dir + "/checkpoint";
   options.full_checkpoint_every = FLAGS_full_checkpoint_every;
   options.keep_full_checkpoints = FLAGS_keep_full_checkpoints;
