@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "common/status.h"
 #include "glog/logging.h"
 
@@ -35,19 +36,9 @@ absl::Status EventLog::Append(absl::string_view event, const JsonObject& fields)
   line.Add("ts_ms", clock_->WallMillis()).Add("event", event).Merge(fields);
   std::string text = line.ToString();
   text.push_back('\n');
-  // One write: with O_APPEND the line lands whole at the end of the file. A short
-  // write (full disk) is not completed with a second one, which another appender
-  // could interleave with; the reader reports the torn line instead.
-  ssize_t written;
-  do {
-    written = ::write(fd_, text.data(), text.size());
-  } while (written < 0 && errno == EINTR);
-  if (written == static_cast<ssize_t>(text.size())) return absl::OkStatus();
-  absl::Status status =
-      written < 0
-          ? ErrnoToStatus(errno, absl::StrCat("append to ", options_.path))
-          : absl::ResourceExhaustedError(absl::StrCat("append to ", options_.path, ": ", written,
-                                                      " of ", text.size(), " bytes written"));
+  // One write (AppendOnce): the line lands whole, or the append fails.
+  absl::Status status = AppendOnce(fd_, text, options_.path);
+  if (status.ok()) return status;
   if (write_errors_++ % 100 == 0) {
     LOG(WARNING) << "event log: " << status << " (" << write_errors_ << " failed so far; the "
                  << event << " event is lost)";

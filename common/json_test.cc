@@ -25,6 +25,14 @@ TEST(JsonTest, ControlCharactersEscaped) {
   EXPECT_EQ(out, "\"\\u0001\"");
 }
 
+TEST(JsonTest, NumberArrays) {
+  const double doubles[] = {1, 0.5, std::numeric_limits<double>::infinity()};
+  EXPECT_EQ(JsonArray(doubles), "[1,0.5,null]");
+  const int64_t ints[] = {3, -4};
+  EXPECT_EQ(JsonArray(ints), "[3,-4]");
+  EXPECT_EQ(JsonArray(absl::Span<const double>()), "[]");
+}
+
 TEST(JsonTest, MergeAppendsTheOtherObjectsKeys) {
   JsonObject a, b, empty;
   a.Add("x", 1);
