@@ -40,15 +40,23 @@ void NormHistogram(absl::Span<const double> values, int bins, std::vector<double
     lo = *min;
     hi = *max;
   }
-  if (!(hi > lo)) {  // one value (or none): a unit-wide range around it
-    lo -= 0.5;
-    hi += 0.5;
+  // Values equal to the 6 significant digits JSON numbers are written with (L2-
+  // normalised embeddings: every norm is 1 +- 1e-7) would give edges that print
+  // equal: they count as one value, in a unit-wide range around it.
+  const bool one_value = !(hi - lo > 1e-6 * std::max(1.0, std::abs(hi)));
+  if (one_value) {
+    lo = std::round(lo * 1e6) / 1e6 - 0.5;
+    hi = lo + 1;
   }
   const double width = (hi - lo) / bins;
   edges->resize(bins + 1);
   for (int b = 0; b <= bins; ++b) (*edges)[b] = lo + b * width;
   (*edges)[bins] = hi;
   counts->assign(bins, 0);
+  if (one_value) {
+    (*counts)[bins / 2] = static_cast<int64_t>(values.size());
+    return;
+  }
   for (double v : values) {
     const int b = static_cast<int>((v - lo) / width);
     ++(*counts)[std::clamp(b, 0, bins - 1)];

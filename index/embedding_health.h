@@ -57,8 +57,9 @@ std::vector<double> RowNorms(const float* vectors, int64_t n, int dim);
 std::array<double, 7> NormQuantiles(std::vector<double> values);
 
 // `bins` equal-width bins from min to max of `values` (a value equal to max falls in
-// the last bin): edges: bins + 1, counts: bins. When every value is equal (or there
-// is none) the bins span value - 0.5 .. value + 0.5 (0 for none).
+// the last bin): edges: bins + 1, counts: bins. When every value is equal to 6
+// significant digits (what JSON shows; or there is none) the bins span
+// value - 0.5 .. value + 0.5 (0 for none), so the values fall in the middle bin.
 void NormHistogram(absl::Span<const double> values, int bins, std::vector<double>* edges,
                    std::vector<int64_t>* counts);
 

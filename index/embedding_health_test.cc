@@ -38,7 +38,8 @@ TEST(EmbeddingHealthTest, HistogramBinsEveryValueOnce) {
   NormHistogram(values, 5, &edges, &counts);
   EXPECT_EQ(edges, (std::vector<double>{0, 2, 4, 6, 8, 10}));
   EXPECT_EQ(counts, (std::vector<int64_t>{2, 2, 2, 2, 3})) << "10 (the max) is in the last bin";
-  NormHistogram(std::vector<double>(4, 1.0), 20, &edges, &counts);
+  // L2-normalised embeddings: norms 1 +- 1e-7 are one value, in the middle bin.
+  NormHistogram({1.0, 1.0 - 1e-7, 1.0 + 1e-7, 1.0}, 20, &edges, &counts);
   ASSERT_EQ(edges.size(), 21u);
   EXPECT_DOUBLE_EQ(edges.front(), 0.5);
   EXPECT_DOUBLE_EQ(edges.back(), 1.5);
