@@ -1,6 +1,7 @@
 // `towerps evaluate`: full-ranking exact retrieval metrics of a checkpoint on the
-// validation or test split, beside the popularity baseline; with --ann also through
-// a sharded ANN index (--index_dir) on the same embeddings.
+// validation or test split, beside the popularity baseline, and the embeddings'
+// health; with --ann also through a sharded ANN index (--index_dir) on the same
+// embeddings. With --run_dir the result line is appended to <run_dir>/evaluations.jsonl.
 #include <cstdio>
 #include <optional>
 
@@ -10,9 +11,12 @@
 #include "cmd/index_flags.h"
 #include "cmd/job_flags.h"
 #include "cmd/subcommand.h"
+#include "common/clock.h"
+#include "common/file_util.h"
 #include "common/json.h"
 #include "gflags/gflags.h"
 #include "index/ann_evaluation.h"
+#include "index/embedding_health.h"
 #include "index/evaluation.h"
 #include "index/sharded_index.h"
 #include "worker/model_config.h"
@@ -86,6 +90,9 @@ int RunEvaluate(int /*argc*/, char** /*argv*/) {
   result->model.AddToJson(&json);
   result->popularity.AddToJson(&json, "popularity_");
   json.Add("split", FLAGS_split).Add("items", result->items);
+  index::EmbeddingHealth health = index::ComputeEmbeddingHealth(
+      set->items.data(), set->num_items(), set->queries.data(), set->num_queries(), set->dim);
+  health.item_coverage = set->item_coverage;
   std::optional<index::AnnEvaluationResult> ann;
   if (FLAGS_ann) {
     if (ann_index->manifest().model_step != set->model_step) {
@@ -100,6 +107,7 @@ int RunEvaluate(int /*argc*/, char** /*argv*/) {
     ann->AddToJson(&json);
     json.Add("index_shards", static_cast<int64_t>(ann_index->manifest().shards.size()));
   }
+  json.AddRaw("embedding_health", health.ToJson());
   if (!FLAGS_json) {
     std::vector<index::LabeledMetrics> columns = {{"model", &result->model},
                                                   {"popularity", &result->popularity}};
@@ -115,8 +123,26 @@ int RunEvaluate(int /*argc*/, char** /*argv*/) {
     }
     std::printf("embedding %.2f s, ranking %.2f s\n", result->embed_seconds,
                 result->rank_seconds);
+    std::printf(
+        "embedding health: item coverage %.3f, item norm p50 %.3g, mean pairwise "
+        "cosine of items %.3f%s\n",
+        health.item_coverage, health.item_norm_quantiles[3], health.item_mean_pairwise_cosine,
+        health.collapse_warning ? " (COLLAPSED: the items point one way)" : "");
   }
   std::printf("%s\n", json.ToString().c_str());
+  if (!FLAGS_run_dir.empty()) {
+    // <run_dir>/evaluations.jsonl (docs/metrics.md): what was printed, with when,
+    // which checkpoint and which model step.
+    RealClock clock;
+    JsonObject line;
+    line.Add("ts_ms", clock.WallMillis())
+        .Add("checkpoint", options.checkpoint_dir)
+        .Add("step", set->model_step)
+        .Merge(json);
+    absl::Status appended =
+        AppendToFile(FLAGS_run_dir + "/evaluations.jsonl", line.ToString() + "\n");
+    if (!appended.ok()) return Fail("evaluate", appended);
+  }
   return 0;
 }
 

@@ -6,7 +6,9 @@
 
 DEFINE_string(config, "", "model config file (examples/*.conf; format: docs/model_config.md)");
 DEFINE_string(dataset, "", "prepared dataset directory (towerps prepare --output)");
-DEFINE_string(run_dir, "", "run directory: checkpoints, metrics.jsonl, logs");
+DEFINE_string(run_dir, "",
+              "run directory: checkpoints, metrics.jsonl, events.jsonl (scheduler), logs; "
+              "evaluate appends its result to evaluations.jsonl there");
 DEFINE_int32(threads, 0, "worker threads; 0 = all cores");
 DEFINE_string(scheduler, "", "the scheduler's endpoint, e.g. tcp://127.0.0.1:5555");
 DEFINE_int64(metrics_interval_ms, 2000, "interval of metrics.jsonl lines");

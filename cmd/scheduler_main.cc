@@ -86,6 +86,9 @@ int RunScheduler(int /*argc*/, char** /*argv*/) {
   options.stop_timeout_ms = FLAGS_stop_timeout_ms;
   options.recovery_timeout_ms = FLAGS_recovery_timeout_ms;
   options.job_file = FLAGS_run_dir + "/scheduler.job";
+  options.events_path = FLAGS_run_dir + "/events.jsonl";
+  options.config_path = FLAGS_config;
+  options.dataset_path = FLAGS_dataset;
   options.recover = FLAGS_recover;
   options.num_virtual_shards = FLAGS_num_virtual_shards;
   const int64_t total_steps = job->planned_steps;

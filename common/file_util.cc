@@ -100,6 +100,25 @@ absl::Status RenameDirectory(const std::string& from, const std::string& to) {
   return SyncDirectory(ParentDirectory(to));
 }
 
+absl::Status AppendOnce(int fd, absl::string_view bytes, absl::string_view path) {
+  ssize_t written;
+  do {
+    written = ::write(fd, bytes.data(), bytes.size());
+  } while (written < 0 && errno == EINTR);
+  if (written == static_cast<ssize_t>(bytes.size())) return absl::OkStatus();
+  if (written < 0) return ErrnoToStatus(errno, absl::StrCat("append to ", path));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("append to ", path, ": ", written, " of ", bytes.size(), " bytes written"));
+}
+
+absl::Status AppendToFile(const std::string& path, absl::string_view bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
+  absl::Status status = AppendOnce(fd, bytes, path);
+  ::close(fd);
+  return status;
+}
+
 bool PathExists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;

@@ -40,6 +40,17 @@ absl::Status RenameDirectory(const std::string& from, const std::string& to);
 
 bool PathExists(const std::string& path);
 
+// Appends `bytes` (e.g. one JSON line) to the file open at `fd` with O_APPEND in one
+// write(), so the bytes land whole at the end of the file, never interleaved with
+// another appender's. A short write (full disk) is not completed by a second one
+// (which could be interleaved): it is an error. `path` names the file in errors.
+// Errors: errno-mapped (ResourceExhausted for a full disk or a short write).
+absl::Status AppendOnce(int fd, absl::string_view bytes, absl::string_view path);
+
+// Opens `path` for appending (created with mode 0644 when missing), AppendOnce, closes.
+// Errors: AppendOnce's, errno-mapped open errors (NotFound for a missing directory).
+absl::Status AppendToFile(const std::string& path, absl::string_view bytes);
+
 // Streams bytes to "<path>.tmp.<pid>"; Commit() makes them appear at `path`
 // atomically. Destroying an uncommitted writer removes the temporary file.
 class AtomicFileWriter {

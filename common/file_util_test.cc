@@ -61,6 +61,16 @@ TEST_F(FileUtilTest, ErrorsHaveCodesAndPaths) {
   EXPECT_EQ(writer->Commit().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(FileUtilTest, AppendToFileCreatesThenAppends) {
+  ASSERT_TRUE(AppendToFile(Path("log"), "one\n").ok());
+  ASSERT_TRUE(AppendToFile(Path("log"), "two\n").ok());
+  EXPECT_EQ(*ReadFileToString(Path("log")), "one\ntwo\n");
+  EXPECT_EQ(AppendToFile(Path("no/such/dir/log"), "x").code(), absl::StatusCode::kNotFound);
+  if (PathExists("/dev/full")) {
+    EXPECT_EQ(AppendToFile("/dev/full", "x\n").code(), absl::StatusCode::kResourceExhausted);
+  }
+}
+
 TEST_F(FileUtilTest, RenameDirectoryMovesWholeTree) {
   ASSERT_TRUE(CreateDirectories(Path("tmp/sub")).ok());
   ASSERT_TRUE(WriteFileAtomically(Path("tmp/sub/f"), "x").ok());

@@ -37,6 +37,36 @@ void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
 }
 
+namespace {
+
+void AppendJsonNumber(double value, std::string* out) {
+  if (std::isfinite(value)) {
+    absl::StrAppendFormat(out, "%.6g", value);
+  } else {
+    out->append("null");
+  }
+}
+
+}  // namespace
+
+std::string JsonArray(absl::Span<const double> values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendJsonNumber(values[i], &out);
+  }
+  return out + "]";
+}
+
+std::string JsonArray(absl::Span<const int64_t> values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    absl::StrAppend(&out, values[i]);
+  }
+  return out + "]";
+}
+
 void JsonObject::AppendKey(absl::string_view key) {
   if (!body_.empty()) body_.push_back(',');
   AppendJsonString(key, &body_);
@@ -63,11 +93,7 @@ JsonObject& JsonObject::Add(absl::string_view key, uint64_t value) {
 
 JsonObject& JsonObject::Add(absl::string_view key, double value) {
   AppendKey(key);
-  if (std::isfinite(value)) {
-    absl::StrAppendFormat(&body_, "%.6g", value);
-  } else {
-    body_.append("null");
-  }
+  AppendJsonNumber(value, &body_);
   return *this;
 }
 
@@ -80,6 +106,13 @@ JsonObject& JsonObject::Add(absl::string_view key, bool value) {
 JsonObject& JsonObject::AddRaw(absl::string_view key, absl::string_view json) {
   AppendKey(key);
   body_.append(json.data(), json.size());
+  return *this;
+}
+
+JsonObject& JsonObject::Merge(const JsonObject& other) {
+  if (other.body_.empty()) return *this;
+  if (!body_.empty()) body_.push_back(',');
+  body_.append(other.body_);
   return *this;
 }
 

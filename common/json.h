@@ -5,13 +5,20 @@
 
 #include <cstdint>
 #include <string>
+
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace towerps {
 
 // Appends `s` to `out` as a quoted JSON string (escaping quotes, backslashes and
 // control characters).
 void AppendJsonString(absl::string_view s, std::string* out);
+
+// A JSON array of numbers, e.g. "[1,0.5,null]" (doubles as JsonObject writes them:
+// %.6g, non-finite as null), for JsonObject::AddRaw.
+std::string JsonArray(absl::Span<const double> values);
+std::string JsonArray(absl::Span<const int64_t> values);
 
 class JsonObject {
  public:
@@ -27,6 +34,8 @@ class JsonObject {
   JsonObject& Add(absl::string_view key, bool value);
   // Adds an already serialised JSON value (object, array) verbatim.
   JsonObject& AddRaw(absl::string_view key, absl::string_view json);
+  // Appends every key of `other` after this object's (keys are not deduplicated).
+  JsonObject& Merge(const JsonObject& other);
 
   bool empty() const { return body_.empty(); }
   // "{...}" without a trailing newline.

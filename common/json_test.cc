@@ -25,5 +25,21 @@ TEST(JsonTest, ControlCharactersEscaped) {
   EXPECT_EQ(out, "\"\\u0001\"");
 }
 
+TEST(JsonTest, NumberArrays) {
+  const double doubles[] = {1, 0.5, std::numeric_limits<double>::infinity()};
+  EXPECT_EQ(JsonArray(doubles), "[1,0.5,null]");
+  const int64_t ints[] = {3, -4};
+  EXPECT_EQ(JsonArray(ints), "[3,-4]");
+  EXPECT_EQ(JsonArray(absl::Span<const double>()), "[]");
+}
+
+TEST(JsonTest, MergeAppendsTheOtherObjectsKeys) {
+  JsonObject a, b, empty;
+  a.Add("x", 1);
+  b.Add("y", 2).Add("z", "s");
+  EXPECT_EQ(a.Merge(b).Merge(empty).ToString(), R"({"x":1,"y":2,"z":"s"})");
+  EXPECT_EQ(empty.Merge(b).ToString(), R"({"y":2,"z":"s"})");
+}
+
 }  // namespace
 }  // namespace towerps

@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/file_util.h"
+#include "common/process_metrics.h"
 #include "common/status.h"
 #include "glog/logging.h"
 
@@ -223,18 +225,14 @@ void MetricsWriter::Run() {
 }
 
 absl::Status MetricsWriter::WriteNow() {
+  UpdateProcessMetrics(registry_);
   absl::MutexLock lock(&write_mu_);
   JsonObject line;
   line.Add("ts_ms", clock_->WallMillis()).Add("role", options_.role).Add("rank", options_.rank);
   registry_->AppendTo(&line, /*reset_histograms=*/true);
   std::string text = line.ToString();
   text.push_back('\n');
-  // O_APPEND makes one write of a line atomic with respect to other appenders.
-  ssize_t written = ::write(fd_, text.data(), text.size());
-  if (written != static_cast<ssize_t>(text.size())) {
-    return ErrnoToStatus(errno, absl::StrCat("append ", options_.path));
-  }
-  return absl::OkStatus();
+  return AppendOnce(fd_, text, options_.path);
 }
 
 }  // namespace towerps

@@ -99,6 +99,9 @@ TEST(MetricsWriterTest, WritesOneJsonObjectPerLine) {
   EXPECT_NE(lines[0].find(R"("towerps_test_rows_total":42)"), std::string::npos);
   EXPECT_NE(lines[0].find(R"("towerps_test_loss":0.25)"), std::string::npos);
   EXPECT_NE(lines[0].find(R"("towerps_test_pull_latency_us_count":1)"), std::string::npos);
+  // Every line carries the process's resident memory, refreshed before it is written.
+  EXPECT_NE(lines[0].find(R"("towerps_process_resident_memory_bytes":)"), std::string::npos);
+  EXPECT_GT(registry.GetGauge("towerps_process_resident_memory_bytes")->value(), 0);
   // Histograms report per interval: the second line saw no new records.
   EXPECT_NE(lines[1].find(R"("towerps_test_pull_latency_us_count":0)"), std::string::npos);
   std::filesystem::remove(path);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/bounded_queue.h"
+#include "common/process_metrics.h"
 #include "glog/logging.h"
 #include "httplib.h"
 #include "net/address.h"
@@ -142,6 +143,7 @@ void MetricsServer::Route() {
     return httplib::Server::HandlerResponse::Unhandled;
   });
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    UpdateProcessMetrics(registry_);
     res.set_content(RenderPrometheusText(registry_, options_.target), kPrometheusTextContentType);
   });
   svr.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {

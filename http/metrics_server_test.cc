@@ -55,6 +55,10 @@ TEST(MetricsServerTest, ServesMetricsAndHealth) {
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->get_header_value("Content-Type"), kPrometheusTextContentType);
   EXPECT_THAT(res->body, HasSubstr("towerps_ps_pulled_keys_total{role=\"worker\",rank=\"3\"} 5\n"));
+  // The process's resident memory is refreshed before every render.
+  EXPECT_THAT(res->body, HasSubstr("# TYPE towerps_process_resident_memory_bytes gauge\n"
+                                   "towerps_process_resident_memory_bytes{role=\"worker\","));
+  EXPECT_GT(registry.GetGauge("towerps_process_resident_memory_bytes")->value(), 0);
   // Values are read at each scrape.
   registry.GetCounter("towerps_ps_pulled_keys_total")->Increment(1);
   res = client.Get("/metrics");

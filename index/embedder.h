@@ -20,6 +20,7 @@
 #include "data/example.h"
 #include "data/schema.h"
 #include "models/tensor.h"
+#include "ps/checkpoint_params.h"
 #include "ps/param_source.h"
 #include "worker/item_catalog.h"
 #include "worker/model_config.h"
@@ -77,6 +78,9 @@ class TowerEmbedder {
   int64_t model_step() const { return model_step_; }
   const data::DatasetMeta& meta() const { return meta_; }
   const worker::ItemCatalog& catalog() const { return *catalog_; }
+  const worker::BoundModel& model() const { return model_; }
+  // The checkpoint Create opened, or null when it was given a ParamSource.
+  const ps::CheckpointParams* checkpoint() const { return owned_params_.get(); }
 
  private:
   explicit TowerEmbedder(const EmbedderOptions& options) : options_(options) {}
@@ -85,7 +89,7 @@ class TowerEmbedder {
   data::DatasetMeta meta_;
   worker::BoundModel model_;
   std::unique_ptr<worker::ItemCatalog> catalog_;
-  std::unique_ptr<ps::ParamSource> owned_params_;  // the checkpoint, when opened here
+  std::unique_ptr<ps::CheckpointParams> owned_params_;  // the checkpoint, when opened here
   std::unique_ptr<worker::StepRunner> runner_;
   int64_t model_step_ = 0;
 };

@@ -8,6 +8,7 @@
 #include "common/status.h"
 #include "data/example_reader.h"
 #include "index/embedder.h"
+#include "index/embedding_health.h"
 #include "index/exact_topk.h"
 
 namespace towerps::index {
@@ -65,6 +66,7 @@ absl::StatusOr<EvaluationSet> BuildEvaluationSet(const EvaluationOptions& option
   TOWERPS_RETURN_IF_ERROR(embedder->EmbedCatalog(&set.items));
   for (int64_t row = 0; row < catalog.size(); ++row) set.item_keys.push_back(catalog.key(row));
   set.item_counts = catalog.train_counts();
+  TOWERPS_ASSIGN_OR_RETURN(set.item_coverage, ItemIdCoverage(*embedder));
 
   // Earlier positives to exclude, per user.
   absl::flat_hash_map<uint64_t, std::vector<int32_t>> seen;

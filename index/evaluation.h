@@ -8,6 +8,7 @@
 #define TOWERPS_INDEX_EVALUATION_H_
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,8 @@ struct EvaluationSet {
   std::vector<int64_t> exclude_offsets = {0}, relevant_offsets = {0};  // n + 1 each
   std::vector<int32_t> exclude_ids, relevant_ids;
   double embed_seconds = 0;
+  // ItemIdCoverage of the checkpoint (index/embedding_health.h); NaN when unknown.
+  double item_coverage = std::numeric_limits<double>::quiet_NaN();
 
   int64_t num_items() const { return static_cast<int64_t>(item_keys.size()); }
   int64_t num_queries() const { return static_cast<int64_t>(relevant_offsets.size()) - 1; }

@@ -57,6 +57,19 @@ absl::Status CheckpointParams::Pull(absl::Span<const SparseSlice> slices, int64_
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> CheckpointParams::CountExistingRows(uint32_t table,
+                                                            absl::Span<const uint64_t> keys) const {
+  if (table >= servers_[0]->options().tables.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("no table ", table));
+  }
+  int64_t existing = 0;
+  for (uint64_t key : keys) {
+    ParameterServer& server = *servers_[map_.ServerOf(key)];
+    existing += server.table(static_cast<int>(table))->GetRowInfo(key).has_value() ? 1 : 0;
+  }
+  return existing;
+}
+
 absl::Status CheckpointParams::Update(const StepUpdate&, int64_t) {
   return absl::FailedPreconditionError("a checkpoint is read-only");
 }

@@ -34,6 +34,10 @@ class CheckpointParams final : public ParamSource {
   absl::StatusOr<int64_t> PullDense(absl::Span<float> params) override;
   absl::Status AssignDense(absl::Span<const float> values) override;
 
+  // How many of `keys` have a row in table `table` (duplicates counted each time;
+  // evaluation's item coverage). InvalidArgument for a table out of range.
+  absl::StatusOr<int64_t> CountExistingRows(uint32_t table, absl::Span<const uint64_t> keys) const;
+
   const CheckpointManifest& manifest() const { return manifest_; }
 
  private:

@@ -94,6 +94,7 @@ absl::Status Scheduler::HandleRegister(net::wire::Register::Reader r, int64_t no
   const bool registering = job_.phase() == Phase::kRegistering;  // (this may end it)
   TOWERPS_ASSIGN_OR_RETURN(Registered registered,
                            job_.Register(role, r.getRank(), r.getEndpoint().cStr(), now, info));
+  LogNodeRegistered(role, registered, r.getEndpoint().cStr());
   if (role == Role::kServer && registered.replaced) ServerLostLocked(registered.rank, now);
   if (role == Role::kWorker && !registered.survivor) progress_.WorkerRestarted(registered.rank);
   if (adopting && role == Role::kServer && !registered.survivor) {
@@ -150,6 +151,8 @@ void Scheduler::ServerLostLocked(int rank, int64_t now) {
 void Scheduler::RecoveryTickLocked(int64_t now, Tick* tick) {
   if (now - recovery_started_ms_ > options_.recovery_timeout_ms) {
     const bool one = replaced_servers_.size() == 1;
+    LogRecoveryLocked(replaced_servers_, 0, static_cast<double>(now - recovery_started_ms_) / 1000,
+                      false);
     FinishLocked(
         Phase::kFailed,
         absl::UnavailableError(absl::StrCat(
@@ -210,7 +213,9 @@ void Scheduler::RunRecovery(const Tick& tick) {
     LOG(WARNING) << "scheduler: recovery interrupted: " << cancel->reason();
     return;
   }
+  const double seconds = static_cast<double>(now - recovery_started_ms_) / 1000;
   if (!status.ok()) {
+    LogRecoveryLocked(tick.replaced, 0, seconds, false);
     FinishLocked(Phase::kFailed, status);
     return;
   }
@@ -228,6 +233,7 @@ void Scheduler::RunRecovery(const Tick& tick) {
   if (options_.job.staleness == 0) {
     absl::Status rolled = job_.RollbackTo(step, point->partitions);
     if (!rolled.ok()) {
+      LogRecoveryLocked(tick.replaced, lost, seconds, false);
       FinishLocked(Phase::kFailed, rolled);
       return;
     }
@@ -237,13 +243,14 @@ void Scheduler::RunRecovery(const Tick& tick) {
                  << " steps of updates to its shards are lost";
     job_.BumpEpoch();
   }
-  const double seconds = static_cast<double>(now - recovery_started_ms_) / 1000;
   LOG(WARNING) << "scheduler: recovered in " << seconds << " s; training again (epoch "
                << job_.epoch() << ")";
   if (recoveries_metric_) recoveries_metric_->Increment();
   if (recovery_seconds_metric_) recovery_seconds_metric_->Record(seconds);
   recovery_started_ms_ = -1;
+  LogRecoveryLocked(tick.replaced, lost, seconds, true);
   job_.SetPhase(Phase::kTraining);
+  LogPhaseChangeLocked();
   WriteJobFileLocked("running");
 }
 

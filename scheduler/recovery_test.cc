@@ -70,6 +70,7 @@ class RecoveryTest : public ::testing::Test {
     options.dense_params = 3;
     options.monitor_interval_ms = 10;
     options.job_file = root_ + "/scheduler.job";
+    options.events_path = events_path();
     return options;
   }
 
@@ -200,6 +201,13 @@ class RecoveryTest : public ::testing::Test {
         << step;
   }
   int64_t CounterValue(const char* name) { return metrics_.GetCounter(name)->value(); }
+  std::string events_path() const { return root_ + "/events.jsonl"; }
+  // The "phase" values of the phase events, in order.
+  std::vector<std::string> Phases() {
+    std::vector<std::string> phases;
+    for (const nlohmann::json& e : ReadEvents(events_path(), "phase")) phases.push_back(e["phase"]);
+    return phases;
+  }
 
   // A job of one server and one worker, 10 steps in, checkpointed at step 10 with
   // partition 0 at offset 100 and 2 rows on the server (returned).
@@ -268,6 +276,27 @@ TEST_F(RecoveryTest, ReplacedServerOfAnAsyncJobRestoresOnlyItsRank) {
   EXPECT_EQ(s0->rows(), 5) << "ps/0 was not restored";
   EXPECT_EQ(CounterValue("towerps_scheduler_recoveries_total"), 1);
   EXPECT_EQ(CounterValue("towerps_scheduler_recovery_lost_steps_total"), 15);
+  // Events: the checkpoint, ps/1's death, the recovery of rank 1 and the phases.
+  auto checkpoint = ReadEvents(events_path(), "checkpoint");
+  ASSERT_EQ(checkpoint.size(), 1u);
+  EXPECT_EQ(checkpoint[0]["step"], 10);
+  EXPECT_GT(checkpoint[0]["bytes"].get<int64_t>(), 0);
+  EXPECT_EQ(checkpoint[0]["ok"], true);
+  auto dead = ReadEvents(events_path(), "node_dead");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0]["role"], "ps");
+  EXPECT_EQ(dead[0]["rank"], 1);
+  EXPECT_EQ(dead[0]["reason"], "heartbeat timeout");
+  auto recovery = ReadEvents(events_path(), "recovery");
+  ASSERT_EQ(recovery.size(), 1u);
+  EXPECT_EQ(recovery[0]["rank"], 1);
+  EXPECT_EQ(recovery[0]["lost_steps"], 15);
+  EXPECT_EQ(recovery[0]["ok"], true);
+  EXPECT_TRUE(recovery[0]["seconds"].is_number());
+  EXPECT_EQ(Phases(),
+            (std::vector<std::string>{"registering", "training", "recovering", "training"}));
+  auto recovering = ReadEvents(events_path(), "phase")[2];
+  EXPECT_EQ(recovering["reason"], "replacing ps/1");
   auto beat = Clock(0, 25, 0, 250);
   ASSERT_TRUE(beat.ok());
   EXPECT_EQ(beat->envelope().getBody().getClockReply().getEpoch(), 2u);
@@ -329,6 +358,20 @@ TEST_F(RecoveryTest, ReplacedServerOfASyncJobRollsTheJobBack) {
   EXPECT_EQ(s1->rows(), 2) << "every server of a sync job restores";
   EXPECT_EQ(CounterValue("towerps_scheduler_recoveries_total"), 1);
   EXPECT_EQ(CounterValue("towerps_scheduler_recovery_lost_steps_total"), 4);
+  // Events: ps/0's holder replaced, then a whole-job rollback (rank -1).
+  auto dead = ReadEvents(events_path(), "node_dead");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0]["reason"], "replaced by a new process");
+  auto registered = ReadEvents(events_path(), "node_registered");
+  ASSERT_EQ(registered.size(), 5u);
+  EXPECT_EQ(registered[4]["role"], "ps");
+  EXPECT_EQ(registered[4]["endpoint"], replacement->rpc->endpoint());
+  EXPECT_EQ(registered[4]["replaced"], true);
+  auto recovery = ReadEvents(events_path(), "recovery");
+  ASSERT_EQ(recovery.size(), 1u);
+  EXPECT_EQ(recovery[0]["rank"], -1);
+  EXPECT_EQ(recovery[0]["lost_steps"], 4);
+  EXPECT_EQ(recovery[0]["ok"], true);
 
   // A worker that has not read the new view is stale: its old clock is ignored.
   auto stale = Clock(0, 7, 0, 70);
@@ -364,6 +407,8 @@ TEST_F(RecoveryTest, ReplacedWorkerContinuesItsRanksClock) {
   ASSERT_EQ(Grant(1).first, 1);
   ASSERT_TRUE(Clock(0, 12, 0, 120).ok());
   ASSERT_TRUE(Clock(1, 11, 1, 110).ok());
+  Gauge* spread = metrics_.GetGauge("towerps_scheduler_clock_spread_steps");
+  EXPECT_TRUE(WaitFor([&] { return spread->value() == 1; })) << spread->value();
   auto reg = Register(net::kRoleWorker, 0, "");
   ASSERT_TRUE(reg.ok()) << reg.status();
   EXPECT_EQ(reg->envelope().getBody().getRegisterReply().getRank(), 0);
@@ -374,6 +419,9 @@ TEST_F(RecoveryTest, ReplacedWorkerContinuesItsRanksClock) {
   EXPECT_TRUE(clock->envelope().getBody().getClockReply().getMayStart());
   EXPECT_EQ(clock->envelope().getBody().getClockReply().getGlobalStep(), 24);
   EXPECT_TRUE(PhaseIs(Phase::kTraining)) << "a worker replacement is no recovery";
+  EXPECT_TRUE(WaitFor([&] { return spread->value() == 2; })) << spread->value();
+  EXPECT_TRUE(ReadEvents(events_path(), "recovery").empty());
+  EXPECT_EQ(ReadEvents(events_path(), "node_registered").back()["replaced"], true);
 }
 
 // The scheduler process dies (its job file still says running); the restarted one
@@ -432,6 +480,18 @@ TEST_F(RecoveryTest, RestartedSchedulerAdoptsItsJob) {
               }).ok());
   ASSERT_TRUE(scheduler_->WaitUntilDone().ok());
   EXPECT_EQ(ReadJobFile(options.job_file)->state, "done");
+  // Both schedulers appended to the same events.jsonl; the second adopted the job at
+  // its checkpoint's step.
+  auto starts = ReadEvents(events_path(), "job_start");
+  ASSERT_EQ(starts.size(), 2u);
+  EXPECT_EQ(starts[0]["recovered"], false);
+  EXPECT_EQ(starts[1]["recovered"], true);
+  EXPECT_EQ(starts[1]["start_step"], 10);
+  EXPECT_EQ(starts[1]["job_id"], starts[0]["job_id"]);
+  auto ends = ReadEvents(events_path(), "job_end");
+  ASSERT_EQ(ends.size(), 1u) << "the first scheduler was killed";
+  EXPECT_EQ(ends[0]["phase"], "done");
+  EXPECT_EQ(ends[0]["global_step"], 20);
   scheduler_.reset();
   StartScheduler(options);
   EXPECT_NE(scheduler_->job_id(), job_id);

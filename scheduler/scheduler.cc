@@ -35,8 +35,9 @@ absl::Status SchedulerOptions::Validate() const {
         "monitor_interval_ms, stop_timeout_ms and recovery_timeout_ms must be > 0");
   }
   if (recover && job_file.empty()) return absl::InvalidArgumentError("recover needs a job_file");
-  if (keep_full_checkpoints < 0 || planned_steps < 0) {
-    return absl::InvalidArgumentError("keep_full_checkpoints and planned_steps must be >= 0");
+  if (planned_steps < 0) return absl::InvalidArgumentError("planned_steps must be >= 0");
+  if (keep_full_checkpoints < 0) {
+    return absl::InvalidArgumentError("keep_full_checkpoints must be >= 0");
   }
   TOWERPS_RETURN_IF_ERROR(lr_scale.Validate());
   if (rpc.curve.enabled() != ps_rpc.curve.enabled() ||
@@ -66,6 +67,9 @@ Scheduler::Scheduler(const SchedulerOptions& options, const net::ZmqContext* ctx
     recoveries_metric_ = metrics->GetCounter("towerps_scheduler_recoveries_total");
     lost_steps_metric_ = metrics->GetCounter("towerps_scheduler_recovery_lost_steps_total");
     recovery_seconds_metric_ = metrics->GetHistogram("towerps_scheduler_recovery_seconds");
+    planned_steps_metric_ = metrics->GetGauge("towerps_scheduler_planned_steps");
+    planned_steps_metric_->Set(static_cast<double>(options.planned_steps));
+    clock_spread_metric_ = metrics->GetGauge("towerps_scheduler_clock_spread_steps");
   }
 }
 
@@ -93,6 +97,10 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
   std::unique_ptr<Scheduler> scheduler(new Scheduler(options, ctx, metrics, clock, std::move(lr)));
   scheduler->shard_owners_ = map.ToWire();
   scheduler->job_id_ = ps::NewJobId();
+  scheduler->start_us_ = clock->NowMicros();
+  if (!options.events_path.empty()) {
+    TOWERPS_ASSIGN_OR_RETURN(scheduler->events_, EventLog::Create({options.events_path}, clock));
+  }
   if (adopted) {
     TOWERPS_RETURN_IF_ERROR(scheduler->AdoptJob(*adopted));
   } else if (!options.resume_from.empty()) {
@@ -148,6 +156,10 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Start(const net::ZmqContex
     TOWERPS_RETURN_IF_ERROR(WriteJobFile(
         options.job_file,
         {scheduler->job_id_, scheduler->endpoint(), "running", scheduler->job_.epoch()}));
+  }
+  {
+    absl::MutexLock lock(&scheduler->mu_);
+    scheduler->LogJobStartLocked(adopted.has_value());
   }
   scheduler->monitor_ = std::thread([raw] { raw->MonitorLoop(); });
   LOG(INFO) << absl::StrFormat("scheduler: job %016x", scheduler->job_id_);
@@ -290,6 +302,7 @@ absl::StatusOr<std::string> Scheduler::Handle(const net::Peer& peer,
       return absl::InvalidArgumentError(absl::StrCat("the scheduler does not serve message kind ",
                                                      static_cast<int>(body.which())));
   }
+  LogPhaseChangeLocked();  // registrations, pause and resume move the phase
   return net::EncodeMessage(message);
 }
 
@@ -308,6 +321,8 @@ void Scheduler::FinishLocked(Phase phase, absl::Status status) {
   WriteJobFileLocked(phase == Phase::kDone ? "done" : "failed");
   if (!status.ok()) LOG(ERROR) << "scheduler: the job failed: " << status.message();
   final_status_ = std::move(status);
+  LogPhaseChangeLocked();
+  LogJobEndLocked();
   done_.Notify();
 }
 
@@ -388,8 +403,9 @@ std::string Scheduler::StatusJsonLocked() {
   return o.ToString();
 }
 
-absl::Status Scheduler::RunCheckpoint(int64_t step) {
+absl::Status Scheduler::RunCheckpoint(int64_t step, CheckpointOutcome* outcome) {
   std::string dir = ps::CheckpointDir(options_.checkpoint_root, step);
+  outcome->dir = dir;
   TOWERPS_RETURN_IF_ERROR(CreateDirectories(dir));
   if (ps_client_ == nullptr) {
     ps::PsClientOptions client;
@@ -435,6 +451,8 @@ absl::Status Scheduler::RunCheckpoint(int64_t step) {
     saved = ps_client_->Checkpoint(step, job_id_, /*restore=*/false);
   }
   TOWERPS_ASSIGN_OR_RETURN(std::vector<ps::CheckpointFile> files, std::move(saved));
+  outcome->incremental = base_step >= 0;
+  for (const ps::CheckpointFile& file : files) outcome->bytes += static_cast<int64_t>(file.bytes);
   ps::CheckpointManifest manifest;
   manifest.job_id = job_id_;
   manifest.step = step;
@@ -479,6 +497,7 @@ Scheduler::Tick Scheduler::MonitorTickLocked(int64_t now) {
   Tick tick;
   for (const NodeInfo& dead : job_.DetectFailures(now)) {
     if (dead_nodes_metric_) dead_nodes_metric_->Increment();
+    LogNodeDead(dead, "heartbeat timeout");
     LOG(ERROR) << "scheduler: " << RoleName(dead.role) << " " << dead.rank << " is dead";
     if (dead.role == Role::kServer) ServerLostLocked(dead.rank, now);
     if (done_.HasBeenNotified()) return tick;
@@ -495,8 +514,15 @@ Scheduler::Tick Scheduler::MonitorTickLocked(int64_t now) {
     return tick;
   }
   int live = 0;
-  for (const NodeInfo& w : job_.workers()) live += w.alive && !w.finished ? 1 : 0;
+  int64_t slowest = 0, fastest = 0;  // finished steps over live, unfinished workers
+  for (const NodeInfo& w : job_.workers()) {
+    if (!w.alive || w.finished) continue;
+    slowest = live == 0 ? w.finished_steps : std::min(slowest, w.finished_steps);
+    fastest = live == 0 ? w.finished_steps : std::max(fastest, w.finished_steps);
+    ++live;
+  }
   if (live_workers_metric_) live_workers_metric_->Set(live);
+  if (clock_spread_metric_) clock_spread_metric_->Set(static_cast<double>(fastest - slowest));
   if (lr_scale_metric_) lr_scale_metric_->Set(LrScaleLocked());
   tick.step = job_.global_step();
   if (!stop_reason_.empty() && job_.phase() != Phase::kStopping) {
@@ -544,10 +570,15 @@ void Scheduler::MonitorLoop() {
       absl::MutexLock lock(&mu_);
       if (done_.HasBeenNotified()) continue;
       tick = MonitorTickLocked(now);
+      LogPhaseChangeLocked();
     }
     if (tick.recover) RunRecovery(tick);
     if (tick.checkpoint || tick.final_checkpoint) {
-      absl::Status status = RunCheckpoint(tick.step);
+      CheckpointOutcome outcome;
+      const int64_t started_us = clock_->NowMicros();
+      absl::Status status = RunCheckpoint(tick.step, &outcome);
+      LogCheckpoint(tick.step, outcome, status,
+                    static_cast<double>(clock_->NowMicros() - started_us) / 1000);
       absl::MutexLock lock(&mu_);
       if (!status.ok()) {
         LOG(ERROR) << "scheduler: checkpoint at step " << tick.step << ": " << status;

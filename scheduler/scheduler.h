@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/cancellation.h"
 #include "common/clock.h"
+#include "common/event_log.h"
 #include "common/metrics.h"
 #include "models/lr_schedule.h"
 #include "net/transport.h"
@@ -58,9 +60,6 @@ struct SchedulerOptions {
   std::string resume_from;
   // Floats of the model's dense array (recorded in the checkpoint MANIFEST).
   uint64_t dense_params = 0;
-  // The global steps the job is planned to run (the LR schedule's length), for the
-  // status's ETA; 0 = unknown.
-  int64_t planned_steps = 0;
   // A dead parameter server's replacement is waited for this long (phase
   // recovering) before the job fails, milliseconds; > 0. Also bounds each restore
   // order (ps_rpc.timeout_ms otherwise).
@@ -72,6 +71,16 @@ struct SchedulerOptions {
   // bound again; the newest complete checkpoint as the baseline) and wait for its
   // nodes to re-register. Otherwise a fresh job (or resume_from).
   bool recover = false;
+  // <run_dir>/events.jsonl: the job's events, one JSON line each (job_start, phase,
+  // node_registered, node_dead, checkpoint, recovery, job_end; docs/metrics.md).
+  // Empty: none. A failed append is logged and the job goes on.
+  std::string events_path;
+  // What the job_start event records: the model config and the dataset (paths, as
+  // given), and the global steps the job plans (the LR schedule's length; also the
+  // status's ETA and the gauge towerps_scheduler_planned_steps; 0 = unknown); >= 0.
+  std::string config_path;
+  std::string dataset_path;
+  int64_t planned_steps = 0;
   // Failure detection and checkpoint polling period, milliseconds; > 0.
   int64_t monitor_interval_ms = 200;
   // A stop (RequestStop, `ctl stop`) waits up to this long for the workers to report
@@ -132,8 +141,14 @@ class Scheduler {
   Scheduler(const SchedulerOptions& options, const net::ZmqContext* ctx, MetricsRegistry* metrics,
             const Clock* clock, models::LrSchedule lr);
   void MonitorLoop();
+  // What a checkpoint wrote (for its event): set as far as RunCheckpoint got.
+  struct CheckpointOutcome {
+    std::string dir;
+    int64_t bytes = 0;  // sum of the files' sizes in the MANIFEST
+    bool incremental = false;
+  };
   // Saves every server's shards and the MANIFEST. Called by the monitor thread only.
-  absl::Status RunCheckpoint(int64_t step);
+  absl::Status RunCheckpoint(int64_t step, CheckpointOutcome* outcome);
   std::string StatusJsonLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The cluster view for the node (role, rank) asking.
   void FillCluster(net::wire::RegisterReply::Builder reply, Role role, int rank)
@@ -175,6 +190,21 @@ class Scheduler {
   // A restarted scheduler adopts the job of a running job file (Start).
   absl::Status AdoptJob(const JobFile& file);
 
+  // Events (events.cc): each builds its line and appends it to events_ (no-op
+  // without one). The phase event is written when the phase differs from the last one
+  // written; callers call LogPhaseChangeLocked after anything that may change it.
+  void LogJobStartLocked(bool recovered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LogPhaseChangeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LogNodeRegistered(Role role, const Registered& registered, const std::string& endpoint);
+  void LogNodeDead(const NodeInfo& node, const char* reason);
+  void LogCheckpoint(int64_t step, const CheckpointOutcome& outcome, const absl::Status& status,
+                     double duration_ms);
+  // rank -1: the whole job rolled back (a synchronous job); else one replaced server.
+  void LogRecoveryLocked(const std::vector<int>& ranks, int64_t lost_steps, double seconds, bool ok)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LogJobEndLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void LogEvent(absl::string_view event, const JsonObject& fields);
+
   // Constant after construction.
   const SchedulerOptions options_;
   const net::ZmqContext* const ctx_;
@@ -183,6 +213,8 @@ class Scheduler {
   std::string shard_owners_;   // ShardMap::ToWire of the balanced map
   uint64_t job_id_ = 0;        // checkpoint files are bound to it (set in Start)
   int64_t restore_step_ = -1;  // the resumed checkpoint's step, or -1 (set in Start)
+  std::unique_ptr<EventLog> events_;  // null without options.events_path (set in Start)
+  int64_t start_us_ = 0;              // clock_->NowMicros() at Start, for job_end
   Gauge* global_step_metric_ = nullptr;
   Gauge* lr_scale_metric_ = nullptr;
   Gauge* live_workers_metric_ = nullptr;
@@ -191,6 +223,8 @@ class Scheduler {
   Counter* recoveries_metric_ = nullptr;
   Counter* lost_steps_metric_ = nullptr;
   Histogram* recovery_seconds_metric_ = nullptr;
+  Gauge* planned_steps_metric_ = nullptr;
+  Gauge* clock_spread_metric_ = nullptr;
 
   absl::Mutex mu_;
   JobState job_ ABSL_GUARDED_BY(mu_);
@@ -211,6 +245,7 @@ class Scheduler {
   int64_t recovery_started_ms_ ABSL_GUARDED_BY(mu_) = -1;
   std::vector<int> replaced_servers_ ABSL_GUARDED_BY(mu_);
   uint64_t job_file_epoch_ ABSL_GUARDED_BY(mu_) = 0;  // the epoch last written
+  std::optional<Phase> logged_phase_ ABSL_GUARDED_BY(mu_);  // the last phase event's
 
   // Only the monitor thread; reset when server endpoints change (a replacement).
   std::unique_ptr<ps::PsClient> ps_client_;

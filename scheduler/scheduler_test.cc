@@ -7,6 +7,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/strings/str_format.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
 #include "ps/checkpoint.h"
@@ -26,6 +27,8 @@ class SchedulerServiceTest : public ::testing::Test {
     root_ = std::filesystem::path(::testing::TempDir()) /
             ("sched_test_" + std::to_string(::getpid()));
     ASSERT_TRUE(RemoveAll(root_).ok());
+    events_ = root_ + ".events.jsonl";
+    ASSERT_TRUE(RemoveAll(events_).ok());
     ps::ParameterServerOptions& ps_options = ps_options_;
     sparse_emb::TableConfig table;
     table.dim = 4;
@@ -51,6 +54,10 @@ class SchedulerServiceTest : public ::testing::Test {
     options.checkpoint_root = root_;
     options.dense_params = 3;
     options.monitor_interval_ms = 20;
+    options.events_path = events_;
+    options.config_path = "examples/generated.conf";
+    options.dataset_path = "data/generated";
+    options.planned_steps = 6;
     Customize(&options);
     auto scheduler = Scheduler::Start(&ctx_, options, &metrics_, &clock_);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
@@ -67,6 +74,7 @@ class SchedulerServiceTest : public ::testing::Test {
   void TearDown() override {
     scheduler_.reset();
     (void)RemoveAll(root_);
+    (void)RemoveAll(events_);
   }
 
   absl::StatusOr<net::Message> Call(const std::function<void(Envelope::Body::Builder)>& fill) {
@@ -151,6 +159,7 @@ class SchedulerServiceTest : public ::testing::Test {
   MetricsRegistry metrics_;
   FakeClock clock_;  // frozen unless a test advances it: nobody is declared dead
   std::string root_;
+  std::string events_;  // the scheduler's events.jsonl
   ps::ParameterServerOptions ps_options_;
   std::unique_ptr<ps::ParameterServer> ps_;
   std::unique_ptr<net::RpcServer> ps_rpc_;
@@ -304,6 +313,106 @@ TEST_F(SchedulerServiceTest, PartitionsWithNoLiveWorkerFailTheJob) {
   absl::Status status = scheduler_->WaitUntilDone();
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(status.message(), reason);
+}
+
+// events.jsonl of a whole job: its start, the phases, both registrations, the final
+// checkpoint (with its size) and the end, each with the keys docs/metrics.md lists.
+TEST_F(SchedulerServiceTest, EventsOfAWholeJob) {
+  RegisterBoth();
+  ASSERT_TRUE(Partition(0, -1, 0, false).ok());
+  ASSERT_TRUE(Partition(0, 0, 100, true).ok());
+  ASSERT_TRUE(Partition(0, 1, 100, true).ok());
+  ASSERT_TRUE(Leave(0, 6).ok());
+  ASSERT_TRUE(scheduler_->WaitUntilDone().ok());
+  EXPECT_EQ(metrics_.GetGauge("towerps_scheduler_planned_steps")->value(), 6);
+
+  std::vector<std::string> names;
+  for (const nlohmann::json& e : ReadEvents(events_)) names.push_back(e["event"]);
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"job_start", "phase", "node_registered", "node_registered",
+                                      "phase", "checkpoint", "phase", "job_end"}));
+  auto start = ReadEvents(events_, "job_start");
+  ASSERT_EQ(start.size(), 1u);
+  EXPECT_EQ(start[0]["job_id"], absl::StrFormat("%016x", scheduler_->job_id()));
+  EXPECT_EQ(start[0]["config"], "examples/generated.conf");
+  EXPECT_EQ(start[0]["dataset"], "data/generated");
+  EXPECT_EQ(start[0]["servers"], 1);
+  EXPECT_EQ(start[0]["workers"], 1);
+  EXPECT_EQ(start[0]["planned_steps"], 6);
+  EXPECT_EQ(start[0]["staleness"], 0);
+  EXPECT_EQ(start[0]["partitions"], 2);
+  EXPECT_EQ(start[0]["recovered"], false);
+  EXPECT_EQ(start[0]["start_step"], 0);
+
+  std::vector<std::string> phases;
+  for (const nlohmann::json& e : ReadEvents(events_, "phase")) {
+    phases.push_back(e["phase"]);
+    EXPECT_TRUE(e["reason"].is_string());
+  }
+  EXPECT_EQ(phases, (std::vector<std::string>{"registering", "training", "done"}));
+
+  auto registered = ReadEvents(events_, "node_registered");
+  ASSERT_EQ(registered.size(), 2u);
+  EXPECT_EQ(registered[0]["role"], "ps");
+  EXPECT_EQ(registered[0]["rank"], 0);
+  EXPECT_EQ(registered[0]["endpoint"], ps_rpc_->endpoint());
+  EXPECT_EQ(registered[0]["replaced"], false);
+  EXPECT_EQ(registered[1]["role"], "worker");
+  EXPECT_EQ(registered[1]["endpoint"], "");
+
+  auto checkpoint = ReadEvents(events_, "checkpoint");
+  ASSERT_EQ(checkpoint.size(), 1u);
+  EXPECT_EQ(checkpoint[0]["step"], 6);
+  EXPECT_EQ(checkpoint[0]["dir"], ps::CheckpointDir(root_, 6));
+  EXPECT_EQ(checkpoint[0]["ok"], true);
+  EXPECT_EQ(checkpoint[0]["error"], "");
+  EXPECT_EQ(checkpoint[0]["incremental"], false);
+  EXPECT_TRUE(checkpoint[0]["duration_ms"].is_number());
+  auto manifest = ps::ReadManifest(ps::CheckpointDir(root_, 6));
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  int64_t bytes = 0;
+  for (const ps::CheckpointFile& f : manifest->files) bytes += static_cast<int64_t>(f.bytes);
+  EXPECT_GT(bytes, 0);
+  EXPECT_EQ(checkpoint[0]["bytes"], bytes);
+
+  auto end = ReadEvents(events_, "job_end");
+  ASSERT_EQ(end.size(), 1u);
+  EXPECT_EQ(end[0]["phase"], "done");
+  EXPECT_EQ(end[0]["global_step"], 6);
+  EXPECT_TRUE(end[0]["reason"].is_string());
+  EXPECT_TRUE(end[0]["duration_ms"].is_number());
+}
+
+// A worker process restarted for its rank: the holder's death ("replaced") and the
+// replacement's registration; then the new holder goes silent: a heartbeat timeout.
+TEST_F(SchedulerServiceTest, ReplacedAndDeadNodesAreEvents) {
+  RegisterBoth();
+  ASSERT_TRUE(Call([&](Envelope::Body::Builder b) {
+                auto r = b.initRegister();
+                r.setRole(1);
+                r.setRank(0);
+              }).ok());
+  auto dead = ReadEvents(events_, "node_dead");
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0]["role"], "worker");
+  EXPECT_EQ(dead[0]["rank"], 0);
+  EXPECT_EQ(dead[0]["reason"], "replaced by a new process");
+  auto registered = ReadEvents(events_, "node_registered");
+  ASSERT_EQ(registered.size(), 3u);
+  EXPECT_EQ(registered[2]["role"], "worker");
+  EXPECT_EQ(registered[2]["rank"], 0);
+  EXPECT_EQ(registered[2]["replaced"], true);
+
+  clock_.AdvanceMicros(11'000'000);   // past heartbeat_timeout_ms (10 s)
+  ASSERT_TRUE(Heartbeat(0, 0).ok());  // the server stays alive
+  for (int i = 0; i < 500 && ReadEvents(events_, "node_dead").size() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  dead = ReadEvents(events_, "node_dead");
+  ASSERT_EQ(dead.size(), 2u) << "worker 0 was not declared dead";
+  EXPECT_EQ(dead[1]["role"], "worker");
+  EXPECT_EQ(dead[1]["rank"], 0);
+  EXPECT_EQ(dead[1]["reason"], "heartbeat timeout");
 }
 
 class SchedulerRetentionTest : public SchedulerServiceTest {

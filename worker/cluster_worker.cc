@@ -161,6 +161,7 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
     loop.metrics.lr_scale = metrics_->GetGauge("towerps_worker_lr_scale");
     loop.metrics.pull_us = metrics_->GetHistogram("towerps_worker_pull_latency_us");
     loop.metrics.push_us = metrics_->GetHistogram("towerps_worker_push_latency_us");
+    loop.metrics.examples = metrics_->GetCounter("towerps_worker_examples_total");
   }
   const auto start = std::chrono::steady_clock::now();
   TOWERPS_ASSIGN_OR_RETURN(LoopResult ran,

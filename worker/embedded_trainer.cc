@@ -126,6 +126,8 @@ absl::StatusOr<TrainResult> EmbeddedTrainer::Run() {
   Gauge* eps_metric = metrics_ ? metrics_->GetGauge("towerps_train_examples_per_s") : nullptr;
   Histogram* pull_metric = metrics_ ? metrics_->GetHistogram("towerps_train_pull_latency_us") : nullptr;
   Histogram* push_metric = metrics_ ? metrics_->GetHistogram("towerps_train_push_latency_us") : nullptr;
+  Counter* examples_metric =
+      metrics_ ? metrics_->GetCounter("towerps_train_examples_total") : nullptr;
 
   std::atomic<int64_t> next_step{0};
   std::atomic<int64_t> examples{0};
@@ -150,6 +152,7 @@ absl::StatusOr<TrainResult> EmbeddedTrainer::Run() {
     loop.loss_log = loss_log.get();
     loop.metrics.pull_us = pull_metric;
     loop.metrics.push_us = push_metric;
+    loop.metrics.examples = examples_metric;
     loop.on_step = [&](int64_t step, const StepStats& stats) {
       examples.fetch_add(stats.examples);
       absl::MutexLock lock(&mu);

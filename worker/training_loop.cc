@@ -245,6 +245,7 @@ class Loop {
     if (m.lr_scale) m.lr_scale->Set(grant.lr_scale);
     if (m.pull_us) m.pull_us->Record(stats.pull_us);
     if (m.push_us) m.push_us->Record(stats.push_us);
+    if (m.examples) m.examples->Increment(stats.examples);
     if (options_.on_step) options_.on_step(grant.step, stats);
     VLOG(1) << options_.name << ": step " << grant.step << " loss " << stats.loss;
     return pacer_->StepDone(progress_, stats);

@@ -112,6 +112,7 @@ struct LoopMetrics {
   Gauge* lr_scale = nullptr;
   Histogram* pull_us = nullptr;
   Histogram* push_us = nullptr;
+  Counter* examples = nullptr;  // examples of the finished steps
 };
 
 struct TrainingLoopOptions {

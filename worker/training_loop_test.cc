@@ -96,8 +96,11 @@ TEST(TrainingLoopTest, ReadsThePartitionOnceAndLeaves) {
   ScriptedPacer pacer;
   TrainingLoopOptions options = f.LoopOptions();
   options.first_finished = 7;  // a replaced worker's clock
+  Counter examples;
+  options.metrics.examples = &examples;
   auto result = RunTrainingLoop(options, f.model, runner.get(), &pacer);
   ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(examples.value(), result->examples);
   EXPECT_FALSE(result->stopped);
   EXPECT_FALSE(pacer.left_stopped);
   EXPECT_GE(result->examples, f.train_examples - 1);  // a last batch of 1 is skipped

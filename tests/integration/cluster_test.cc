@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "net/codec.h"
 #include "net/membership_client.h"
+#include "nlohmann/json.hpp"
 #include "ps/checkpoint.h"
 #include "tests/integration/cluster_fixture.h"
 
@@ -41,6 +42,19 @@ class ClusterTest : public testing::ClusterFixture {
       if (f.size() == 2 && absl::SimpleAtoi(f[0], &step) && absl::SimpleAtod(f[1], &loss)) {
         out[step] = loss;
       }
+    }
+    return out;
+  }
+
+  // The JSON objects of a JSON-lines file (a failure for a line that is not one).
+  std::vector<nlohmann::json> JsonLines(const std::string& path) {
+    std::vector<nlohmann::json> out;
+    auto text = ReadFileToString(path);
+    EXPECT_TRUE(text.ok()) << text.status();
+    for (absl::string_view line : absl::StrSplit(text.value_or(""), '\n', absl::SkipEmpty())) {
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      EXPECT_TRUE(j.is_object()) << path << ": " << line;
+      if (j.is_object()) out.push_back(std::move(j));
     }
     return out;
   }
@@ -74,6 +88,42 @@ TEST_F(ClusterTest, SynchronousOneWorkerMatchesEmbeddedLossPerStep) {
     ASSERT_TRUE(cluster.contains(step)) << step;
     EXPECT_NEAR(cluster[step], loss, 1e-4 * std::max(1.0, std::abs(loss))) << "step " << step;
   }
+  // What the dashboard reads: the scheduler's events, every process's memory and the
+  // worker's examples, and an evaluation appended to the run directory.
+  std::map<std::string, nlohmann::json> last;  // by event
+  for (const nlohmann::json& e : JsonLines(dir_ + "/cluster/events.jsonl")) {
+    last[e.value("event", "")] = e;
+  }
+  ASSERT_TRUE(last.contains("job_start") && last.contains("job_end"));
+  EXPECT_EQ(last["job_start"]["servers"], 2);
+  EXPECT_EQ(last["job_start"]["planned_steps"], static_cast<int64_t>(embedded.size()));
+  EXPECT_EQ(last["job_end"]["phase"], "done");
+  EXPECT_EQ(last["job_end"]["global_step"], static_cast<int64_t>(embedded.size()));
+  ASSERT_TRUE(last.contains("checkpoint"));
+  EXPECT_EQ(last["checkpoint"]["ok"], true);
+  EXPECT_GT(last["checkpoint"]["bytes"].get<int64_t>(), 0);
+  std::map<std::string, double> memory;  // by role
+  int64_t worker_examples = 0;
+  for (const nlohmann::json& m : JsonLines(dir_ + "/cluster/metrics.jsonl")) {
+    memory[m.value("role", "")] = m.value("towerps_process_resident_memory_bytes", 0.0);
+    if (m.value("role", "") == "worker") {
+      worker_examples = m.value("towerps_worker_examples_total", int64_t{0});
+    }
+  }
+  for (const char* role : {"scheduler", "ps", "worker"}) EXPECT_GT(memory[role], 1e6) << role;
+  EXPECT_GT(worker_examples, static_cast<int64_t>(embedded.size()));
+  ASSERT_EQ(Run("evaluate", {binary_, "evaluate", "--config=" + config, "--dataset=" + dataset,
+                             "--checkpoint=" + dir_ + "/cluster/checkpoint", "--json",
+                             "--run_dir=" + dir_ + "/cluster"}),
+            0);
+  auto evaluations = JsonLines(dir_ + "/cluster/evaluations.jsonl");
+  ASSERT_EQ(evaluations.size(), 1u);
+  EXPECT_EQ(evaluations[0]["step"], static_cast<int64_t>(embedded.size()));
+  const nlohmann::json& health = evaluations[0]["embedding_health"];
+  ASSERT_TRUE(health.is_object()) << evaluations[0].dump();
+  EXPECT_GT(health["item_coverage"].get<double>(), 0.5);
+  EXPECT_LE(health["item_coverage"].get<double>(), 1.0);
+  EXPECT_FALSE(health["collapse_warning"].get<bool>());
 }
 
 // 2 servers and 2 asynchronous workers on MovieTweetings, secured
