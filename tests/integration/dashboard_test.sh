@@ -9,9 +9,8 @@
 #     is a PNG of a plausible size;
 #  3. a copy of the run with a malformed and a truncated metrics line still renders,
 #     and the page names both lines;
-#  4. a copy of the run completed with what the producers add (events.jsonl,
-#     evaluations.jsonl, the new series; formats of docs/metrics.md, written here from
-#     the contract) fills every chart, the collapse warning shows, marks are drawn.
+#  4. a copy of the run with a hostile node_dead reason and a collapsed evaluation
+#     appended: every chart has data, the collapse warning shows, the reason is text.
 # Every Chromium runs in its own session (setsid) and is killed by its process group
 # (its leader's pid) on a deadline. Skips (77) without chromium or ../shared/data.
 # Usage: dashboard_test.sh TOWERPS_BINARY   (KEEP_LOGS=1 keeps the run and the pages)
@@ -100,20 +99,8 @@ errors="$(selfcheck "$tmp/dom.html" errors)"
 charts="$(selfcheck "$tmp/dom.html" charts)"
 empty="$(selfcheck "$tmp/dom.html" empty)"
 check "2: no JavaScript error ($errors)" test -z "$errors"
-# TODO(obs-producers): until events.jsonl, evaluations.jsonl and the new series
-# (examples_total, clock_spread_steps, resident memory) are in main, a real run cannot
-# fill these charts; only they may be empty, and only while events.jsonl is absent.
-pending="examples_per_s staleness memory checkpoints evaluation embedding_norms"
-if [ ! -e "$tmp/run/events.jsonl" ]; then
-  echo "dashboard_test: TODO(obs-producers): tolerating empty charts among: $pending"
-  for id in $empty; do
-    check "2: chart $id is empty, but not one the producers fill" grep -qw "$id" <<< "$pending"
-  done
-  check "2: charts drawn ($charts)" test "${charts:-0}" -ge 9
-else
-  check "2: every chart has data (empty: '$empty')" test -z "$empty"
-  check "2: 14 charts drawn ($charts)" test "${charts:-0}" -eq 14
-fi
+check "2: every chart has data (empty: '$empty')" test -z "$empty"
+check "2: 14 charts drawn ($charts)" test "${charts:-0}" -eq 14
 shot="$tmp/run/dashboard.png"
 check "2: chromium takes a screenshot" chrome_run "$tmp/shot.out" 60 --window-size=1400,4000 \
   --screenshot="$shot" "file://$page"
@@ -142,34 +129,18 @@ check "3: ... and the truncated one" \
 check "3: the hostile text never became a script" \
   bash -c "! grep -q '<script>alert' '$tmp/bad-dom.html'"
 
-# 4. The producers' files, written from the contract (until they are in main, the only
-# way the test sees every chart filled; afterwards a check that the formats agree).
+# 4. The real run with a hostile event and a collapsed evaluation appended (as a
+# scheduler and evaluate write them): the warning shows, the text stays text.
 mkdir -p "$tmp/full"
-t0="$(head -1 "$tmp/run/metrics.jsonl" | grep -oE '"ts_ms":[0-9]+' | cut -d: -f2)"
+cp "$tmp/run/metrics.jsonl" "$tmp/run/events.jsonl" "$tmp/full/"
 t1="$(tail -1 "$tmp/run/metrics.jsonl" | grep -oE '"ts_ms":[0-9]+' | cut -d: -f2)"
-awk -v OFS="" '{ print }
-  /"role":"worker"/ && !/towerps_worker_examples_total/ {
-    match($0, /"ts_ms":[0-9]+,"role":"worker","rank":[0-9]+/)
-    head = substr($0, RSTART, RLENGTH); n[head]++
-    print "{", head, ",\"towerps_worker_examples_total\":", NR * 256,
-          ",\"towerps_process_resident_memory_bytes\":", 100000000 + NR * 1000, "}" }
-  /"role":"scheduler"/ && !/towerps_scheduler_clock_spread_steps/ {
-    match($0, /"ts_ms":[0-9]+,"role":"scheduler","rank":[0-9]+/)
-    print "{", substr($0, RSTART, RLENGTH), ",\"towerps_scheduler_clock_spread_steps\":",
-          NR % 3, "}" }' "$tmp/run/metrics.jsonl" > "$tmp/full/metrics.jsonl"
-mid=$(((t0 + t1) / 2))
-{
-  echo "{\"ts_ms\":$t0,\"event\":\"job_start\",\"job_id\":\"dashboard-test\",\"config\":\"$tmp/mt.conf\",\"dataset\":\"$tmp/mt\",\"servers\":2,\"workers\":2,\"planned_steps\":230,\"staleness\":-1,\"partitions\":2,\"recovered\":false,\"start_step\":0}"
-  echo "{\"ts_ms\":$((t0 + 10)),\"event\":\"phase\",\"phase\":\"training\",\"reason\":\"\"}"
-  echo "{\"ts_ms\":$mid,\"event\":\"checkpoint\",\"step\":100,\"dir\":\"run/checkpoint/step-100\",\"bytes\":123456789,\"duration_ms\":250.5,\"incremental\":false,\"ok\":true,\"error\":\"\"}"
-  echo "{\"ts_ms\":$((mid + 300)),\"event\":\"node_dead\",\"role\":\"worker\",\"rank\":1,\"reason\":\"heartbeat timeout </script>\"}"
-  echo "{\"ts_ms\":$((mid + 900)),\"event\":\"node_registered\",\"role\":\"worker\",\"rank\":1,\"endpoint\":\"\",\"replaced\":true}"
-  echo "{\"ts_ms\":$t1,\"event\":\"job_end\",\"phase\":\"done\",\"reason\":\"\",\"global_step\":230,\"duration_ms\":$((t1 - t0))}"
-} > "$tmp/full/events.jsonl"
-eval_line="$(tail -1 "$tmp/evaluate.json")"
-health='"embedding_health":{"items":100,"users":50,"item_coverage":0.93,"item_norm_quantiles":[0.1,0.5,0.8,1,1.2,1.5,3],"item_norm_histogram":{"edges":[0,0.15,0.3,0.45,0.6,0.75,0.9,1.05,1.2,1.35,1.5,1.65,1.8,1.95,2.1,2.25,2.4,2.55,2.7,2.85,3],"counts":[1,2,3,5,8,13,21,34,55,89,55,34,21,13,8,5,3,2,1,1]},"item_mean_pairwise_cosine":0.62,"collapse_warning":true}'
-echo "${eval_line%\}},\"ts_ms\":$t1,\"checkpoint\":\"run/checkpoint/step-230\",\"step\":230,$health}" \
-  > "$tmp/full/evaluations.jsonl"
+echo "{\"ts_ms\":$t1,\"event\":\"node_dead\",\"role\":\"worker\",\"rank\":1,\"reason\":\"heartbeat timeout </script>\"}" \
+  >> "$tmp/full/events.jsonl"
+eval_line="$(tail -1 "$tmp/run/evaluations.jsonl")"
+check "4: the run's evaluation has embedding health" grep -q '"collapse_warning":' <<< "$eval_line"
+collapsed="$(sed -E 's/"collapse_warning":(true|false)/"collapse_warning":true/;
+  s/"item_mean_pairwise_cosine":[-0-9.e]+/"item_mean_pairwise_cosine":0.97/' <<< "$eval_line")"
+echo "$collapsed" > "$tmp/full/evaluations.jsonl"
 check "4: the completed run renders" "$bin" dashboard --run_dir="$tmp/full" > /dev/null
 check "4: chromium loads it" chrome_run "$tmp/full-dom.html" 60 --dump-dom "file://$tmp/full/dashboard.html"
 check "4: no JavaScript error ($(selfcheck "$tmp/full-dom.html" errors))" \
