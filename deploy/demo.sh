@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job end to end: install what is missing, build Release into build/, then
-#   generate (or --data DIR) -> prepare -> train -> evaluate -> export -> build-index
+#   generate (or --data DIR) -> prepare -> train -> evaluate -> dashboard -> export -> build-index
 #   -> evaluate --ann
 # and print result tables. The last line of output is one JSON object with the test
 # split's exact-retrieval figures (recall@K, ndcg@K) and the ANN ones through the
@@ -69,18 +69,23 @@ step "prepare: $data"
 if [ "$embedded" = true ]; then
   step "train (embedded, $threads threads): $config"
   "$towerps" train --config="$config" --dataset="$run_dir/dataset" --run_dir="$run_dir/train" \
-    --threads="$threads"
+    --threads="$threads" --metrics_interval_ms=500
 else
   step "train (secured local cluster: 1 scheduler, $servers servers, $workers workers): $config"
   deploy/local.sh --config "$config" --dataset "$run_dir/dataset" --run_dir "$run_dir/train" \
-    --servers "$servers" --workers "$workers" --secure --towerps "$towerps"
+    --servers "$servers" --workers "$workers" --secure --towerps "$towerps" \
+    --metrics_interval_ms 500
   echo "logs: $run_dir/train/logs, metrics: $run_dir/train/metrics.jsonl"
 fi
 
 step "evaluate: test split, exact retrieval over all items"
 "$towerps" evaluate --config="$config" --dataset="$run_dir/dataset" \
   --checkpoint="$run_dir/train/checkpoint" --split=test --threads="$threads" \
-  | tee "$run_dir/evaluate.txt"
+  --run_dir="$run_dir/train" | tee "$run_dir/evaluate.txt"
+
+step "dashboard: the run's charts, evaluation and embedding health in one HTML page"
+"$towerps" dashboard --run_dir="$run_dir/train"
+echo "open it in a browser: file://$run_dir/train/dashboard.html"
 
 step "export: user tower over every user, item tower over every item"
 "$towerps" export --config="$config" --dataset="$run_dir/dataset" \

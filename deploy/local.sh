@@ -29,7 +29,8 @@
 # Usage: deploy/local.sh --flagfile JOB [launcher flags]
 #        deploy/local.sh --config FILE --dataset DIR --run_dir DIR
 #          [--servers N] [--workers M] [--staleness S] [--partitions P]
-#          [--checkpoint_every_steps K] [--log_losses] [--secure] [launcher flags]
+#          [--checkpoint_every_steps K] [--log_losses] [--secure]
+#          [--metrics_interval_ms MS] [launcher flags]
 # launcher flags: [--resume] [--towerps BINARY] [--max_restarts N] [--restart_backoff_ms MS]
 #          [--watch_interval_ms MS]
 #          [--checkpoint_every_ms MS] [--heartbeat_timeout_ms MS] [--stop_timeout_ms MS]
@@ -52,6 +53,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 flagfile="" config="" dataset="" run_dir="" servers=2 workers=2 staleness=-1 partitions=0
 checkpoint_every_steps=0 log_losses=false resume=() secure=false job_args=()
+metrics_interval_ms=2000
 max_restarts=5 restart_backoff_ms=500 watch_interval_ms=2000
 towerps="$root/build/cmd/towerps"
 sched_flags=() node_flags=() worker_flags=()  # pass-throughs, only when given
@@ -72,6 +74,7 @@ while [ $# -gt 0 ]; do
     --partitions) partitions="$2"; job_args+=("$1"); shift 2 ;;
     --checkpoint_every_steps) checkpoint_every_steps="$2"; job_args+=("$1"); shift 2 ;;
     --log_losses) log_losses=true; job_args+=("$1"); shift ;;
+    --metrics_interval_ms) metrics_interval_ms="$2"; job_args+=("$1"); shift 2 ;;
     --secure) secure=true; job_args+=("$1"); shift ;;
     --resume) resume=(--resume=latest); shift ;;
     --towerps) towerps="$2"; shift 2 ;;
@@ -113,6 +116,7 @@ if [ -z "$flagfile" ]; then  # the job's flags, as a job file in its run directo
     echo "--staleness=$staleness"
     echo "--checkpoint_every_steps=$checkpoint_every_steps"
     echo "--worker_log_losses=$log_losses"
+    echo "--metrics_interval_ms=$metrics_interval_ms"
     if [ "$secure" = true ]; then echo "--curve_dir=$(realpath -m "$run_dir/keys")"; fi
   } > "$flagfile.tmp"
   mv -f "$flagfile.tmp" "$flagfile"
