@@ -83,7 +83,8 @@ Binding Classify(absl::string_view key) {
   if (!absl::StartsWith(key, "towerps_")) return Binding();
   if (key == "towerps_worker_loss" || key == "towerps_train_loss") {
     Binding b = Make(Transform::kValue, kLoss, "");
-    b.zero_gate = key == "towerps_worker_loss" ? "towerps_worker_global_step" : "towerps_train_step";
+    b.zero_gate =
+        key == "towerps_worker_loss" ? "towerps_worker_global_step" : "towerps_train_step";
     return b;
   }
   if (key == "towerps_worker_examples_total") return Make(Transform::kRate, kExamples, "");

@@ -238,8 +238,8 @@ absl::Status ReadEvaluations(const std::string& path, const ReadLimits& limits,
           e.item_id_norm_quantiles = h.Numbers(*health, "item_id_norm_quantiles");
           e.user_id_norm_quantiles = h.Numbers(*health, "user_id_norm_quantiles");
           e.item_norm_quantiles = h.Numbers(*health, "item_norm_quantiles");
-          for (auto* q : {&e.item_id_norm_quantiles, &e.user_id_norm_quantiles,
-                          &e.item_norm_quantiles}) {
+          for (auto* q :
+               {&e.item_id_norm_quantiles, &e.user_id_norm_quantiles, &e.item_norm_quantiles}) {
             if (q->empty() || q->size() == 7) continue;
             q->clear();
             if (bad.empty()) bad = "embedding_health: a norm quantile list is not 7 numbers";

@@ -122,8 +122,7 @@ TEST_F(EventsReaderTest, EvaluationsWithHealth) {
   EXPECT_EQ(e.mean_cosine, 0.95);
   EXPECT_EQ(e.collapse_threshold, 0.9);
   EXPECT_EQ(e.item_id_rows, 90);
-  EXPECT_EQ(e.item_id_norm_quantiles,
-            (std::vector<double>{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}));
+  EXPECT_EQ(e.item_id_norm_quantiles, (std::vector<double>{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}));
   EXPECT_TRUE(e.user_id_norm_quantiles.empty()) << "null: the model has no user_id table";
   EXPECT_TRUE(e.item_norm_quantiles.empty()) << "absent: the item tower is L2-normalised";
   EXPECT_EQ(e.hist_counts.size(), 20u);

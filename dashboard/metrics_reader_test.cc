@@ -93,8 +93,8 @@ TEST_F(MetricsReaderTest, LossBeforeTheFirstStepIsSkipped) {
   const double losses[] = {0, 7.5, 7.4, 7.1};
   for (int i = 0; i < 4; ++i) {
     absl::StrAppend(&text, "{\"ts_ms\":", 1000 + i * 100, ",\"role\":\"worker\",\"rank\":0,",
-                    "\"towerps_worker_global_step\":", steps[i], ",\"towerps_worker_loss\":",
-                    losses[i], "}\n");
+                    "\"towerps_worker_global_step\":", steps[i],
+                    ",\"towerps_worker_loss\":", losses[i], "}\n");
     absl::StrAppend(&text, "{\"ts_ms\":", 1000 + i * 100, ",\"role\":\"train\",\"rank\":0,",
                     "\"towerps_train_step\":", steps[i], ",\"towerps_train_loss\":", losses[i],
                     "}\n");

@@ -152,9 +152,9 @@ absl::StatusOr<EvaluationResult> EvaluateExactOn(const EvaluationSet& set,
 }
 
 EmbeddingHealth EmbeddingHealthOf(const EvaluationSet& set) {
-  EmbeddingHealth health = ComputeEmbeddingHealth(set.items.data(), set.num_items(),
-                                                  set.queries.data(), set.num_queries(), set.dim,
-                                                  set.normalized);
+  EmbeddingHealth health =
+      ComputeEmbeddingHealth(set.items.data(), set.num_items(), set.queries.data(),
+                             set.num_queries(), set.dim, set.normalized);
   health.item_coverage = set.checkpoint_health.item_coverage;
   health.item_id_norms = set.checkpoint_health.item_id_norms;
   health.user_id_norms = set.checkpoint_health.user_id_norms;

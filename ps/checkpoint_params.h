@@ -44,10 +44,9 @@ class CheckpointParams final : public ParamSource {
   // sparse_emb::EmbeddingTable::ForEachRow (memory: one chunk; each row once; the
   // checkpoint is read-only, so the walk is exact). Stops at and returns fn's first
   // error; InvalidArgument for a table out of range or chunk_rows <= 0.
-  absl::Status ForEachRow(
-      uint32_t table, int64_t chunk_rows,
-      const std::function<absl::Status(absl::Span<const uint64_t> keys, const float* values)>&
-          fn) const;
+  absl::Status ForEachRow(uint32_t table, int64_t chunk_rows,
+                          const std::function<absl::Status(absl::Span<const uint64_t> keys,
+                                                           const float* values)>& fn) const;
   // The dim of table `table`; InvalidArgument when out of range.
   absl::StatusOr<int> TableDim(uint32_t table) const;
 
