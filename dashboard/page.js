@@ -261,7 +261,7 @@
     if (h.collapse_warning) card.appendChild(el('p', 'collapse',
         'COLLAPSE WARNING: item embeddings point the same way (mean pairwise cosine ' +
         fmt(h.mean_cosine) + (known ? ' > ' + fmt(h.collapse_threshold) : '') + ')'));
-    function spread(q) { return q.length === 7 ? fmt(q[0]) + ' / ' + fmt(q[3]) + ' / ' + fmt(q[6]) : 'none'; }
+    function spread(q) { return q.length === 7 ? fmt(q[0]) + ' / ' + fmt(q[3]) + ' / ' + fmt(q[6]) : 'no such table'; }
     var head = ['step', 'item coverage',
                 'mean pairwise cosine of items' + (known ? ' (collapse above ' + fmt(h.collapse_threshold) + ')' : ''),
                 'item ID row norm min / p50 / max', 'user ID row norm min / p50 / max'];
