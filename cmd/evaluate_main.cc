@@ -3,6 +3,7 @@
 // health; with --ann also through a sharded ANN index (--index_dir) on the same
 // embeddings. With --run_dir the result line is appended to <run_dir>/evaluations.jsonl.
 #include <cstdio>
+#include <limits>
 #include <optional>
 
 #include "absl/strings/numbers.h"
@@ -90,9 +91,7 @@ int RunEvaluate(int /*argc*/, char** /*argv*/) {
   result->model.AddToJson(&json);
   result->popularity.AddToJson(&json, "popularity_");
   json.Add("split", FLAGS_split).Add("items", result->items);
-  index::EmbeddingHealth health = index::ComputeEmbeddingHealth(
-      set->items.data(), set->num_items(), set->queries.data(), set->num_queries(), set->dim);
-  health.item_coverage = set->item_coverage;
+  const index::EmbeddingHealth health = index::EmbeddingHealthOf(*set);
   std::optional<index::AnnEvaluationResult> ann;
   if (FLAGS_ann) {
     if (ann_index->manifest().model_step != set->model_step) {
@@ -124,9 +123,12 @@ int RunEvaluate(int /*argc*/, char** /*argv*/) {
     std::printf("embedding %.2f s, ranking %.2f s\n", result->embed_seconds,
                 result->rank_seconds);
     std::printf(
-        "embedding health: item coverage %.3f, item norm p50 %.3g, mean pairwise "
+        "embedding health: item coverage %.3f, item_id row norm p50 %.3g, mean pairwise "
         "cosine of items %.3f%s\n",
-        health.item_coverage, health.item_norm_quantiles[3], health.item_mean_pairwise_cosine,
+        health.item_coverage,
+        health.item_id_norms ? health.item_id_norms->quantiles[3]
+                             : std::numeric_limits<double>::quiet_NaN(),
+        health.item_mean_pairwise_cosine,
         health.collapse_warning ? " (COLLAPSED: the items point one way)" : "");
   }
   std::printf("%s\n", json.ToString().c_str());

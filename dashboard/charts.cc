@@ -82,7 +82,10 @@ const std::vector<ChartDef>& ChartDefs() {
 Binding Classify(absl::string_view key) {
   if (!absl::StartsWith(key, "towerps_")) return Binding();
   if (key == "towerps_worker_loss" || key == "towerps_train_loss") {
-    return Make(Transform::kValue, kLoss, "");
+    Binding b = Make(Transform::kValue, kLoss, "");
+    b.zero_gate =
+        key == "towerps_worker_loss" ? "towerps_worker_global_step" : "towerps_train_step";
+    return b;
   }
   if (key == "towerps_worker_examples_total") return Make(Transform::kRate, kExamples, "");
   if (key == "towerps_train_examples_per_s") return Make(Transform::kValue, kExamples, "");

@@ -38,6 +38,9 @@ struct Binding {
   std::string label;
   double scale = 1;       // applied to the value (us -> ms, bytes -> MiB)
   std::string count_of;   // quantiles: the histogram whose _count gates them
+  // Skipped in a line where this key is 0 (a worker's loss gauge reads 0 before its
+  // first step: the line's step gauge is still 0). "": never.
+  std::string zero_gate;
   std::string only_role;  // taken only from lines of this role ("": any)
 };
 

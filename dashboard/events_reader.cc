@@ -49,7 +49,7 @@ class Fields {
   }
   std::optional<int64_t> Int(const char* key) const {
     const json* v = Find(key);
-    if (v == nullptr) return std::nullopt;
+    if (v == nullptr || v->is_null()) return std::nullopt;
     if (!v->is_number_integer()) return Bad(key), std::nullopt;
     return v->get<int64_t>();
   }
@@ -59,11 +59,11 @@ class Fields {
     if (!v->is_boolean()) return Bad(key), std::nullopt;
     return v->get<bool>();
   }
-  // Numbers of an array (at most kMaxArray), empty when absent.
+  // Numbers of an array (at most kMaxArray), empty when absent or null.
   std::vector<double> Numbers(const json& obj, const char* key) const {
     std::vector<double> out;
     auto it = obj.find(key);
-    if (it == obj.end()) return out;
+    if (it == obj.end() || it->is_null()) return out;
     if (!it->is_array() || it->size() > kMaxArray) return Bad(key), out;
     for (const json& e : *it) {
       if (!e.is_number() || !std::isfinite(e.get<double>())) return Bad(key), std::vector<double>();
@@ -233,15 +233,25 @@ absl::Status ReadEvaluations(const std::string& path, const ReadLimits& limits,
           e.item_coverage = h.Number("item_coverage").value_or(-1);
           e.mean_cosine = h.Number("item_mean_pairwise_cosine").value_or(0);
           e.collapse_warning = h.Bool("collapse_warning").value_or(false);
+          e.collapse_threshold = h.Number("collapse_threshold").value_or(-1);
+          e.item_id_rows = h.Int("item_id_rows").value_or(-1);
+          e.item_id_norm_quantiles = h.Numbers(*health, "item_id_norm_quantiles");
+          e.user_id_norm_quantiles = h.Numbers(*health, "user_id_norm_quantiles");
           e.item_norm_quantiles = h.Numbers(*health, "item_norm_quantiles");
-          auto hist = health->find("item_norm_histogram");
+          for (auto* q :
+               {&e.item_id_norm_quantiles, &e.user_id_norm_quantiles, &e.item_norm_quantiles}) {
+            if (q->empty() || q->size() == 7) continue;
+            q->clear();
+            if (bad.empty()) bad = "embedding_health: a norm quantile list is not 7 numbers";
+          }
+          auto hist = health->find("item_id_norm_histogram");
           if (hist != health->end() && hist->is_object()) {
             e.hist_edges = h.Numbers(*hist, "edges");
             e.hist_counts = h.Numbers(*hist, "counts");
             if (e.hist_edges.size() != e.hist_counts.size() + 1) {
               e.hist_edges.clear();
               e.hist_counts.clear();
-              if (bad.empty()) bad = "item_norm_histogram: edges must be one more than counts";
+              if (bad.empty()) bad = "item_id_norm_histogram: edges must be one more than counts";
             }
           }
         }

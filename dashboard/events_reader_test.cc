@@ -104,9 +104,11 @@ TEST_F(EventsReaderTest, EvaluationsWithHealth) {
                    "\"recall@10\":0.2,\"ndcg@10\":0.1,\"popularity_recall@10\":0.05,",
                    "\"popularity_ndcg@10\":0.02,\"hit_rate@10\":0.3,\"items\":100,",
                    "\"embedding_health\":{\"items\":100,\"users\":50,\"item_coverage\":0.9,",
-                   "\"item_norm_quantiles\":[0.1,0.2,0.3,0.4,0.5,0.6,0.7],",
-                   "\"item_norm_histogram\":{\"edges\":", hist_edges, "],\"counts\":", hist_counts,
-                   "]},\"item_mean_pairwise_cosine\":0.7,\"collapse_warning\":true}}\n"));
+                   "\"item_id_rows\":90,\"item_id_norm_quantiles\":[0.1,0.2,0.3,0.4,0.5,0.6,0.7],",
+                   "\"item_id_norm_histogram\":{\"edges\":", hist_edges, "],\"counts\":",
+                   hist_counts, "]},\"user_id_rows\":null,\"user_id_norm_quantiles\":null,",
+                   "\"item_mean_pairwise_cosine\":0.95,\"collapse_threshold\":0.9,",
+                   "\"collapse_warning\":true,\"future_key\":[1]}}\n"));
   EvaluationsData v;
   ASSERT_TRUE(ReadEvaluations(path, ReadLimits(), &v, &problems_).ok());
   EXPECT_EQ(problems_.total(), 0) << (problems_.kept().empty() ? "" : problems_.kept()[0]);
@@ -117,8 +119,41 @@ TEST_F(EventsReaderTest, EvaluationsWithHealth) {
   EXPECT_TRUE(e.has_health);
   EXPECT_TRUE(e.collapse_warning);
   EXPECT_EQ(e.item_coverage, 0.9);
+  EXPECT_EQ(e.mean_cosine, 0.95);
+  EXPECT_EQ(e.collapse_threshold, 0.9);
+  EXPECT_EQ(e.item_id_rows, 90);
+  EXPECT_EQ(e.item_id_norm_quantiles, (std::vector<double>{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}));
+  EXPECT_TRUE(e.user_id_norm_quantiles.empty()) << "null: the model has no user_id table";
+  EXPECT_TRUE(e.item_norm_quantiles.empty()) << "absent: the item tower is L2-normalised";
   EXPECT_EQ(e.hist_counts.size(), 20u);
   EXPECT_EQ(e.hist_edges.size(), 21u);
+}
+
+// Tower-output norms (a tower that is not L2-normalised), a line without the
+// threshold (unknown, -1), and hostile quantile lists.
+TEST_F(EventsReaderTest, EvaluationsHealthVariantsAndBadQuantiles) {
+  std::string path = Write(
+      "evaluations.jsonl",
+      absl::StrCat("{\"ts_ms\":1,\"step\":1,\"embedding_health\":{\"item_coverage\":null,",
+                   "\"item_norm_quantiles\":[1,2,3,4,5,6,7],\"item_id_rows\":null,",
+                   "\"item_id_norm_quantiles\":null,\"item_id_norm_histogram\":null,",
+                   "\"item_mean_pairwise_cosine\":0.2,\"collapse_warning\":false}}\n",
+                   "{\"ts_ms\":2,\"step\":2,\"embedding_health\":{",
+                   "\"item_id_norm_quantiles\":[1,2,3],\"user_id_norm_quantiles\":\"x\"}}\n"));
+  EvaluationsData v;
+  ASSERT_TRUE(ReadEvaluations(path, ReadLimits(), &v, &problems_).ok());
+  ASSERT_EQ(v.evaluations.size(), 2u);
+  const Evaluation& a = v.evaluations[0];
+  EXPECT_EQ(a.item_norm_quantiles.size(), 7u);
+  EXPECT_TRUE(a.item_id_norm_quantiles.empty());
+  EXPECT_TRUE(a.hist_counts.empty());
+  EXPECT_EQ(a.item_id_rows, -1);
+  EXPECT_EQ(a.collapse_threshold, -1);
+  EXPECT_EQ(a.item_coverage, -1);
+  const Evaluation& b = v.evaluations[1];
+  EXPECT_TRUE(b.item_id_norm_quantiles.empty()) << "3 numbers are not quantiles";
+  EXPECT_TRUE(b.user_id_norm_quantiles.empty());
+  EXPECT_EQ(problems_.total(), 1) << "the second line is reported once";
 }
 
 }  // namespace

@@ -196,6 +196,7 @@ class Collector {
     for (const auto& [b, value] : bindings_) {
       if (!b->only_role.empty() && b->only_role != handler_.role()) continue;
       if (!b->count_of.empty() && CountOf(b->count_of) == 0) continue;
+      if (!b->zero_gate.empty() && ValueOf(b->zero_gate) == 0) continue;
       Apply(*b, process, t, value * b->scale);
     }
   }
@@ -256,6 +257,14 @@ class Collector {
       if (*name == histogram) return value;
     }
     return -1;  // no count in the line: keep the quantile
+  }
+
+  // The line's value of `key`; -1 when the line does not have it.
+  double ValueOf(const std::string& key) const {
+    for (const auto& [name, value] : handler_.numbers()) {
+      if (name == key) return value;
+    }
+    return -1;
   }
 
   SeriesState* Series(int chart, const std::string& label) {

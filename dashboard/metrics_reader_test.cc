@@ -85,6 +85,39 @@ TEST_F(MetricsReaderTest, SeriesPerProcessRatesQuantilesAndTableSums) {
   EXPECT_EQ(data.charts.size(), 12u);
 }
 
+// A worker reports its loss gauge (0) before its first step: those points are not
+// drawn; a line without the step gauge is kept, and so is train's after its step 0.
+TEST_F(MetricsReaderTest, LossBeforeTheFirstStepIsSkipped) {
+  std::string text;
+  const int steps[] = {0, 0, 2, 5};
+  const double losses[] = {0, 7.5, 7.4, 7.1};
+  for (int i = 0; i < 4; ++i) {
+    absl::StrAppend(&text, "{\"ts_ms\":", 1000 + i * 100, ",\"role\":\"worker\",\"rank\":0,",
+                    "\"towerps_worker_global_step\":", steps[i],
+                    ",\"towerps_worker_loss\":", losses[i], "}\n");
+    absl::StrAppend(&text, "{\"ts_ms\":", 1000 + i * 100, ",\"role\":\"train\",\"rank\":0,",
+                    "\"towerps_train_step\":", steps[i], ",\"towerps_train_loss\":", losses[i],
+                    "}\n");
+  }
+  absl::StrAppend(&text, "{\"ts_ms\":2000,\"role\":\"worker\",\"rank\":1,",
+                  "\"towerps_worker_loss\":3}\n");
+  MetricsData data = Read(text);
+  EXPECT_EQ(problems_.total(), 0);
+  for (const char* label : {"worker 0", "train 0"}) {
+    const ChartSeries* loss = Find(Chart(data, "loss"), label);
+    ASSERT_NE(loss, nullptr) << label;
+    ASSERT_EQ(loss->points.size(), 2u) << label << ": the two lines at step 0 are skipped";
+    EXPECT_DOUBLE_EQ(loss->points[0].mean(), 7.4) << label;
+  }
+  const ChartSeries* ungated = Find(Chart(data, "loss"), "worker 1");
+  ASSERT_NE(ungated, nullptr) << "no step gauge in the line: kept";
+  EXPECT_EQ(ungated->points.size(), 1u);
+  // The step chart itself still starts at 0.
+  const ChartSeries* step = Find(Chart(data, "global_step"), "train 0");
+  ASSERT_NE(step, nullptr);
+  EXPECT_EQ(step->points.size(), 4u);
+}
+
 TEST_F(MetricsReaderTest, MalformedLinesAreReportedWithTheirNumbers) {
   std::string good = "{\"ts_ms\":1000,\"role\":\"train\",\"rank\":0,\"towerps_train_loss\":1}\n";
   std::string text = good + "not json\n" + "[1,2]\n" + "\"a string\"\n" + "{\"role\":\"x\"}\n" +

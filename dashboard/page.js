@@ -143,12 +143,13 @@
     drawn++;
   }
 
-  function barChart(parent, id, labels, datasets, yTitle) {
+  function barChart(parent, id, labels, datasets, yTitle, title) {
     var canvas = el('canvas'), box = el('div', 'chart');
     box.appendChild(canvas);
     parent.appendChild(box);
     new Chart(canvas, {type: 'bar', data: {labels: labels, datasets: datasets},
       options: {animation: false, maintainAspectRatio: false,
+                plugins: {title: {display: !!title, text: title || ''}},
                 scales: {y: {beginAtZero: true, title: {display: true, text: yTitle}}}}});
     parent.dataset.chart = id;
     drawn++;
@@ -256,18 +257,27 @@
     var card = section('Embedding health');
     var ev = data.evaluations.filter(function (e) { return e.health; }).pop();
     if (!ev) return emptyNote(card, 'embedding_norms', 'no evaluation with embedding_health yet');
-    var h = ev.health;
+    var h = ev.health, known = h.collapse_threshold >= 0;
     if (h.collapse_warning) card.appendChild(el('p', 'collapse',
         'COLLAPSE WARNING: item embeddings point the same way (mean pairwise cosine ' +
-        fmt(h.mean_cosine) + ' > 0.5)'));
-    var q = h.norm_quantiles;
-    table(card, ['step', 'item coverage', 'mean pairwise cosine', 'item norm min / p50 / max'],
-      [[fmt(ev.step), h.coverage >= 0 ? (100 * h.coverage).toFixed(1) + ' %' : '?', fmt(h.mean_cosine),
-        q.length === 7 ? fmt(q[0]) + ' / ' + fmt(q[3]) + ' / ' + fmt(q[6]) : '?']]);
-    if (!h.counts.length) return emptyNote(card, 'embedding_norms', 'no item norm histogram');
+        fmt(h.mean_cosine) + (known ? ' > ' + fmt(h.collapse_threshold) : '') + ')'));
+    function spread(q) { return q.length === 7 ? fmt(q[0]) + ' / ' + fmt(q[3]) + ' / ' + fmt(q[6]) : 'no such table'; }
+    var head = ['step', 'item coverage',
+                'mean pairwise cosine of items' + (known ? ' (collapse above ' + fmt(h.collapse_threshold) + ')' : ''),
+                'item ID row norm min / p50 / max', 'user ID row norm min / p50 / max'];
+    var row = [fmt(ev.step), h.coverage >= 0 ? (100 * h.coverage).toFixed(1) + ' %' : '?',
+               fmt(h.mean_cosine), spread(h.item_id_quantiles), spread(h.user_id_quantiles)];
+    if (h.item_quantiles.length) {  // only for an item tower that is not L2-normalised
+      head.push('item tower output norm min / p50 / max');
+      row.push(spread(h.item_quantiles));
+    }
+    table(card, head, [row]);
+    if (!h.counts.length) return emptyNote(card, 'embedding_norms', 'no item ID embedding rows (no item_id table)');
     var labels = h.counts.map(function (c, i) { return fmt(h.edges[i]) + '-' + fmt(h.edges[i + 1]); });
     barChart(card, 'embedding_norms', labels,
-             [{label: 'items per L2-norm bin', data: h.counts, backgroundColor: PALETTE[2]}], 'items');
+             [{label: 'item ID rows per L2-norm bin', data: h.counts, backgroundColor: PALETTE[2]}],
+             'rows', 'item ID embedding rows, L2 norm' +
+             (h.item_id_rows >= 0 ? ' (' + fmt(h.item_id_rows) + ' rows)' : ''));
   }
 
   try {

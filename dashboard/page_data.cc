@@ -7,8 +7,9 @@
 //   charts: [{id, title, unit, smoothed, empty, series: [{label, stride, x, y, lo?, hi?}]}],
 //   marks: [{x, kind, label}], checkpoints: [{x, ts_ms, step, bytes, duration_ms,
 //   incremental, ok, dir, error}], evaluations: [{ts_ms, step, checkpoint, split,
-//   metrics: [[name, v]], health: {coverage, mean_cosine, collapse_warning,
-//   norm_quantiles, edges, counts} | null}],
+//   metrics: [[name, v]], health: {coverage, mean_cosine, collapse_threshold (-1
+//   unknown), collapse_warning, item_id_rows (-1 none), item_id_quantiles,
+//   user_id_quantiles, item_quantiles (each 7 numbers or []), edges, counts} | null}],
 //   problems: {total, kept}, dropped: {series, examples, events, evaluations} }
 // x values are seconds since the run's first timestamp; lo/hi (min/max per point) only
 // for downsampled series.
@@ -135,8 +136,14 @@ void Evaluations(Out* o, const EvaluationsData& evals) {
     }
     auto nums = [&](const std::vector<double>& v) { Array(o, v, [&](double d) { o->Num(d); }); };
     o->Raw("{").Key("coverage").Num(e.item_coverage).Raw(",").Key("mean_cosine").Num(e.mean_cosine);
+    o->Raw(",").Key("collapse_threshold").Num(e.collapse_threshold);
     o->Raw(",").Key("collapse_warning").Bool(e.collapse_warning);
-    o->Raw(",").Key("norm_quantiles");
+    o->Raw(",").Key("item_id_rows").Num(static_cast<double>(e.item_id_rows));
+    o->Raw(",").Key("item_id_quantiles");
+    nums(e.item_id_norm_quantiles);
+    o->Raw(",").Key("user_id_quantiles");
+    nums(e.user_id_norm_quantiles);
+    o->Raw(",").Key("item_quantiles");
     nums(e.item_norm_quantiles);
     o->Raw(",").Key("edges");
     nums(e.hist_edges);

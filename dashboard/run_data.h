@@ -121,12 +121,18 @@ struct Evaluation {
   std::string checkpoint, split;
   // recall@K, ndcg@K (model) and popularity_recall@K, popularity_ndcg@K, in file order.
   std::vector<std::pair<std::string, double>> metrics;
+  // embedding_health (docs/metrics.md); quantiles are min p10 p25 p50 p75 p90 max,
+  // empty when absent or null.
   bool has_health = false;
   double item_coverage = -1;
   double mean_cosine = 0;
+  double collapse_threshold = -1;  // -1: not in the line
   bool collapse_warning = false;
-  std::vector<double> item_norm_quantiles;  // min p10 p25 p50 p75 p90 max
-  std::vector<double> hist_edges;           // 21
+  int64_t item_id_rows = -1;  // -1: no item_id table (or not in the line)
+  std::vector<double> item_id_norm_quantiles;
+  std::vector<double> user_id_norm_quantiles;
+  std::vector<double> item_norm_quantiles;  // tower output, only when not L2-normalised
+  std::vector<double> hist_edges;           // item_id_norm_histogram: 21
   std::vector<double> hist_counts;          // 20
 };
 

@@ -66,7 +66,9 @@ absl::StatusOr<EvaluationSet> BuildEvaluationSet(const EvaluationOptions& option
   TOWERPS_RETURN_IF_ERROR(embedder->EmbedCatalog(&set.items));
   for (int64_t row = 0; row < catalog.size(); ++row) set.item_keys.push_back(catalog.key(row));
   set.item_counts = catalog.train_counts();
-  TOWERPS_ASSIGN_OR_RETURN(set.item_coverage, ItemIdCoverage(*embedder));
+  TOWERPS_RETURN_IF_ERROR(MeasureCheckpointHealth(*embedder, &set.checkpoint_health));
+  set.normalized.item = embedder->model().two_tower.item.l2_normalize;
+  set.normalized.user = embedder->model().two_tower.user.l2_normalize;
 
   // Earlier positives to exclude, per user.
   absl::flat_hash_map<uint64_t, std::vector<int32_t>> seen;
@@ -147,6 +149,16 @@ absl::StatusOr<EvaluationResult> EvaluateExactOn(const EvaluationSet& set,
                                                              set.relevant_ids, result.items, ks));
   result.rank_seconds = SecondsSince(rank_start);
   return result;
+}
+
+EmbeddingHealth EmbeddingHealthOf(const EvaluationSet& set) {
+  EmbeddingHealth health =
+      ComputeEmbeddingHealth(set.items.data(), set.num_items(), set.queries.data(),
+                             set.num_queries(), set.dim, set.normalized);
+  health.item_coverage = set.checkpoint_health.item_coverage;
+  health.item_id_norms = set.checkpoint_health.item_id_norms;
+  health.user_id_norms = set.checkpoint_health.user_id_norms;
+  return health;
 }
 
 absl::StatusOr<EvaluationResult> EvaluateExact(const EvaluationOptions& options,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "index/embedding_health.h"
 #include "index/metrics.h"
 #include "models/tensor.h"
 #include "worker/model_config.h"
@@ -47,8 +48,10 @@ struct EvaluationSet {
   std::vector<int64_t> exclude_offsets = {0}, relevant_offsets = {0};  // n + 1 each
   std::vector<int32_t> exclude_ids, relevant_ids;
   double embed_seconds = 0;
-  // ItemIdCoverage of the checkpoint (index/embedding_health.h); NaN when unknown.
-  double item_coverage = std::numeric_limits<double>::quiet_NaN();
+  // The checkpoint's embedding health figures (MeasureCheckpointHealth:
+  // item_coverage, item_id_norms, user_id_norms) and the towers' normalisation.
+  EmbeddingHealth checkpoint_health;
+  TowerNormalization normalized;
 
   int64_t num_items() const { return static_cast<int64_t>(item_keys.size()); }
   int64_t num_queries() const { return static_cast<int64_t>(relevant_offsets.size()) - 1; }
@@ -74,6 +77,10 @@ absl::StatusOr<EvaluationSet> BuildEvaluationSet(const EvaluationOptions& option
 // Exact ranking and metrics of `set`, beside popularity (options: ks, threads).
 absl::StatusOr<EvaluationResult> EvaluateExactOn(const EvaluationSet& set,
                                                  const EvaluationOptions& options);
+
+// The embedding health of `set`: its tower outputs (ComputeEmbeddingHealth) with the
+// checkpoint's figures.
+EmbeddingHealth EmbeddingHealthOf(const EvaluationSet& set);
 
 // BuildEvaluationSet + EvaluateExactOn.
 absl::StatusOr<EvaluationResult> EvaluateExact(const EvaluationOptions& options,

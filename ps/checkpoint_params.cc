@@ -59,15 +59,31 @@ absl::Status CheckpointParams::Pull(absl::Span<const SparseSlice> slices, int64_
 
 absl::StatusOr<int64_t> CheckpointParams::CountExistingRows(uint32_t table,
                                                             absl::Span<const uint64_t> keys) const {
-  if (table >= servers_[0]->options().tables.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("no table ", table));
-  }
+  TOWERPS_RETURN_IF_ERROR(TableDim(table).status());
   int64_t existing = 0;
   for (uint64_t key : keys) {
     ParameterServer& server = *servers_[map_.ServerOf(key)];
     existing += server.table(static_cast<int>(table))->GetRowInfo(key).has_value() ? 1 : 0;
   }
   return existing;
+}
+
+absl::Status CheckpointParams::ForEachRow(
+    uint32_t table, int64_t chunk_rows,
+    const std::function<absl::Status(absl::Span<const uint64_t> keys, const float* values)>& fn)
+    const {
+  TOWERPS_RETURN_IF_ERROR(TableDim(table).status());
+  for (const auto& server : servers_) {
+    TOWERPS_RETURN_IF_ERROR(server->table(static_cast<int>(table))->ForEachRow(chunk_rows, fn));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> CheckpointParams::TableDim(uint32_t table) const {
+  if (table >= servers_[0]->options().tables.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("no table ", table));
+  }
+  return servers_[0]->table(static_cast<int>(table))->dim();
 }
 
 absl::Status CheckpointParams::Update(const StepUpdate&, int64_t) {

@@ -6,6 +6,7 @@
 #ifndef TOWERPS_PS_CHECKPOINT_PARAMS_H_
 #define TOWERPS_PS_CHECKPOINT_PARAMS_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,17 @@ class CheckpointParams final : public ParamSource {
   // How many of `keys` have a row in table `table` (duplicates counted each time;
   // evaluation's item coverage). InvalidArgument for a table out of range.
   absl::StatusOr<int64_t> CountExistingRows(uint32_t table, absl::Span<const uint64_t> keys) const;
+
+  // Streams every row of table `table`, server by server, in chunks of at most
+  // `chunk_rows` (> 0): fn(keys: m, values: m * dim fp32), as
+  // sparse_emb::EmbeddingTable::ForEachRow (memory: one chunk; each row once; the
+  // checkpoint is read-only, so the walk is exact). Stops at and returns fn's first
+  // error; InvalidArgument for a table out of range or chunk_rows <= 0.
+  absl::Status ForEachRow(uint32_t table, int64_t chunk_rows,
+                          const std::function<absl::Status(absl::Span<const uint64_t> keys,
+                                                           const float* values)>& fn) const;
+  // The dim of table `table`; InvalidArgument when out of range.
+  absl::StatusOr<int> TableDim(uint32_t table) const;
 
   const CheckpointManifest& manifest() const { return manifest_; }
 

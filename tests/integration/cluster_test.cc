@@ -124,6 +124,18 @@ TEST_F(ClusterTest, SynchronousOneWorkerMatchesEmbeddedLossPerStep) {
   EXPECT_GT(health["item_coverage"].get<double>(), 0.5);
   EXPECT_LE(health["item_coverage"].get<double>(), 1.0);
   EXPECT_FALSE(health["collapse_warning"].get<bool>());
+  EXPECT_EQ(health["collapse_threshold"].get<double>(), 0.85);
+  // The norms are those of the checkpoint's item_id rows (the towers' outputs are
+  // L2-normalised: no tower-output norms), which training moved off their init norm.
+  EXPECT_FALSE(health.contains("item_norm_quantiles"));
+  ASSERT_TRUE(health["item_id_norm_quantiles"].is_array());
+  ASSERT_EQ(health["item_id_norm_quantiles"].size(), 7u);
+  EXPECT_GT(health["item_id_norm_quantiles"][6].get<double>(),
+            health["item_id_norm_quantiles"][0].get<double>());
+  int64_t binned = 0;
+  for (const auto& c : health["item_id_norm_histogram"]["counts"]) binned += c.get<int64_t>();
+  EXPECT_EQ(binned, health["item_id_rows"].get<int64_t>());
+  EXPECT_GT(binned, 0);
 }
 
 // 2 servers and 2 asynchronous workers on MovieTweetings, secured
