@@ -4,6 +4,9 @@
 // page's size, the render time and the peak resident memory of the rendering, for
 // 100k and 1M lines (--quick: 10k and 100k). Each rendering runs in a child process
 // (fork) so its peak RSS (wait4) is its own: flat memory shows as a ratio near 1.
+// The peer, in the same run and on the same file: jq (Debian's command-line JSON tool)
+// pulling one series out of it (`select(.role=="worker") | [.ts_ms, .towerps_worker_loss]`),
+// a lower bound of what any reader of the file does; skipped when jq is absent.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -118,6 +122,29 @@ double RenderInChild(const std::string& dir, const std::string& label) {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // KiB -> MiB
 }
 
+// Runs jq over <dir>/metrics.jsonl (output discarded) in a child; returns its seconds
+// and peak RSS in MiB, or seconds < 0 when jq cannot run.
+std::pair<double, double> JqInChild(const std::string& dir) {
+  std::fflush(stdout);
+  const std::string path = dir + "/metrics.jsonl";
+  double seconds = 0;
+  int status = 0;
+  struct rusage usage {};
+  seconds = Seconds([&] {
+    pid_t pid = fork();
+    CHECK_GE(pid, 0);
+    if (pid == 0) {
+      if (std::freopen("/dev/null", "w", stdout) == nullptr) _exit(127);
+      execlp("jq", "jq", "-c", R"(select(.role=="worker") | [.ts_ms, .towerps_worker_loss])",
+             path.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    CHECK_EQ(wait4(pid, &status, 0, &usage), pid);
+  });
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return {-1, 0};
+  return {seconds, static_cast<double>(usage.ru_maxrss) / 1024.0};
+}
+
 }  // namespace
 }  // namespace towerps::bench
 
@@ -137,6 +164,13 @@ int main(int argc, char** argv) {
     PrintFigure(
         {"dashboard", "metrics.jsonl bytes, " + label, static_cast<double>(bytes), "B", "", 0});
     rss[k] = RenderInChild(dir, label);
+    auto [jq_seconds, jq_rss] = JqInChild(dir);
+    if (jq_seconds < 0) {
+      std::printf("# jq not found or failed: no peer figures (apt-get install jq)\n");
+      continue;
+    }
+    PrintFigure({"dashboard", "jq, one series out, seconds, " + label, jq_seconds, "s", "", 0});
+    PrintFigure({"dashboard", "jq peak RSS MiB, " + label, jq_rss, "MiB", "", 0});
   }
   PrintFigure({"dashboard", absl::StrCat("peak RSS, ", large, " lines"), rss[1], "MiB",
                absl::StrCat("peak RSS, ", small, " lines"), rss[0]});
