@@ -17,7 +17,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libzmq3-dev cppzmq-dev
   capnproto libcapnp-dev
-  libopenblas-dev libeigen3-dev libfaiss-dev
+  libopenblas-dev libeigen3-dev libfaiss-dev libhnswlib-dev
   libgflags-dev libgoogle-glog-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev libomp-14-dev

@@ -14,11 +14,24 @@
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "common/status.h"
+#include "index/shard_search_pool.h"
 
 namespace towerps::index {
 namespace {
 
 constexpr absl::string_view kManifestHeader = "towerps-index 1";
+
+// A shard file's extension for its engine.
+absl::string_view ShardExtension(AnnEngine engine) {
+  switch (engine) {
+    case AnnEngine::kHnswlib:
+      return "hnsw";
+    case AnnEngine::kExact:
+      return "flat";
+    default:
+      return "faiss";
+  }
+}
 
 bool Better(const Hit& a, const Hit& b) {
   return a.score != b.score ? a.score > b.score : a.key < b.key;
@@ -41,7 +54,8 @@ std::vector<Hit> MergeHits(absl::Span<const std::vector<Hit>> lists, int k) {
 
 std::string IndexManifest::ToString() const {
   std::string out = absl::StrCat(kManifestHeader, "\ndim ", dim, "\nshards ", shards.size(),
-                                 "\nitems ", items, "\nmodel_step ", model_step, "\nfactory ",
+                                 "\nitems ", items, "\nmodel_step ", model_step, "\nengine ",
+                                 AnnEngineName(engine), "\nfactory ",
                                  factory, "\nef_construction ", ef_construction, "\n");
   for (size_t s = 0; s < shards.size(); ++s) {
     absl::StrAppend(&out, "shard ", s, " ", shards[s].file, " ", shards[s].count, " ",
@@ -69,6 +83,10 @@ absl::StatusOr<IndexManifest> IndexManifest::Parse(absl::string_view text) {
       ok = f.size() == 2 && absl::SimpleAtoi(f[1], &manifest.items);
     } else if (ok && f[0] == "model_step") {
       ok = f.size() == 2 && absl::SimpleAtoi(f[1], &manifest.model_step);
+    } else if (ok && f[0] == "engine") {
+      auto engine = ParseAnnEngine(f[1]);
+      ok = f.size() == 2 && engine.ok() && *engine != AnnEngine::kAuto;
+      if (ok) manifest.engine = *engine;
     } else if (ok && f[0] == "factory") {
       manifest.factory = std::string(lines[i].substr(8));
     } else if (ok && f[0] == "ef_construction") {
@@ -129,7 +147,12 @@ absl::StatusOr<IndexManifest> BuildShardedIndex(const IndexBuildOptions& options
   manifest.dim = dim;
   manifest.items = static_cast<int64_t>(keys.size());
   manifest.model_step = model_step;
-  manifest.factory = options.ann.EffectiveFactory();
+  AnnIndexOptions ann = options.ann;
+  size_t largest = 0;
+  for (const auto& shard_rows : rows) largest = std::max(largest, shard_rows.size());
+  ann.engine = ann.EngineFor(static_cast<int64_t>(largest));
+  manifest.engine = ann.engine;
+  manifest.factory = ann.EffectiveFactory();
   manifest.ef_construction = options.ann.ef_construction;
   manifest.shards.resize(options.shards);
 
@@ -150,11 +173,11 @@ absl::StatusOr<IndexManifest> BuildShardedIndex(const IndexBuildOptions& options
         ids.push_back(static_cast<int64_t>(keys[row]));
       }
       ShardManifestEntry& entry = manifest.shards[s];
-      entry.file = absl::StrFormat("shard-%05d.faiss", s);
+      entry.file = absl::StrFormat("shard-%05d.%s", s, ShardExtension(ann.engine));
       entry.count = static_cast<int64_t>(ids.size());
       absl::Status status = [&]() -> absl::Status {
         TOWERPS_ASSIGN_OR_RETURN(auto index,
-                                 AnnIndex::Build(options.ann, shard_vectors.data(), ids.data(),
+                                 AnnIndex::Build(ann, shard_vectors.data(), ids.data(),
                                                  entry.count, dim, omp_threads));
         TOWERPS_ASSIGN_OR_RETURN(std::string bytes, index->Serialize());
         entry.bytes = bytes.size();
@@ -176,8 +199,19 @@ absl::StatusOr<IndexManifest> BuildShardedIndex(const IndexBuildOptions& options
   return manifest;
 }
 
-absl::StatusOr<std::unique_ptr<ShardedIndex>> ShardedIndex::Load(const std::string& dir,
-                                                                 absl::Span<const int> shards) {
+absl::Status ShardedIndexOptions::Validate() const {
+  if (search_threads < 0 || search_threads > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("search_threads must be in [0, 1024], got ", search_threads));
+  }
+  return absl::OkStatus();
+}
+
+ShardedIndex::~ShardedIndex() = default;
+
+absl::StatusOr<std::unique_ptr<ShardedIndex>> ShardedIndex::Load(
+    const std::string& dir, absl::Span<const int> shards, const ShardedIndexOptions& options) {
+  TOWERPS_RETURN_IF_ERROR(options.Validate());
   TOWERPS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(absl::StrCat(dir, "/MANIFEST")));
   std::unique_ptr<ShardedIndex> index(new ShardedIndex());
   TOWERPS_ASSIGN_OR_RETURN(index->manifest_, IndexManifest::Parse(text));
@@ -204,13 +238,20 @@ absl::StatusOr<std::unique_ptr<ShardedIndex>> ShardedIndex::Load(const std::stri
           " bytes with CRC-32C ", Crc32c(*bytes), ", expected ", entry.bytes, " bytes with ",
           entry.crc32c, "; the file was changed or truncated - rebuild the index"));
     }
-    TOWERPS_ASSIGN_OR_RETURN(auto ann, AnnIndex::Deserialize(*bytes));
-    if (ann->dim() != index->manifest_.dim || ann->size() != entry.count) {
+    auto ann = AnnIndex::Deserialize(*bytes, index->manifest_.engine);
+    if (!ann.ok()) return Annotate(ann.status(), absl::StrCat("index shard ", s, " (", path, ")"));
+    if ((*ann)->dim() != index->manifest_.dim || (*ann)->size() != entry.count) {
       return absl::DataLossError(absl::StrCat("index shard ", s, " (", path,
                                               ") disagrees with the MANIFEST on dim or count"));
     }
-    index->indexes_.push_back(std::move(ann));
+    index->indexes_.push_back(std::move(*ann));
   }
+  int threads = options.search_threads;
+  if (threads == 0) {
+    threads = std::min(static_cast<int>(index->indexes_.size()),
+                       std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  }
+  if (threads > 1) index->pool_ = std::make_unique<ShardSearchPool>(threads - 1);
   return index;
 }
 
@@ -218,16 +259,23 @@ absl::StatusOr<std::vector<Hit>> ShardedIndex::Search(const float* query, int k,
                                                       absl::Span<const uint64_t> exclude) const {
   if (k < 1) return absl::InvalidArgumentError("k must be >= 1");
   std::vector<int64_t> excluded(exclude.begin(), exclude.end());
-  std::vector<std::vector<Hit>> lists(indexes_.size());
-  std::vector<int64_t> ids(k);
-  std::vector<float> scores(k);
-  for (size_t i = 0; i < indexes_.size(); ++i) {
-    TOWERPS_RETURN_IF_ERROR(
-        indexes_[i]->Search(query, k, ef_search, excluded, ids.data(), scores.data()));
+  const int n = static_cast<int>(indexes_.size());
+  std::vector<std::vector<Hit>> lists(n);
+  std::vector<absl::Status> errors(n);
+  auto search_shard = [&](int i) {
+    std::vector<int64_t> ids(k);
+    std::vector<float> scores(k);
+    errors[i] = indexes_[i]->Search(query, k, ef_search, excluded, ids.data(), scores.data());
     for (int j = 0; j < k && ids[j] != -1; ++j) {
       lists[i].push_back({static_cast<uint64_t>(ids[j]), scores[j]});
     }
+  };
+  if (pool_ != nullptr) {
+    pool_->ParallelFor(n, search_shard);
+  } else {
+    for (int i = 0; i < n; ++i) search_shard(i);
   }
+  for (const absl::Status& error : errors) TOWERPS_RETURN_IF_ERROR(error);
   return MergeHits(lists, k);
 }
 

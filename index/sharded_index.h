@@ -1,23 +1,27 @@
 // Item embeddings partitioned into S shards by key hash, one AnnIndex per shard,
-// written with Faiss's own IO plus a MANIFEST, loaded (all shards or a subset),
-// searched shard by shard and merged.
+// written with the engine's IO plus a MANIFEST, loaded (all shards or a subset),
+// searched on a small pool of threads (all shards of one query at once) and merged.
 //
 // Directory layout (docs/index.md):
-//   <dir>/shard-00000.faiss ... shard-<S-1>.faiss   Faiss write_index bytes, ids = item keys
+//   <dir>/shard-00000.<ext> ... shard-<S-1>.<ext>   the engine's bytes, ids = item keys
+//     (ext: faiss, hnsw or flat)
 //   <dir>/MANIFEST   text, written last (atomically):
 //     towerps-index 1
 //     dim <d>
 //     shards <S>
 //     items <n>
 //     model_step <step>
-//     factory <faiss factory string>
+//     engine <faiss-hnsw|hnswlib|exact>   (absent in older indexes: faiss-hnsw)
+//     factory <faiss factory string, or the engine's parameters>
 //     ef_construction <e>
 //     shard <i> <file> <count> <bytes> <crc32c>      (one line per shard)
 // Item key k lives in shard ShardOf(k, S) = ReduceToRange(Mix64(k), S). A shard
 // file that is missing or whose size or CRC-32C differs from the manifest is
 // refused at load (DataLoss naming the file).
 //
-// Thread-safety: a loaded ShardedIndex is immutable; Search is thread-safe.
+// Thread-safety: a loaded ShardedIndex is immutable; Search is thread-safe. Its
+// search threads ("shard_search", ShardedIndexOptions::search_threads - 1 of them)
+// live as long as the ShardedIndex.
 #ifndef TOWERPS_INDEX_SHARDED_INDEX_H_
 #define TOWERPS_INDEX_SHARDED_INDEX_H_
 
@@ -31,6 +35,8 @@
 #include "index/ann_index.h"
 
 namespace towerps::index {
+
+class ShardSearchPool;
 
 // The shard of an item key.
 uint32_t ShardOf(uint64_t key, int num_shards);
@@ -55,6 +61,7 @@ struct IndexManifest {
   int dim = 0;
   int64_t items = 0;
   int64_t model_step = 0;
+  AnnEngine engine = AnnEngine::kFaissHnsw;
   std::string factory;
   int ef_construction = 0;
   std::vector<ShardManifestEntry> shards;
@@ -67,7 +74,8 @@ struct IndexManifest {
 struct IndexBuildOptions {
   // Shards S; >= 1.
   int shards = 4;
-  // Per-shard index (HNSW M, efConstruction, or a factory string).
+  // Per-shard index (engine, HNSW M, efConstruction, or a factory string). kAuto
+  // is resolved once, by the largest shard, so every shard has one engine.
   AnnIndexOptions ann;
   // Shards built at once (std::threads); >= 1. Faiss's OpenMP threads per shard
   // are capped so that threads * omp threads stays near the core count.
@@ -88,13 +96,26 @@ absl::StatusOr<IndexManifest> BuildShardedIndex(const IndexBuildOptions& options
                                                 const float* vectors, int dim,
                                                 int64_t model_step, const std::string& dir);
 
+struct ShardedIndexOptions {
+  // Threads searching one query's shards at once, the caller's included; 0 = the
+  // smaller of the loaded shards and the cores. 1 searches shard after shard on
+  // the caller. The pool is shared by all concurrent queries (no thread per query):
+  // a caller also searches its own shards, so a busy pool never stalls it.
+  int search_threads = 0;
+
+  absl::Status Validate() const;
+};
+
 class ShardedIndex {
  public:
   // Loads the shards listed in `shards` (empty: all) of the index in `dir`, verifying
   // each file against the manifest. Errors: NotFound (manifest or shard file),
-  // DataLoss (changed shard, malformed manifest), InvalidArgument (shard number).
-  static absl::StatusOr<std::unique_ptr<ShardedIndex>> Load(const std::string& dir,
-                                                            absl::Span<const int> shards = {});
+  // DataLoss (changed shard, malformed manifest), InvalidArgument (shard number,
+  // options).
+  static absl::StatusOr<std::unique_ptr<ShardedIndex>> Load(
+      const std::string& dir, absl::Span<const int> shards = {},
+      const ShardedIndexOptions& options = {});
+  ~ShardedIndex();
 
   // The k best items for one query (dim floats) over the loaded shards, merged,
   // never one of `exclude` (item keys). Errors: InvalidArgument (k < 1), Faiss.
@@ -111,6 +132,7 @@ class ShardedIndex {
   IndexManifest manifest_;
   std::vector<int> loaded_;
   std::vector<std::unique_ptr<AnnIndex>> indexes_;  // parallel to loaded_
+  std::unique_ptr<ShardSearchPool> pool_;            // null: search on the caller
 };
 
 }  // namespace towerps::index
