@@ -1,6 +1,7 @@
 // `towerps build-index`: partitions the exported item embeddings into S shards by
-// key hash and builds one Faiss index per shard (HNSW on inner product by default),
-// in parallel, written with a MANIFEST (index/sharded_index.h).
+// key hash and builds one index per shard (--engine: hnswlib HNSW on inner product,
+// exact for small shards, or Faiss), in parallel, written with a MANIFEST
+// (index/sharded_index.h).
 #include <chrono>
 #include <cstdio>
 
@@ -13,6 +14,11 @@
 #include "index/sharded_index.h"
 
 DEFINE_int32(shards, 4, "index shards S (item key hash -> shard)");
+DEFINE_string(engine, "auto",
+              "auto (exact for shards of at most --exact_max_items, hnswlib above: the "
+              "fastest measured, docs/index.md), hnswlib, exact or faiss-hnsw (implied by "
+              "--factory)");
+DEFINE_int64(exact_max_items, 4096, "--engine=auto: exact search up to this many items a shard");
 DEFINE_int32(hnsw_m, 32, "HNSW graph degree M");
 DEFINE_int32(ef_construction, 200, "HNSW efConstruction (beam width while building)");
 DEFINE_string(factory, "",
@@ -31,6 +37,13 @@ int RunBuildIndex(int /*argc*/, char** /*argv*/) {
   options.ann.hnsw_m = FLAGS_hnsw_m;
   options.ann.ef_construction = FLAGS_ef_construction;
   options.ann.factory = FLAGS_factory;
+  options.ann.exact_max_items = FLAGS_exact_max_items;
+  auto engine = index::ParseAnnEngine(FLAGS_engine);
+  if (!engine.ok()) return Fail("build-index", engine.status());
+  options.ann.engine = *engine;
+  if (!FLAGS_factory.empty() && *engine == index::AnnEngine::kAuto) {
+    options.ann.engine = index::AnnEngine::kFaissHnsw;
+  }
   options.threads = ThreadsOrAllCores();
   if (absl::Status valid = options.Validate(); !valid.ok()) return Fail("build-index", valid);
   auto items = index::EmbeddingTable::Read(absl::StrCat(FLAGS_embeddings, "/items.emb"));
@@ -44,8 +57,10 @@ int RunBuildIndex(int /*argc*/, char** /*argv*/) {
   if (!manifest.ok()) return Fail("build-index", manifest.status());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("built %zu shards (%s, efConstruction %d) over %ld items of dim %d in %.2f s: %s\n",
-              manifest->shards.size(), manifest->factory.c_str(), manifest->ef_construction,
+  std::printf(
+      "built %zu shards (%s: %s, efConstruction %d) over %ld items of dim %d in %.2f s: %s\n",
+      manifest->shards.size(), std::string(index::AnnEngineName(manifest->engine)).c_str(),
+      manifest->factory.c_str(), manifest->ef_construction,
               static_cast<long>(manifest->items), manifest->dim, seconds,
               FLAGS_index_dir.c_str());
   for (size_t s = 0; s < manifest->shards.size(); ++s) {

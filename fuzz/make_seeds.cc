@@ -247,8 +247,18 @@ void IndexSeeds() {
   auto manifest =
       index::BuildShardedIndex(build, keys, values.data(), 2, 9, scratch.File("index"));
   CHECK(manifest.ok()) << manifest.status();
-  // index_files_fuzzer.cc: byte 0 even = MANIFEST, odd = embeddings file.
+  // index_files_fuzzer.cc: byte 0 % 4 = 0 MANIFEST, 1 embeddings file, 2 hnswlib
+  // shard, 3 exact shard.
   Seed("index_files", "manifest", std::string(1, '\0') + Read(scratch.File("index/MANIFEST")));
+  for (index::AnnEngine engine : {index::AnnEngine::kHnswlib, index::AnnEngine::kExact}) {
+    build.ann.engine = engine;
+    const std::string dir = scratch.File(std::string(index::AnnEngineName(engine)));
+    auto shards = index::BuildShardedIndex(build, keys, values.data(), 2, 9, dir);
+    CHECK(shards.ok()) << shards.status();
+    const char mode = engine == index::AnnEngine::kHnswlib ? '\2' : '\3';
+    Seed("index_files", std::string(index::AnnEngineName(engine)) + "_shard",
+         std::string(1, mode) + Read(dir + "/" + shards->shards[0].file));
+  }
   auto writer = index::EmbeddingWriter::Open(scratch.File("items.emb"), "", data::Side::kItem, 2,
                                              static_cast<int64_t>(keys.size()), 9);
   CHECK(writer.ok()) << writer.status();
