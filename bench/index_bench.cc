@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {  // --items=N overrides (for profiling)
     if (std::string(argv[i]).rfind("--items=", 0) == 0) items = std::stoll(argv[i] + 8);
   }
-  const int64_t n_queries = quick ? 1000 : 2000;
+  const int64_t n_queries = 1000;
   const std::string suite = "index";
   const std::string dir = (std::filesystem::temp_directory_path() /
                            ("towerps_index_bench_" + std::to_string(::getpid()))).string();
