@@ -155,8 +155,8 @@ int main(int argc, char** argv) {
   for (int64_t n : {1000, 2000, 4000, 8000, 16000, 32000}) {
     std::vector<uint64_t> some(keys.begin(), keys.begin() + n);
     index::TopKOptions truth_options;
-    auto some_truth = index::ExactTopK(queries.data(), 200, vectors.data(), n, kDim, kK, {}, {},
-                                       truth_options);
+    auto some_truth =
+        index::ExactTopK(queries.data(), 200, vectors.data(), n, kDim, kK, {}, {}, truth_options);
     CHECK(some_truth.ok());
     double us[2];
     int e = 0;
@@ -171,8 +171,8 @@ int main(int argc, char** argv) {
       CHECK(loaded.ok());
       us[e++] = Best(**loaded, queries, 200, 64, some, *some_truth, 1).p50_us;
     }
-    PrintFigure({suite, "crossover_n" + std::to_string(n), us[0], "us exact p50", "hnswlib_ef64",
-                 us[1]});
+    PrintFigure(
+        {suite, "crossover_n" + std::to_string(n), us[0], "us exact p50", "hnswlib_ef64", us[1]});
   }
 
   // Exact brute force: the ground truth and the batch peer.

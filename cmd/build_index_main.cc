@@ -60,9 +60,8 @@ int RunBuildIndex(int /*argc*/, char** /*argv*/) {
   std::printf(
       "built %zu shards (%s: %s, efConstruction %d) over %ld items of dim %d in %.2f s: %s\n",
       manifest->shards.size(), std::string(index::AnnEngineName(manifest->engine)).c_str(),
-      manifest->factory.c_str(), manifest->ef_construction,
-              static_cast<long>(manifest->items), manifest->dim, seconds,
-              FLAGS_index_dir.c_str());
+      manifest->factory.c_str(), manifest->ef_construction, static_cast<long>(manifest->items),
+      manifest->dim, seconds, FLAGS_index_dir.c_str());
   for (size_t s = 0; s < manifest->shards.size(); ++s) {
     std::printf("  shard %zu: %ld items, %lu bytes\n", s,
                 static_cast<long>(manifest->shards[s].count),

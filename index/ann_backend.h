@@ -43,16 +43,16 @@ absl::StatusOr<std::unique_ptr<AnnBackend>> ReadFaiss(absl::string_view bytes);
 
 // simd_engines_impl.h, one set per instruction set. threads: std::threads adding
 // points (hnswlib), >= 1. Read* verify the whole structure (hostile-safe: DataLoss).
-#define TOWERPS_DECLARE_SIMD_ENGINES(ns)                                                     \
-  namespace ns {                                                                             \
-  absl::StatusOr<std::unique_ptr<AnnBackend>> BuildHnswlib(                                  \
-      const AnnIndexOptions& options, const float* vectors, const int64_t* ids, int64_t n,   \
-      int dim, int threads);                                                                 \
-  absl::StatusOr<std::unique_ptr<AnnBackend>> ReadHnswlib(absl::string_view bytes);          \
-  absl::StatusOr<std::unique_ptr<AnnBackend>> BuildExact(const float* vectors,               \
-                                                         const int64_t* ids, int64_t n,      \
-                                                         int dim);                           \
-  absl::StatusOr<std::unique_ptr<AnnBackend>> ReadExact(absl::string_view bytes);            \
+#define TOWERPS_DECLARE_SIMD_ENGINES(ns)                                                           \
+  namespace ns {                                                                                   \
+  absl::StatusOr<std::unique_ptr<AnnBackend>> BuildHnswlib(const AnnIndexOptions& options,         \
+                                                           const float* vectors,                   \
+                                                           const int64_t* ids, int64_t n, int dim, \
+                                                           int threads);                           \
+  absl::StatusOr<std::unique_ptr<AnnBackend>> ReadHnswlib(absl::string_view bytes);                \
+  absl::StatusOr<std::unique_ptr<AnnBackend>> BuildExact(const float* vectors, const int64_t* ids, \
+                                                         int64_t n, int dim);                      \
+  absl::StatusOr<std::unique_ptr<AnnBackend>> ReadExact(absl::string_view bytes);                  \
   }
 TOWERPS_DECLARE_SIMD_ENGINES(simd_base)
 TOWERPS_DECLARE_SIMD_ENGINES(simd_avx2)

@@ -131,10 +131,9 @@ TEST_P(EngineTest, RecallAgainstBruteForceAndManifestRoundTrip) {
 TEST_P(EngineTest, PerRequestEfFromSeveralThreadsMatchesSerial) {
   const AnnEngine engine = GetParam();
   Data data = Clustered(4000, 3);
-  auto index = BuildAndLoad(data, Options(engine, 2),
-                            absl::StrReplaceAll(std::string("ef_") +
-                                                    std::string(AnnEngineName(engine)),
-                                                {{"-", "_"}}));
+  auto index = BuildAndLoad(
+      data, Options(engine, 2),
+      absl::StrReplaceAll(std::string("ef_") + std::string(AnnEngineName(engine)), {{"-", "_"}}));
   ASSERT_NE(index, nullptr);
   Data queries = Clustered(60, 4);
   const std::vector<int> efs = {10, 24, 64, 200};
@@ -178,13 +177,12 @@ TEST_P(EngineTest, PerRequestEfFromSeveralThreadsMatchesSerial) {
   EXPECT_EQ(mismatches.load(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, EngineTest,
-                         ::testing::Values(AnnEngine::kFaissHnsw, AnnEngine::kHnswlib,
-                                           AnnEngine::kExact),
-                         [](const auto& info) {
-                           return absl::StrReplaceAll(std::string(AnnEngineName(info.param)),
-                                                      {{"-", "_"}});
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Engines, EngineTest,
+    ::testing::Values(AnnEngine::kFaissHnsw, AnnEngine::kHnswlib, AnnEngine::kExact),
+    [](const auto& info) {
+      return absl::StrReplaceAll(std::string(AnnEngineName(info.param)), {{"-", "_"}});
+    });
 
 TEST(EngineChoiceTest, AutoPicksExactForSmallShardsAndHnswlibAbove) {
   Data data = Clustered(2000, 5);
@@ -211,10 +209,11 @@ TEST(EngineChoiceTest, AutoPicksExactForSmallShardsAndHnswlibAbove) {
 TEST(EngineChoiceTest, ManifestWithoutEngineLineIsFaiss) {
   Data data = Clustered(500, 6);
   const std::string dir = FreshTestDir("old_manifest");
-  auto built = BuildShardedIndex(Options(AnnEngine::kFaissHnsw, 2), data.keys,
-                                 data.vectors.data(), kDim, 0, dir);
+  auto built = BuildShardedIndex(Options(AnnEngine::kFaissHnsw, 2), data.keys, data.vectors.data(),
+                                 kDim, 0, dir);
   ASSERT_TRUE(built.ok());
-  const std::string old_text = absl::StrReplaceAll(built->ToString(), {{"engine faiss-hnsw\n", ""}});
+  const std::string old_text =
+      absl::StrReplaceAll(built->ToString(), {{"engine faiss-hnsw\n", ""}});
   ASSERT_EQ(old_text.find("engine"), std::string::npos);
   ASSERT_TRUE(WriteFileAtomically(dir + "/MANIFEST", old_text).ok());
   auto index = ShardedIndex::Load(dir);
@@ -231,8 +230,8 @@ TEST(EngineChoiceTest, ManifestWithoutEngineLineIsFaiss) {
 TEST(EngineChoiceTest, CorruptedHnswlibShardIsRefused) {
   Data data = Clustered(1500, 7);
   const std::string dir = FreshTestDir("corrupt_hnsw");
-  auto built = BuildShardedIndex(Options(AnnEngine::kHnswlib, 2), data.keys,
-                                 data.vectors.data(), kDim, 0, dir);
+  auto built = BuildShardedIndex(Options(AnnEngine::kHnswlib, 2), data.keys, data.vectors.data(),
+                                 kDim, 0, dir);
   ASSERT_TRUE(built.ok());
   const std::string path = dir + "/" + built->shards[1].file;
   auto bytes = ReadFileToString(path);

@@ -47,8 +47,8 @@ absl::string_view AnnEngineName(AnnEngine engine) {
 }
 
 absl::StatusOr<AnnEngine> ParseAnnEngine(absl::string_view name) {
-  for (AnnEngine e : {AnnEngine::kAuto, AnnEngine::kFaissHnsw, AnnEngine::kHnswlib,
-                      AnnEngine::kExact}) {
+  for (AnnEngine e :
+       {AnnEngine::kAuto, AnnEngine::kFaissHnsw, AnnEngine::kHnswlib, AnnEngine::kExact}) {
     if (name == AnnEngineName(e)) return e;
   }
   return absl::InvalidArgumentError(
@@ -108,10 +108,9 @@ absl::StatusOr<std::unique_ptr<AnnIndex>> AnnIndex::Build(const AnnIndexOptions&
   absl::StatusOr<std::unique_ptr<internal::AnnBackend>> backend;
   switch (engine) {
     case AnnEngine::kHnswlib:
-      backend = UseAvx2() ? internal::simd_avx2::BuildHnswlib(options, vectors, ids, n, dim,
-                                                              omp_threads)
-                          : internal::simd_base::BuildHnswlib(options, vectors, ids, n, dim,
-                                                              omp_threads);
+      backend = UseAvx2()
+                    ? internal::simd_avx2::BuildHnswlib(options, vectors, ids, n, dim, omp_threads)
+                    : internal::simd_base::BuildHnswlib(options, vectors, ids, n, dim, omp_threads);
       break;
     case AnnEngine::kExact:
       backend = UseAvx2() ? internal::simd_avx2::BuildExact(vectors, ids, n, dim)
@@ -136,8 +135,8 @@ absl::StatusOr<std::unique_ptr<AnnIndex>> AnnIndex::Deserialize(absl::string_vie
                           : internal::simd_base::ReadHnswlib(bytes);
       break;
     case AnnEngine::kExact:
-      backend = UseAvx2() ? internal::simd_avx2::ReadExact(bytes)
-                          : internal::simd_base::ReadExact(bytes);
+      backend =
+          UseAvx2() ? internal::simd_avx2::ReadExact(bytes) : internal::simd_base::ReadExact(bytes);
       break;
     default:
       return absl::InvalidArgumentError("ann index read: a concrete engine is needed");
@@ -166,9 +165,8 @@ absl::Status AnnIndex::Search(const float* query, int k, int ef_search,
   std::vector<int64_t> got_ids(fetch);
   std::vector<float> got_scores(fetch);
   TOWERPS_ASSIGN_OR_RETURN(
-      int64_t got,
-      backend_->SearchBest(query, fetch, ef_search > 0 ? ef_search : kDefaultEfSearch,
-                           got_ids.data(), got_scores.data()));
+      int64_t got, backend_->SearchBest(query, fetch, ef_search > 0 ? ef_search : kDefaultEfSearch,
+                                        got_ids.data(), got_scores.data()));
   int out = 0;
   for (int64_t i = 0; i < got && out < k; ++i) {
     if (excluded.contains(got_ids[i])) continue;

@@ -111,15 +111,14 @@ class FaissBackend final : public AnnBackend {
   // SearchParametersHNSW::efSearch, so asking for k = max(fetch, ef) results with
   // params.efSearch = ef is the search IndexHNSW makes at efSearch = ef (for ef at
   // least the stored efSearch, 16 by default), without writing the member.
-  absl::Status SearchHnsw(const float* query, int64_t fetch, int ef,
-                          std::vector<int64_t>* got, std::vector<float>* distances) const {
+  absl::Status SearchHnsw(const float* query, int64_t fetch, int ef, std::vector<int64_t>* got,
+                          std::vector<float>* distances) const {
     const int64_t k = std::max<int64_t>(fetch, ef);
     std::vector<int64_t> labels(k);
     std::vector<float> negated(k);
     TOWERPS_RETURN_IF_ERROR(Guard(absl::StatusCode::kInternal, "ann search", [&] {
       faiss::VisitedTable visited(hnsw_->ntotal);
-      std::unique_ptr<faiss::DistanceComputer> computer(
-          hnsw_->storage->get_distance_computer());
+      std::unique_ptr<faiss::DistanceComputer> computer(hnsw_->storage->get_distance_computer());
       if (hnsw_->metric_type == faiss::METRIC_INNER_PRODUCT) {
         computer = std::make_unique<NegatedDistance>(computer.release());
       }
@@ -152,10 +151,10 @@ absl::StatusOr<std::unique_ptr<AnnBackend>> BuildFaiss(const AnnIndexOptions& op
   const std::string factory = options.EffectiveFactory();
   ScopedOmpThreads omp(omp_threads);
   std::unique_ptr<faiss::Index> index;
-  TOWERPS_RETURN_IF_ERROR(Guard(absl::StatusCode::kInvalidArgument,
-                                absl::StrCat("index factory '", factory, "'"), [&] {
-    index.reset(faiss::index_factory(dim, factory.c_str(), faiss::METRIC_INNER_PRODUCT));
-  }));
+  TOWERPS_RETURN_IF_ERROR(
+      Guard(absl::StatusCode::kInvalidArgument, absl::StrCat("index factory '", factory, "'"), [&] {
+        index.reset(faiss::index_factory(dim, factory.c_str(), faiss::METRIC_INNER_PRODUCT));
+      }));
   if (dynamic_cast<faiss::IndexIDMap*>(index.get()) == nullptr) {
     auto* map = new faiss::IndexIDMap(index.release());
     map->own_fields = true;

@@ -63,10 +63,7 @@ void ShardSearchPool::Work() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](ShardSearchPool* p) {
-            return p->stop_ || !p->queue_.empty();
-          },
-          this));
+          +[](ShardSearchPool* p) { return p->stop_ || !p->queue_.empty(); }, this));
       if (queue_.empty()) return;  // stopping
       job = std::move(queue_.front());
       queue_.pop_front();

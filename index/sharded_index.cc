@@ -53,10 +53,10 @@ std::vector<Hit> MergeHits(absl::Span<const std::vector<Hit>> lists, int k) {
 }
 
 std::string IndexManifest::ToString() const {
-  std::string out = absl::StrCat(kManifestHeader, "\ndim ", dim, "\nshards ", shards.size(),
-                                 "\nitems ", items, "\nmodel_step ", model_step, "\nengine ",
-                                 AnnEngineName(engine), "\nfactory ",
-                                 factory, "\nef_construction ", ef_construction, "\n");
+  std::string out =
+      absl::StrCat(kManifestHeader, "\ndim ", dim, "\nshards ", shards.size(), "\nitems ", items,
+                   "\nmodel_step ", model_step, "\nengine ", AnnEngineName(engine), "\nfactory ",
+                   factory, "\nef_construction ", ef_construction, "\n");
   for (size_t s = 0; s < shards.size(); ++s) {
     absl::StrAppend(&out, "shard ", s, " ", shards[s].file, " ", shards[s].count, " ",
                     shards[s].bytes, " ", shards[s].crc32c, "\n");
@@ -176,9 +176,8 @@ absl::StatusOr<IndexManifest> BuildShardedIndex(const IndexBuildOptions& options
       entry.file = absl::StrFormat("shard-%05d.%s", s, ShardExtension(ann.engine));
       entry.count = static_cast<int64_t>(ids.size());
       absl::Status status = [&]() -> absl::Status {
-        TOWERPS_ASSIGN_OR_RETURN(auto index,
-                                 AnnIndex::Build(ann, shard_vectors.data(), ids.data(),
-                                                 entry.count, dim, omp_threads));
+        TOWERPS_ASSIGN_OR_RETURN(auto index, AnnIndex::Build(ann, shard_vectors.data(), ids.data(),
+                                                             entry.count, dim, omp_threads));
         TOWERPS_ASSIGN_OR_RETURN(std::string bytes, index->Serialize());
         entry.bytes = bytes.size();
         entry.crc32c = Crc32c(bytes);

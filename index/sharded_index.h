@@ -132,7 +132,7 @@ class ShardedIndex {
   IndexManifest manifest_;
   std::vector<int> loaded_;
   std::vector<std::unique_ptr<AnnIndex>> indexes_;  // parallel to loaded_
-  std::unique_ptr<ShardSearchPool> pool_;            // null: search on the caller
+  std::unique_ptr<ShardSearchPool> pool_;           // null: search on the caller
 };
 
 }  // namespace towerps::index

@@ -214,9 +214,8 @@ class HnswlibBackend final : public AnnBackend {
   }
 
   static absl::StatusOr<std::unique_ptr<AnnBackend>> Build(const AnnIndexOptions& options,
-                                                           const float* vectors,
-                                                           const int64_t* ids, int64_t n, int dim,
-                                                           int threads) {
+                                                           const float* vectors, const int64_t* ids,
+                                                           int64_t n, int dim, int threads) {
     if (n >= (int64_t{1} << 31) || dim > kMaxDim) {
       return absl::InvalidArgumentError("hnswlib: too many vectors or dimensions");
     }
@@ -260,8 +259,7 @@ class HnswlibBackend final : public AnnBackend {
     uint32_t dim, m, ef_construction, entry;
     uint64_t n;
     int32_t max_level;
-    if (!in.GetBytes(magic, sizeof(magic)) ||
-        std::memcmp(magic, kHnswMagic, sizeof(magic)) != 0) {
+    if (!in.GetBytes(magic, sizeof(magic)) || std::memcmp(magic, kHnswMagic, sizeof(magic)) != 0) {
       return bad("not a towerps hnswlib file");
     }
     if (!in.Get(&dim) || !in.Get(&m) || !in.Get(&ef_construction) || !in.Get(&n) ||
@@ -274,8 +272,7 @@ class HnswlibBackend final : public AnnBackend {
     }
     // Every element takes at least its id, vector, level and layer-0 count.
     const uint64_t min_element = 8 + 4 * uint64_t{dim} + 8;
-    if (n >= (uint64_t{1} << 31) || n > in.remaining() / min_element ||
-        (n > 0 && entry >= n)) {
+    if (n >= (uint64_t{1} << 31) || n > in.remaining() / min_element || (n > 0 && entry >= n)) {
       return bad("element count or entry point out of range");
     }
     std::unique_ptr<HnswlibBackend> backend;
@@ -361,8 +358,8 @@ class ExactBackend final : public AnnBackend {
   int64_t size() const override { return static_cast<int64_t>(ids_.size()); }
   std::vector<int64_t> Ids() const override { return ids_; }
 
-  absl::StatusOr<int64_t> SearchBest(const float* query, int64_t fetch, int /*ef*/,
-                                     int64_t* ids, float* scores) const override {
+  absl::StatusOr<int64_t> SearchBest(const float* query, int64_t fetch, int /*ef*/, int64_t* ids,
+                                     float* scores) const override {
     auto distance = space_->get_dist_func();
     void* param = space_->get_dist_func_param();
     std::priority_queue<std::pair<float, int64_t>> worst_first;  // (distance, row)
@@ -395,8 +392,8 @@ class ExactBackend final : public AnnBackend {
     char magic[sizeof(kFlatMagic)];
     uint32_t dim;
     uint64_t n;
-    if (!in.GetBytes(magic, sizeof(magic)) ||
-        std::memcmp(magic, kFlatMagic, sizeof(magic)) != 0 || !in.Get(&dim) || !in.Get(&n)) {
+    if (!in.GetBytes(magic, sizeof(magic)) || std::memcmp(magic, kFlatMagic, sizeof(magic)) != 0 ||
+        !in.Get(&dim) || !in.Get(&n)) {
       return absl::DataLossError("exact index read: not a towerps flat file");
     }
     if (dim < 1 || dim > kMaxDim || n > in.remaining() / (8 + 4 * uint64_t{dim}) ||
