@@ -14,6 +14,9 @@
 //   crossover_n<N>: p50 microseconds of exact search over N vectors beside hnswlib
 //     at efSearch 64 (one thread): where exact wins (AnnIndexOptions::exact_max_items).
 //   exact_topk_qps: ExactTopK top-10 in one batch (2 threads, blocked sgemm).
+//   <config>_serial: the same shards searched one after another on the caller
+//     (search_threads 1); 1client_*: one client thread (latency with idle cores).
+// --only=PREFIX keeps the configs whose name starts with PREFIX (e.g. hnswlib).
 #include <unistd.h>
 
 #include <algorithm>
@@ -118,6 +121,7 @@ struct Config {
   std::string name;
   index::AnnEngine engine;
   int shards;
+  int search_threads = 0;  // ShardedIndexOptions
 };
 
 }  // namespace
@@ -131,6 +135,10 @@ int main(int argc, char** argv) {
   int64_t items = quick ? 100000 : 1000000;
   for (int i = 1; i < argc; ++i) {  // --items=N overrides (for profiling)
     if (std::string(argv[i]).rfind("--items=", 0) == 0) items = std::stoll(argv[i] + 8);
+  }
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]).rfind("--only=", 0) == 0) only = argv[i] + 7;
   }
   const int64_t n_queries = 1000;
   const std::string suite = "index";
@@ -184,15 +192,26 @@ int main(int argc, char** argv) {
   CHECK(truth.ok()) << truth.status();
   PrintFigure({suite, "exact_topk_qps", n_queries / Seconds(start), "queries/s", "", 0});
 
-  const std::vector<Config> configs = {
+  std::vector<Config> configs = {
       {"faiss_1", index::AnnEngine::kFaissHnsw, 1},
       {"faiss_4shards", index::AnnEngine::kFaissHnsw, 4},
       {"hnswlib_1", index::AnnEngine::kHnswlib, 1},
       {"hnswlib_4shards", index::AnnEngine::kHnswlib, 4},
+      {"hnswlib_4shards_serial", index::AnnEngine::kHnswlib, 4, 1},
       {"exact_4shards", index::AnnEngine::kExact, 4},
   };
+  std::erase_if(configs, [&](const Config& c) { return c.name.rfind(only, 0) != 0; });
   std::vector<std::unique_ptr<index::ShardedIndex>> loaded;
   for (const Config& config : configs) {
+    if (config.search_threads != 0) {  // the previous config's shards, another pool
+      index::ShardedIndexOptions options;
+      options.search_threads = config.search_threads;
+      auto index = index::ShardedIndex::Load(dir + "/" + configs[loaded.size() - 1].name, {},
+                                             options);
+      CHECK(index.ok()) << index.status();
+      loaded.push_back(std::move(*index));
+      continue;
+    }
     index::IndexBuildOptions options;
     options.shards = config.shards;
     options.threads = config.shards > 1 ? 2 : 1;
@@ -216,10 +235,16 @@ int main(int argc, char** argv) {
                                   : "ef" + e + "_" + configs[c].name;
       SearchFigures f = Best(*loaded[c], queries, n_queries, ef, keys, *truth, kClientThreads);
       if (c == 0) peer = f;
-      PrintFigure({suite, "qps_" + tag, f.qps, "queries/s", "faiss_1_ef" + e, peer.qps});
-      PrintFigure({suite, "recall10_" + tag, f.recall, "recall@10", "faiss_1_ef" + e, peer.recall});
+      const std::string peer_name = configs[0].name + "_ef" + e;
+      PrintFigure({suite, "qps_" + tag, f.qps, "queries/s", peer_name, peer.qps});
+      PrintFigure({suite, "recall10_" + tag, f.recall, "recall@10", peer_name, peer.recall});
       PrintFigure({suite, "p50_us_" + tag, f.p50_us, "us", "", 0});
       PrintFigure({suite, "p99_us_" + tag, f.p99_us, "us", "", 0});
+      if (configs[c].shards > 1 && configs[c].engine != index::AnnEngine::kExact && ef == 64) {
+        SearchFigures one = Best(*loaded[c], queries, n_queries, ef, keys, *truth, 1);
+        PrintFigure({suite, "1client_p50_us_" + tag, one.p50_us, "us", "", 0});
+        PrintFigure({suite, "1client_p99_us_" + tag, one.p99_us, "us", "", 0});
+      }
     }
   }
   (void)RemoveAll(dir);
