@@ -275,6 +275,12 @@ class HnswlibBackend final : public AnnBackend {
     if (n >= (uint64_t{1} << 31) || n > in.remaining() / min_element || (n > 0 && entry >= n)) {
       return bad("element count or entry point out of range");
     }
+    // Memory per element (layer-0 links at full degree) is bounded by what the file
+    // could describe, so a short hostile file cannot ask for gigabytes.
+    const uint64_t memory = n * (4 + 8 * uint64_t{m} + 4 * uint64_t{dim} + 8);
+    if (memory > 256 * uint64_t{bytes.size()} + (uint64_t{1} << 20)) {
+      return bad("element count too large for the file");
+    }
     std::unique_ptr<HnswlibBackend> backend;
     try {
       backend = std::make_unique<HnswlibBackend>(dim, m, ef_construction, n);
