@@ -107,6 +107,7 @@ absl::StatusOr<std::unique_ptr<TopKHttpClient>> TopKHttpClient::Create(absl::str
   client->set_read_timeout(timeout);
   client->set_write_timeout(timeout);
   client->set_keep_alive(true);
+  client->set_tcp_nodelay(true);  // see Listener: no Nagle wait for a small request
   return std::unique_ptr<TopKHttpClient>(new TopKHttpClient(std::move(client)));
 }
 
