@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "http/test_http.h"
 #include "http/test_service.h"
 #include "http/topk_client.h"
 #include "httplib.h"
@@ -30,17 +31,6 @@ class TopKServerTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
-  }
-
-  // A JSON error reply with `status` and `code`.
-  static void ExpectJsonError(const httplib::Result& res, int status, const std::string& code) {
-    ASSERT_TRUE(res) << httplib::to_string(res.error());
-    EXPECT_EQ(res->status, status) << res->body;
-    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
-    json doc = json::parse(res->body, nullptr, false);
-    ASSERT_TRUE(doc.is_object()) << res->body;
-    EXPECT_EQ(doc["error"]["code"], code) << res->body;
-    EXPECT_TRUE(doc["error"]["message"].is_string()) << res->body;
   }
 
   void ExpectStillServing() {

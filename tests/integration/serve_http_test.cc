@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
+#include "http/test_http.h"
 #include "httplib.h"
 #include "index/embeddings.h"
 #include "index/sharded_index.h"
@@ -28,6 +29,7 @@
 namespace towerps {
 namespace {
 
+using http::ExpectJsonError;
 using nlohmann::json;
 using testing::RandomUnitRows;
 using testing::Subprocess;
@@ -134,19 +136,6 @@ class ServeHttpTest : public ::testing::Test {
     EXPECT_EQ(query.Wait(30s), std::optional<int>(want_exit)) << name;
     auto out = ReadFileToString(*dir_ + "/" + name + ".log");
     return out.ok() ? *out : "";
-  }
-
-  // A JSON error with `status` and `code`.
-  static void ExpectJsonError(const httplib::Result& res, int status, const std::string& code,
-                              const std::string& what) {
-    SCOPED_TRACE(what);
-    ASSERT_TRUE(res) << httplib::to_string(res.error());
-    EXPECT_EQ(res->status, status) << res->body;
-    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
-    json doc = json::parse(res->body, nullptr, false);
-    ASSERT_TRUE(doc.is_object()) << res->body;
-    EXPECT_EQ(doc["error"]["code"], code) << res->body;
-    EXPECT_TRUE(doc["error"]["message"].is_string()) << res->body;
   }
 
   // kDim comma-separated numbers, the first one `first` (as written), the others 0.5.
