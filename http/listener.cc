@@ -75,7 +75,8 @@ absl::Status ListenerOptions::Validate() const {
         range("max_pending", max_pending, 1, 1024),
         range("read_timeout_ms", read_timeout_ms, 1, 600000),
         range("write_timeout_ms", write_timeout_ms, 1, 600000),
-        range("keep_alive_timeout_s", keep_alive_timeout_s, 1, 600)}) {
+        range("keep_alive_timeout_s", keep_alive_timeout_s, 1, 600),
+        range("keep_alive_max_requests", keep_alive_max_requests, 1, 1000000)}) {
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -98,6 +99,7 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Start(const ListenerOptions&
   svr.set_read_timeout(options.read_timeout_ms / 1000, (options.read_timeout_ms % 1000) * 1000);
   svr.set_write_timeout(options.write_timeout_ms / 1000, (options.write_timeout_ms % 1000) * 1000);
   svr.set_keep_alive_timeout(options.keep_alive_timeout_s);
+  svr.set_keep_alive_max_count(static_cast<size_t>(options.keep_alive_max_requests));
   // A reply is written as headers then body: without TCP_NODELAY, Nagle holds the
   // body until the peer's delayed ACK (~40 ms per request on Linux).
   svr.set_tcp_nodelay(true);

@@ -50,6 +50,13 @@ struct ListenerOptions {
   // How long an open connection may wait for its next request, seconds, 1..600
   // (cpp-httplib counts it in whole seconds). Default 5.
   int keep_alive_timeout_s = 5;
+  // Requests served on one connection before the server closes it, 1..1000000: a
+  // waiting connection gets a worker after at most this many requests of another
+  // (one worker per connection), and a client reconnects this rarely (cpp-httplib's
+  // default, 5, made closed-loop clients reconnect all the time: with its accept
+  // backlog of 5, a burst of reconnections waited the 1 s SYN retransmission).
+  // Default 100.
+  int keep_alive_max_requests = 100;
 
   // InvalidArgument for a name too long for a thread name, a host that is not an
   // IPv4 address, or a field out of range.
