@@ -106,8 +106,7 @@ int HttpStatusOf(absl::StatusCode code) {
       return 400;
     case absl::StatusCode::kNotFound:
       return 404;
-    case absl::StatusCode::kResourceExhausted:
-      return 429;
+    case absl::StatusCode::kResourceExhausted:  // a shard server's limit: retry later
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded:
       return 503;

@@ -46,8 +46,8 @@ struct ServeInfo {
 using QueryParams = std::multimap<std::string, std::string>;
 
 // The one map from a Status code to an HTTP status: InvalidArgument, OutOfRange,
-// FailedPrecondition -> 400; NotFound -> 404; ResourceExhausted -> 429; Unavailable,
-// DeadlineExceeded -> 503; anything else -> 500.
+// FailedPrecondition -> 400; NotFound -> 404; Unavailable, DeadlineExceeded,
+// ResourceExhausted -> 503 (retry); anything else -> 500.
 int HttpStatusOf(absl::StatusCode code);
 // "invalid_argument" for kInvalidArgument, and so on (absl's names, lower case).
 std::string ErrorCodeName(absl::StatusCode code);
