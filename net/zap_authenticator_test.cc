@@ -104,8 +104,7 @@ TEST_F(ZapAuthenticatorTest, PeerWithoutKeysIsRefused) {
   // server drops the connection before the deadline, as seen under ASan) reports the
   // peer unavailable. Either way no handler sees the request.
   const absl::StatusCode code = Ping(CurveKeys(), 300).code();
-  EXPECT_TRUE(code == absl::StatusCode::kDeadlineExceeded ||
-              code == absl::StatusCode::kUnavailable)
+  EXPECT_TRUE(code == absl::StatusCode::kDeadlineExceeded || code == absl::StatusCode::kUnavailable)
       << absl::StatusCodeToString(code);
   EXPECT_TRUE(Seen().empty());
 }
