@@ -147,7 +147,9 @@ void TopKServer::Route(httplib::Server* server) {
         res.status = 500;
         res.body.clear();
       });
-  svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+  // Counted before the reply is written (cpp-httplib's logger runs after it), so a client
+  // that has its answer sees it counted.
+  svr.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     requests_->Increment();
     if (res.status >= 400) {
       errors_->Increment();
