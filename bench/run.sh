@@ -18,6 +18,7 @@ declare -A suites=(
   [ps]="parameter-server pull/push on loopback beside raw ZeroMQ, CURVE beside plaintext; cluster vs embedded training"
   [chaos]="kill -9 of random cluster processes under deploy/local.sh's supervisor: kills survived, steps lost, recall, time to recover"
   [dashboard]="towerps dashboard on 100k and 1M metrics lines: page bytes, render seconds, peak RSS (flat)"
+  [serve]="towerps serve on the demo index under N closed-loop clients: QPS, p50/p99/p999, HTTP beside ZeroMQ"
   [train]="towerps embedded training beside a PyTorch reference of the same model (recall, examples/s, MFU)"
 )
 

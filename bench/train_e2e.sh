@@ -5,8 +5,8 @@
 # reference), training examples/s (peer = reference) and towerps's model FLOP
 # utilisation (analytic FLOPs/example x examples/s / OpenBLAS sgemm GFLOP/s on the
 # step's shapes, measured by bench_model_flops in this run).
-# Data: MovieTweetings (examples/movietweetings.conf) when ../shared/data or
-# /work/shared/data has it, else `towerps generate` defaults (examples/generated.conf).
+# Data: MovieTweetings (examples/movietweetings.conf) when ../shared/data has it
+# (TOWERPS_SHARED_DATA overrides), else `towerps generate` defaults (examples/generated.conf).
 # Not run by CI; installs Debian's python3-torch with apt-get when it is missing.
 # Figures are medians over 3 interleaved rounds (towerps, sgemm bound, reference).
 # Usage: bench/train_e2e.sh BUILD_DIR [--quick]   (--quick: one round of 60 steps)
@@ -40,9 +40,8 @@ towerps="$build/cmd/towerps"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mt=""
-for d in "$root/../shared/data/movietweetings-100k" /work/shared/data/movietweetings-100k; do
-  [ -d "$d" ] && { mt="$d"; break; }
-done
+d="${TOWERPS_SHARED_DATA:-$root/../shared/data}/movietweetings-100k"
+[ -d "$d" ] && mt="$d"
 if [ -n "$mt" ]; then
   data_name=movietweetings
   config="$root/examples/movietweetings.conf"

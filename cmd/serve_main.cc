@@ -1,7 +1,8 @@
 // `towerps serve`: a retrieval server. Loads index shards (all, or --serve_shards)
 // and optionally the exported embeddings (user lookup, raw item ids), or with
 // --route_to fans requests out to shard servers and merges. Serves TopK requests
-// over ZeroMQ + Cap'n Proto until SIGINT / SIGTERM.
+// over ZeroMQ + Cap'n Proto until SIGINT / SIGTERM, and with --http_port also over
+// HTTP/JSON (http/topk_server.h; GET /metrics on the same port).
 
 #include <cstdio>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "common/file_util.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
+#include "http/topk_server.h"
 #include "index/retrieval_service.h"
 #include "net/address.h"
 #include "net/transport.h"
@@ -31,6 +33,11 @@ DEFINE_string(route_to, "",
               "(then --index_dir is not used)");
 DEFINE_int32(max_k, 1000, "largest K a request may ask for");
 DEFINE_int64(route_timeout_ms, 2000, "deadline of one fan-out request to a shard server");
+DEFINE_int32(http_port, 0,
+             "also serve the HTTP/JSON API (GET/POST /v1/topk, /healthz, /metrics) on this "
+             "port of --serve_bind's host; 0 = off");
+DEFINE_int32(http_threads, 4, "threads answering HTTP connections (one connection each)");
+DEFINE_int64(http_max_body_bytes, 1 << 20, "largest HTTP request body (more: 413)");
 
 namespace towerps::cmd {
 
@@ -62,11 +69,20 @@ int RunServe(int /*argc*/, char** /*argv*/) {
     shards.push_back(shard);
   }
   if (absl::Status valid = options.Validate(); !valid.ok()) return Fail("serve", valid);
+  if (FLAGS_http_port < 0 || FLAGS_http_port > 65535) {
+    std::fprintf(stderr, "towerps serve: --http_port must be 0 (off) or 1..65535\n");
+    return 2;
+  }
   std::unique_ptr<index::ShardedIndex> local;
+  http::ServeInfo info;  // what GET /healthz reports
   if (!FLAGS_index_dir.empty()) {
     auto loaded = index::ShardedIndex::Load(FLAGS_index_dir, shards);
     if (!loaded.ok()) return Fail("serve", loaded.status());
     local = *std::move(loaded);
+    for (int s : local->loaded_shards()) info.items += local->manifest().shards[s].count;
+    info.shards = static_cast<int>(local->loaded_shards().size());
+  } else {
+    info.shards = static_cast<int>(options.shard_endpoints.size());
   }
   std::unique_ptr<index::EmbeddingTable> users, items;
   if (!FLAGS_embeddings.empty()) {
@@ -76,6 +92,7 @@ int RunServe(int /*argc*/, char** /*argv*/) {
     if (!i.ok()) return Fail("serve", i.status());
     users = *std::move(u);
     items = *std::move(i);
+    if (local == nullptr) info.items = items->size();
   }
   // SIGINT / SIGTERM stop the server (WaitForStopSignal below).
   CatchStopSignals();
@@ -106,6 +123,21 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   if (!bound.ok()) return Fail("serve", bound.status());
   auto exporter = StartMetricsServerFromFlags("serve", 0, bound->host, &metrics);
   if (!exporter.ok()) return Fail("serve", exporter.status());
+  std::unique_ptr<http::TopKApi> api;
+  std::unique_ptr<http::TopKServer> http_server;
+  if (FLAGS_http_port != 0) {
+    info.dim = (*service)->dim();
+    api = std::make_unique<http::TopKApi>(service->get(), info);
+    http::TopKServerOptions http_options;
+    http_options.listen.host = bound->host;
+    http_options.listen.port = FLAGS_http_port;
+    http_options.listen.num_threads = FLAGS_http_threads;
+    http_options.max_body_bytes = FLAGS_http_max_body_bytes;
+    http_options.target = {"serve", 0};
+    auto started = http::TopKServer::Create(http_options, api.get(), &metrics);
+    if (!started.ok()) return Fail("serve", started.status());
+    http_server = *std::move(started);
+  }
   LOG(INFO) << server_options.name << ": serving on " << (*server)->endpoint() << " (dim "
             << (*service)->dim() << ")";
   if (!FLAGS_serve_endpoint_file.empty()) {
@@ -113,9 +145,11 @@ int RunServe(int /*argc*/, char** /*argv*/) {
     if (!written.ok()) return Fail("serve", written);
   }
   std::printf("serving on %s\n", (*server)->endpoint().c_str());
+  if (http_server) std::printf("http on http://%s:%d\n", bound->host.c_str(), http_server->port());
   std::fflush(stdout);
   const int signal_number = WaitForStopSignal();
   LOG(INFO) << server_options.name << ": signal " << signal_number << ", stopping";
+  if (http_server) http_server->Stop();
   if (*exporter) (*exporter)->Stop();
   (*server)->Stop();
   return 0;

@@ -20,19 +20,22 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/notification.h"
 #include "common/metrics.h"
 #include "common/prometheus_text.h"
+#include "http/listener.h"
 
 namespace httplib {
 class Server;
 }  // namespace httplib
 
 namespace towerps::http {
+
+// The body of GET /metrics: refreshes towerps_process_resident_memory_bytes in
+// `registry`, then renders it in the text format 0.0.4 with `target`'s labels.
+std::string ScrapeMetrics(MetricsRegistry* registry, const PrometheusTarget& target);
 
 struct MetricsServerOptions {
   // IPv4 address to listen on: the process's NodeAddress::bind_host (net/address.h),
@@ -58,6 +61,8 @@ struct MetricsServerOptions {
 
   // InvalidArgument for a host that is not an IPv4 address, or a field out of range.
   absl::Status Validate() const;
+  // The listening part ("metrics" threads).
+  ListenerOptions Listen() const;
 };
 
 class MetricsServer {
@@ -79,19 +84,15 @@ class MetricsServer {
   void Stop();
 
  private:
-  MetricsServer(const MetricsServerOptions& options, MetricsRegistry* registry);
-  void Route();
+  MetricsServer(const MetricsServerOptions& options, MetricsRegistry* registry)
+      : options_(options), registry_(registry) {}
+  void Route(httplib::Server* svr);
 
   // Constant after Create().
   const MetricsServerOptions options_;
   MetricsRegistry* const registry_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<Listener> listener_;
   int port_ = 0;
-
-  std::thread listen_thread_;
-  absl::Notification listen_done_;
-  absl::Notification stopped_;
-  absl::Mutex stop_mu_;  // serialises Stop()
 };
 
 }  // namespace towerps::http

@@ -100,7 +100,12 @@ TEST_F(ZapAuthenticatorTest, UnknownKeyIsRefusedBeforeAnyHandler) {
 }
 
 TEST_F(ZapAuthenticatorTest, PeerWithoutKeysIsRefused) {
-  EXPECT_EQ(Ping(CurveKeys(), 300).code(), absl::StatusCode::kDeadlineExceeded);
+  // The plaintext handshake is refused: the client waits out its deadline, or (when the
+  // server drops the connection before the deadline, as seen under ASan) reports the
+  // peer unavailable. Either way no handler sees the request.
+  const absl::StatusCode code = Ping(CurveKeys(), 300).code();
+  EXPECT_TRUE(code == absl::StatusCode::kDeadlineExceeded || code == absl::StatusCode::kUnavailable)
+      << absl::StatusCodeToString(code);
   EXPECT_TRUE(Seen().empty());
 }
 

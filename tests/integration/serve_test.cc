@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,12 +20,15 @@
 #include "index/retrieval_service.h"
 #include "index/sharded_index.h"
 #include "net/transport.h"
+#include "tests/integration/serve_fixture.h"
 #include "tests/integration/subprocess.h"
 
 namespace towerps {
 namespace {
 
+using testing::RandomUnitRows;
 using testing::Subprocess;
+using testing::WriteTable;
 using namespace std::chrono_literals;
 
 constexpr int kDim = 16;
@@ -38,33 +40,6 @@ std::string Env(const char* name) {
   return v ? v : "";
 }
 
-// Unit vectors, one per row.
-std::vector<float> RandomUnitRows(int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> out(n * kDim);
-  for (int i = 0; i < n; ++i) {
-    float norm = 0;
-    for (int c = 0; c < kDim; ++c) norm += (out[i * kDim + c] = normal(rng)) * out[i * kDim + c];
-    for (int c = 0; c < kDim; ++c) out[i * kDim + c] /= std::sqrt(norm);
-  }
-  return out;
-}
-
-void WriteTable(const std::string& path, data::Side side, const std::string& prefix, int n,
-                const std::vector<float>& values) {
-  std::vector<uint64_t> keys;
-  std::vector<std::string> ids;
-  for (int i = 0; i < n; ++i) {
-    ids.push_back(absl::StrCat(prefix, i));
-    keys.push_back(data::HashKey(ids.back()));
-  }
-  auto writer = index::EmbeddingWriter::Open(path, "", side, kDim, n, 9);
-  ASSERT_TRUE(writer.ok()) << writer.status();
-  ASSERT_TRUE((*writer)->Append(keys, ids, values).ok());
-  ASSERT_TRUE((*writer)->Finish().ok());
-}
-
 class ServeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -73,10 +48,10 @@ class ServeTest : public ::testing::Test {
                            ("serve_test_" + std::to_string(::getpid())));
     ASSERT_TRUE(RemoveAll(*dir_).ok());
     ASSERT_TRUE(CreateDirectories(*dir_ + "/emb").ok());
-    items_ = new std::vector<float>(RandomUnitRows(kItems, 1));
-    users_ = new std::vector<float>(RandomUnitRows(kUsers, 2));
-    WriteTable(*dir_ + "/emb/items.emb", data::Side::kItem, "item", kItems, *items_);
-    WriteTable(*dir_ + "/emb/users.emb", data::Side::kUser, "user", kUsers, *users_);
+    items_ = new std::vector<float>(RandomUnitRows(kItems, kDim, 1));
+    users_ = new std::vector<float>(RandomUnitRows(kUsers, kDim, 2));
+    WriteTable(*dir_ + "/emb/items.emb", data::Side::kItem, "item", kItems, kDim, *items_);
+    WriteTable(*dir_ + "/emb/users.emb", data::Side::kUser, "user", kUsers, kDim, *users_);
     auto table = index::EmbeddingTable::Read(*dir_ + "/emb/items.emb");
     ASSERT_TRUE(table.ok());
     index::IndexBuildOptions build;

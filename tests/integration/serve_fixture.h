@@ -1,0 +1,49 @@
+// For the serving tests (serve_test.cc, serve_http_test.cc): random unit vectors and
+// exported embedding tables with raw ids "<prefix><row>", as `towerps export` writes.
+#ifndef TOWERPS_TESTS_INTEGRATION_SERVE_FIXTURE_H_
+#define TOWERPS_TESTS_INTEGRATION_SERVE_FIXTURE_H_
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "data/keys.h"
+#include "gtest/gtest.h"
+#include "index/embeddings.h"
+
+namespace towerps::testing {
+
+// n unit vectors of `dim` floats, one per row (n * dim).
+inline std::vector<float> RandomUnitRows(int n, int dim, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> out(static_cast<size_t>(n) * dim);
+  for (int i = 0; i < n; ++i) {
+    float norm = 0;
+    for (int c = 0; c < dim; ++c) norm += (out[i * dim + c] = normal(rng)) * out[i * dim + c];
+    for (int c = 0; c < dim; ++c) out[i * dim + c] /= std::sqrt(norm);
+  }
+  return out;
+}
+
+// Writes an embeddings file of n rows (values: n * dim) with ids prefix0, prefix1, ...
+inline void WriteTable(const std::string& path, data::Side side, const std::string& prefix, int n,
+                       int dim, const std::vector<float>& values) {
+  std::vector<uint64_t> keys;
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    ids.push_back(absl::StrCat(prefix, i));
+    keys.push_back(data::HashKey(ids.back()));
+  }
+  auto writer = index::EmbeddingWriter::Open(path, "", side, dim, n, 9);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(keys, ids, values).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+}
+
+}  // namespace towerps::testing
+
+#endif  // TOWERPS_TESTS_INTEGRATION_SERVE_FIXTURE_H_
