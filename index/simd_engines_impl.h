@@ -74,6 +74,18 @@
 #pragma GCC diagnostic ignored "-Wunused-variable"
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wtype-limits"
+// hnswlib's construction search prefetches the link after a full upper-layer list
+// (hnswalg.h, searchBaseLayer: `*(datal + j + 1)`), reading up to 4 bytes past the
+// block it allocated for that list. Every block hnswlib allocates is given
+// kHnswAllocSlack bytes more: unqualified lookup inside its (renamed) namespace finds
+// these before ::malloc and ::realloc. The loader below allocates its lists the same way.
+namespace hnswlib {
+constexpr size_t kHnswAllocSlack = 16;
+inline void* malloc(size_t bytes) { return std::malloc(bytes + kHnswAllocSlack); }
+inline void* realloc(void* block, size_t bytes) {
+  return std::realloc(block, bytes + kHnswAllocSlack);
+}
+}  // namespace hnswlib
 #include "hnswlib/hnswlib.h"
 #pragma GCC diagnostic pop
 #undef cpuid
@@ -307,7 +319,8 @@ class HnswlibBackend final : public AnnBackend {
       // Counted now so the destructor frees the layers allocated so far.
       h.cur_element_count = i + 1;
       if (level > 0) {
-        h.linkLists_[i] = static_cast<char*>(std::calloc(level, h.size_links_per_element_));
+        h.linkLists_[i] = static_cast<char*>(
+            std::calloc(1, level * h.size_links_per_element_ + hnswlib::kHnswAllocSlack));
         if (h.linkLists_[i] == nullptr) return bad("out of memory");
       }
       for (uint32_t l = 0; l <= level; ++l) {
