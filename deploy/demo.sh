@@ -91,7 +91,7 @@ step "export: user tower over every user, item tower over every item"
 "$towerps" export --config="$config" --dataset="$run_dir/dataset" \
   --checkpoint="$run_dir/train/checkpoint" --embeddings="$run_dir/embeddings"
 
-step "build-index: 4 Faiss HNSW shards over the item embeddings"
+step "build-index: 4 shards over the item embeddings (--engine=auto: exact search for small shards, hnswlib HNSW above)"
 "$towerps" build-index --embeddings="$run_dir/embeddings" --index_dir="$run_dir/index" \
   --shards=4 --threads="$threads"
 
