@@ -22,7 +22,9 @@
 #include "index/sharded_index.h"
 #include "worker/model_config.h"
 
-DEFINE_string(split, "test", "valid or test");
+DEFINE_string(split, "test",
+              "valid, test, or cold (a dataset prepared with --cold_item_fraction: the held-out "
+              "items ranked among themselves)");
 DEFINE_string(ks, "10,50,100", "comma-separated cut-offs K");
 DEFINE_bool(json, false, "print only the JSON object of the figures");
 DEFINE_bool(ann, false,

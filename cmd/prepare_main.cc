@@ -22,6 +22,9 @@ DEFINE_int32(min_item_interactions, 0, "k-core: minimum positives per item (0 = 
 DEFINE_string(split_mode, "leave_last_out", "leave_last_out (per user) or time (global cut-offs).");
 DEFINE_int64(valid_cutoff, 0, "--split=time: first validation timestamp (0 = 80th percentile).");
 DEFINE_int64(test_cutoff, 0, "--split=time: first test timestamp (0 = 90th percentile).");
+DEFINE_double(cold_item_fraction, 0,
+              "Hold this fraction of the items out entirely (split \"cold\": cold-start "
+              "evaluation, `evaluate --split=cold`); 0 = none.");
 DEFINE_int32(history_length, 50, "Positive items before each interaction kept as history.");
 DEFINE_int32(num_shards, 4, "Example shards per split.");
 DEFINE_uint64(shuffle_seed, 1, "Seed of the example order within each split.");
@@ -49,6 +52,7 @@ int RunPrepare(int /*argc*/, char** /*argv*/) {
   options.split_mode = FLAGS_split_mode;
   options.valid_cutoff = FLAGS_valid_cutoff;
   options.test_cutoff = FLAGS_test_cutoff;
+  options.cold_item_fraction = FLAGS_cold_item_fraction;
   options.history_length = FLAGS_history_length;
   options.num_shards = FLAGS_num_shards;
   options.seed = FLAGS_shuffle_seed;

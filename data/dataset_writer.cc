@@ -130,13 +130,13 @@ void FeatureAssembler::BuildExample(uint64_t p, Example* out) const {
   out->label = x.label;
   out->weight = 1.0f;
   // History: walk back from p over the user's positives, skipping those at the
-  // same time or later (they sort after p only when the timestamp is equal) and the
-  // example's own item.
+  // same time or later (they sort after p only when the timestamp is equal), the
+  // example's own item and held-out (cold) items, which no model may see by id.
   history_.clear();
   const uint64_t begin = log_.user_begin[x.user];
   for (uint64_t k = p; k > begin && static_cast<int>(history_.size()) < history_length_; --k) {
     const Interaction& h = log_.positives[k - 1];
-    if (h.timestamp >= x.timestamp || h.item == x.item) continue;
+    if (h.timestamp >= x.timestamp || h.item == x.item || log_.split[k - 1] == kCold) continue;
     history_.push_back(raw_.items.key(log_.item_source[h.item]));
   }
   std::reverse(history_.begin(), history_.end());
@@ -193,11 +193,12 @@ absl::Status WriteDatasetFiles(const RawDataset& raw, const PositiveLog& log,
   std::string payload;
 
   TOWERPS_RETURN_IF_ERROR(RunHook(hook, "write_shards"));
-  for (int s = kTrain; s <= kTest; ++s) {
+  for (int s = kTrain; s <= kCold; ++s) {
     std::vector<uint64_t> order;
     for (uint64_t k = 0; k < log.positives.size(); ++k) {
       if (log.split[k] == s) order.push_back(k);
     }
+    if (s == kCold && order.empty()) continue;  // no cold split asked for
     std::mt19937_64 rng(options.seed * 3 + static_cast<uint64_t>(s));
     std::shuffle(order.begin(), order.end(), rng);
     const uint64_t n = order.size();

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/hash.h"
+
 namespace towerps::data {
 namespace {
 
@@ -80,19 +82,38 @@ PositiveLog BuildPositiveLog(const PrepareOptions& options, RawDataset* raw) {
   for (size_t u = 0; u < log.num_users(); ++u) log.user_begin[u + 1] += log.user_begin[u];
 
   log.split.assign(p.size(), kTrain);
+  if (options.cold_item_fraction > 0) {
+    const uint64_t salt = Mix64(options.seed ^ 0xc01d17e5ULL);
+    std::vector<uint8_t> cold(log.num_items());
+    for (size_t i = 0; i < cold.size(); ++i) {
+      const uint64_t h = Mix64(raw->items.key(log.item_source[i]) ^ salt);
+      cold[i] = static_cast<double>(h >> 11) * 0x1p-53 < options.cold_item_fraction;
+    }
+    for (size_t k = 0; k < p.size(); ++k) {
+      if (cold[p[k].item]) log.split[k] = kCold;
+    }
+  }
   if (options.split_mode == "time") {
     log.valid_cutoff = options.valid_cutoff != 0 ? options.valid_cutoff : Percentile(p, 0.8);
     log.test_cutoff = options.test_cutoff != 0 ? options.test_cutoff : Percentile(p, 0.9);
     for (size_t k = 0; k < p.size(); ++k) {
+      if (log.split[k] == kCold) continue;
       log.split[k] = p[k].timestamp >= log.test_cutoff    ? kTest
                      : p[k].timestamp >= log.valid_cutoff ? kValid
                                                           : kTrain;
     }
   } else {
+    // Per user, over the positives of warm items: the last -> test, the one before ->
+    // valid (with at least 2 / 3 of them).
+    std::vector<uint64_t> warm;
     for (size_t u = 0; u < log.num_users(); ++u) {
-      const uint64_t b = log.user_begin[u], e = log.user_begin[u + 1];
-      if (e - b >= 2) log.split[e - 1] = kTest;
-      if (e - b >= 3) log.split[e - 2] = kValid;
+      warm.clear();
+      for (uint64_t k = log.user_begin[u]; k < log.user_begin[u + 1]; ++k) {
+        if (log.split[k] != kCold) warm.push_back(k);
+      }
+      const size_t n = warm.size();
+      if (n >= 2) log.split[warm[n - 1]] = kTest;
+      if (n >= 3) log.split[warm[n - 2]] = kValid;
     }
   }
   log.user_train_count.assign(log.num_users(), 0);

@@ -12,7 +12,8 @@
 
 namespace towerps::data {
 
-enum SplitId : uint8_t { kTrain = 0, kValid = 1, kTest = 2 };
+// Index into kSplitNames (schema.h).
+enum SplitId : uint8_t { kTrain = 0, kValid = 1, kTest = 2, kCold = 3 };
 
 struct PositiveLog {
   // Positives sorted by (user, timestamp, input order); user / item are dense

@@ -125,6 +125,9 @@ absl::Status PrepareOptions::Validate() const {
   if (num_shards < 1 || num_shards > 99999) {
     return absl::InvalidArgumentError("--num_shards must be in [1, 99999]");
   }
+  if (!(cold_item_fraction >= 0 && cold_item_fraction <= 0.5)) {
+    return absl::InvalidArgumentError("--cold_item_fraction must be in [0, 0.5]");
+  }
   if (valid_cutoff != 0 && test_cutoff != 0 && valid_cutoff > test_cutoff) {
     return absl::InvalidArgumentError("--valid_cutoff must not be after --test_cutoff");
   }
@@ -144,7 +147,9 @@ std::string PrepareResult::ToString() const {
                   ", removed by k-core: ", removed_by_kcore, ")\n");
   absl::StrAppend(&out, "users: ", users, "\nitems: ", items, "\n");
   absl::StrAppend(&out, "examples: train ", examples[0], ", valid ", examples[1], ", test ",
-                  examples[2], "\n");
+                  examples[2]);
+  if (examples[3] > 0) absl::StrAppend(&out, ", cold ", examples[3]);
+  absl::StrAppend(&out, "\n");
   if (!output_dir.empty()) absl::StrAppend(&out, "output: ", output_dir, "\n");
   return out;
 }

@@ -5,6 +5,7 @@
 // output_dir:
 //   meta.txt                        schema, vocabulary sizes, dense stats, counts, shards
 //   {train,valid,test}-NNNNN-of-MMMMM.tpr   example shards (record files)
+//   cold-NNNNN-of-MMMMM.tpr         with cold_item_fraction > 0: the held-out items' positives
 //   users.tpr, items.tpr            every kept user's / item's features (users: history
 //                                   of the last H training positives)
 //   item_freq.tsv                   key, raw id, training count per item (for logQ)
@@ -55,6 +56,12 @@ struct PrepareOptions {
   // Unix seconds for split "time"; 0 = the 80th / 90th percentile of positive timestamps.
   int64_t valid_cutoff = 0;
   int64_t test_cutoff = 0;
+  // Cold-start evaluation: this fraction of the items (chosen by a hash of the item's
+  // key and `seed`) is held out entirely: every positive of theirs goes to the "cold"
+  // split, never to train, valid, test or any user's history, so a model meets them
+  // only through their features (e.g. content vectors). The other positives are split
+  // as above. In [0, 0.5]; 0 = no cold split.
+  double cold_item_fraction = 0;
   // H: positive items before the interaction kept in the "history" slot. Default 50.
   int history_length = 50;
   // Shards per split (a split with fewer examples gets fewer shards, at least 1).
@@ -78,7 +85,7 @@ struct PrepareResult {
   int64_t removed_by_kcore = 0;   // positives removed by the k-core filter
   uint64_t users = 0;
   uint64_t items = 0;
-  uint64_t examples[3] = {0, 0, 0};  // train, valid, test
+  uint64_t examples[4] = {0, 0, 0, 0};  // train, valid, test, cold
   std::string output_dir;
 
   // A human-readable multi-line summary (what `towerps prepare` prints).

@@ -1,5 +1,6 @@
 // prepare: leakage, splits, k-core, atomic output, corruption, entity files, meta.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -61,7 +62,7 @@ TEST(PrepareTest, HistoryNeverLeaksTheFutureOrTheItemItself) {
   // ground truth of each user's positives.
   std::vector<Example> all;
   std::map<std::string, std::vector<Example>> by_split;
-  for (const char* split : kSplitNames) {
+  for (const char* split : {"train", "valid", "test"}) {
     by_split[split] = ReadSplit(dir.Sub("ds"), split);
     all.insert(all.end(), by_split[split].begin(), by_split[split].end());
   }
@@ -216,7 +217,7 @@ TEST(PrepareTest, RatingThresholdAndKCore) {
   EXPECT_EQ(r->users, 3u);
   EXPECT_EQ(r->items, 3u);
   // Users 1 and 4 have 3 positives (train, valid, test); user 2 has 2 (train, test).
-  EXPECT_THAT(r->examples, ElementsAre(3, 2, 3));
+  EXPECT_THAT(r->examples, ElementsAre(3, 2, 3, 0));
 }
 
 TEST(PrepareTest, TimeSplit) {
@@ -228,10 +229,62 @@ TEST(PrepareTest, TimeSplit) {
   p.test_cutoff = 300;
   absl::StatusOr<PrepareResult> r = Prepare(p);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_THAT(r->examples, ElementsAre(4, 4, 4));
+  EXPECT_THAT(r->examples, ElementsAre(4, 4, 4, 0));
   for (const Example& e : ReadSplit(dir.Sub("ds"), "valid")) {
     EXPECT_GE(e.timestamp, 200);
     EXPECT_LT(e.timestamp, 300);
+  }
+}
+
+// Cold-start split: a held-out item's positives are all in "cold" and nowhere else,
+// not even in a history; the warm positives are still split leave-last-out.
+TEST(PrepareTest, ColdItemsAreHeldOutEntirely) {
+  TempDir dir;
+  ASSERT_TRUE(Generate(SmallWorld(dir.Sub("log"))).ok());
+  PrepareOptions options = PrepareFrom(dir.Sub("log"), dir.Sub("ds"));
+  options.cold_item_fraction = 0.2;
+  absl::StatusOr<PrepareResult> r = Prepare(options);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->ToString(), HasSubstr(absl::StrCat(", cold ", r->examples[3], "\n")));
+  std::map<std::string, std::vector<Example>> by_split;
+  for (const char* split : kSplitNames) by_split[split] = ReadSplit(dir.Sub("ds"), split);
+  ASSERT_EQ(by_split["cold"].size(), r->examples[3]);
+  absl::flat_hash_map<uint64_t, int> cold_items, warm_items;
+  for (const Example& e : by_split["cold"]) ++cold_items[e.item_id];
+  for (const char* split : {"train", "valid", "test"}) {
+    for (const Example& e : by_split[split]) ++warm_items[e.item_id];
+  }
+  const double fraction = static_cast<double>(cold_items.size()) /
+                          static_cast<double>(cold_items.size() + warm_items.size());
+  EXPECT_GT(fraction, 0.1);
+  EXPECT_LT(fraction, 0.3);
+  for (const auto& [item, count] : cold_items) EXPECT_FALSE(warm_items.contains(item)) << item;
+  // No history (of any split's example) names a cold item.
+  for (const auto& [split, examples] : by_split) {
+    for (const Example& e : examples) {
+      for (uint64_t h : e.user.slot(kHistorySlot)) {
+        ASSERT_FALSE(cold_items.contains(h)) << split << " history names cold item " << h;
+      }
+    }
+  }
+  // Leave-last-out over the warm positives: a user's test positive is not earlier
+  // than any of their train positives.
+  absl::flat_hash_map<uint64_t, int64_t> last_train;
+  for (const Example& e : by_split["train"]) {
+    last_train[e.user_id] = std::max(last_train[e.user_id], e.timestamp);
+  }
+  ASSERT_FALSE(by_split["test"].empty());
+  for (const Example& e : by_split["test"]) EXPECT_GE(e.timestamp, last_train[e.user_id]);
+  // Without the option there is no cold split.
+  options.cold_item_fraction = 0;
+  options.output_dir = dir.Sub("warm");
+  r = Prepare(options);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->examples[3], 0u);
+  EXPECT_THAT(ListDir(dir.Sub("warm")), ::testing::Not(::testing::Contains(HasSubstr("cold"))));
+  for (double bad : {-0.1, 0.6, std::nan("")}) {
+    options.cold_item_fraction = bad;
+    EXPECT_EQ(options.Validate().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
 }
 

@@ -84,7 +84,7 @@ inline constexpr char kMetaFile[] = "meta.txt";
 inline constexpr char kUsersFile[] = "users.tpr";
 inline constexpr char kItemsFile[] = "items.tpr";
 inline constexpr char kItemFrequencyFile[] = "item_freq.tsv";
-inline constexpr const char* kSplitNames[] = {"train", "valid", "test"};
+inline constexpr const char* kSplitNames[] = {"train", "valid", "test", "cold"};
 
 struct DatasetMeta {
   DatasetSchema schema;

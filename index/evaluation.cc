@@ -40,8 +40,9 @@ absl::Status ForEachExample(const std::string& dataset_dir, const std::string& s
 absl::Status EvaluationOptions::Validate() const {
   if (dataset_dir.empty()) return absl::InvalidArgumentError("dataset_dir is empty");
   if (checkpoint_dir.empty()) return absl::InvalidArgumentError("checkpoint_dir is empty");
-  if (split != "valid" && split != "test") {
-    return absl::InvalidArgumentError(absl::StrCat("split must be valid or test, got ", split));
+  if (split != "valid" && split != "test" && split != "cold") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("split must be valid, test or cold, got ", split));
   }
   if (ks.empty()) return absl::InvalidArgumentError("no K to evaluate");
   if (threads < 1 || batch < 1) return absl::InvalidArgumentError("threads and batch must be >= 1");
@@ -62,21 +63,62 @@ absl::StatusOr<EvaluationSet> BuildEvaluationSet(const EvaluationOptions& option
   set.model_step = embedder->model_step();
   auto embed_start = Clock::now();
 
+  // Candidates: the whole catalog; for the cold split only the held-out items, ranked
+  // among themselves (as a feed ranks a batch of new items). row_of: catalog row ->
+  // candidate row, -1 when not a candidate.
+  const bool cold = options.split == "cold";
+  std::vector<int32_t> row_of(static_cast<size_t>(catalog.size()), cold ? -1 : 0);
+  std::vector<int64_t> candidates;  // catalog rows in candidate order
+  if (cold) {
+    TOWERPS_RETURN_IF_ERROR(ForEachExample(options.dataset_dir, "cold", [&](const data::Example& e) {
+      const int64_t row = catalog.RowOf(e.item_id);
+      if (row >= 0) row_of[row] = 0;
+    }));
+    // In item-key order (keys are hashes): popularity ranks held-out items, whose
+    // counts are all 0, by their order, and the order of first appearance (or the
+    // catalog's, which follows the log's) would leak how popular they are.
+    for (int64_t row = 0; row < catalog.size(); ++row) {
+      if (row_of[row] >= 0) candidates.push_back(row);
+    }
+    std::sort(candidates.begin(), candidates.end(),
+              [&](int64_t a, int64_t b) { return catalog.key(a) < catalog.key(b); });
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      row_of[candidates[i]] = static_cast<int32_t>(i);
+    }
+  } else {
+    for (int64_t row = 0; row < catalog.size(); ++row) {
+      row_of[row] = static_cast<int32_t>(row);
+      candidates.push_back(row);
+    }
+  }
+
   // Items.
-  TOWERPS_RETURN_IF_ERROR(embedder->EmbedCatalog(&set.items));
-  for (int64_t row = 0; row < catalog.size(); ++row) set.item_keys.push_back(catalog.key(row));
-  set.item_counts = catalog.train_counts();
+  std::vector<float> all_items;
+  TOWERPS_RETURN_IF_ERROR(embedder->EmbedCatalog(cold ? &all_items : &set.items));
+  for (int64_t row : candidates) {
+    set.item_keys.push_back(catalog.key(row));
+    set.item_counts.push_back(catalog.train_counts()[row]);
+    if (cold) {
+      set.items.insert(set.items.end(), all_items.begin() + row * set.dim,
+                       all_items.begin() + (row + 1) * set.dim);
+    }
+  }
   TOWERPS_RETURN_IF_ERROR(MeasureCheckpointHealth(*embedder, &set.checkpoint_health));
   set.normalized.item = embedder->model().two_tower.item.l2_normalize;
   set.normalized.user = embedder->model().two_tower.user.l2_normalize;
 
-  // Earlier positives to exclude, per user.
+  // Positives to exclude, per user: the earlier ones (train, and valid for test); for
+  // the cold split the user's other held-out items.
   absl::flat_hash_map<uint64_t, std::vector<int32_t>> seen;
   auto remember = [&](const data::Example& e) {
-    int64_t row = catalog.RowOf(e.item_id);
-    if (row >= 0) seen[e.user_id].push_back(static_cast<int32_t>(row));
+    const int64_t row = catalog.RowOf(e.item_id);
+    if (row >= 0 && row_of[row] >= 0) seen[e.user_id].push_back(row_of[row]);
   };
-  TOWERPS_RETURN_IF_ERROR(ForEachExample(options.dataset_dir, "train", remember));
+  if (cold) {
+    TOWERPS_RETURN_IF_ERROR(ForEachExample(options.dataset_dir, "cold", remember));
+  } else {
+    TOWERPS_RETURN_IF_ERROR(ForEachExample(options.dataset_dir, "train", remember));
+  }
   if (options.split == "test") {
     TOWERPS_RETURN_IF_ERROR(ForEachExample(options.dataset_dir, "valid", remember));
   }
@@ -98,8 +140,9 @@ absl::StatusOr<EvaluationSet> BuildEvaluationSet(const EvaluationOptions& option
   TOWERPS_RETURN_IF_ERROR(ForEachExample(options.dataset_dir, options.split,
                                          [&](const data::Example& e) {
     if (!status.ok()) return;
-    const int64_t row = catalog.RowOf(e.item_id);
-    if (row < 0) return;  // an item unknown to the catalog cannot be retrieved
+    const int64_t catalog_row = catalog.RowOf(e.item_id);
+    if (catalog_row < 0) return;  // an item unknown to the catalog cannot be retrieved
+    const int32_t row = row_of[catalog_row];
     columns.Append(e.user);
     ++pending;
     auto it = seen.find(e.user_id);

@@ -1,4 +1,4 @@
-// `towerps evaluate`: full-ranking retrieval on the validation or test split from a
+// `towerps evaluate`: full-ranking retrieval on the validation, test or cold split from a
 // checkpoint. The item tower embeds every item of the catalog; the user tower
 // embeds each evaluation example's user (features as of that interaction); exact
 // inner-product top-K over all items excludes the user's earlier positives (train,
@@ -25,7 +25,8 @@ struct EvaluationOptions {
   std::string dataset_dir;
   // A checkpoint directory (with MANIFEST) of a run of the same model config.
   std::string checkpoint_dir;
-  // "valid" or "test".
+  // "valid", "test", or "cold" (a dataset prepared with cold_item_fraction: the
+  // held-out items' positives, ranked among the held-out items only).
   std::string split = "test";
   std::vector<int> ks = {10, 50, 100};
   // Threads for the exact top-K.
