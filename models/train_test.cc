@@ -158,7 +158,7 @@ TEST(TwoTowerTrainTest, LearnsPlantedProblem) {
 
   // Retrieval over all items: the true item ranks first for most users.
   problem.Batch(256, &rng, &users, &items, &ids);
-  Mat<float> u = model->EmbedUsers(View(users));
+  Mat<float> u = *model->EmbedUsers(View(users)).value();
   Mat<float> all = model->EmbedItems(View(problem.all_items()));
   Mat<float> scores = u * all.transpose();
   int hits = 0;
