@@ -16,6 +16,10 @@ DEFINE_int64(interactions, 200000, "Rows in total; per-user counts are heavy-tai
 DEFINE_int32(clusters, 20, "Latent interest clusters.");
 DEFINE_double(zipf_exponent, 1.0, "Item popularity within a cluster ~ rank^-zipf_exponent.");
 DEFINE_double(in_cluster, 0.8, "Probability an engagement comes from the user's clusters.");
+DEFINE_double(sequence_strength, 0.0,
+              "Probability a positive is a planted successor of the user's previous one "
+              "(sequential structure; 0 = none).");
+DEFINE_int32(successors, 3, "Planted successors per item (with --sequence_strength).");
 DEFINE_int32(countries, 12, "Countries.");
 DEFINE_int32(languages, 6, "Languages.");
 DEFINE_int32(creators_per_cluster, 25, "Creators per cluster.");
@@ -43,6 +47,8 @@ int RunGenerate(int /*argc*/, char** /*argv*/) {
   o.clusters = FLAGS_clusters;
   o.zipf_exponent = FLAGS_zipf_exponent;
   o.in_cluster = FLAGS_in_cluster;
+  o.sequence_strength = FLAGS_sequence_strength;
+  o.successors = FLAGS_successors;
   o.countries = FLAGS_countries;
   o.languages = FLAGS_languages;
   o.creators_per_cluster = FLAGS_creators_per_cluster;

@@ -20,7 +20,7 @@ constexpr double kMaxActivity = 50.0;
 enum Stream : uint64_t {
   kUserCluster = 1, kUserSecond, kUserCountry, kUserLanguage, kUserAge, kUserActivity,
   kUserEvents, kItemCountry, kItemLanguage, kItemCreator, kItemTag, kItemDuration,
-  kCentroid, kItemVector,
+  kCentroid, kItemVector, kNextCluster, kSuccessor,
 };
 
 // A uniform double in [0, 1) from 64 random bits.
@@ -93,6 +93,13 @@ class World {
     return cluster + o_.clusters * rank;
   }
 
+  int NextCluster(int c) const {
+    return (c + 1 + static_cast<int>(h_.Bits(kNextCluster, c) % (o_.clusters - 1))) % o_.clusters;
+  }
+  int64_t Successor(int64_t i, int j) const {
+    return PopularItem(NextCluster(ItemCluster(i)), h_.Unit(kSuccessor, i, j));
+  }
+
   // Appends the item's side columns: creator,item_country,item_language,tags,duration.
   void AppendItemColumns(int64_t i, std::string* out) const {
     const int c = ItemCluster(i);
@@ -159,6 +166,9 @@ absl::Status GenerateOptions::Validate() const {
   if (in_cluster < 0 || in_cluster > 1 || negative_fraction < 0 || negative_fraction >= 1) {
     return absl::InvalidArgumentError("--in_cluster in [0, 1], --negative_fraction in [0, 1)");
   }
+  if (!(sequence_strength >= 0 && sequence_strength <= 1) || successors < 1 || successors > 64) {
+    return absl::InvalidArgumentError("--sequence_strength in [0, 1], --successors in [1, 64]");
+  }
   if (countries < 1 || languages < 1 || creators_per_cluster < 1 || content_dim < 0 ||
       content_dim > 4096 || time_span_seconds < 1) {
     return absl::InvalidArgumentError(
@@ -175,6 +185,10 @@ int PlantedTruth::UserCluster(int64_t user, int which) const {
 }
 int PlantedTruth::UserCountry(int64_t user) const { return World(options_).UserCountry(user); }
 int PlantedTruth::ItemCountry(int64_t item) const { return World(options_).ItemCountry(item); }
+int PlantedTruth::NextCluster(int cluster) const { return World(options_).NextCluster(cluster); }
+int64_t PlantedTruth::Successor(int64_t item, int j) const {
+  return World(options_).Successor(item, j);
+}
 
 absl::StatusOr<GenerateResult> Generate(const GenerateOptions& o,
                                         const std::atomic<bool>* cancel) {
@@ -217,12 +231,18 @@ absl::StatusOr<GenerateResult> Generate(const GenerateOptions& o,
     const int country = world.UserCountry(u);
     user_cols.clear();
     world.AppendUserColumns(u, &user_cols);
+    int64_t previous = -1;  // the user's last positive, for the successor chain
     for (int64_t k = 0; k < n; ++k) {
       int64_t item;
       int click = 1, like = 0;
       if (rng.Unit() < o.negative_fraction) {
         item = static_cast<int64_t>(rng.Below(o.items));
         click = 0;
+      } else if (o.sequence_strength > 0 && previous >= 0 && rng.Unit() < o.sequence_strength) {
+        item = world.Successor(previous, static_cast<int>(rng.Below(o.successors)));
+        like = rng.Unit() < 0.5 ? 1 : 0;
+        ++result.positives;
+        previous = item;
       } else {
         const bool own = rng.Unit() < o.in_cluster;
         const int cluster = own ? (rng.Unit() < 0.7 ? primary : secondary)
@@ -234,6 +254,7 @@ absl::StatusOr<GenerateResult> Generate(const GenerateOptions& o,
         }
         like = rng.Unit() < (own ? 0.5 : 0.15) ? 1 : 0;
         ++result.positives;
+        previous = item;
       }
       absl::StrAppend(&buf, "u", u, ",i", item, ",", times[k], ",", click, ",", like, ",",
                       user_cols, ",");

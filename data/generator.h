@@ -11,6 +11,13 @@
 // increase over the time span. negative_fraction of the rows are impressions
 // without a click (label 0: not positives).
 //
+// Sequential structure (sequence_strength > 0): each cluster c has a planted next
+// cluster T(c) != c and each item `successors` planted successors, popular items
+// of T(its cluster). With probability sequence_strength a user's next positive is
+// one of the successors of their previous positive (in timestamp order), else it
+// is drawn as above: the most recent item then predicts the next one far better
+// than the mean of the whole history. 0 (the default) leaves the output unchanged.
+//
 // Streaming: each user's and item's attributes are functions of (seed, id), so
 // memory does not grow with users, items or interactions (100M rows and 10M items
 // in a few MB); output is deterministic for a seed. Single-threaded.
@@ -54,6 +61,10 @@ struct GenerateOptions {
   int content_dim = 16;
   // Share of rows that are impressions without a click (not positives).
   double negative_fraction = 0.1;
+  // Probability a positive follows the planted successor chain (in [0, 1]).
+  double sequence_strength = 0;
+  // Planted successors per item (in [1, 64]).
+  int successors = 3;
   // Time range of the log (unix seconds).
   int64_t start_time = 1672531200;  // 2023-01-01
   int64_t time_span_seconds = 180 * 86400;
@@ -87,6 +98,9 @@ class PlantedTruth {
   int UserCluster(int64_t user, int which) const;
   int UserCountry(int64_t user) const;
   int ItemCountry(int64_t item) const;
+  // The planted next cluster T(cluster) and successor j (< successors) of an item.
+  int NextCluster(int cluster) const;
+  int64_t Successor(int64_t item, int j) const;
 
  private:
   const GenerateOptions options_;

@@ -207,6 +207,68 @@ const Mat<T>& L2Normalize<T>::Backward(ConstMatRef<T> dy) {
   return dx_;
 }
 
+// ---- LayerNorm ----
+
+template <typename T>
+LayerNorm<T>::LayerNorm(ParamStore<T>* store, absl::string_view name, int dim, double epsilon)
+    : store_(store), dim_(dim), epsilon_(epsilon) {
+  CHECK(store != nullptr);
+  gamma_ = store->Add(absl::StrCat(name, "/gamma"), 1, dim);
+  beta_ = store->Add(absl::StrCat(name, "/beta"), 1, dim);
+}
+
+template <typename T>
+void LayerNorm<T>::Init() {
+  store_->Value(gamma_).setOnes();
+  store_->Value(beta_).setZero();
+}
+
+template <typename T>
+const Mat<T>& LayerNorm<T>::Forward(ConstMatRef<T> x) {
+  CHECK_EQ(x.cols(), dim_);
+  const Eigen::Index n = x.rows();
+  if (rstd_.size() != n) rstd_.resize(n);
+  EnsureShape(n, dim_, &xhat_);
+  EnsureShape(n, dim_, &y_);
+  const T inv_d = T(1) / static_cast<T>(dim_);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const T mean = x.row(i).sum() * inv_d;
+    xhat_.row(i).array() = x.row(i).array() - mean;
+    const T var = xhat_.row(i).squaredNorm() * inv_d;
+    rstd_(i) = T(1) / std::sqrt(var + static_cast<T>(epsilon_));
+    xhat_.row(i) *= rstd_(i);
+  }
+  const auto gamma = store_->Value(gamma_);
+  const auto beta = store_->Value(beta_);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    y_.row(i).array() = xhat_.row(i).array() * gamma.array() + beta.array();
+  }
+  return y_;
+}
+
+template <typename T>
+const Mat<T>& LayerNorm<T>::Backward(ConstMatRef<T> dy) {
+  CHECK_EQ(dy.rows(), xhat_.rows());
+  CHECK_EQ(dy.cols(), dim_);
+  const Eigen::Index n = dy.rows();
+  EnsureShape(n, dim_, &g_);
+  EnsureShape(n, dim_, &dx_);
+  auto dgamma = store_->Grad(gamma_);
+  auto dbeta = store_->Grad(beta_);
+  const auto gamma = store_->Value(gamma_);
+  const T inv_d = T(1) / static_cast<T>(dim_);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    dgamma.array() += dy.row(i).array() * xhat_.row(i).array();
+    dbeta += dy.row(i);
+    g_.row(i).array() = dy.row(i).array() * gamma.array();
+    const T mean_g = g_.row(i).sum() * inv_d;
+    const T mean_gx = g_.row(i).dot(xhat_.row(i)) * inv_d;
+    dx_.row(i).array() =
+        rstd_(i) * (g_.row(i).array() - mean_g - xhat_.row(i).array() * mean_gx);
+  }
+  return dx_;
+}
+
 template class Linear<float>;
 template class Linear<double>;
 template class Activation<float>;
@@ -215,5 +277,7 @@ template class CrossLayer<float>;
 template class CrossLayer<double>;
 template class L2Normalize<float>;
 template class L2Normalize<double>;
+template class LayerNorm<float>;
+template class LayerNorm<double>;
 
 }  // namespace towerps::models

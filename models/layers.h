@@ -130,6 +130,33 @@ class L2Normalize {
   Mat<T> y_, dx_;
 };
 
+// Row-wise layer normalisation with a learned gain and shift:
+//   y_i = gamma * (x_i - mean(x_i)) / sqrt(var(x_i) + epsilon) + beta
+// gamma, beta: 1 x d ("<name>/gamma", "<name>/beta"). A constant row maps to beta.
+template <typename T>
+class LayerNorm {
+ public:
+  LayerNorm(ParamStore<T>* store, absl::string_view name, int dim, double epsilon = 1e-5);
+
+  // gamma = 1, beta = 0.
+  void Init();
+  // x: N x d -> N x d (x is not kept: the normalised rows are cached instead).
+  const Mat<T>& Forward(ConstMatRef<T> x);
+  // dy: N x d. Adds colsum(dy * xhat) to dgamma and colsum(dy) to dbeta; returns
+  // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.
+  const Mat<T>& Backward(ConstMatRef<T> dy);
+
+  int dim() const { return dim_; }
+
+ private:
+  ParamStore<T>* store_;  // borrowed
+  int dim_;
+  double epsilon_;
+  ParamRef gamma_, beta_;
+  ColVec<T> rstd_;  // N
+  Mat<T> xhat_, y_, g_, dx_;
+};
+
 extern template class Linear<float>;
 extern template class Linear<double>;
 extern template class Activation<float>;
@@ -138,6 +165,8 @@ extern template class CrossLayer<float>;
 extern template class CrossLayer<double>;
 extern template class L2Normalize<float>;
 extern template class L2Normalize<double>;
+extern template class LayerNorm<float>;
+extern template class LayerNorm<double>;
 
 }  // namespace towerps::models
 

@@ -107,6 +107,25 @@ TEST(ActivationTest, Values) {
   EXPECT_EQ(*ParseActivation("silu"), ActivationKind::kSilu);
 }
 
+TEST(LayerNormTest, GradientCheckAndConstantRows) {
+  ParamStore<double> store;
+  LayerNorm<double> ln(&store, "ln", 5);
+  ln.Init();
+  for (double& v : store.values()) v += 0.3;  // gamma != 1, beta != 0
+  Mat<double> x = RandomMat(4, 5, 6, 2.0), r = RandomMat(4, 5, 7);
+  auto objective = [&] { return Project(ln.Forward(View(x)), r); };
+  store.ZeroGrads();
+  ln.Forward(View(x));
+  Mat<double> dx = ln.Backward(View(r));
+  std::vector<double> grads = Copy(store.grads());
+  ExpectGradientMatches("dx", Span(x), Span(dx), objective);
+  ExpectGradientMatches("params", store.values(), grads, objective);
+  // Rows come out with mean beta-ish and unit spread; a constant row maps to beta.
+  x.row(0).setConstant(3.0);
+  const Mat<double>& y = ln.Forward(View(x));
+  for (int j = 0; j < 5; ++j) EXPECT_NEAR(y(0, j), 0.3, 1e-9);
+}
+
 TEST(CrossLayerTest, ForwardMatchesFormula) {
   ParamStore<double> store;
   CrossLayer<double> cross(&store, "c", 4);

@@ -89,6 +89,8 @@ class Tower {
     return dx0_.middleCols(block_offsets_[k], config_.input_dims[k]);
   }
 
+  // The first column of input block k in x0.
+  int InputOffset(int k) const { return block_offsets_[k]; }
   const TowerConfig& config() const { return config_; }
 
  private:

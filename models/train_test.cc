@@ -158,7 +158,7 @@ TEST(TwoTowerTrainTest, LearnsPlantedProblem) {
 
   // Retrieval over all items: the true item ranks first for most users.
   problem.Batch(256, &rng, &users, &items, &ids);
-  Mat<float> u = model->EmbedUsers(View(users));
+  Mat<float> u = *model->EmbedUsers(View(users)).value();
   Mat<float> all = model->EmbedItems(View(problem.all_items()));
   Mat<float> scores = u * all.transpose();
   int hits = 0;
@@ -201,6 +201,39 @@ TEST(TwoTowerTrainTest, SteadyStateAllocatesNothing) {
   Eigen::internal::set_is_malloc_allowed(true);
 #endif
   EXPECT_EQ(after - before, 0);
+}
+
+TEST(TwoTowerTrainTest, SequenceEncoderSteadyStateAllocatesNothing) {
+  TwoTowerConfig c = SmallTwoTower(24);
+  c.user.input_dims = {16, 8};
+  UserSequenceConfig seq;
+  seq.block = 0;
+  seq.encoder.dim = 16;
+  seq.encoder.max_len = 6;
+  seq.encoder.blocks = 2;
+  seq.encoder.ffn_dim = 20;
+  c.user_sequences = {seq};
+  auto model = std::move(TwoTower::Create(c)).value();
+  model->Init(1);
+  EXPECT_EQ(model->params().size(), DenseParamCount(c));
+  const int b = 32;
+  Mat<float> ux = RandomMat(b, 24, 1).cast<float>(), ix = RandomMat(b, 24, 2).cast<float>();
+  Mat<float> rows = RandomMat(b * 6, 16, 3).cast<float>();
+  std::vector<int32_t> lengths(b);
+  for (int i = 0; i < b; ++i) lengths[i] = i % 7;  // 0 (no history) to 6 (full)
+  std::vector<uint64_t> ids(b);
+  for (int i = 0; i < b; ++i) ids[i] = i;
+  PairInfo info{ids, {}, {}, {}, {}, {}};
+  SequenceBatch batch{{rows.data(), static_cast<size_t>(rows.size())}, lengths};
+  std::span<const SequenceBatch> seqs(&batch, 1);
+  auto step = [&] { ASSERT_TRUE(model->ForwardBackward(View(ux), View(ix), 0, info, seqs).ok()); };
+  step();
+  step();
+  EXPECT_EQ(model->sequence_input_grad(0).rows(), b * 6);
+  EXPECT_FALSE(model->ForwardBackward(View(ux), View(ix), 0, info).ok());  // sequence missing
+  const int64_t before = g_new_calls.load();
+  for (int i = 0; i < 3; ++i) step();
+  EXPECT_EQ(g_new_calls.load() - before, 0);
 }
 
 TEST(TwoTowerTest, ValidatesConfigAndInputs) {

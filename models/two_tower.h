@@ -16,9 +16,11 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "models/attention.h"
 #include "models/loss.h"
 #include "models/param_store.h"
 #include "models/tensor.h"
@@ -26,13 +28,30 @@
 
 namespace towerps::models {
 
+// A user-tower input block computed by a SequenceEncoder (pooling=attention)
+// instead of pooled by the caller: encoder.dim == user.input_dims[block].
+struct UserSequenceConfig {
+  int block = 0;
+  SequenceEncoderConfig encoder;
+};
+
+// One batch's input of a UserSequenceConfig: B * L * d padded row values and B
+// lengths in [0, L], laid out as SequenceEncoder::Forward takes them. Borrowed.
+struct SequenceBatch {
+  std::span<const float> rows;
+  std::span<const int32_t> lengths;
+};
+
 struct TwoTowerConfig {
   TowerConfig user;
   TowerConfig item;
   LossOptions loss;
+  // Encoders of the user side's sequence inputs (distinct blocks; parameters
+  // "user/seq<k>/..." registered after the user tower's).
+  std::vector<UserSequenceConfig> user_sequences;
 
-  // InvalidArgument when a part does not validate or the towers' output dims
-  // differ.
+  // InvalidArgument when a part does not validate, the towers' output dims
+  // differ or a sequence does not fit its block.
   absl::Status Validate() const;
 };
 
@@ -68,17 +87,27 @@ class TwoTower {
   // item_x0: (B + N) x D_item, the B positive items then N extra negatives.
   // Zeroes the gradient buffer, runs forward, loss and backward; returns the
   // loss. InvalidArgument when shapes or info sizes disagree (nothing changes).
+  // With user_sequences configured, `sequences` holds one SequenceBatch per
+  // sequence (config order) and the sequences' blocks of user_x0 are ignored
+  // (their encoders' outputs take their place).
   absl::StatusOr<double> ForwardBackward(ConstMatRef<float> user_x0,
                                          ConstMatRef<float> item_x0, int num_extra,
-                                         const PairInfo& info);
+                                         const PairInfo& info,
+                                         std::span<const SequenceBatch> sequences = {});
 
   // Gradients of the last ForwardBackward with respect to the inputs:
   // B x D_user and (B + N) x D_item.
   const Mat<float>& user_input_grad() const { return user_->input_grad(); }
   const Mat<float>& item_input_grad() const { return item_->input_grad(); }
 
-  // Inference: embeddings of users (B x D_user -> B x out) or items.
-  const Mat<float>& EmbedUsers(ConstMatRef<float> user_x0) { return user_->Forward(user_x0); }
+  // Gradient of the last ForwardBackward with respect to sequence k's rows:
+  // (B * L) x d, zero on padding rows.
+  const Mat<float>& sequence_input_grad(size_t k) const { return sequences_[k]->input_grad(); }
+
+  // Inference: embeddings of users (B x D_user -> B x out) or items. InvalidArgument
+  // when `sequences` does not match the config.
+  absl::StatusOr<const Mat<float>*> EmbedUsers(ConstMatRef<float> user_x0,
+                                               std::span<const SequenceBatch> sequences = {});
   const Mat<float>& EmbedItems(ConstMatRef<float> item_x0) { return item_->Forward(item_x0); }
 
   ParamStore<float>& params() { return params_; }
@@ -90,11 +119,17 @@ class TwoTower {
 
  private:
   explicit TwoTower(const TwoTowerConfig& config) : config_(config) {}
+  // user_x0 with every sequence block replaced by its encoder's output (a copy in
+  // user_x0_), or user_x0 itself without sequences.
+  absl::StatusOr<ConstMatRef<float>> UserInput(ConstMatRef<float> user_x0,
+                                               std::span<const SequenceBatch> sequences);
 
   TwoTowerConfig config_;
   ParamStore<float> params_;
   std::unique_ptr<Tower<float>> user_, item_;
   std::unique_ptr<RetrievalLoss<float>> loss_;
+  std::vector<std::unique_ptr<SequenceEncoder<float>>> sequences_;
+  Mat<float> user_x0_, d_sequence_;
 };
 
 }  // namespace towerps::models

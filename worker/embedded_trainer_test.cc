@@ -93,7 +93,10 @@ TEST(EmbeddedTrainerTest, BadInputIsAClearError) {
   auto missing = Train(*config, "/nonexistent/dataset", FreshTestDir("train_bad"), 1);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   ModelConfig wrong = *config;
-  wrong.features.push_back({data::Side::kItem, "no_such_feature", 0, models::Pooling::kMean});
+  FeatureSpec missing_feature;
+  missing_feature.side = data::Side::kItem;
+  missing_feature.feature = "no_such_feature";
+  wrong.features.push_back(missing_feature);
   auto unbound = Train(wrong, SmallDataset(), FreshTestDir("train_bad2"), 1);
   EXPECT_EQ(unbound.status().code(), absl::StatusCode::kInvalidArgument);
 }

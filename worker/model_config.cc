@@ -138,6 +138,24 @@ absl::Status ParseTower(KeyValues* kv, TowerShape* tower) {
   return absl::OkStatus();
 }
 
+// The keys of `pooling=attention` (docs/model_config.md); dim is the table's.
+absl::Status ParseAttention(KeyValues* kv, int dim, FeatureSpec* f) {
+  if (f->side != data::Side::kUser) {
+    return absl::InvalidArgumentError("pooling=attention is for user features only");
+  }
+  f->attention = true;
+  models::SequenceEncoderConfig& s = f->sequence;
+  TOWERPS_RETURN_IF_ERROR(kv->TakeNumber("heads", &s.heads, Range{1, 64}));
+  TOWERPS_RETURN_IF_ERROR(kv->TakeNumber("blocks", &s.blocks, Range{1, 4}));
+  TOWERPS_RETURN_IF_ERROR(kv->TakeNumber("max_len", &s.max_len, Range{1, 1024}));
+  TOWERPS_RETURN_IF_ERROR(kv->TakeNumber("ffn", &s.ffn_dim, Range{1, 65536}));
+  if (kv->Has("seq_pool")) {
+    TOWERPS_ASSIGN_OR_RETURN(s.pool, models::ParseSequencePool(kv->Take("seq_pool")));
+  }
+  s.dim = dim;
+  return s.Validate();
+}
+
 absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) {
   const absl::string_view directive = t[0];
   if (directive == "table") {
@@ -180,8 +198,10 @@ absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) 
     std::string pooling = kv.Take("pooling");
     if (pooling == "sum") {
       f.pooling = models::Pooling::kSum;
+    } else if (pooling == "attention") {
+      TOWERPS_RETURN_IF_ERROR(ParseAttention(&kv, c->tables[f.table].config.dim, &f));
     } else if (!pooling.empty() && pooling != "mean") {
-      return absl::InvalidArgumentError(absl::StrCat("pooling must be mean or sum"));
+      return absl::InvalidArgumentError(absl::StrCat("pooling must be mean, sum or attention"));
     }
     TOWERPS_RETURN_IF_ERROR(kv.CheckAllUsed());
     c->features.push_back(f);
@@ -317,6 +337,10 @@ absl::StatusOr<BoundModel> BindModel(const ModelConfig& config,
           " is not a sparse feature of the dataset (see its meta.txt)"));
     }
     BoundFeature b{f, slot, config.tables[f.table].config.dim};
+    if (f.attention) {
+      bound.two_tower.user_sequences.push_back(
+          {static_cast<int>(bound.user_features.size()), b.spec.sequence});
+    }
     (f.side == data::Side::kUser ? bound.user_features : bound.item_features).push_back(b);
   }
   bound.user_dense_dim = config.user_dense ? schema.user.dense_dim() : 0;

@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "data/schema.h"
+#include "models/attention.h"
 #include "models/embedding_bag.h"
 #include "models/layers.h"
 #include "models/loss.h"
@@ -48,6 +49,10 @@ struct FeatureSpec {
   // The table it reads (index into ModelConfig::tables).
   int table = 0;
   models::Pooling pooling = models::Pooling::kMean;
+  // pooling=attention (user side only): the last `sequence.max_len` values go
+  // through a models::SequenceEncoder (its dim is the table's).
+  bool attention = false;
+  models::SequenceEncoderConfig sequence;
 };
 
 struct TowerShape {

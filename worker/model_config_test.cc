@@ -98,6 +98,16 @@ TEST(ModelConfigTest, ErrorsNameTheLine) {
        "cfg:3: dense_sync_every=0"},
       {"table t dim=8\nfeature user history table=t\ntrain batch=8 batch=16",
        "cfg:3: key 'batch' appears twice"},
+      // pooling=attention: ranges, heads dividing the table dim, user side only.
+      {"table t dim=8\nfeature user history table=t pooling=attention heads=3", "cfg:2: heads=3"},
+      {"table t dim=8\nfeature user history table=t pooling=attention max_len=0",
+       "cfg:2: max_len=0"},
+      {"table t dim=8\nfeature user history table=t pooling=attention blocks=9", "cfg:2: blocks=9"},
+      {"table t dim=8\nfeature user history table=t pooling=attention ffn=x", "cfg:2: ffn=x"},
+      {"table t dim=8\nfeature user history table=t pooling=attention seq_pool=max",
+       "cfg:2: seq_pool must be"},
+      {"table t dim=8\nfeature item item_id table=t pooling=attention", "cfg:2: pooling=attention"},
+      {"table t dim=8\nfeature user history table=t heads=2", "cfg:2: unknown key 'heads'"},
   };
   for (const Case& c : cases) {
     auto parsed = ParseModelConfig(c.text, "cfg");
@@ -127,7 +137,26 @@ TEST(ModelConfigTest, BindResolvesSlotsAndInputWidths) {
   EXPECT_EQ(bound->item_dense_dim, 3);
   EXPECT_EQ(bound->two_tower.user.input_dims, (std::vector<int>{16}));
   EXPECT_EQ(bound->two_tower.item.input_dims, (std::vector<int>{16, 8, 3}));
-  c->features.push_back({data::Side::kItem, "colour", 0, models::Pooling::kMean});
+  // pooling=attention becomes an encoder over the feature's block, its dim the table's.
+  auto seq = ParseModelConfig(
+      "table t dim=16\nfeature user history table=t pooling=attention heads=4 blocks=2 "
+      "max_len=7 ffn=24 seq_pool=last\nfeature item item_id table=t\ndense user off");
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  auto seq_bound = BindModel(*seq, Schema());
+  ASSERT_TRUE(seq_bound.ok()) << seq_bound.status();
+  ASSERT_EQ(seq_bound->two_tower.user_sequences.size(), 1u);
+  const models::SequenceEncoderConfig& enc = seq_bound->two_tower.user_sequences[0].encoder;
+  EXPECT_EQ(seq_bound->two_tower.user_sequences[0].block, 0);
+  EXPECT_EQ(enc.dim, 16);
+  EXPECT_EQ(enc.heads, 4);
+  EXPECT_EQ(enc.blocks, 2);
+  EXPECT_EQ(enc.max_len, 7);
+  EXPECT_EQ(enc.ffn_dim, 24);
+  EXPECT_EQ(enc.pool, models::SequencePool::kLast);
+  FeatureSpec colour;
+  colour.side = data::Side::kItem;
+  colour.feature = "colour";
+  c->features.push_back(colour);
   auto missing = BindModel(*c, Schema());
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(missing.status().message().find("colour"), std::string::npos);

@@ -35,7 +35,27 @@ SparseInputs::SparseInputs(const BoundModel* model) : model_(model) {
     for (const BoundFeature& f : model->features(side)) {
       FeatureBatch fb;
       fb.bag = std::make_unique<models::EmbeddingBag<float>>(f.spec.pooling);
+      if (f.spec.attention) sequence_features_.push_back(feature_batches(side).size());
       feature_batches(side).push_back(std::move(fb));
+    }
+  }
+}
+
+void SparseInputs::CollectSequence(const data::ExampleBatch::SparseColumn& col, int64_t n,
+                                   int max_len, TableBatch* table, FeatureBatch* fb) {
+  fb->seq_index.assign(static_cast<size_t>(n) * max_len, -1);
+  fb->seq_lengths.resize(n);
+  for (int64_t b = 0; b < n; ++b) {
+    const uint32_t begin = col.offsets[b], end = col.offsets[b + 1];
+    const int len = end < begin || end > col.values.size()
+                        ? 0  // malformed (the reader refuses these; never read past values)
+                        : static_cast<int>(std::min<uint32_t>(end - begin, max_len));
+    fb->seq_lengths[b] = len;
+    for (int p = 0; p < len; ++p) {  // position 0: the last (most recent) value
+      const uint64_t key = col.values[end - 1 - p];
+      auto [it, inserted] = table->index.try_emplace(key, static_cast<int32_t>(table->keys.size()));
+      if (inserted) table->keys.push_back(key);
+      fb->seq_index[b * max_len + p] = it->second;
     }
   }
 }
@@ -50,6 +70,10 @@ void SparseInputs::Collect(data::Side side) {
     const data::ExampleBatch::SparseColumn& col = cols->sparse[f.slot];
     TableBatch& table = tables_[f.spec.table];
     FeatureBatch& fb = feature_batches(side)[k];
+    if (f.spec.attention) {
+      CollectSequence(col, n, f.spec.sequence.max_len, &table, &fb);
+      continue;
+    }
     fb.offsets.resize(n + 1);
     fb.indices.resize(col.offsets[n]);
     for (int64_t b = 0; b <= n; ++b) fb.offsets[b] = col.offsets[b];
@@ -100,10 +124,27 @@ absl::Status SparseInputs::BuildInput(data::Side side, models::Mat<float>* x0) {
   for (const BoundFeature& f : features) width += f.dim;
   models::EnsureShape<float>(n, width, x0);
   int col = 0;
+  if (side == data::Side::kUser) sequences_.clear();
   for (size_t k = 0; k < features.size(); ++k) {
     const BoundFeature& f = features[k];
     TableBatch& table = tables_[f.spec.table];
     FeatureBatch& fb = feature_batches(side)[k];
+    if (f.spec.attention) {
+      fb.seq_rows.resize(fb.seq_index.size() * f.dim);
+      for (size_t i = 0; i < fb.seq_index.size(); ++i) {
+        float* dst = fb.seq_rows.data() + i * f.dim;
+        if (fb.seq_index[i] < 0) {
+          std::fill(dst, dst + f.dim, 0.0f);
+        } else {
+          std::memcpy(dst, table.rows.data() + static_cast<size_t>(fb.seq_index[i]) * f.dim,
+                      f.dim * sizeof(float));
+        }
+      }
+      sequences_.push_back({fb.seq_rows, fb.seq_lengths});
+      x0->block(0, col, n, f.dim).setZero();  // the model's encoder fills it
+      col += f.dim;
+      continue;
+    }
     models::ConstMatRef<float> rows(table.rows.data(), static_cast<Eigen::Index>(table.keys.size()),
                                     f.dim);
     models::Bags<float> bags{fb.offsets, fb.indices, {}};
@@ -137,6 +178,10 @@ void SparseInputs::Backward(data::Side side, models::ConstMatRef<float> d_x0) {
   for (size_t k = 0; k < features.size(); ++k) {
     const BoundFeature& f = features[k];
     TableBatch& table = tables_[f.spec.table];
+    if (f.spec.attention) {  // BackwardSequence
+      col += f.dim;
+      continue;
+    }
     models::EnsureShape<float>(n, f.dim, &d_pooled_);
     d_pooled_ = d_x0.block(0, col, n, f.dim);
     const models::Mat<float>& d_rows = feature_batches(side)[k].bag->Backward(models::View(d_pooled_));
@@ -144,6 +189,19 @@ void SparseInputs::Backward(data::Side side, models::ConstMatRef<float> d_x0) {
                                 f.dim);
     grads += d_rows;
     col += f.dim;
+  }
+}
+
+void SparseInputs::BackwardSequence(size_t k, models::ConstMatRef<float> d_rows) {
+  CHECK_LT(k, sequence_features_.size());
+  const BoundFeature& f = model_->user_features[sequence_features_[k]];
+  const FeatureBatch& fb = user_batches_[sequence_features_[k]];
+  CHECK_EQ(static_cast<size_t>(d_rows.rows()), fb.seq_index.size());
+  TableBatch& table = tables_[f.spec.table];
+  for (size_t i = 0; i < fb.seq_index.size(); ++i) {
+    if (fb.seq_index[i] < 0) continue;
+    float* dst = table.grads.data() + static_cast<size_t>(fb.seq_index[i]) * f.dim;
+    for (int d = 0; d < f.dim; ++d) dst[d] += d_rows(static_cast<Eigen::Index>(i), d);
   }
 }
 

@@ -6,7 +6,8 @@
 // one row), one CSR per feature over those rows, mean/sum pooling (EmbeddingBag),
 // the normalised dense area, and the concatenated x0 of each tower; backward
 // scatters d(x0) through the pooling into one gradient per unique row, summed over
-// the features that share a table.
+// the features that share a table. A pooling=attention feature is not pooled here:
+// its last max_len values become a padded sequence for the model's encoder.
 //
 // Thread-compatible: one per training thread; buffers are reused across batches.
 #ifndef TOWERPS_WORKER_SPARSE_INPUTS_H_
@@ -14,12 +15,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "data/example.h"
 #include "models/embedding_bag.h"
+#include "models/two_tower.h"
 #include "models/tensor.h"
 #include "ps/param_source.h"
 #include "worker/model_config.h"
@@ -46,9 +49,19 @@ class SparseInputs {
   // that does not match the schema.
   absl::Status BuildInput(data::Side side, models::Mat<float>* x0);
 
+  // After BuildInput(kUser): one padded sequence per pooling=attention feature, in
+  // config order (models::SequenceBatch layout: position 0 = the most recent of the
+  // feature's last max_len values). Their x0 blocks are left zero. Valid until the
+  // next BuildInput.
+  std::span<const models::SequenceBatch> sequences() const { return sequences_; }
+
   // After the towers' backward: d_x0 (n x D of `side`) is scattered into the row
-  // gradients. Call for each side that was built, then push push_slices().
+  // gradients (attention features excepted). Call for each side that was built,
+  // then push push_slices().
   void Backward(data::Side side, models::ConstMatRef<float> d_x0);
+  // The gradient of sequence k's padded rows ((n * max_len) x dim) into the row
+  // gradients.
+  void BackwardSequence(size_t k, models::ConstMatRef<float> d_rows);
 
   // One slice per table: unique keys, summed row gradients and learning rate
   // base_lr(table) * lr_scale. Zeroes nothing; valid until the next Begin.
@@ -67,6 +80,10 @@ class SparseInputs {
     std::vector<int64_t> offsets;
     std::vector<int32_t> indices;
     std::unique_ptr<models::EmbeddingBag<float>> bag;
+    // pooling=attention: position p of example b is row seq_index[b * L + p] of
+    // the table batch (-1: padding); seq_rows holds those rows, B * L * dim.
+    std::vector<int32_t> seq_index, seq_lengths;
+    std::vector<float> seq_rows;
   };
   const data::ExampleBatch::SideColumns* columns(data::Side side) const {
     return side == data::Side::kUser ? user_ : item_;
@@ -76,6 +93,8 @@ class SparseInputs {
     return side == data::Side::kUser ? user_batches_ : item_batches_;
   }
   void Collect(data::Side side);
+  void CollectSequence(const data::ExampleBatch::SparseColumn& col, int64_t n, int max_len,
+                       TableBatch* table, FeatureBatch* fb);
 
   const BoundModel* const model_;
   // Dense normalisation per side: mean and 1 / max(stddev, 1e-6), dense_dim each.
@@ -89,6 +108,8 @@ class SparseInputs {
   std::vector<FeatureBatch> user_batches_, item_batches_;
   std::vector<ps::SparseSlice> pull_slices_, push_slices_;
   models::Mat<float> d_pooled_;
+  std::vector<models::SequenceBatch> sequences_;
+  std::vector<size_t> sequence_features_;  // user feature index of sequence k
 };
 
 }  // namespace towerps::worker

@@ -168,8 +168,11 @@ absl::StatusOr<StepStats> StepRunner::Run(PreparedBatch* p, int64_t step, float 
                            two_tower_->ForwardBackward(models::View(user_x0_),
                                                        models::View(item_x0_),
                                                        static_cast<int>(p->extra_ids.size()),
-                                                       info));
+                                                       info, p->inputs.sequences()));
   p->inputs.Backward(data::Side::kUser, models::View(two_tower_->user_input_grad()));
+  for (size_t k = 0; k < p->inputs.sequences().size(); ++k) {
+    p->inputs.BackwardSequence(k, models::View(two_tower_->sequence_input_grad(k)));
+  }
   p->inputs.Backward(data::Side::kItem, models::View(two_tower_->item_input_grad()));
   auto grads = two_tower_->params().grads();
   for (size_t i = 0; i < grads.size(); ++i) dense_grad_sum_[i] += grads[i];
@@ -211,8 +214,13 @@ absl::Status StepRunner::Embed(data::Side side, const data::ExampleBatch::SideCo
   TOWERPS_RETURN_IF_ERROR(params_->Pull(inputs.pull_slices(), 0, /*create=*/false));
   models::Mat<float>& x0 = side == data::Side::kUser ? user_x0_ : item_x0_;
   TOWERPS_RETURN_IF_ERROR(inputs.BuildInput(side, &x0));
-  *out = side == data::Side::kUser ? two_tower_->EmbedUsers(models::View(x0))
-                                   : two_tower_->EmbedItems(models::View(x0));
+  if (side == data::Side::kUser) {
+    TOWERPS_ASSIGN_OR_RETURN(const models::Mat<float>* users,
+                             two_tower_->EmbedUsers(models::View(x0), inputs.sequences()));
+    *out = *users;
+  } else {
+    *out = two_tower_->EmbedItems(models::View(x0));
+  }
   return absl::OkStatus();
 }
 
