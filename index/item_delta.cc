@@ -16,6 +16,8 @@
 #include "common/file_util.h"
 #include "common/pod_bytes.h"
 #include "common/status.h"
+#include "index/index_root.h"
+#include "absl/time/clock.h"
 
 namespace towerps::index {
 namespace {
@@ -203,6 +205,15 @@ absl::Status WriteItemDelta(const std::string& root, const ItemDelta& delta) {
   const std::string path = ItemDeltaPath(root, delta.seq);
   if (PathExists(path)) return absl::AlreadyExistsError(absl::StrCat(path, " exists"));
   return WriteFileAtomically(path, bytes);
+}
+
+absl::StatusOr<uint64_t> PublishItemDelta(const std::string& root, ItemDelta delta) {
+  TOWERPS_ASSIGN_OR_RETURN(delta.base_version, ReadCurrentVersion(root));
+  TOWERPS_ASSIGN_OR_RETURN(std::vector<uint64_t> seqs, ListItemDeltas(root));
+  delta.seq = seqs.empty() ? 1 : seqs.back() + 1;
+  delta.created_at_ms = absl::ToUnixMillis(absl::Now());
+  TOWERPS_RETURN_IF_ERROR(WriteItemDelta(root, delta));
+  return delta.seq;
 }
 
 absl::StatusOr<ItemDelta> DiffItemEmbeddings(const EmbeddingTable& before,

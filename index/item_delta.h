@@ -70,6 +70,12 @@ absl::StatusOr<std::vector<uint64_t>> ListItemDeltas(const std::string& root);
 // (creating <root>/deltas). AlreadyExists when that seq is taken.
 absl::Status WriteItemDelta(const std::string& root, const ItemDelta& delta);
 
+// Publishes `delta` as the next delta of the index root: base version = what
+// CURRENT names, seq = the largest seq under <root>/deltas + 1, created_at_ms = now
+// (wall clock). Returns the seq. One writer at a time per root. Errors: NotFound /
+// DataLoss (no or bad CURRENT), WriteItemDelta's.
+absl::StatusOr<uint64_t> PublishItemDelta(const std::string& root, ItemDelta delta);
+
 // The item dataflow's diff (`export --items-only --since=<previous embeddings>`):
 // upserts = items of `now` whose key is not in `before` or whose vector differs in
 // some component by more than `tolerance`; removals = keys of `before` not in
