@@ -7,15 +7,15 @@
 // watcher's poll interval at 100 ms and 1000 ms (deltas written at random phases)
 // and with a Wake() right after writing (what SIGHUP does): the apply cost alone.
 // Also: Poll() time for a 1,000-item delta and query latency with 0 / 10k fresh items.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <thread>
-
-#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -107,8 +107,8 @@ int Main(int argc, char** argv) {
   const int64_t items = quick ? 4000 : 20000;
   const int rounds = quick ? 5 : 20;
   Root root;
-  root.dir = absl::StrCat(std::filesystem::temp_directory_path().string(), "/fresh_bench_",
-                          ::getpid());
+  root.dir =
+      absl::StrCat(std::filesystem::temp_directory_path().string(), "/fresh_bench_", ::getpid());
   (void)RemoveAll(root.dir);
   std::vector<uint64_t> keys(items);
   for (int64_t i = 0; i < items; ++i) keys[i] = 1000000000 + i;
@@ -167,8 +167,8 @@ int Main(int argc, char** argv) {
     if (!(*live)->Poll().ok()) return 1;
     poll_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
-  PrintFigure({"fresh", "apply a 1000-item delta (fresh segment 1k..10k items)",
-               Median(poll_ms), "ms", "", 0});
+  PrintFigure({"fresh", "apply a 1000-item delta (fresh segment 1k..10k items)", Median(poll_ms),
+               "ms", "", 0});
   PrintFigure({"fresh", "query p50 k=10 with 10k fresh items + 1k tombstones", query_us(), "us",
                "no fresh items", empty_us});
   (void)RemoveAll(root.dir);

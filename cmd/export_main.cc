@@ -84,16 +84,15 @@ absl::Status ExportSide(index::TowerEmbedder* embedder, data::Side side, const s
   auto count = embedder->CountEntities(side);
   if (!count.ok()) return count.status();
   auto writer = index::EmbeddingWriter::Open(absl::StrCat(dir, "/", name, ".emb"),
-                                             FLAGS_npy ? absl::StrCat(dir, "/", name) : "",
-                                             side, embedder->dim(), *count,
-                                             embedder->model_step());
+                                             FLAGS_npy ? absl::StrCat(dir, "/", name) : "", side,
+                                             embedder->dim(), *count, embedder->model_step());
   if (!writer.ok()) return writer.status();
   const auto start = std::chrono::steady_clock::now();
   auto last_print = start;
   auto sink = [&](absl::Span<const uint64_t> keys, absl::Span<const std::string> raw_ids,
                   const models::Mat<float>& embedded) -> absl::Status {
-    absl::Status status = (*writer)->Append(
-        keys, raw_ids, absl::MakeConstSpan(embedded.data(), embedded.size()));
+    absl::Status status =
+        (*writer)->Append(keys, raw_ids, absl::MakeConstSpan(embedded.data(), embedded.size()));
     const auto now = std::chrono::steady_clock::now();
     if (now - last_print > std::chrono::milliseconds(500) || (*writer)->rows() == *count) {
       last_print = now;
@@ -118,7 +117,8 @@ int WriteDelta() {
   if (!before.ok()) return Fail("export", before.status());
   auto now = index::EmbeddingTable::Read(FLAGS_embeddings + "/items.emb");
   if (!now.ok()) return Fail("export", now.status());
-  auto delta = index::DiffItemEmbeddings(**before, **now, static_cast<float>(FLAGS_delta_tolerance));
+  auto delta =
+      index::DiffItemEmbeddings(**before, **now, static_cast<float>(FLAGS_delta_tolerance));
   if (!delta.ok()) return Fail("export", delta.status());
   const int64_t upserts = delta->upserts();
   const size_t removals = delta->removed_keys.size();

@@ -127,8 +127,8 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   net::ZmqContext ctx;
   auto zap = StartZapIfSecure(&ctx, *keys, &metrics);
   if (!zap.ok()) return Fail("serve", zap.status());
-  auto service = index::RetrievalService::Create(&ctx, options, std::move(local),
-                                                 std::move(users), std::move(items));
+  auto service = index::RetrievalService::Create(&ctx, options, std::move(local), std::move(users),
+                                                 std::move(items));
   if (!service.ok()) return Fail("serve", service.status());
   std::unique_ptr<ReloadSignalWatcher> reload;
   if (index::LiveIndex* live = (*service)->live_index(); live != nullptr && live->is_root()) {

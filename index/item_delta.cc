@@ -12,12 +12,12 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "common/checksum.h"
 #include "common/file_util.h"
 #include "common/pod_bytes.h"
 #include "common/status.h"
 #include "index/index_root.h"
-#include "absl/time/clock.h"
 
 namespace towerps::index {
 namespace {
@@ -41,8 +41,8 @@ absl::Status CheckDelta(const ItemDelta& d) {
   seen.reserve(u + d.removed_keys.size());
   for (size_t i = 0; i < u; ++i) {
     if (d.upsert_keys[i] == kNoKey || !seen.insert(d.upsert_keys[i]).second) {
-      return absl::InvalidArgumentError(absl::StrCat("delta upsert key ", d.upsert_keys[i],
-                                                     " is -1 or repeated"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("delta upsert key ", d.upsert_keys[i], " is -1 or repeated"));
     }
     if (d.upsert_raw_ids[i].size() > kMaxDeltaRawIdBytes) {
       return absl::InvalidArgumentError("delta raw id too long");

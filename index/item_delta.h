@@ -37,14 +37,14 @@ inline constexpr uint32_t kMaxDeltaRawIdBytes = 4096;
 
 struct ItemDelta {
   int dim = 0;
-  uint64_t seq = 0;              // >= 1; applied in ascending order, once each
-  int64_t model_step = 0;        // the checkpoint step the vectors come from
-  int64_t created_at_ms = 0;     // when export wrote it (wall clock, ms since epoch)
-  std::string base_version;      // the version dir it applies to ("v-3")
-  std::vector<uint64_t> upsert_keys;      // u
+  uint64_t seq = 0;                         // >= 1; applied in ascending order, once each
+  int64_t model_step = 0;                   // the checkpoint step the vectors come from
+  int64_t created_at_ms = 0;                // when export wrote it (wall clock, ms since epoch)
+  std::string base_version;                 // the version dir it applies to ("v-3")
+  std::vector<uint64_t> upsert_keys;        // u
   std::vector<std::string> upsert_raw_ids;  // u
-  std::vector<float> upsert_vectors;      // u * dim
-  std::vector<uint64_t> removed_keys;     // r
+  std::vector<float> upsert_vectors;        // u * dim
+  std::vector<uint64_t> removed_keys;       // r
 
   int64_t upserts() const { return static_cast<int64_t>(upsert_keys.size()); }
 };

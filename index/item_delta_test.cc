@@ -61,9 +61,9 @@ TEST(ItemDeltaTest, RefusesBrokenRules) {
     edit(&d);
     return SerializeItemDelta(d).status();
   };
-  EXPECT_FALSE(bad([](ItemDelta* d) { d->upsert_keys[1] = 11; }).ok());           // repeated
-  EXPECT_FALSE(bad([](ItemDelta* d) { d->removed_keys[0] = 11; }).ok());          // both
-  EXPECT_FALSE(bad([](ItemDelta* d) { d->upsert_keys[0] = ~uint64_t{0}; }).ok()); // id -1
+  EXPECT_FALSE(bad([](ItemDelta* d) { d->upsert_keys[1] = 11; }).ok());            // repeated
+  EXPECT_FALSE(bad([](ItemDelta* d) { d->removed_keys[0] = 11; }).ok());           // both
+  EXPECT_FALSE(bad([](ItemDelta* d) { d->upsert_keys[0] = ~uint64_t{0}; }).ok());  // id -1
   EXPECT_FALSE(bad([](ItemDelta* d) {
                  d->upsert_vectors[2] = std::numeric_limits<float>::quiet_NaN();
                }).ok());

@@ -20,8 +20,8 @@ namespace {
 constexpr int kMaskRounds = 3;
 
 std::shared_ptr<const FreshSegment> EmptySegment() {
-  static const auto* empty = new std::shared_ptr<const FreshSegment>(
-      std::make_shared<FreshSegment>());
+  static const auto* empty =
+      new std::shared_ptr<const FreshSegment>(std::make_shared<FreshSegment>());
   return *empty;
 }
 
@@ -178,9 +178,9 @@ absl::StatusOr<std::shared_ptr<const IndexSnapshot>> LiveIndex::LoadVersion(
   auto current = Current();
   if (current != nullptr) {
     if (index->dim() != current->dim()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          dir, " has dim ", index->dim(), ", the served index ", current->dim(),
-          ": a new dim needs a restart of serve (and of its clients)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, " has dim ", index->dim(), ", the served index ", current->dim(),
+                       ": a new dim needs a restart of serve (and of its clients)"));
     }
     if (index->manifest().shards.size() != current->base().manifest().shards.size()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -213,8 +213,8 @@ absl::Status LiveIndex::PollOnce(bool retry_failed) {
     }
   }
   if (!first.ok()) {
-    LOG(ERROR) << "index " << options_.dir << ": " << first << " (still serving "
-               << from->version() << ")";
+    LOG(ERROR) << "index " << options_.dir << ": " << first << " (still serving " << from->version()
+               << ")";
     if (load_errors_ != nullptr) load_errors_->Increment();
   }
   absl::Status delta_error;
@@ -251,8 +251,8 @@ std::shared_ptr<const IndexSnapshot> LiveIndex::ApplyDeltas(
     if (!bytes.ok()) {
       next = bytes.status();
     } else if (static_cast<int64_t>(bytes->size()) > options_.max_delta_bytes) {
-      next = absl::InvalidArgumentError(absl::StrCat(bytes->size(), " bytes, more than ",
-                                                     options_.max_delta_bytes));
+      next = absl::InvalidArgumentError(
+          absl::StrCat(bytes->size(), " bytes, more than ", options_.max_delta_bytes));
     } else if (delta = ParseItemDelta(*bytes); !delta.ok()) {
       next = delta.status();
     } else if (delta->seq != seq) {
@@ -281,8 +281,8 @@ std::shared_ptr<const IndexSnapshot> LiveIndex::ApplyDeltas(
     from = *std::move(next);
     created_ms.push_back(delta->created_at_ms);
     if (applied_ != nullptr) applied_->Increment();
-    VLOG(1) << "index " << options_.dir << ": applied delta " << seq << " ("
-            << delta->upserts() << " upserts, " << delta->removed_keys.size() << " removals)";
+    VLOG(1) << "index " << options_.dir << ": applied delta " << seq << " (" << delta->upserts()
+            << " upserts, " << delta->removed_keys.size() << " removals)";
   }
   if (freshness_ != nullptr && !created_ms.empty()) {
     // Searchable once published, right after this returns.
@@ -347,7 +347,8 @@ absl::StatusOr<std::shared_ptr<const IndexSnapshot>> LiveIndex::Apply(
     fresh->vectors.resize(out * dim);
   }
   const int64_t n = static_cast<int64_t>(fresh->keys.size());
-  if (n > options_.max_fresh_items || static_cast<int64_t>(removed->size()) > options_.max_tombstones) {
+  if (n > options_.max_fresh_items ||
+      static_cast<int64_t>(removed->size()) > options_.max_tombstones) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "it would leave ", n, " fresh items and ", removed->size(), " removed ones over ",
         from.version(), " (bounds ", options_.max_fresh_items, " and ", options_.max_tombstones,

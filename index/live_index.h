@@ -70,11 +70,11 @@ struct LiveIndexOptions {
 
 // The items added or changed since the base version, searched exactly. Immutable.
 struct FreshSegment {
-  std::vector<uint64_t> keys;                          // n
-  std::vector<std::string> raw_ids;                    // n
-  std::vector<float> vectors;                          // n * dim
-  absl::flat_hash_map<uint64_t, int64_t> row_of_key;   // key -> row
-  std::unique_ptr<AnnIndex> index;                     // exact engine; null when n == 0
+  std::vector<uint64_t> keys;                         // n
+  std::vector<std::string> raw_ids;                   // n
+  std::vector<float> vectors;                         // n * dim
+  absl::flat_hash_map<uint64_t, int64_t> row_of_key;  // key -> row
+  std::unique_ptr<AnnIndex> index;                    // exact engine; null when n == 0
 };
 
 // One immutable view of the served index. Thread-safe.
@@ -167,7 +167,7 @@ class LiveIndex {
   mutable absl::Mutex mu_;  // held only to copy or swap the pointer
   std::shared_ptr<const IndexSnapshot> current_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex poll_mu_;  // one Poll at a time (watcher or caller)
+  absl::Mutex poll_mu_;                                   // one Poll at a time (watcher or caller)
   std::string failed_version_ ABSL_GUARDED_BY(poll_mu_);  // last version that failed to load
   uint64_t blocked_seq_ ABSL_GUARDED_BY(poll_mu_) = 0;    // a refused delta (0: none)
 

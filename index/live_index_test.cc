@@ -87,9 +87,9 @@ TEST_F(LiveIndexTest, AddedChangedAndRemovedItems) {
   const std::vector<float> fresh = UnitRows(3, 99);
   const std::vector<float> base = UnitRows(200, 1);
   ItemDelta d = Delta(1, "v-1");
-  Upsert(&d, 5000, fresh.data());             // new
-  Upsert(&d, 1007, fresh.data() + kDim);      // changed: base row 7 gets a new vector
-  d.removed_keys = {1003};                    // removed
+  Upsert(&d, 5000, fresh.data());         // new
+  Upsert(&d, 1007, fresh.data() + kDim);  // changed: base row 7 gets a new vector
+  d.removed_keys = {1003};                // removed
   ASSERT_TRUE(WriteItemDelta(root_, d).ok());
   ASSERT_TRUE(live->Poll().ok());
   auto snapshot = live->Current();

@@ -47,7 +47,9 @@ constexpr int kDim = 16;
 constexpr int kItems = 300;
 constexpr int kRounds = 6;  // each: one delta, then one new version
 
-uint64_t BaseKey(int version, int i) { return data::HashKey(absl::StrCat("v", version, "-item", i)); }
+uint64_t BaseKey(int version, int i) {
+  return data::HashKey(absl::StrCat("v", version, "-item", i));
+}
 uint64_t FreshKey(int version) { return data::HashKey(absl::StrCat("v", version, "-fresh")); }
 
 float Dot(const float* a, const float* b) {
@@ -107,7 +109,8 @@ class ServeFreshTest : public ::testing::Test {
                                        "--serve_endpoint_file=" + endpoint_file,
                                        absl::StrCat("--http_port=", s.http_port)};
       argv.insert(argv.end(), flags.begin(), flags.end());
-      s.process = std::make_unique<Subprocess>(argv, absl::StrCat(dir_, "/", name, attempt, ".log"));
+      s.process =
+          std::make_unique<Subprocess>(argv, absl::StrCat(dir_, "/", name, attempt, ".log"));
       const auto deadline = Clock::now() + 30s;
       while (Clock::now() < deadline) {
         auto endpoint = ReadFileToString(endpoint_file);
@@ -143,8 +146,7 @@ class ServeFreshTest : public ::testing::Test {
     return false;
   }
 
-  static absl::StatusOr<std::vector<index::Hit>> AskHttp(httplib::Client* client,
-                                                         const float* q) {
+  static absl::StatusOr<std::vector<index::Hit>> AskHttp(httplib::Client* client, const float* q) {
     json body;
     body["vector"] = std::vector<float>(q, q + kDim);
     body["k"] = 10;
@@ -197,7 +199,8 @@ TEST_F(ServeFreshTest, SwapsAndDeltasUnderConcurrentQueriesLoseNone) {
     for (int i = 0; i < kItems; ++i) version_of[BaseKey(n, i)] = n;
     version_of[FreshKey(n)] = n;
     pool.insert(pool.end(), base.begin(), base.begin() + 2 * kDim);  // removed, changed rows
-    if (r < kRounds) pool.insert(pool.end(), fresh.begin() + r * kDim, fresh.begin() + (r + 1) * kDim);
+    if (r < kRounds)
+      pool.insert(pool.end(), fresh.begin() + r * kDim, fresh.begin() + (r + 1) * kDim);
   }
   const std::vector<float> random = RandomUnitRows(8, kDim, 300);
   pool.insert(pool.end(), random.begin(), random.end());
