@@ -19,6 +19,7 @@ declare -A suites=(
   [chaos]="kill -9 of random cluster processes under deploy/local.sh's supervisor: kills survived, steps lost, recall, time to recover"
   [dashboard]="towerps dashboard on 100k and 1M metrics lines: page bytes, render seconds, peak RSS (flat)"
   [serve]="towerps serve on the demo index under N closed-loop clients: QPS, p50/p99/p999, HTTP beside ZeroMQ"
+  [fresh]="item delta -> retrievable latency (p50/p99) at 100/1000 ms watcher polls and on SIGHUP; apply and query cost of a fresh segment"
   [train]="towerps embedded training beside a PyTorch reference of the same model (recall, examples/s, MFU)"
 )
 

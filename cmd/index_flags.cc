@@ -9,7 +9,9 @@ DEFINE_string(checkpoint, "",
               "complete checkpoint under it is used");
 DEFINE_string(embeddings, "",
               "exported embeddings directory (users.emb, items.emb; towerps export writes it)");
-DEFINE_string(index_dir, "", "sharded index directory (MANIFEST + shard files; build-index)");
+DEFINE_string(index_dir, "",
+              "sharded index directory (MANIFEST + shard files; build-index), or an index "
+              "root (CURRENT + v-<n>/ + deltas/: serve applies deltas and new versions live)");
 DEFINE_int32(ef_search, 128, "HNSW efSearch (beam width) for queries");
 
 namespace towerps::cmd {

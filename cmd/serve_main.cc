@@ -3,6 +3,10 @@
 // --route_to fans requests out to shard servers and merges. Serves TopK requests
 // over ZeroMQ + Cap'n Proto until SIGINT / SIGTERM, and with --http_port also over
 // HTTP/JSON (http/topk_server.h; GET /metrics on the same port).
+// --index_dir may be an index root (CURRENT + v-<n>/ + deltas/): then the server
+// applies item deltas and swaps to a new version without a restart, polling every
+// --watch_index_ms and at once on SIGHUP (index/live_index.h, docs/index.md "Fresh
+// items and new versions").
 
 #include <cstdio>
 #include <fstream>
@@ -38,6 +42,14 @@ DEFINE_int32(http_port, 0,
              "port of --serve_bind's host; 0 = off");
 DEFINE_int32(http_threads, 4, "threads answering HTTP connections (one connection each)");
 DEFINE_int64(http_max_body_bytes, 1 << 20, "largest HTTP request body (more: 413)");
+DEFINE_int64(watch_index_ms, 1000,
+             "an --index_dir with CURRENT (an index root): check CURRENT and deltas/ this "
+             "often (SIGHUP: at once); 0 = only on SIGHUP");
+DEFINE_int64(max_fresh_items, 100000,
+             "most items added or changed by deltas over one index version (more: the delta "
+             "is refused; publish a new version)");
+DEFINE_int64(max_tombstones, 100000,
+             "most items removed by deltas over one index version (more: refused)");
 
 namespace towerps::cmd {
 
@@ -73,14 +85,29 @@ int RunServe(int /*argc*/, char** /*argv*/) {
     std::fprintf(stderr, "towerps serve: --http_port must be 0 (off) or 1..65535\n");
     return 2;
   }
-  std::unique_ptr<index::ShardedIndex> local;
-  http::ServeInfo info;  // what GET /healthz reports
+  // The metrics registry first: the live index counts its swaps and deltas in it.
+  MetricsRegistry metrics;
+  std::unique_ptr<index::LiveIndex> local;
+  http::ServeInfo info;  // what GET /healthz reports (items, version: live)
   if (!FLAGS_index_dir.empty()) {
-    auto loaded = index::ShardedIndex::Load(FLAGS_index_dir, shards);
+    index::LiveIndexOptions live;
+    live.dir = FLAGS_index_dir;
+    live.shards = shards;
+    live.max_fresh_items = FLAGS_max_fresh_items;
+    live.max_tombstones = FLAGS_max_tombstones;
+    // The watcher thread also serves SIGHUP; with 0 it only wakes on a signal.
+    live.watch_interval_ms = FLAGS_watch_index_ms > 0 ? FLAGS_watch_index_ms : 24 * 3600 * 1000;
+    auto loaded = index::LiveIndex::Open(live, &metrics);
     if (!loaded.ok()) return Fail("serve", loaded.status());
     local = *std::move(loaded);
-    for (int s : local->loaded_shards()) info.items += local->manifest().shards[s].count;
-    info.shards = static_cast<int>(local->loaded_shards().size());
+    const auto snapshot = local->Current();
+    info.items = snapshot->items();
+    info.shards = static_cast<int>(snapshot->base().loaded_shards().size());
+    if (local->is_root()) {
+      LOG(INFO) << "serve: index root " << FLAGS_index_dir << ", version " << snapshot->version()
+                << " (deltas through seq " << snapshot->applied_delta_seq() << "; checking every "
+                << FLAGS_watch_index_ms << " ms and on SIGHUP)";
+    }
   } else {
     info.shards = static_cast<int>(options.shard_endpoints.size());
   }
@@ -98,12 +125,15 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   CatchStopSignals();
 
   net::ZmqContext ctx;
-  MetricsRegistry metrics;
   auto zap = StartZapIfSecure(&ctx, *keys, &metrics);
   if (!zap.ok()) return Fail("serve", zap.status());
-  auto service = index::RetrievalService::Create(&ctx, options, std::move(local),
-                                                 std::move(users), std::move(items));
+  auto service = index::RetrievalService::Create(&ctx, options, std::move(local), std::move(users),
+                                                 std::move(items));
   if (!service.ok()) return Fail("serve", service.status());
+  std::unique_ptr<ReloadSignalWatcher> reload;
+  if (index::LiveIndex* live = (*service)->live_index(); live != nullptr && live->is_root()) {
+    reload = std::make_unique<ReloadSignalWatcher>([live] { live->Wake(); });
+  }
   net::RpcServerOptions server_options;
   server_options.bind_endpoint = FLAGS_serve_bind;
   server_options.handler_threads = FLAGS_serve_threads;
@@ -149,6 +179,8 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   std::fflush(stdout);
   const int signal_number = WaitForStopSignal();
   LOG(INFO) << server_options.name << ": signal " << signal_number << ", stopping";
+  reload.reset();
+  if (auto* live = (*service)->live_index()) live->Stop();
   if (http_server) http_server->Stop();
   if (*exporter) (*exporter)->Stop();
   (*server)->Stop();

@@ -26,6 +26,16 @@ void OnStopSignal(int sig) {
   errno = saved;
 }
 
+// SIGHUP's own self-pipe (ReloadSignalWatcher).
+int g_reload_pipe[2] = {-1, -1};
+
+void OnReloadSignal(int) {
+  const int saved = errno;
+  const unsigned char byte = 1;
+  (void)!write(g_reload_pipe[1], &byte, 1);
+  errno = saved;
+}
+
 // The next stop signal within `timeout_ms` (-1: no limit), or 0.
 int TakeStopSignal(int timeout_ms) {
   if (g_pipe[0] < 0) return 0;
@@ -82,6 +92,37 @@ StopSignalWatcher::StopSignalWatcher(std::function<void(int)> on_stop) {
 }
 
 StopSignalWatcher::~StopSignalWatcher() {
+  done_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+ReloadSignalWatcher::ReloadSignalWatcher(std::function<void()> on_reload) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (pipe2(g_reload_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+      PLOG(ERROR) << "cannot catch SIGHUP (pipe)";
+      return;
+    }
+    struct sigaction action {};
+    action.sa_handler = OnReloadSignal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &action, nullptr);
+  });
+  thread_ = std::thread([this, on_reload = std::move(on_reload)] {
+    pthread_setname_np(pthread_self(), "reload-signal");
+    while (!done_.load() && g_reload_pipe[0] >= 0) {
+      pollfd fd{g_reload_pipe[0], POLLIN, 0};
+      if (poll(&fd, 1, 100) <= 0) continue;
+      unsigned char bytes[64];
+      if (read(g_reload_pipe[0], bytes, sizeof(bytes)) <= 0) continue;
+      LOG(INFO) << "SIGHUP received; reloading";
+      on_reload();
+    }
+  });
+}
+
+ReloadSignalWatcher::~ReloadSignalWatcher() {
   done_ = true;
   if (thread_.joinable()) thread_.join();
 }

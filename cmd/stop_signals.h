@@ -46,6 +46,22 @@ class StopSignalWatcher {
   std::thread thread_;
 };
 
+// SIGHUP as "look again now" (serve: reload the index). Owns thread "reload-signal",
+// which runs `on_reload` once per SIGHUP (several quick ones may be merged). Installs
+// the SIGHUP handler (a self-pipe, as above) on construction; the destructor joins
+// (within ~100 ms) and leaves the handler in place, writing to nothing.
+class ReloadSignalWatcher {
+ public:
+  explicit ReloadSignalWatcher(std::function<void()> on_reload);
+  ~ReloadSignalWatcher();
+  ReloadSignalWatcher(const ReloadSignalWatcher&) = delete;
+  ReloadSignalWatcher& operator=(const ReloadSignalWatcher&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
 }  // namespace towerps::cmd
 
 #endif  // TOWERPS_CMD_STOP_SIGNALS_H_

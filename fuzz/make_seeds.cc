@@ -18,6 +18,7 @@
 #include "fuzz/fuzz_util.h"
 #include "glog/logging.h"
 #include "index/embeddings.h"
+#include "index/item_delta.h"
 #include "index/retrieval_service.h"
 #include "index/sharded_index.h"
 #include "net/codec.h"
@@ -265,6 +266,24 @@ void IndexSeeds() {
   CHECK((*writer)->Append(keys, raw_ids, values).ok());
   CHECK((*writer)->Finish().ok());
   Seed("index_files", "embeddings", std::string(1, '\1') + Read(scratch.File("items.emb")));
+  // item_delta_fuzzer.cc: byte 0 bit 0 = fix the CRC up; a delta of dim 2 over v-1.
+  index::ItemDelta delta;
+  delta.dim = 2;
+  delta.seq = 1;
+  delta.created_at_ms = 1700000000000;
+  delta.base_version = "v-1";
+  delta.upsert_keys = {7, 3};
+  delta.upsert_raw_ids = {"new", "changed"};
+  delta.upsert_vectors = {0.6f, 0.8f, -1, 0};
+  delta.removed_keys = {1};
+  auto bytes = index::SerializeItemDelta(delta);
+  CHECK(bytes.ok()) << bytes.status();
+  Seed("item_delta", "delta", std::string(1, '\0') + *bytes);
+  Seed("item_delta", "delta_fix_crc", std::string(1, '\1') + *bytes);
+  delta.upsert_keys.clear();
+  delta.upsert_raw_ids.clear();
+  delta.upsert_vectors.clear();
+  Seed("item_delta", "removals_only", std::string(1, '\1') + *index::SerializeItemDelta(delta));
 }
 
 void DataSeeds(const std::string& repo, const std::string& shared) {

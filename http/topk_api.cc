@@ -247,10 +247,21 @@ HttpReply TopKApi::Answer(const absl::StatusOr<index::TopKQuery>& query, absl::T
 
 HttpReply TopKApi::Health() const {
   JsonObject out;
+  int64_t items = info_.items;
+  int64_t version = 0;  // 0: a plain index dir or a router
+  uint64_t delta_seq = 0;
+  if (const index::LiveIndex* live = service_->live_index()) {
+    const auto snapshot = live->Current();
+    items = snapshot->items();
+    version = snapshot->version_number();
+    delta_seq = snapshot->applied_delta_seq();
+  }
   out.Add("status", "ok")
-      .Add("items", info_.items)
+      .Add("items", items)
       .Add("dim", info_.dim)
-      .Add("shards", info_.shards);
+      .Add("shards", info_.shards)
+      .Add("version", version)
+      .Add("delta_seq", static_cast<int64_t>(delta_seq));
   return {200, out.ToString()};
 }
 

@@ -6,7 +6,8 @@
 //   POST /v1/topk  {"vector":[dim floats],"k":K,"ef":E,"exclude":["ID",...]}
 //                  (or "user":"ID" instead of "vector": exclusions too long for a URI)
 //   -> 200 {"user":"ID","k":K,"items":[{"id":"RAW","key":"KEY","score":S},...],"took_us":T}
-//   GET  /healthz  -> 200 {"status":"ok","items":N,"dim":D,"shards":S}
+//   GET  /healthz  -> 200 {"status":"ok","items":N,"dim":D,"shards":S,"version":V,
+//                           "delta_seq":Q}   (V: the served v-<V>, 0 for a plain dir)
 //   errors         -> {"error":{"code":"invalid_argument","message":"..."}} with the
 //                     HTTP status of HttpStatusOf(code)
 //

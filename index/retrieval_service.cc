@@ -64,13 +64,21 @@ absl::StatusOr<std::unique_ptr<RetrievalService>> RetrievalService::Create(
     const net::ZmqContext* ctx, const RetrievalServiceOptions& options,
     std::unique_ptr<ShardedIndex> local, std::unique_ptr<EmbeddingTable> users,
     std::unique_ptr<EmbeddingTable> items) {
+  return Create(ctx, options, local ? LiveIndex::Static(std::move(local)) : nullptr,
+                std::move(users), std::move(items));
+}
+
+absl::StatusOr<std::unique_ptr<RetrievalService>> RetrievalService::Create(
+    const net::ZmqContext* ctx, const RetrievalServiceOptions& options,
+    std::unique_ptr<LiveIndex> local, std::unique_ptr<EmbeddingTable> users,
+    std::unique_ptr<EmbeddingTable> items) {
   TOWERPS_RETURN_IF_ERROR(options.Validate());
   if ((local == nullptr) == options.shard_endpoints.empty()) {
     return absl::InvalidArgumentError(
         "a retrieval server has either local shards or shard endpoints (router), not both");
   }
   std::unique_ptr<RetrievalService> service(new RetrievalService(ctx, options));
-  if (local != nullptr) service->dim_ = local->dim();
+  if (local != nullptr) service->dim_ = local->Current()->dim();
   if (users != nullptr) {
     if (users->side != data::Side::kUser) {
       return absl::InvalidArgumentError("the users table holds item embeddings");
@@ -193,12 +201,22 @@ absl::StatusOr<TopKResult> RetrievalService::Search(const TopKQuery& query) {
   if (local_ == nullptr) {
     TOWERPS_ASSIGN_OR_RETURN(result.hits,
                              FanOut(vector, dim, query.k, ef, query.exclude, &result.raw_ids));
-  } else {
-    TOWERPS_ASSIGN_OR_RETURN(result.hits, local_->Search(vector, query.k, ef, query.exclude));
-    result.raw_ids.resize(result.hits.size());
+    if (item_lookup_ != nullptr) {
+      for (size_t i = 0; i < result.hits.size(); ++i) {
+        const int64_t row = item_lookup_->RowOfKey(result.hits[i].key);
+        if (row >= 0 && result.raw_ids[i].empty()) result.raw_ids[i] = items_->raw_ids[row];
+      }
+    }
+    return result;
   }
-  if (item_lookup_ != nullptr) {
-    for (size_t i = 0; i < result.hits.size(); ++i) {
+  // One snapshot for the whole request: a swap meanwhile does not change this reply.
+  const std::shared_ptr<const IndexSnapshot> snapshot = local_->Current();
+  TOWERPS_ASSIGN_OR_RETURN(result.hits, snapshot->Search(vector, query.k, ef, query.exclude));
+  result.raw_ids.resize(result.hits.size());
+  for (size_t i = 0; i < result.hits.size(); ++i) {
+    if (const std::string* fresh = snapshot->FreshRawId(result.hits[i].key)) {
+      result.raw_ids[i] = *fresh;  // an item added or changed since the version
+    } else if (item_lookup_ != nullptr) {
       const int64_t row = item_lookup_->RowOfKey(result.hits[i].key);
       if (row >= 0) result.raw_ids[i] = items_->raw_ids[row];
     }

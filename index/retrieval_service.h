@@ -8,7 +8,9 @@
 // exclusions) gets an error reply; the server keeps serving.
 //
 // Thread-safe: Handle/Search run concurrently on the RpcServer's handler threads.
-// The index and tables are immutable; a router keeps a pool of per-call RpcClient
+// A local service answers each request from one snapshot of its LiveIndex (taken
+// once per request: a version swap or a delta never mixes two views in one reply);
+// the tables are immutable; a router keeps a pool of per-call RpcClient
 // sets (one DEALER per shard each), taken and returned under mu_.
 #ifndef TOWERPS_INDEX_RETRIEVAL_SERVICE_H_
 #define TOWERPS_INDEX_RETRIEVAL_SERVICE_H_
@@ -22,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "index/embeddings.h"
+#include "index/live_index.h"
 #include "index/sharded_index.h"
 #include "net/transport.h"
 
@@ -75,6 +78,11 @@ class RetrievalService {
   // or both of local and shard_endpoints, dims that disagree), Unavailable.
   static absl::StatusOr<std::unique_ptr<RetrievalService>> Create(
       const net::ZmqContext* ctx, const RetrievalServiceOptions& options,
+      std::unique_ptr<LiveIndex> local, std::unique_ptr<EmbeddingTable> users,
+      std::unique_ptr<EmbeddingTable> items);
+  // The same over a static index (LiveIndex::Static).
+  static absl::StatusOr<std::unique_ptr<RetrievalService>> Create(
+      const net::ZmqContext* ctx, const RetrievalServiceOptions& options,
       std::unique_ptr<ShardedIndex> local, std::unique_ptr<EmbeddingTable> users,
       std::unique_ptr<EmbeddingTable> items);
 
@@ -88,6 +96,8 @@ class RetrievalService {
 
   // The embedding dim (0 for a router without users until a shard answers).
   int dim() const { return dim_; }
+  // The local index (null for a router): its current snapshot, Wake (SIGHUP), Stop.
+  LiveIndex* live_index() const { return local_.get(); }
 
  private:
   using ClientSet = std::vector<std::unique_ptr<net::RpcClient>>;
@@ -102,7 +112,7 @@ class RetrievalService {
   // Constant after Create.
   const net::ZmqContext* const ctx_;
   const RetrievalServiceOptions options_;
-  std::unique_ptr<ShardedIndex> local_;
+  std::unique_ptr<LiveIndex> local_;
   std::unique_ptr<EmbeddingTable> users_, items_;
   std::unique_ptr<EmbeddingLookup> user_lookup_, item_lookup_;
   int dim_ = 0;

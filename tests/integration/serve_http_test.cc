@@ -31,6 +31,7 @@ namespace {
 
 using http::ExpectJsonError;
 using nlohmann::json;
+using testing::PickPort;
 using testing::RandomUnitRows;
 using testing::Subprocess;
 using testing::WriteTable;
@@ -39,26 +40,6 @@ using namespace std::chrono_literals;
 constexpr int kDim = 16;
 constexpr int kItems = 2000;
 constexpr int kUsers = 32;
-
-// A port below the kernel's ephemeral range (where other tests' port-0 listeners and
-// outgoing connections take theirs) that nothing listens on now.
-int PickPort(std::mt19937* rng) {
-  int low = 32768;
-  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
-  if (!(range >> low) || low <= 12000) low = 32768;
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const int port = 10000 + static_cast<int>((*rng)() % static_cast<unsigned>(low - 10000));
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool taken = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    ::close(fd);
-    if (!taken) return port;
-  }
-  return 0;
-}
 
 struct Server {
   std::string zmq;  // tcp://127.0.0.1:P
@@ -192,7 +173,7 @@ TEST_F(ServeHttpTest, BadRequestsGetJsonErrorsAndTheServerKeepsServing) {
   auto health = client->Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->body,
-            absl::StrCat(R"({"status":"ok","items":)", kItems, R"(,"dim":16,"shards":2})"));
+            absl::StrCat(R"({"status":"ok","items":)", kItems, R"(,"dim":16,"shards":2,"version":0,"delta_seq":0})"));
   auto metrics = client->Get("/metrics");
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("towerps_serve_http_errors_total{role=\"serve\",rank=\"0\"}"),
@@ -229,7 +210,7 @@ TEST_F(ServeHttpTest, RouterServesHttpAndAnswers503WhenItsShardsAreDown) {
   auto health = via_router.Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->body,
-            absl::StrCat(R"({"status":"ok","items":)", kItems, R"(,"dim":16,"shards":1})"));
+            absl::StrCat(R"({"status":"ok","items":)", kItems, R"(,"dim":16,"shards":1,"version":0,"delta_seq":0})"));
   // A router whose shard server does not answer: 503, and again after.
   Server orphan = Start("orphan", {"--route_to=tcp://127.0.0.1:9", "--route_timeout_ms=300",
                                    "--embeddings=" + *dir_ + "/emb"});
