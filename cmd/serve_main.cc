@@ -4,6 +4,8 @@
 // over ZeroMQ + Cap'n Proto until SIGINT / SIGTERM, and with --http_port also over
 // HTTP/JSON (http/topk_server.h; GET /metrics on the same port).
 
+#include <cblas.h>
+
 #include <cstdio>
 #include <fstream>
 
@@ -38,6 +40,12 @@ DEFINE_int32(http_port, 0,
              "port of --serve_bind's host; 0 = off");
 DEFINE_int32(http_threads, 4, "threads answering HTTP connections (one connection each)");
 DEFINE_int64(http_max_body_bytes, 1 << 20, "largest HTTP request body (more: 413)");
+DEFINE_int32(search_threads, 0,
+             "threads searching the local shards of queries at once, the caller's included "
+             "(0: min(shards, cores); 1: on the caller)");
+DEFINE_int32(max_batch, 32,
+             "most waiting local queries searched as one batch (1: no batching; an idle "
+             "server never waits to fill a batch)");
 
 namespace towerps::cmd {
 
@@ -50,6 +58,10 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   options.max_k = FLAGS_max_k;
   options.default_ef_search = FLAGS_ef_search;
   options.rpc.timeout_ms = FLAGS_route_timeout_ms;
+  options.max_batch = FLAGS_max_batch;
+  index::ShardedIndexOptions index_options;
+  index_options.search_threads = FLAGS_search_threads;
+  openblas_set_num_threads(1);  // batched exact search: parallel over shards, not in sgemm
   auto keys = CurveKeysFromFlags(net::kServeIdentity);
   if (!keys.ok()) return Fail("serve", keys.status());
   auto shard_curve = keys->ClientCurve(net::kServeIdentity);  // a router's shard servers
@@ -76,7 +88,7 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   std::unique_ptr<index::ShardedIndex> local;
   http::ServeInfo info;  // what GET /healthz reports
   if (!FLAGS_index_dir.empty()) {
-    auto loaded = index::ShardedIndex::Load(FLAGS_index_dir, shards);
+    auto loaded = index::ShardedIndex::Load(FLAGS_index_dir, shards, index_options);
     if (!loaded.ok()) return Fail("serve", loaded.status());
     local = *std::move(loaded);
     for (int s : local->loaded_shards()) info.items += local->manifest().shards[s].count;

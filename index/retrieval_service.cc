@@ -20,6 +20,7 @@ absl::Status RetrievalServiceOptions::Validate() const {
     return absl::InvalidArgumentError("need 1 <= default_ef_search <= max_ef_search");
   }
   if (max_exclude < 0) return absl::InvalidArgumentError("max_exclude must be >= 0");
+  if (max_batch < 1) return absl::InvalidArgumentError("max_batch must be >= 1");
   return absl::OkStatus();
 }
 
@@ -84,6 +85,9 @@ absl::StatusOr<std::unique_ptr<RetrievalService>> RetrievalService::Create(
   }
   if (items != nullptr) service->item_lookup_ = std::make_unique<EmbeddingLookup>(items.get());
   service->local_ = std::move(local);
+  if (service->local_ != nullptr && options.max_batch > 1) {
+    service->batcher_ = std::make_unique<QueryBatcher>(QueryBatcherOptions{options.max_batch});
+  }
   service->users_ = std::move(users);
   service->items_ = std::move(items);
   if (!options.shard_endpoints.empty()) {  // connect once up front: fail fast
@@ -194,7 +198,9 @@ absl::StatusOr<TopKResult> RetrievalService::Search(const TopKQuery& query) {
     TOWERPS_ASSIGN_OR_RETURN(result.hits,
                              FanOut(vector, dim, query.k, ef, query.exclude, &result.raw_ids));
   } else {
-    TOWERPS_ASSIGN_OR_RETURN(result.hits, local_->Search(vector, query.k, ef, query.exclude));
+    const BatchQuery one{vector, query.k, ef, query.exclude};
+    TOWERPS_ASSIGN_OR_RETURN(result.hits, batcher_ != nullptr ? batcher_->Search(*local_, one)
+                                                              : local_->SearchBatch({&one, 1})[0]);
     result.raw_ids.resize(result.hits.size());
   }
   if (item_lookup_ != nullptr) {
