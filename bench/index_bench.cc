@@ -30,6 +30,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "bench/bench_util.h"
+#include "bench/synthetic_vectors.h"
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "glog/logging.h"
@@ -43,24 +44,6 @@ constexpr int kDim = 128;
 constexpr int kClusters = 1024;
 constexpr int kK = 10;
 constexpr int kClientThreads = 2;
-
-std::vector<float> Clustered(int64_t rows, const std::vector<float>& centres, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> noise(0.0f, 0.6f);
-  std::uniform_int_distribution<int> pick(0, kClusters - 1);
-  std::vector<float> out(rows * kDim);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* centre = centres.data() + pick(rng) * kDim;
-    float norm = 0;
-    for (int c = 0; c < kDim; ++c) {
-      float v = centre[c] + noise(rng) / std::sqrt(static_cast<float>(kDim));
-      out[r * kDim + c] = v;
-      norm += v * v;
-    }
-    for (int c = 0; c < kDim; ++c) out[r * kDim + c] /= std::sqrt(norm);
-  }
-  return out;
-}
 
 double Seconds(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -145,17 +128,9 @@ int main(int argc, char** argv) {
   const std::string dir = (std::filesystem::temp_directory_path() /
                            ("towerps_index_bench_" + std::to_string(::getpid()))).string();
 
-  std::mt19937_64 rng(7);
-  std::normal_distribution<float> normal;
-  std::vector<float> centres(kClusters * kDim);
-  for (float& c : centres) c = normal(rng);
-  for (int i = 0; i < kClusters; ++i) {  // unit centres
-    float norm = 0;
-    for (int c = 0; c < kDim; ++c) norm += centres[i * kDim + c] * centres[i * kDim + c];
-    for (int c = 0; c < kDim; ++c) centres[i * kDim + c] /= std::sqrt(norm);
-  }
-  const std::vector<float> vectors = Clustered(items, centres, 1);
-  const std::vector<float> queries = Clustered(n_queries, centres, 2);
+  const std::vector<float> centres = UnitCentres(kClusters, kDim, 7);
+  const std::vector<float> vectors = Clustered(items, kDim, centres, 1);
+  const std::vector<float> queries = Clustered(n_queries, kDim, centres, 2);
   std::vector<uint64_t> keys(items);
   for (int64_t i = 0; i < items; ++i) keys[i] = Mix64(i + 1);
 

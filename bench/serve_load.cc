@@ -7,6 +7,9 @@
 //
 //   bench_serve_load --http=http://H:P --zmq=tcp://H:P --users=DIR/users.emb
 //                    [--clients=1,8] [--seconds=5] [--k=10] [--ef=0] [--label=demo]
+//   bench_serve_load --make_embeddings=DIR [--items=1000000] [--dim=128]
+//     writes synthetic DIR/items.emb and DIR/users.emb (20,000 query users; the
+//     clustered vectors of bench/synthetic_vectors.h) for `towerps build-index`.
 //
 // Queries are user ids read from the exported users table, round robin from a
 // different offset per client. Any failed request is counted and reported; the
@@ -15,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,6 +28,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "bench/bench_util.h"
+#include "bench/synthetic_vectors.h"
+#include "common/status.h"
+#include "data/keys.h"
 #include "glog/logging.h"
 #include "http/topk_client.h"
 #include "index/embeddings.h"
@@ -35,6 +42,9 @@ namespace {
 
 struct LoadOptions {
   std::string http_url, zmq_endpoint, users_path, label = "demo";
+  std::string make_embeddings;  // a directory: write synthetic embeddings instead
+  int64_t items = 1000000;
+  int dim = 128;
   std::vector<int> clients = {1, 8};
   double seconds = 5;
   int k = 10;
@@ -163,6 +173,35 @@ void Report(const LoadOptions& o, int clients, const LoadResult& http, const Loa
   }
 }
 
+// One side's synthetic table: ids "<prefix><row>", written 65,536 rows at a time.
+absl::Status WriteSynthetic(const std::string& path, data::Side side, const std::string& prefix,
+                            int64_t rows, int dim, const std::vector<float>& centres,
+                            uint64_t seed) {
+  TOWERPS_ASSIGN_OR_RETURN(auto writer,
+                           index::EmbeddingWriter::Open(path, "", side, dim, rows, 0));
+  constexpr int64_t kChunk = 65536;
+  for (int64_t start = 0; start < rows; start += kChunk) {
+    const int64_t n = std::min(kChunk, rows - start);
+    std::vector<uint64_t> keys(n);
+    std::vector<std::string> raw_ids(n);
+    for (int64_t i = 0; i < n; ++i) {
+      raw_ids[i] = absl::StrCat(prefix, start + i);
+      keys[i] = data::HashKey(raw_ids[i]);
+    }
+    TOWERPS_RETURN_IF_ERROR(
+        writer->Append(keys, raw_ids, Clustered(n, dim, centres, seed + start / kChunk)));
+  }
+  return writer->Finish();
+}
+
+absl::Status MakeEmbeddings(const LoadOptions& o) {
+  const std::vector<float> centres = UnitCentres(1024, o.dim, 7);
+  TOWERPS_RETURN_IF_ERROR(WriteSynthetic(o.make_embeddings + "/items.emb", data::Side::kItem,
+                                         "i", o.items, o.dim, centres, 1000));
+  return WriteSynthetic(o.make_embeddings + "/users.emb", data::Side::kUser, "u", 20000, o.dim,
+                        centres, 1);
+}
+
 bool ParseArgs(int argc, char** argv, LoadOptions* o) {
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
@@ -170,7 +209,15 @@ bool ParseArgs(int argc, char** argv, LoadOptions* o) {
       if (!absl::ConsumePrefix(&a, flag)) return std::nullopt;
       return a;
     };
-    if (auto v = value("--http=")) {
+    if (auto v = value("--make_embeddings=")) {
+      o->make_embeddings = std::string(*v);
+    } else if (auto v = value("--items=")) {
+      if (!absl::SimpleAtoi(*v, &o->items) || o->items < 1 || o->items > (int64_t{1} << 32)) {
+        return false;
+      }
+    } else if (auto v = value("--dim=")) {
+      if (!absl::SimpleAtoi(*v, &o->dim) || o->dim < 1 || o->dim > 4096) return false;
+    } else if (auto v = value("--http=")) {
       o->http_url = std::string(*v);
     } else if (auto v = value("--zmq=")) {
       o->zmq_endpoint = std::string(*v);
@@ -195,6 +242,7 @@ bool ParseArgs(int argc, char** argv, LoadOptions* o) {
       return false;
     }
   }
+  if (!o->make_embeddings.empty()) return true;
   return !o->http_url.empty() && !o->zmq_endpoint.empty() && !o->users_path.empty();
 }
 
@@ -208,8 +256,18 @@ int main(int argc, char** argv) {
   if (!bench::ParseArgs(argc, argv, &options)) {
     std::fprintf(stderr,
                  "usage: bench_serve_load --http=http://H:P --zmq=tcp://H:P --users=users.emb "
-                 "[--clients=1,8] [--seconds=5] [--k=10] [--ef=0] [--label=demo]\n");
+                 "[--clients=1,8] [--seconds=5] [--k=10] [--ef=0] [--label=demo]\n"
+                 "       bench_serve_load --make_embeddings=DIR [--items=1000000] [--dim=128]\n");
     return 2;
+  }
+  if (!options.make_embeddings.empty()) {
+    std::filesystem::create_directories(options.make_embeddings);
+    absl::Status made = bench::MakeEmbeddings(options);
+    if (!made.ok()) {
+      std::fprintf(stderr, "bench_serve_load: %s\n", made.ToString().c_str());
+      return 1;
+    }
+    return 0;
   }
   auto users = index::EmbeddingTable::Read(options.users_path);
   if (!users.ok() || (*users)->raw_ids.empty()) {

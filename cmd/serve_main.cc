@@ -8,6 +8,8 @@
 // --watch_index_ms and at once on SIGHUP (index/live_index.h, docs/index.md "Fresh
 // items and new versions").
 
+#include <cblas.h>
+
 #include <cstdio>
 #include <fstream>
 
@@ -50,6 +52,12 @@ DEFINE_int64(max_fresh_items, 100000,
              "is refused; publish a new version)");
 DEFINE_int64(max_tombstones, 100000,
              "most items removed by deltas over one index version (more: refused)");
+DEFINE_int32(search_threads, 0,
+             "threads searching the local shards of queries at once, the caller's included "
+             "(0: min(shards, cores); 1: on the caller)");
+DEFINE_int32(max_batch, 32,
+             "most waiting local queries searched as one batch (1: no batching; an idle "
+             "server never waits to fill a batch)");
 
 namespace towerps::cmd {
 
@@ -62,6 +70,10 @@ int RunServe(int /*argc*/, char** /*argv*/) {
   options.max_k = FLAGS_max_k;
   options.default_ef_search = FLAGS_ef_search;
   options.rpc.timeout_ms = FLAGS_route_timeout_ms;
+  options.max_batch = FLAGS_max_batch;
+  index::ShardedIndexOptions index_options;
+  index_options.search_threads = FLAGS_search_threads;
+  openblas_set_num_threads(1);  // batched exact search: parallel over shards, not in sgemm
   auto keys = CurveKeysFromFlags(net::kServeIdentity);
   if (!keys.ok()) return Fail("serve", keys.status());
   auto shard_curve = keys->ClientCurve(net::kServeIdentity);  // a router's shard servers
@@ -95,6 +107,7 @@ int RunServe(int /*argc*/, char** /*argv*/) {
     live.shards = shards;
     live.max_fresh_items = FLAGS_max_fresh_items;
     live.max_tombstones = FLAGS_max_tombstones;
+    live.sharded = index_options;
     // The watcher thread also serves SIGHUP; with 0 it only wakes on a signal.
     live.watch_interval_ms = FLAGS_watch_index_ms > 0 ? FLAGS_watch_index_ms : 24 * 3600 * 1000;
     auto loaded = index::LiveIndex::Open(live, &metrics);

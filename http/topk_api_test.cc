@@ -161,7 +161,7 @@ TEST_F(TopKApiTest, Health) {
   TopKApi api(service_, info_);
   HttpReply reply = api.Health();
   EXPECT_EQ(reply.status, 200);
-  EXPECT_EQ(reply.body, R"({"status":"ok","items":200,"dim":8,"shards":2})");
+  EXPECT_EQ(reply.body, R"({"status":"ok","items":200,"dim":8,"shards":2,"version":0,"delta_seq":0})");
 }
 
 TEST(TopKApiStatusTest, OneMapFromStatusToHttp) {

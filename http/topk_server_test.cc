@@ -78,7 +78,7 @@ TEST_F(TopKServerTest, ServesTopKHealthAndMetrics) {
   res = client_->Get("/healthz");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
-  EXPECT_EQ(res->body, R"({"status":"ok","items":200,"dim":8,"shards":2})");
+  EXPECT_EQ(res->body, R"({"status":"ok","items":200,"dim":8,"shards":2,"version":0,"delta_seq":0})");
   res = client_->Get("/metrics");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);

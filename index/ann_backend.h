@@ -16,6 +16,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "common/status.h"
 #include "index/ann_index.h"
 
 namespace towerps::index::internal {
@@ -32,6 +34,25 @@ class AnnBackend {
   // (<= fetch). Errors: Internal.
   virtual absl::StatusOr<int64_t> SearchBest(const float* query, int64_t fetch, int ef,
                                              int64_t* ids, float* scores) const = 0;
+  // SearchBest for several queries: slot i gets what SearchBest(slots[i].query,
+  // .fetch, .ef, .ids, .scores) writes, its count in .got. The default searches one
+  // query after another; the exact engine scores the batch with sgemm (blocks of
+  // rows) and rescores its candidates with SearchBest's kernel: the same results.
+  struct BatchSlot {
+    const float* query = nullptr;
+    int64_t fetch = 0;
+    int ef = 0;
+    int64_t* ids = nullptr;
+    float* scores = nullptr;
+    int64_t got = 0;
+  };
+  virtual absl::Status SearchBestBatch(absl::Span<BatchSlot> slots) const {
+    for (BatchSlot& slot : slots) {
+      TOWERPS_ASSIGN_OR_RETURN(slot.got,
+                               SearchBest(slot.query, slot.fetch, slot.ef, slot.ids, slot.scores));
+    }
+    return absl::OkStatus();
+  }
   virtual absl::StatusOr<std::string> Serialize() const = 0;
 };
 

@@ -150,29 +150,47 @@ absl::StatusOr<std::string> AnnIndex::Serialize() const { return backend_->Seria
 absl::Status AnnIndex::Search(const float* query, int k, int ef_search,
                               absl::Span<const int64_t> exclude, int64_t* ids,
                               float* scores) const {
-  if (k < 1) return absl::InvalidArgumentError("ann search: k must be >= 1");
-  std::fill(ids, ids + k, int64_t{-1});
-  std::fill(scores, scores + k, -std::numeric_limits<float>::infinity());
+  const Query one{query, k, ef_search, exclude, ids, scores};
+  return SearchBatch({&one, 1});
+}
+
+absl::Status AnnIndex::SearchBatch(absl::Span<const Query> queries) const {
+  for (const Query& q : queries) {
+    if (q.k < 1) return absl::InvalidArgumentError("ann search: k must be >= 1");
+  }
+  for (const Query& q : queries) {
+    std::fill(q.ids, q.ids + q.k, int64_t{-1});
+    std::fill(q.scores, q.scores + q.k, -std::numeric_limits<float>::infinity());
+  }
   if (backend_->size() == 0) return absl::OkStatus();
   // Excluded ids are over-fetched and filtered here (Faiss 1.7.3's IDMap does not
   // translate id selectors): ask for k plus the excluded ids this index holds.
-  absl::flat_hash_set<int64_t> excluded;
-  for (int64_t id : exclude) {
-    if (ids_.contains(id)) excluded.insert(id);
+  const size_t n = queries.size();
+  std::vector<absl::flat_hash_set<int64_t>> excluded(n);
+  std::vector<internal::AnnBackend::BatchSlot> slots(n);
+  std::vector<std::vector<int64_t>> got_ids(n);
+  std::vector<std::vector<float>> got_scores(n);
+  for (size_t i = 0; i < n; ++i) {
+    const Query& q = queries[i];
+    for (int64_t id : q.exclude) {
+      if (ids_.contains(id)) excluded[i].insert(id);
+    }
+    const int64_t fetch =
+        std::min<int64_t>(q.k + static_cast<int64_t>(excluded[i].size()), backend_->size());
+    got_ids[i].resize(fetch);
+    got_scores[i].resize(fetch);
+    slots[i] = {q.query, fetch, q.ef_search > 0 ? q.ef_search : kDefaultEfSearch,
+                got_ids[i].data(), got_scores[i].data(), 0};
   }
-  const int64_t fetch =
-      std::min<int64_t>(k + static_cast<int64_t>(excluded.size()), backend_->size());
-  std::vector<int64_t> got_ids(fetch);
-  std::vector<float> got_scores(fetch);
-  TOWERPS_ASSIGN_OR_RETURN(
-      int64_t got, backend_->SearchBest(query, fetch, ef_search > 0 ? ef_search : kDefaultEfSearch,
-                                        got_ids.data(), got_scores.data()));
-  int out = 0;
-  for (int64_t i = 0; i < got && out < k; ++i) {
-    if (excluded.contains(got_ids[i])) continue;
-    ids[out] = got_ids[i];
-    scores[out] = got_scores[i];
-    ++out;
+  TOWERPS_RETURN_IF_ERROR(backend_->SearchBestBatch(absl::MakeSpan(slots)));
+  for (size_t i = 0; i < n; ++i) {
+    int out = 0;
+    for (int64_t j = 0; j < slots[i].got && out < queries[i].k; ++j) {
+      if (excluded[i].contains(got_ids[i][j])) continue;
+      queries[i].ids[out] = got_ids[i][j];
+      queries[i].scores[out] = got_scores[i][j];
+      ++out;
+    }
   }
   return absl::OkStatus();
 }

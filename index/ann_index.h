@@ -87,6 +87,20 @@ class AnnIndex {
   absl::Status Search(const float* query, int k, int ef_search, absl::Span<const int64_t> exclude,
                       int64_t* ids, float* scores) const;
 
+  // One query of SearchBatch: Search's arguments.
+  struct Query {
+    const float* query = nullptr;  // dim floats
+    int k = 0;
+    int ef_search = 0;
+    absl::Span<const int64_t> exclude;
+    int64_t* ids = nullptr;  // k each
+    float* scores = nullptr;
+  };
+  // Search for every query, with exactly Search's results; the exact engine scores
+  // the whole batch with sgemm. Errors: InvalidArgument (a k < 1: nothing
+  // searched), Internal (library).
+  absl::Status SearchBatch(absl::Span<const Query> queries) const;
+
   int dim() const;
   int64_t size() const;
   AnnEngine engine() const { return engine_; }

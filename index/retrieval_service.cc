@@ -20,6 +20,7 @@ absl::Status RetrievalServiceOptions::Validate() const {
     return absl::InvalidArgumentError("need 1 <= default_ef_search <= max_ef_search");
   }
   if (max_exclude < 0) return absl::InvalidArgumentError("max_exclude must be >= 0");
+  if (max_batch < 1) return absl::InvalidArgumentError("max_batch must be >= 1");
   return absl::OkStatus();
 }
 
@@ -92,6 +93,9 @@ absl::StatusOr<std::unique_ptr<RetrievalService>> RetrievalService::Create(
   }
   if (items != nullptr) service->item_lookup_ = std::make_unique<EmbeddingLookup>(items.get());
   service->local_ = std::move(local);
+  if (service->local_ != nullptr && options.max_batch > 1) {
+    service->batcher_ = std::make_unique<QueryBatcher>(QueryBatcherOptions{options.max_batch});
+  }
   service->users_ = std::move(users);
   service->items_ = std::move(items);
   if (!options.shard_endpoints.empty()) {  // connect once up front: fail fast
@@ -211,7 +215,7 @@ absl::StatusOr<TopKResult> RetrievalService::Search(const TopKQuery& query) {
   }
   // One snapshot for the whole request: a swap meanwhile does not change this reply.
   const std::shared_ptr<const IndexSnapshot> snapshot = local_->Current();
-  TOWERPS_ASSIGN_OR_RETURN(result.hits, snapshot->Search(vector, query.k, ef, query.exclude));
+  TOWERPS_ASSIGN_OR_RETURN(result.hits, snapshot->Search(vector, query.k, ef, query.exclude, batcher_.get()));
   result.raw_ids.resize(result.hits.size());
   for (size_t i = 0; i < result.hits.size(); ++i) {
     if (const std::string* fresh = snapshot->FreshRawId(result.hits[i].key)) {

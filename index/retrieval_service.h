@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "index/embeddings.h"
 #include "index/live_index.h"
+#include "index/query_batcher.h"
 #include "index/sharded_index.h"
 #include "net/transport.h"
 
@@ -46,6 +47,9 @@ struct RetrievalServiceOptions {
   net::RpcClientOptions rpc;
   // Sender name in replies and logs.
   std::string name = "serve";
+  // Local shards: most waiting queries searched as one batch (index/query_batcher.h);
+  // >= 1, 1 = no batching.
+  int max_batch = 32;
 
   absl::Status Validate() const;
 };
@@ -113,6 +117,7 @@ class RetrievalService {
   const net::ZmqContext* const ctx_;
   const RetrievalServiceOptions options_;
   std::unique_ptr<LiveIndex> local_;
+  std::unique_ptr<QueryBatcher> batcher_;  // null: max_batch 1 or a router
   std::unique_ptr<EmbeddingTable> users_, items_;
   std::unique_ptr<EmbeddingLookup> user_lookup_, item_lookup_;
   int dim_ = 0;

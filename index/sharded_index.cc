@@ -256,26 +256,86 @@ absl::StatusOr<std::unique_ptr<ShardedIndex>> ShardedIndex::Load(
 
 absl::StatusOr<std::vector<Hit>> ShardedIndex::Search(const float* query, int k, int ef_search,
                                                       absl::Span<const uint64_t> exclude) const {
-  if (k < 1) return absl::InvalidArgumentError("k must be >= 1");
-  std::vector<int64_t> excluded(exclude.begin(), exclude.end());
-  const int n = static_cast<int>(indexes_.size());
-  std::vector<std::vector<Hit>> lists(n);
-  std::vector<absl::Status> errors(n);
-  auto search_shard = [&](int i) {
-    std::vector<int64_t> ids(k);
-    std::vector<float> scores(k);
-    errors[i] = indexes_[i]->Search(query, k, ef_search, excluded, ids.data(), scores.data());
-    for (int j = 0; j < k && ids[j] != -1; ++j) {
-      lists[i].push_back({static_cast<uint64_t>(ids[j]), scores[j]});
+  const BatchQuery one{query, k, ef_search, exclude};
+  return std::move(SearchBatch({&one, 1})[0]);
+}
+
+std::vector<absl::StatusOr<std::vector<Hit>>> ShardedIndex::SearchBatch(
+    absl::Span<const BatchQuery> queries) const {
+  const int nq = static_cast<int>(queries.size());
+  const int ns = static_cast<int>(indexes_.size());
+  std::vector<absl::StatusOr<std::vector<Hit>>> answers(nq);
+  std::vector<int> valid;  // queries searched
+  std::vector<std::vector<int64_t>> excluded(nq);
+  for (int q = 0; q < nq; ++q) {
+    if (queries[q].k < 1) {
+      answers[q] = absl::InvalidArgumentError("k must be >= 1");
+      continue;
     }
-  };
-  if (pool_ != nullptr) {
-    pool_->ParallelFor(n, search_shard);
-  } else {
-    for (int i = 0; i < n; ++i) search_shard(i);
+    valid.push_back(q);
+    excluded[q].assign(queries[q].exclude.begin(), queries[q].exclude.end());
   }
-  for (const absl::Status& error : errors) TOWERPS_RETURN_IF_ERROR(error);
-  return MergeHits(lists, k);
+  // Per (shard, valid query): the shard's best k, ids -1 past its end.
+  const int nv = static_cast<int>(valid.size());
+  if (nv == 0) return answers;
+  std::vector<std::vector<int64_t>> ids(static_cast<size_t>(ns) * nv);
+  std::vector<std::vector<float>> scores(ids.size());
+  std::vector<AnnIndex::Query> calls(ids.size());
+  for (int s = 0; s < ns; ++s) {
+    for (int v = 0; v < nv; ++v) {
+      const BatchQuery& q = queries[valid[v]];
+      const size_t at = static_cast<size_t>(s) * nv + v;
+      ids[at].resize(q.k);
+      scores[at].resize(q.k);
+      calls[at] = {q.vector, q.k, q.ef_search, excluded[valid[v]], ids[at].data(),
+                   scores[at].data()};
+    }
+  }
+  // Tasks: a whole shard (exact, one sgemm over the batch) or one (shard, query).
+  std::vector<std::pair<size_t, size_t>> tasks;  // [begin, end) in calls
+  for (int s = 0; s < ns; ++s) {
+    const size_t begin = static_cast<size_t>(s) * nv;
+    if (indexes_[s]->engine() == AnnEngine::kExact) {
+      tasks.emplace_back(begin, begin + nv);
+    } else {
+      for (int v = 0; v < nv; ++v) tasks.emplace_back(begin + v, begin + v + 1);
+    }
+  }
+  std::vector<absl::Status> errors(tasks.size());
+  auto run = [&](int t) {
+    const auto [begin, end] = tasks[t];
+    errors[t] = indexes_[begin / nv]->SearchBatch(
+        absl::MakeConstSpan(calls).subspan(begin, end - begin));
+  };
+  const int n_tasks = static_cast<int>(tasks.size());
+  if (pool_ != nullptr) {
+    pool_->ParallelFor(n_tasks, run);
+  } else {
+    for (int t = 0; t < n_tasks; ++t) run(t);
+  }
+  std::vector<absl::Status> failed(nv);  // a query's first library error
+  for (int t = 0; t < n_tasks; ++t) {
+    if (errors[t].ok()) continue;
+    for (size_t at = tasks[t].first; at < tasks[t].second; ++at) {
+      if (failed[at % nv].ok()) failed[at % nv] = errors[t];
+    }
+  }
+  for (int v = 0; v < nv; ++v) {
+    if (!failed[v].ok()) {
+      answers[valid[v]] = failed[v];
+      continue;
+    }
+    const int k = queries[valid[v]].k;
+    std::vector<std::vector<Hit>> lists(ns);
+    for (int s = 0; s < ns; ++s) {
+      const size_t at = static_cast<size_t>(s) * nv + v;
+      for (int j = 0; j < k && ids[at][j] != -1; ++j) {
+        lists[s].push_back({static_cast<uint64_t>(ids[at][j]), scores[at][j]});
+      }
+    }
+    answers[valid[v]] = MergeHits(lists, k);
+  }
+  return answers;
 }
 
 }  // namespace towerps::index

@@ -106,6 +106,14 @@ struct ShardedIndexOptions {
   absl::Status Validate() const;
 };
 
+// One query of ShardedIndex::SearchBatch: Search's arguments (borrowed).
+struct BatchQuery {
+  const float* vector = nullptr;  // dim floats
+  int k = 10;
+  int ef_search = 0;
+  absl::Span<const uint64_t> exclude;
+};
+
 class ShardedIndex {
  public:
   // Loads the shards listed in `shards` (empty: all) of the index in `dir`, verifying
@@ -121,6 +129,14 @@ class ShardedIndex {
   // never one of `exclude` (item keys). Errors: InvalidArgument (k < 1), Faiss.
   absl::StatusOr<std::vector<Hit>> Search(const float* query, int k, int ef_search,
                                           absl::Span<const uint64_t> exclude) const;
+
+  // Search for every query of a batch, answer i for queries[i], each exactly what
+  // Search returns for it. Exact shards score the whole batch with one sgemm (per
+  // block of rows) each; other engines spread the (query, shard) pairs over the
+  // pool. A query's own error (k < 1) fails that query only; a library error fails
+  // the queries it hit.
+  std::vector<absl::StatusOr<std::vector<Hit>>> SearchBatch(
+      absl::Span<const BatchQuery> queries) const;
 
   const IndexManifest& manifest() const { return manifest_; }
   const std::vector<int>& loaded_shards() const { return loaded_; }

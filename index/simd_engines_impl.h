@@ -48,6 +48,12 @@
 #include <x86intrin.h>
 #endif
 
+#include <cblas.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -371,7 +377,11 @@ class HnswlibBackend final : public AnnBackend {
 class ExactBackend final : public AnnBackend {
  public:
   ExactBackend(int dim, std::vector<int64_t> ids, std::vector<float> vectors)
-      : dim_(dim), ids_(std::move(ids)), vectors_(std::move(vectors)), space_(MakeSpace(dim)) {}
+      : dim_(dim),
+        ids_(std::move(ids)),
+        vectors_(std::move(vectors)),
+        max_norm_(MaxNorm(vectors_, dim)),
+        space_(MakeSpace(dim)) {}
 
   int dim() const override { return dim_; }
   int64_t size() const override { return static_cast<int64_t>(ids_.size()); }
@@ -395,6 +405,83 @@ class ExactBackend final : public AnnBackend {
     const int64_t got = WriteBest(worst_first, ids, scores);
     for (int64_t i = 0; i < got; ++i) ids[i] = ids_[ids[i]];
     return got;
+  }
+
+  // SearchBest's results for every slot. The batch is scored with one sgemm per
+  // block of rows; a row is a candidate while its sgemm score is within 2 * bound of
+  // the query's fetch-th best sgemm score so far, where bound covers the rounding of
+  // both sgemm and the kernel (|error| <= ~dim * 2^-24 * |q| * |x| for any summation
+  // order). Every row of SearchBest's answer is then a candidate; the candidates are
+  // rescored with SearchBest's kernel and ranked by its rule (distance, then row).
+  absl::Status SearchBestBatch(absl::Span<BatchSlot> slots) const override {
+    const int nq = static_cast<int>(slots.size());
+    const int64_t n = size();
+    if (nq <= 1 || n == 0) return AnnBackend::SearchBestBatch(slots);
+    auto distance = space_->get_dist_func();
+    void* param = space_->get_dist_func_param();
+    std::vector<float> queries(static_cast<size_t>(nq) * dim_);
+    struct Pending {
+      std::vector<float> best;  // min-heap: the `fetch` best sgemm scores so far
+      std::vector<std::pair<float, int64_t>> candidates;  // (sgemm score, row)
+      float slack = 0;
+      float Threshold(int64_t fetch) const {
+        return static_cast<int64_t>(best.size()) < fetch ? -std::numeric_limits<float>::infinity()
+                                                         : best.front() - slack;
+      }
+    };
+    std::vector<Pending> pending(nq);
+    for (int q = 0; q < nq; ++q) {
+      std::memcpy(queries.data() + static_cast<size_t>(q) * dim_, slots[q].query,
+                  dim_ * sizeof(float));
+      float norm = 0;
+      for (int c = 0; c < dim_; ++c) norm += slots[q].query[c] * slots[q].query[c];
+      const float unit = std::ldexp(1.0f, -24);
+      pending[q].slack =
+          4 * ((dim_ + 4) * unit * std::sqrt(norm) * max_norm_ + unit * 4) + 1e-30f;
+    }
+    constexpr int64_t kBlock = 1024;
+    std::vector<float> block(static_cast<size_t>(nq) * kBlock);
+    for (int64_t r0 = 0; r0 < n; r0 += kBlock) {
+      const int rows = static_cast<int>(std::min(kBlock, n - r0));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, rows, dim_, 1.0f, queries.data(),
+                  dim_, vectors_.data() + r0 * dim_, dim_, 0.0f, block.data(), rows);
+      for (int q = 0; q < nq; ++q) {
+        const int64_t fetch = slots[q].fetch;
+        if (fetch < 1) continue;
+        Pending& p = pending[q];
+        const float* score = block.data() + static_cast<size_t>(q) * rows;
+        for (int j = 0; j < rows; ++j) {
+          const float v = score[j];
+          if (static_cast<int64_t>(p.best.size()) < fetch) {
+            p.best.push_back(v);
+            std::push_heap(p.best.begin(), p.best.end(), std::greater<float>());
+          } else if (v > p.best.front()) {
+            std::pop_heap(p.best.begin(), p.best.end(), std::greater<float>());
+            p.best.back() = v;
+            std::push_heap(p.best.begin(), p.best.end(), std::greater<float>());
+          }
+          if (v >= p.Threshold(fetch)) p.candidates.emplace_back(v, r0 + j);
+        }
+        if (static_cast<int64_t>(p.candidates.size()) > 2 * fetch + kBlock) Prune(p, fetch);
+      }
+    }
+    for (int q = 0; q < nq; ++q) {
+      BatchSlot& slot = slots[q];
+      slot.got = 0;
+      if (slot.fetch < 1) continue;
+      Prune(pending[q], slot.fetch);
+      std::vector<std::pair<float, int64_t>> ranked;  // (kernel distance, row)
+      for (const auto& [unused, row] : pending[q].candidates) {
+        ranked.emplace_back(distance(slot.query, vectors_.data() + row * dim_, param), row);
+      }
+      const int64_t keep = std::min<int64_t>(slot.fetch, static_cast<int64_t>(ranked.size()));
+      std::partial_sort(ranked.begin(), ranked.begin() + keep, ranked.end());
+      std::priority_queue<std::pair<float, int64_t>> worst_first(ranked.begin(),
+                                                                 ranked.begin() + keep);
+      slot.got = WriteBest(worst_first, slot.ids, slot.scores);
+      for (int64_t i = 0; i < slot.got; ++i) slot.ids[i] = ids_[slot.ids[i]];
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<std::string> Serialize() const override {
@@ -433,7 +520,23 @@ class ExactBackend final : public AnnBackend {
   const int dim_;
   const std::vector<int64_t> ids_;
   const std::vector<float> vectors_;  // ids_.size() * dim_
+  const float max_norm_;                // largest row norm (the batch's error bound)
   std::unique_ptr<hnswlib::InnerProductSpace> space_;
+
+  template <typename Pending>
+  static void Prune(Pending& p, int64_t fetch) {
+    const float threshold = p.Threshold(fetch);
+    std::erase_if(p.candidates, [threshold](const auto& c) { return c.first < threshold; });
+  }
+  static float MaxNorm(const std::vector<float>& vectors, int dim) {
+    float most = 0;
+    for (size_t r = 0; r + dim <= vectors.size(); r += dim) {
+      float norm = 0;
+      for (int c = 0; c < dim; ++c) norm += vectors[r + c] * vectors[r + c];
+      most = std::max(most, norm);
+    }
+    return std::sqrt(most) * 1.001f;
+  }
 };
 
 }  // namespace
