@@ -159,6 +159,9 @@ absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) 
       }
     }
     TOWERPS_ASSIGN_OR_RETURN(spec.config, sparse_emb::ParseTableConfig(absl::StrJoin(rest, " ")));
+    if (!has_lr && spec.config.optimizer.kind == sparse_emb::OptimizerKind::kAdam) {
+      spec.learning_rate = TableSpec::kDefaultAdamLearningRate;
+    }
     if (c->TableIndex(spec.config.name) >= 0) {
       return absl::InvalidArgumentError(absl::StrCat("table ", t[1], " defined twice"));
     }

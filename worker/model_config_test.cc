@@ -64,6 +64,17 @@ TEST(ModelConfigTest, ParsesEveryDirective) {
   EXPECT_EQ(c->dense_sync_every, 2);
 }
 
+// Table Adam without lr= gets a rate that moves rows (docs/models.md "Sparse Adam").
+TEST(ModelConfigTest, TableAdamDefaultsToItsOwnRate) {
+  auto c = ParseModelConfig(
+      "table a dim=8 optimizer=adam\ntable b dim=8 optimizer=adam lr=0.002\ntable c dim=8\n"
+      "feature user history table=a\nfeature item item_id table=b\nfeature item g table=c");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FLOAT_EQ(c->tables[0].learning_rate, TableSpec::kDefaultAdamLearningRate);
+  EXPECT_FLOAT_EQ(c->tables[1].learning_rate, 0.002f);
+  EXPECT_FLOAT_EQ(c->tables[2].learning_rate, 0.05f);
+}
+
 TEST(ModelConfigTest, ErrorsNameTheLine) {
   struct Case {
     const char* text;
