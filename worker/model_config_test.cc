@@ -57,6 +57,7 @@ TEST(ModelConfigTest, ParsesEveryDirective) {
   EXPECT_EQ(c->loss.kind, models::LossKind::kBce);
   EXPECT_FALSE(c->logq);
   EXPECT_EQ(c->extra_negatives, 4);
+  EXPECT_EQ(c->loss.hard_negatives, 0);  // off unless asked
   EXPECT_EQ(c->dense_optimizer.kind, models::DenseOptimizerKind::kSgd);
   EXPECT_FLOAT_EQ(c->dense_optimizer.momentum, 0.5f);
   EXPECT_EQ(c->warmup_steps, 3);
@@ -101,6 +102,10 @@ TEST(ModelConfigTest, ErrorsNameTheLine) {
       {"table t dim=8\nfeature user history table=t\nloss temperature=0", "cfg:3: temperature=0"},
       {"table t dim=8\nfeature user history table=t\nloss temperature=nan",
        "cfg:3: temperature=nan"},
+      {"table t dim=8\nfeature user history table=t\nloss hard_negatives=-1", "hard_negatives"},
+      {"table t dim=8\nfeature user history table=t\nloss hard_weight=nan", "cfg:3: hard_weight"},
+      {"table t dim=8\nfeature user history table=t\nloss kind=bce hard_weight=2",
+       "cfg:3: loss: hard_weight != 1 needs kind=softmax"},
       {"table t dim=8\nfeature user history table=t\ndense_optimizer lr=nan", "cfg:3: lr=nan"},
       {"table t dim=8\nfeature user history table=t\ndense_optimizer eps=inf", "cfg:3: eps=inf"},
       {"table t dim=8\nfeature user history table=t\nschedule min_lr_ratio=nan",
