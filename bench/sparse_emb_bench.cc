@@ -75,7 +75,7 @@ class MapTable {
     std::vector<float> scratch(dim);
     for (size_t i = 0; i < n; ++i) {
       std::vector<float>& row = map_[keys[i]];
-      sparse_emb::ApplyOptimizer(config_.optimizer, dim, lr, 1, grads + i * dim, scratch.data(),
+      sparse_emb::ApplyOptimizer(config_.optimizer, dim, lr, 1, 0, grads + i * dim, scratch.data(),
                                  row.data(), row.data() + dim);
     }
   }

@@ -75,6 +75,15 @@ absl::Status LossOptions::Validate() const {
   if (!(negative_weight >= 0 && std::isfinite(negative_weight))) {
     return absl::InvalidArgumentError("loss: negative_weight must be >= 0");
   }
+  if (hard_negatives < 0 || hard_negatives > 65536) {
+    return absl::InvalidArgumentError("loss: hard_negatives must be in 0..65536");
+  }
+  if (!(hard_weight >= 1 && std::isfinite(hard_weight))) {
+    return absl::InvalidArgumentError("loss: hard_weight must be finite and >= 1");
+  }
+  if (kind == LossKind::kBce && hard_weight != 1) {
+    return absl::InvalidArgumentError("loss: hard_weight != 1 needs kind=softmax");
+  }
   return absl::OkStatus();
 }
 
@@ -112,6 +121,7 @@ absl::StatusOr<double> RetrievalLoss<T>::Compute(const LossBatch<T>& batch) {
   }
   BuildMask(batch);
   for (const auto& [i, j] : masked_) logits_(i, j) = -std::numeric_limits<T>::infinity();
+  if (options_.hard_negatives > 0) SelectHardNegatives();
 
   // d loss / d z per row, then d z / d S = 1 / temperature.
   EnsureShape(batch_, cols, &d_logits_);
@@ -155,6 +165,30 @@ void RetrievalLoss<T>::BuildMask(const LossBatch<T>& batch) {
                                std::make_pair(batch.item_ids[i], int64_t{0}));
     for (; it != sorted_extra_ids_.end() && it->first == batch.item_ids[i]; ++it) {
       masked_.emplace_back(i, batch_ + it->second);
+    }
+  }
+}
+
+template <typename T>
+void RetrievalLoss<T>::SelectHardNegatives() {
+  const Eigen::Index cols = logits_.cols();
+  const T boost = static_cast<T>(std::log(options_.hard_weight));
+  for (Eigen::Index i = 0; i < batch_; ++i) {
+    candidates_.clear();
+    for (Eigen::Index j = 0; j < cols; ++j) {
+      if (j != i && std::isfinite(logits_(i, j))) candidates_.push_back(j);
+    }
+    const size_t k = std::min(candidates_.size(), static_cast<size_t>(options_.hard_negatives));
+    // Highest logit first; ties by column so the choice is deterministic.
+    auto harder = [&](int64_t a, int64_t b) {
+      return logits_(i, a) > logits_(i, b) || (logits_(i, a) == logits_(i, b) && a < b);
+    };
+    std::nth_element(candidates_.begin(), candidates_.begin() + k, candidates_.end(), harder);
+    for (size_t c = 0; c < k; ++c) logits_(i, candidates_[c]) += boost;
+    if (!options_.hard_only) continue;
+    for (size_t c = k; c < candidates_.size(); ++c) {
+      logits_(i, candidates_[c]) = -std::numeric_limits<T>::infinity();
+      masked_.emplace_back(i, candidates_[c]);
     }
   }
 }

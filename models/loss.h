@@ -17,6 +17,12 @@
 //   loss = 1/B sum_i [ w_i (y_i sp(-z_ii) + (1 - y_i) sp(z_ii))
 //                      + negative_weight / n_i sum_{j != i unmasked} sp(z_ij) ]
 //   with sp = softplus and n_i the number of unmasked negatives of row i.
+// Hard negatives (LossOptions::hard_negatives = K > 0): per row, the K unmasked
+// negative columns with the highest corrected logits (in-batch and extra alike,
+// chosen on this step's scores and treated as constants by the gradient) are
+// up-weighted: kSoftmax multiplies their exp(z_ij) by hard_weight (z_ij += log W in
+// logits()); with hard_only every other negative of the row is masked as well (for
+// either loss), so a row keeps its positive and its K hardest negatives.
 // w_i are per-example weights (default 1), y_i in [0, 1] labels (default 1);
 // see MergeEngagementSignals for building both from engagement signals.
 //
@@ -51,6 +57,11 @@ struct LossOptions {
   bool mask_duplicates = true;
   // kBce: the total weight of one row's negatives (>= 0), spread evenly.
   double negative_weight = 1.0;
+  // Hard negatives per row (0 = off; 0..65536), their weight (finite, >= 1; kSoftmax
+  // only when != 1) and whether the row's other negatives are dropped.
+  int hard_negatives = 0;
+  double hard_weight = 1.0;
+  bool hard_only = false;
 
   absl::Status Validate() const;
 };
@@ -104,6 +115,7 @@ class RetrievalLoss {
   void BuildMask(const LossBatch<T>& batch);
   double SoftmaxRows(const LossBatch<T>& batch);
   double BceRows(const LossBatch<T>& batch);
+  void SelectHardNegatives();
 
   LossOptions options_;
   Eigen::Index batch_ = 0, dim_ = 0;
@@ -115,6 +127,7 @@ class RetrievalLoss {
   std::vector<std::pair<uint64_t, int64_t>> sorted_ids_, sorted_extra_ids_;
   std::vector<std::pair<int64_t, int64_t>> masked_;  // (row, column)
   std::vector<int64_t> masked_per_row_;               // B, kBce only
+  std::vector<int64_t> candidates_;                   // B + N, hard negative selection
 };
 
 extern template class RetrievalLoss<float>;

@@ -1,5 +1,6 @@
 #include "models/loss.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -44,7 +45,10 @@ struct Fixture {
 double Softplus(double z) { return std::log1p(std::exp(z)); }
 
 // Straightforward per-pair implementation of both losses (loss.h's formulas).
-double ReferenceLoss(const Fixture& f, LossKind kind, double temperature, double neg_weight) {
+// hard_k > 0: the hard_k largest negatives get weight hard_w in the softmax sum; with
+// hard_only the others are dropped (loss.h's hard negatives).
+double ReferenceLoss(const Fixture& f, LossKind kind, double temperature, double neg_weight,
+                     int hard_k = 0, double hard_w = 1.0, bool hard_only = false) {
   double total = 0;
   for (int i = 0; i < f.b; ++i) {
     std::vector<double> neg;
@@ -61,10 +65,30 @@ double ReferenceLoss(const Fixture& f, LossKind kind, double temperature, double
         neg.push_back(z);
       }
     }
+    std::vector<double> neg_w(neg.size(), 1.0);
+    if (hard_k > 0) {
+      std::vector<double> sorted = neg;
+      std::sort(sorted.rbegin(), sorted.rend());
+      const size_t k = std::min(sorted.size(), static_cast<size_t>(hard_k));
+      const double cut = k > 0 ? sorted[k - 1] : std::numeric_limits<double>::infinity();
+      std::vector<double> kept;
+      for (double z : neg) {
+        if (z >= cut) {
+          kept.push_back(z);
+        } else if (!hard_only) {
+          kept.push_back(z);
+        }
+      }
+      neg_w.assign(kept.size(), 1.0);
+      for (size_t c = 0; c < kept.size(); ++c) {
+        if (kept[c] >= cut) neg_w[c] = hard_w;
+      }
+      neg = kept;
+    }
     const double w = f.weights[i], y = f.labels[i];
     if (kind == LossKind::kSoftmax) {
       double sum = std::exp(pos);
-      for (double z : neg) sum += std::exp(z);
+      for (size_t c = 0; c < neg.size(); ++c) sum += neg_w[c] * std::exp(neg[c]);
       total += w * y * (std::log(sum) - pos);
     } else {
       total += w * (y * Softplus(-pos) + (1 - y) * Softplus(pos));
@@ -97,6 +121,76 @@ TEST_P(LossKindTest, MatchesReferenceAndGradientCheck) {
 
 INSTANTIATE_TEST_SUITE_P(Kinds, LossKindTest,
                          ::testing::Values(LossKind::kSoftmax, LossKind::kBce));
+
+// Hard negatives: value against the reference and central differences in double, for
+// up-weighting (softmax), keep-only (softmax and BCE) and K above the negatives a row has.
+TEST(LossTest, HardNegativesMatchReferenceAndGradientCheck) {
+  struct Case {
+    LossKind kind;
+    int k;
+    double w;
+    bool only;
+  };
+  for (const Case& c :
+       {Case{LossKind::kSoftmax, 2, 4.0, false}, Case{LossKind::kSoftmax, 3, 1.0, true},
+        Case{LossKind::kSoftmax, 2, 3.0, true}, Case{LossKind::kBce, 2, 1.0, true},
+        Case{LossKind::kSoftmax, 100, 2.0, false}}) {
+    SCOPED_TRACE(::testing::Message() << "kind " << static_cast<int>(c.kind) << " k " << c.k
+                                      << " w " << c.w << " only " << c.only);
+    LossOptions options;
+    options.kind = c.kind;
+    options.temperature = 0.5;
+    options.negative_weight = 2.0;
+    options.hard_negatives = c.k;
+    options.hard_weight = c.w;
+    options.hard_only = c.only;
+    auto loss = std::move(RetrievalLoss<double>::Create(options)).value();
+    Fixture f;
+    auto value = loss->Compute(f.Batch());
+    ASSERT_TRUE(value.ok()) << value.status();
+    EXPECT_NEAR(*value, ReferenceLoss(f, c.kind, 0.5, 2.0, c.k, c.w, c.only), 1e-12);
+    // A row keeps its positive and at most k negatives when hard_only.
+    if (c.only) {
+      for (int i = 0; i < f.b; ++i) {
+        int finite = 0;
+        for (int j = 0; j < f.b + f.n; ++j) finite += std::isfinite(loss->logits()(i, j));
+        EXPECT_LE(finite, c.k + 1) << "row " << i;
+      }
+    }
+    Mat<double> du = loss->d_user(), dv = loss->d_item(), dx = loss->d_extra();
+    auto objective = [&] { return loss->Compute(f.Batch()).value(); };
+    ExpectGradientMatches("d_user", Span(f.u), Span(du), objective);
+    ExpectGradientMatches("d_item", Span(f.v), Span(dv), objective);
+    ExpectGradientMatches("d_extra", Span(f.x), Span(dx), objective);
+  }
+  // Up-weighting the hardest negatives raises the loss; K = 0 is the plain loss.
+  LossOptions plain;
+  plain.temperature = 0.5;
+  LossOptions hard = plain;
+  hard.hard_negatives = 2;
+  hard.hard_weight = 4.0;
+  Fixture f;
+  const double base = RetrievalLoss<double>::Create(plain).value()->Compute(f.Batch()).value();
+  EXPECT_GT(RetrievalLoss<double>::Create(hard).value()->Compute(f.Batch()).value(), base);
+}
+
+TEST(LossTest, HardNegativeOptionsAreValidated) {
+  LossOptions o;
+  o.hard_negatives = -1;
+  EXPECT_FALSE(o.Validate().ok());
+  o.hard_negatives = 4;
+  o.hard_weight = 0.5;
+  EXPECT_FALSE(o.Validate().ok());
+  o.hard_weight = std::numeric_limits<double>::infinity();
+  EXPECT_FALSE(o.Validate().ok());
+  o.hard_weight = 2.0;
+  EXPECT_TRUE(o.Validate().ok());
+  o.kind = LossKind::kBce;
+  EXPECT_FALSE(o.Validate().ok());  // weighting is softmax-only
+  o.hard_weight = 1.0;
+  o.hard_only = true;
+  EXPECT_TRUE(o.Validate().ok());
+}
 
 TEST(LossTest, DuplicatesAreMaskedNotNegatives) {
   auto loss = std::move(RetrievalLoss<double>::Create({})).value();

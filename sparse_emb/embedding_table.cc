@@ -141,7 +141,7 @@ absl::StatusOr<std::unique_ptr<EmbeddingTable>> EmbeddingTable::Create(
 
 EmbeddingTable::EmbeddingTable(const TableConfig& config, MetricsRegistry* metrics)
     : config_(config),
-      layout_(config.dim, config.dtype, OptimizerStateFloats(config.optimizer.kind, config.dim)),
+      layout_(config.dim, config.dtype, OptimizerStateFloats(config.optimizer, config.dim)),
       stripe_shift_(64 - Log2(config.num_stripes)),
       stripe_budget_(config.eviction.max_rows == 0
                          ? 0
@@ -325,11 +325,11 @@ void EmbeddingTable::Push(absl::Span<const uint64_t> keys, const float* grads, f
       const uint32_t count = std::min((word & RowLayout::kCountMask) + 1, RowLayout::kCountMask);
       const float* g = grads + static_cast<size_t>(i) * dim;
       if (config_.dtype == DType::kFp32) {
-        ApplyOptimizer(config_.optimizer, dim, lr, count, g, grad_scratch,
+        ApplyOptimizer(config_.optimizer, dim, lr, count, step, g, grad_scratch,
                        reinterpret_cast<float*>(layout_.Embedding(row)), RowLayout::State(row));
       } else {
         layout_.ReadEmbedding(row, w_scratch);
-        ApplyOptimizer(config_.optimizer, dim, lr, count, g, grad_scratch, w_scratch,
+        ApplyOptimizer(config_.optimizer, dim, lr, count, step, g, grad_scratch, w_scratch,
                        RowLayout::State(row));
         layout_.WriteEmbedding(row, w_scratch);
       }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 
 namespace towerps::sparse_emb {
 namespace {
@@ -28,7 +30,64 @@ const float* Preprocess(const OptimizerConfig& c, int dim, const float* grad, co
   return scratch;
 }
 
+bool CatchUp(const OptimizerConfig& c) {
+  return c.kind == OptimizerKind::kAdam && c.adam_mode == AdamMode::kCatchUp;
+}
+
+// Catch-up Adam's t_last lives in the float after m and v, as uint32 bits.
+uint32_t LoadLastStep(const float* slot) {
+  uint32_t t;
+  std::memcpy(&t, slot, sizeof t);
+  return t;
+}
+void StoreLastStep(uint32_t t, float* slot) { std::memcpy(slot, &t, sizeof t); }
+
+// Skipped steps replayed one by one (a scalar each); later ones move the row by less
+// than r^128 ~ 1.5e-6 of the first and are dropped.
+constexpr uint32_t kMaxReplay = 128;
+
+// Adam for step t; first, `skipped` zero-gradient steps after t_last = t - skipped - 1.
+void Adam(const OptimizerConfig& c, int dim, float lr, uint32_t t, uint32_t skipped, const float* g,
+          float* w, float* m, float* v) {
+  const double b1 = c.beta1;
+  const double b2 = c.beta2;
+  if (skipped > 0) {
+    // Step j of the gap moves w by lr r^j sqrt(bc2_j) / bc1_j * m / sqrt(v), r = b1/sqrt(b2).
+    const uint32_t last = t - skipped - 1;
+    double p1 = std::pow(b1, last);
+    double p2 = std::pow(b2, last);
+    const double r = b1 / std::sqrt(b2);
+    double rj = 1.0;
+    double sum = 0.0;
+    for (uint32_t j = 1; j <= std::min(skipped, kMaxReplay); ++j) {
+      p1 *= b1;
+      p2 *= b2;
+      rj *= r;
+      sum += rj * std::sqrt(1.0 - p2) / (1.0 - p1);
+    }
+    const float step = static_cast<float>(lr * sum);
+    const float d1 = static_cast<float>(std::pow(b1, skipped));
+    const float d2 = static_cast<float>(std::pow(b2, skipped));
+    for (int i = 0; i < dim; ++i) {
+      w[i] -= step * m[i] / (std::sqrt(v[i]) + c.epsilon);
+      m[i] *= d1;
+      v[i] *= d2;
+    }
+  }
+  const float bc1 = static_cast<float>(1.0 - std::pow(b1, static_cast<double>(t)));
+  const float bc2 = static_cast<float>(1.0 - std::pow(b2, static_cast<double>(t)));
+  for (int i = 0; i < dim; ++i) {
+    m[i] = c.beta1 * m[i] + (1.0f - c.beta1) * g[i];
+    v[i] = c.beta2 * v[i] + (1.0f - c.beta2) * g[i] * g[i];
+    w[i] -= lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + c.epsilon);
+  }
+}
+
 }  // namespace
+
+int OptimizerStateFloats(const OptimizerConfig& config, int dim) {
+  return OptimizerStateFloats(config.kind, dim) + (CatchUp(config) ? 1 : 0);
+}
 
 int OptimizerStateFloats(OptimizerKind kind, int dim) {
   switch (kind) {
@@ -46,7 +105,7 @@ int OptimizerStateFloats(OptimizerKind kind, int dim) {
 }
 
 void InitOptimizerState(const OptimizerConfig& config, int dim, float* state) {
-  const int n = OptimizerStateFloats(config.kind, dim);
+  const int n = OptimizerStateFloats(config, dim);
   float fill = 0.0f;
   if (config.kind == OptimizerKind::kAdagrad || config.kind == OptimizerKind::kRowwiseAdagrad) {
     fill = config.initial_accumulator;
@@ -58,7 +117,8 @@ void InitOptimizerState(const OptimizerConfig& config, int dim, float* state) {
 }
 
 void ApplyOptimizer(const OptimizerConfig& c, int dim, float lr, uint32_t row_step,
-                    const float* grad, float* scratch, float* w, float* state) {
+                    int64_t global_step, const float* grad, float* scratch, float* w,
+                    float* state) {
   const float* g = Preprocess(c, dim, grad, w, scratch);
   switch (c.kind) {
     case OptimizerKind::kSgd:
@@ -79,16 +139,17 @@ void ApplyOptimizer(const OptimizerConfig& c, int dim, float lr, uint32_t row_st
       return;
     }
     case OptimizerKind::kAdam: {
-      float* m = state;
-      float* v = state + dim;
-      const double t = static_cast<double>(row_step);
-      const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(c.beta1), t));
-      const float bc2 = static_cast<float>(1.0 - std::pow(static_cast<double>(c.beta2), t));
-      for (int i = 0; i < dim; ++i) {
-        m[i] = c.beta1 * m[i] + (1.0f - c.beta1) * g[i];
-        v[i] = c.beta2 * v[i] + (1.0f - c.beta2) * g[i] * g[i];
-        w[i] -= lr * (m[i] / bc1) / (std::sqrt(v[i] / bc2) + c.epsilon);
+      if (c.adam_mode == AdamMode::kLazy) {
+        Adam(c, dim, lr, std::max<uint32_t>(row_step, 1), 0, g, w, state, state + dim);
+        return;
       }
+      constexpr int64_t kMaxStep = std::numeric_limits<uint32_t>::max();
+      const uint32_t t = static_cast<uint32_t>(std::clamp<int64_t>(global_step + 1, 1, kMaxStep));
+      float* slot = state + 2 * dim;
+      const uint32_t last = LoadLastStep(slot);
+      const uint32_t skipped = last != 0 && t > last + 1 ? t - last - 1 : 0;
+      Adam(c, dim, lr, t, skipped, g, w, state, state + dim);
+      StoreLastStep(std::max(t, last), slot);
       return;
     }
     case OptimizerKind::kFtrl: {

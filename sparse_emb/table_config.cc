@@ -100,6 +100,13 @@ absl::Status ApplyPair(absl::string_view key, absl::string_view value, TableConf
     return ParseNumber(key, value, &o.beta1);
   } else if (key == "beta2") {
     return ParseNumber(key, value, &o.beta2);
+  } else if (key == "adam_mode") {
+    if (value == "lazy" || value == "catchup") {
+      o.adam_mode = value == "lazy" ? AdamMode::kLazy : AdamMode::kCatchUp;
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("adam_mode must be lazy|catchup, got '", value, "'"));
   } else if (key == "ftrl_beta") {
     return ParseNumber(key, value, &o.ftrl_beta);
   } else if (key == "l1") {
@@ -150,10 +157,14 @@ absl::string_view OptimizerName(OptimizerKind kind) {
 }
 
 uint64_t TableFingerprint(const TableConfig& c) {
-  return FingerprintOf(absl::StrFormat("dim=%d dtype=%s optimizer=%s init=%d:%.9g seed=%d", c.dim,
-                                       DTypeName(c.dtype), OptimizerName(c.optimizer.kind),
-                                       static_cast<int>(c.initializer.kind), c.initializer.scale,
-                                       c.initializer.seed));
+  // Catch-up Adam rows hold one more state float: a different row layout. Other
+  // optimizers (and lazy Adam) keep the fingerprints their snapshots were written with.
+  const bool catchup =
+      c.optimizer.kind == OptimizerKind::kAdam && c.optimizer.adam_mode == AdamMode::kCatchUp;
+  return FingerprintOf(absl::StrFormat(
+      "dim=%d dtype=%s optimizer=%s%s init=%d:%.9g seed=%d", c.dim, DTypeName(c.dtype),
+      OptimizerName(c.optimizer.kind), catchup ? ":catchup" : "",
+      static_cast<int>(c.initializer.kind), c.initializer.scale, c.initializer.seed));
 }
 
 int DTypeBytes(DType dtype) { return dtype == DType::kFp32 ? 4 : 2; }
@@ -197,6 +208,10 @@ absl::Status TableConfig::Validate() const {
   }
   if (!(o.beta1 >= 0.0f && o.beta1 < 1.0f)) return Bad(*this, "adam beta1 must be in [0, 1)");
   if (!(o.beta2 >= 0.0f && o.beta2 < 1.0f)) return Bad(*this, "adam beta2 must be in [0, 1)");
+  if (o.kind == OptimizerKind::kAdam && o.adam_mode == AdamMode::kCatchUp &&
+      !(o.beta1 * o.beta1 < o.beta2)) {
+    return Bad(*this, "adam_mode=catchup needs beta1^2 < beta2");
+  }
   if (!NonNegative(o.ftrl_beta) || !NonNegative(o.ftrl_l1) || !NonNegative(o.ftrl_l2)) {
     return Bad(*this, "ftrl beta, l1 and l2 must be >= 0");
   }
@@ -260,10 +275,12 @@ std::string TableConfigToString(const TableConfig& c) {
   }
   return absl::StrFormat(
       "name=%s dim=%d dtype=%s init=%s seed=%d optimizer=%s eps=%.9g init_acc=%.9g "
-      "beta1=%.9g beta2=%.9g ftrl_beta=%.9g l1=%.9g l2=%.9g wd=%.9g clip=%.9g admit=%d "
+      "beta1=%.9g beta2=%.9g adam_mode=%s ftrl_beta=%.9g l1=%.9g l2=%.9g wd=%.9g clip=%.9g "
+      "admit=%d "
       "sketch_width=%d sketch_depth=%d ttl=%d max_rows=%d stripes=%d",
       c.name, c.dim, DTypeName(c.dtype), init, c.initializer.seed, OptimizerName(o.kind),
-      o.epsilon, o.initial_accumulator, o.beta1, o.beta2, o.ftrl_beta, o.ftrl_l1, o.ftrl_l2,
+      o.epsilon, o.initial_accumulator, o.beta1, o.beta2,
+      o.adam_mode == AdamMode::kLazy ? "lazy" : "catchup", o.ftrl_beta, o.ftrl_l1, o.ftrl_l2,
       o.weight_decay, o.clip_norm, c.admission.min_count, c.admission.sketch_width,
       c.admission.sketch_depth, c.eviction.ttl_steps, c.eviction.max_rows, c.num_stripes);
 }

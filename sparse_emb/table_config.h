@@ -38,7 +38,7 @@ enum class OptimizerKind : uint32_t {
   kSgd = 0,             // w -= lr * g
   kAdagrad = 1,         // a += g*g;           w -= lr * g / (sqrt(a) + eps)   (per coordinate)
   kRowwiseAdagrad = 2,  // a += mean(g*g);     w -= lr * g / (sqrt(a) + eps)   (one a per row)
-  kAdam = 3,            // lazy Adam; bias correction uses the row's own update count
+  kAdam = 3,            // Adam on touched rows; AdamMode says how skipped steps count
   kFtrl = 4,            // FTRL-Proximal (McMahan et al. 2013), alpha = lr
 };
 
@@ -46,6 +46,14 @@ enum class OptimizerKind : uint32_t {
 // argument of EmbeddingTable::Push (the schedule lives with the scheduler).
 // Gradient preprocessing, in this order: clip the row's gradient to L2 norm
 // <= clip_norm (if > 0), then add weight_decay * w (L2 regularisation).
+// How table Adam treats the steps in which a row got no gradient (docs/models.md
+// "Sparse Adam"). kCatchUp behaves like dense Adam on the whole table (moments decay
+// over the gap, the momentum the row would have kept moving by is applied, bias
+// correction from the global step); kLazy ignores the gap and corrects with the row's
+// own update count, which moves a rarely seen row ~lr per touch where dense Adam moves
+// it up to lr / sqrt(1 - beta2) (~32 lr).
+enum class AdamMode : uint32_t { kLazy = 0, kCatchUp = 1 };
+
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::kRowwiseAdagrad;
   // Added to the denominator of Adagrad / Adam; in [0, 1000]. Adam needs > 0, Adagrad
@@ -56,6 +64,8 @@ struct OptimizerConfig {
   // Adam moment decays, in [0, 1).
   float beta1 = 0.9f;
   float beta2 = 0.999f;
+  // kCatchUp needs beta1^2 < beta2 (the skipped momentum steps form a converging sum).
+  AdamMode adam_mode = AdamMode::kLazy;
   // FTRL: beta (denominator smoothing) > 0, l1 >= 0, l2 >= 0.
   float ftrl_beta = 1.0f;
   float ftrl_l1 = 0.0f;
@@ -109,7 +119,8 @@ struct TableConfig {
 //   "name=item_id dim=64 dtype=fp16 init=uniform:0.05 seed=7 optimizer=rowwise_adagrad
 //    eps=1e-8 wd=0 clip=1 admit=3 ttl=100000 max_rows=50000000 stripes=16"
 // Keys: name dim dtype(fp32|fp16|bf16) init(zeros|uniform:A|normal:S) seed
-// optimizer(sgd|adagrad|rowwise_adagrad|adam|ftrl) eps init_acc beta1 beta2 ftrl_beta
+// optimizer(sgd|adagrad|rowwise_adagrad|adam|ftrl) eps init_acc beta1 beta2
+// adam_mode(lazy|catchup) ftrl_beta
 // l1 l2 wd clip admit sketch_width sketch_depth ttl max_rows stripes.
 // Every float must be finite. Errors: InvalidArgument for an unknown or repeated key, a
 // bad value, or a config failing Validate().

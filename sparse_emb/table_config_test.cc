@@ -22,6 +22,13 @@ TEST(TableConfigTest, RejectsBadFieldsWithClearMessages) {
       {[](TableConfig* c) { c->name = "a-b"; }, "name may hold only"},
       {[](TableConfig* c) { c->initializer.scale = 0; }, "initializer scale"},
       {[](TableConfig* c) { c->optimizer.beta1 = 1.0f; }, "beta1"},
+      {[](TableConfig* c) {
+         c->optimizer.kind = OptimizerKind::kAdam;
+         c->optimizer.adam_mode = AdamMode::kCatchUp;
+         c->optimizer.beta1 = 0.99f;
+         c->optimizer.beta2 = 0.9f;
+       },
+       "adam_mode=catchup needs beta1^2 < beta2"},
       {[](TableConfig* c) { c->optimizer.clip_norm = -1; }, "clip_norm"},
       {[](TableConfig* c) { c->optimizer.weight_decay = -1; }, "weight_decay"},
       {[](TableConfig* c) { c->admission.min_count = 256; }, "min_count"},
@@ -74,6 +81,26 @@ TEST(TableConfigTest, ParseErrors) {
   EXPECT_THAT(std::string(ParseTableConfig("dim").status().message()),
               HasSubstr("expected key=value"));
   EXPECT_EQ(ParseTableConfig("dim=2").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(ParseTableConfig("optimizer=adam adam_mode=eager").status().message()),
+              HasSubstr("adam_mode must be lazy|catchup"));
+}
+
+// Lazy Adam (the default) keeps the row layout and fingerprint Adam tables had before
+// catch-up existed, so their snapshots still load; catch-up rows are another layout.
+TEST(TableConfigTest, AdamModeParsesAndSeparatesFingerprints) {
+  auto catchup = ParseTableConfig("name=t optimizer=adam adam_mode=catchup");
+  auto lazy = ParseTableConfig("name=t optimizer=adam");
+  ASSERT_TRUE(catchup.ok() && lazy.ok());
+  EXPECT_EQ(catchup->optimizer.adam_mode, AdamMode::kCatchUp);
+  EXPECT_EQ(lazy->optimizer.adam_mode, AdamMode::kLazy);
+  EXPECT_NE(TableFingerprint(*catchup), TableFingerprint(*lazy));
+  EXPECT_EQ(ParseTableConfig(TableConfigToString(*catchup))->optimizer.adam_mode,
+            AdamMode::kCatchUp);
+  // Other optimizers ignore the mode: same fingerprint whatever it says.
+  auto adagrad = ParseTableConfig("name=t optimizer=adagrad adam_mode=lazy");
+  ASSERT_TRUE(adagrad.ok());
+  EXPECT_EQ(TableFingerprint(*adagrad),
+            TableFingerprint(*ParseTableConfig("name=t optimizer=adagrad")));
 }
 
 }  // namespace

@@ -177,6 +177,9 @@ absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) 
       }
     }
     TOWERPS_ASSIGN_OR_RETURN(spec.config, sparse_emb::ParseTableConfig(absl::StrJoin(rest, " ")));
+    if (!has_lr && spec.config.optimizer.kind == sparse_emb::OptimizerKind::kAdam) {
+      spec.learning_rate = TableSpec::kDefaultAdamLearningRate;
+    }
     if (c->TableIndex(spec.config.name) >= 0) {
       return absl::InvalidArgumentError(absl::StrCat("table ", t[1], " defined twice"));
     }
@@ -232,6 +235,11 @@ absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) 
     TOWERPS_RETURN_IF_ERROR(kv.TakeBool("mask_duplicates", &c->loss.mask_duplicates));
     TOWERPS_RETURN_IF_ERROR(
         kv.TakeNumber("extra_negatives", &c->extra_negatives, Range{0, 1 << 20}));
+    TOWERPS_RETURN_IF_ERROR(
+        kv.TakeNumber("hard_negatives", &c->loss.hard_negatives, Range{0, 65536}));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("hard_weight", &c->loss.hard_weight, Range{1, 1e6}));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeBool("hard_only", &c->loss.hard_only));
+    TOWERPS_RETURN_IF_ERROR(c->loss.Validate());
   } else if (directive == "dense_optimizer") {
     auto& o = c->dense_optimizer;
     if (kv.Has("kind")) {

@@ -39,6 +39,10 @@ namespace towerps::worker {
 struct TableSpec {
   sparse_emb::TableConfig config;
   // Base learning rate of the table's sparse optimizer (scaled by the schedule).
+  // Without `lr=`: 0.05, or kDefaultAdamLearningRate for optimizer=adam (a row moves
+  // at most ~lr per coordinate per update: at the dense rate 0.001 rows barely leave
+  // their initial values; docs/models.md "Sparse Adam").
+  static constexpr float kDefaultAdamLearningRate = 0.01f;
   float learning_rate = 0.05f;
 };
 

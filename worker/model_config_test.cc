@@ -57,11 +57,23 @@ TEST(ModelConfigTest, ParsesEveryDirective) {
   EXPECT_EQ(c->loss.kind, models::LossKind::kBce);
   EXPECT_FALSE(c->logq);
   EXPECT_EQ(c->extra_negatives, 4);
+  EXPECT_EQ(c->loss.hard_negatives, 0);  // off unless asked
   EXPECT_EQ(c->dense_optimizer.kind, models::DenseOptimizerKind::kSgd);
   EXPECT_FLOAT_EQ(c->dense_optimizer.momentum, 0.5f);
   EXPECT_EQ(c->warmup_steps, 3);
   EXPECT_EQ(c->batch_size, 16);
   EXPECT_EQ(c->dense_sync_every, 2);
+}
+
+// Table Adam without lr= gets a rate that moves rows (docs/models.md "Sparse Adam").
+TEST(ModelConfigTest, TableAdamDefaultsToItsOwnRate) {
+  auto c = ParseModelConfig(
+      "table a dim=8 optimizer=adam\ntable b dim=8 optimizer=adam lr=0.002\ntable c dim=8\n"
+      "feature user history table=a\nfeature item item_id table=b\nfeature item g table=c");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FLOAT_EQ(c->tables[0].learning_rate, TableSpec::kDefaultAdamLearningRate);
+  EXPECT_FLOAT_EQ(c->tables[1].learning_rate, 0.002f);
+  EXPECT_FLOAT_EQ(c->tables[2].learning_rate, 0.05f);
 }
 
 TEST(ModelConfigTest, ErrorsNameTheLine) {
@@ -90,6 +102,10 @@ TEST(ModelConfigTest, ErrorsNameTheLine) {
       {"table t dim=8\nfeature user history table=t\nloss temperature=0", "cfg:3: temperature=0"},
       {"table t dim=8\nfeature user history table=t\nloss temperature=nan",
        "cfg:3: temperature=nan"},
+      {"table t dim=8\nfeature user history table=t\nloss hard_negatives=-1", "hard_negatives"},
+      {"table t dim=8\nfeature user history table=t\nloss hard_weight=nan", "cfg:3: hard_weight"},
+      {"table t dim=8\nfeature user history table=t\nloss kind=bce hard_weight=2",
+       "cfg:3: loss: hard_weight != 1 needs kind=softmax"},
       {"table t dim=8\nfeature user history table=t\ndense_optimizer lr=nan", "cfg:3: lr=nan"},
       {"table t dim=8\nfeature user history table=t\ndense_optimizer eps=inf", "cfg:3: eps=inf"},
       {"table t dim=8\nfeature user history table=t\nschedule min_lr_ratio=nan",
