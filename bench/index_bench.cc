@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   const std::string dir = (std::filesystem::temp_directory_path() /
                            ("towerps_index_bench_" + std::to_string(::getpid()))).string();
 
-  const std::vector<float> centres = UnitCentres(kClusters, kDim, 7);
+  const std::vector<float> centres = RandomUnitRows(kClusters, kDim, 7);
   const std::vector<float> vectors = Clustered(items, kDim, centres, 1);
   const std::vector<float> queries = Clustered(n_queries, kDim, centres, 2);
   std::vector<uint64_t> keys(items);

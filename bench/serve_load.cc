@@ -195,7 +195,7 @@ absl::Status WriteSynthetic(const std::string& path, data::Side side, const std:
 }
 
 absl::Status MakeEmbeddings(const LoadOptions& o) {
-  const std::vector<float> centres = UnitCentres(1024, o.dim, 7);
+  const std::vector<float> centres = RandomUnitRows(1024, o.dim, 7);
   TOWERPS_RETURN_IF_ERROR(WriteSynthetic(o.make_embeddings + "/items.emb", data::Side::kItem,
                                          "i", o.items, o.dim, centres, 1000));
   return WriteSynthetic(o.make_embeddings + "/users.emb", data::Side::kUser, "u", 20000, o.dim,

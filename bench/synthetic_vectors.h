@@ -9,23 +9,12 @@
 #include <random>
 #include <vector>
 
+#include "common/random_vectors.h"
+
 namespace towerps::bench {
 
-// `clusters` unit centres of `dim` floats (clusters * dim), from `seed`.
-inline std::vector<float> UnitCentres(int clusters, int dim, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> centres(static_cast<size_t>(clusters) * dim);
-  for (float& c : centres) c = normal(rng);
-  for (int i = 0; i < clusters; ++i) {
-    float norm = 0;
-    for (int c = 0; c < dim; ++c) norm += centres[i * dim + c] * centres[i * dim + c];
-    for (int c = 0; c < dim; ++c) centres[i * dim + c] /= std::sqrt(norm);
-  }
-  return centres;
-}
-
-// `rows` normalised vectors (rows * dim): a random centre plus N(0, 0.6^2 / dim) noise.
+// `rows` normalised vectors (rows * dim): a random centre (RandomUnitRows of
+// common/random_vectors.h) plus N(0, 0.6^2 / dim) noise.
 inline std::vector<float> Clustered(int64_t rows, int dim, const std::vector<float>& centres,
                                     uint64_t seed) {
   const int clusters = static_cast<int>(centres.size() / dim);

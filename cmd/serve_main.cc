@@ -55,9 +55,9 @@ DEFINE_int64(max_tombstones, 100000,
 DEFINE_int32(search_threads, 0,
              "threads searching the local shards of queries at once, the caller's included "
              "(0: min(shards, cores); 1: on the caller)");
-DEFINE_int32(max_batch, 32,
-             "most waiting local queries searched as one batch (1: no batching; an idle "
-             "server never waits to fill a batch)");
+DEFINE_int32(max_batch, 1,
+             "most waiting local queries searched as one batch (1, the default: no batching; "
+             "an idle server never waits to fill a batch; BENCHMARKS.md \"serve\")");
 
 namespace towerps::cmd {
 

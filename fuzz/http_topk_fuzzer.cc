@@ -1,9 +1,8 @@
 // The HTTP API's request handling (`towerps serve --http_port`, http/topk_api.h) as
 // pure functions: the input is a query string and a POST body (two parts), answered
 // by TopKApi::Get (after cpp-httplib's own query-string decoding) and TopKApi::Post
-// over one service built at start-up (a two-shard HNSW index of 64 items, dim 4, 8
-// known users), then both replies read back by the client's ParseTopKReply, and
-// each part read as a reply too. Every reply must be JSON (an object, parsed
+// over one service built at start-up (fuzz/tiny_service.h), then both replies read
+// back by the client's ParseTopKReply, and each part read as a reply too. Every reply must be JSON (an object, parsed
 // strictly) with a status in 200..599; a crash, an escaped exception or a sanitizer
 // report is a bug.
 #include <cstddef>
@@ -13,59 +12,20 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "data/keys.h"
 #include "fuzz/fuzz_util.h"
+#include "fuzz/tiny_service.h"
 #include "glog/logging.h"
 #include "http/topk_api.h"
 #include "http/topk_client.h"
 #include "httplib.h"
-#include "index/retrieval_service.h"
-#include "index/sharded_index.h"
 #include "nlohmann/json.hpp"
 
 namespace {
 
-using towerps::index::EmbeddingTable;
-
-constexpr int kDim = 4;
-
-std::unique_ptr<EmbeddingTable> MakeTable(towerps::data::Side side, int n) {
-  auto table = std::make_unique<EmbeddingTable>();
-  table->side = side;
-  table->dim = kDim;
-  for (int i = 0; i < n; ++i) {
-    table->raw_ids.push_back(absl::StrCat(side == towerps::data::Side::kUser ? "u" : "i", i));
-    table->keys.push_back(towerps::data::HashKey(table->raw_ids.back()));
-    for (int d = 0; d < kDim; ++d) {
-      table->values.push_back(static_cast<float>((i * 7 + d * 3) % 11) - 5.0f);
-    }
-  }
-  return table;
-}
-
 towerps::http::TopKApi* MakeApi() {
-  auto items = MakeTable(towerps::data::Side::kItem, 64);
-  towerps::index::IndexBuildOptions build;
-  build.shards = 2;
-  build.ann.hnsw_m = 8;
-  build.ann.ef_construction = 16;
-  const std::string dir = towerps::fuzz::ScratchDir::Get().File("index");
-  auto manifest =
-      towerps::index::BuildShardedIndex(build, items->keys, items->values.data(), kDim, 1, dir);
-  CHECK(manifest.ok()) << manifest.status();
-  auto local = towerps::index::ShardedIndex::Load(dir);
-  CHECK(local.ok()) << local.status();
-  towerps::index::RetrievalServiceOptions options;
-  options.max_k = 32;
-  options.default_ef_search = 16;
-  options.max_ef_search = 64;
-  options.max_exclude = 64;
-  auto service = towerps::index::RetrievalService::Create(
-      nullptr, options, std::move(local).value(), MakeTable(towerps::data::Side::kUser, 8),
-      std::move(items));
-  CHECK(service.ok()) << service.status();
-  return new towerps::http::TopKApi(service->release(), {64, kDim, 2});
+  return new towerps::http::TopKApi(
+      towerps::fuzz::MakeTinyRetrievalService(),
+      {towerps::fuzz::kTinyItems, towerps::fuzz::kTinyDim, towerps::fuzz::kTinyShards});
 }
 
 void CheckReply(const towerps::http::HttpReply& reply) {

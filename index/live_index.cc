@@ -40,7 +40,12 @@ absl::Status LiveIndexOptions::Validate() const {
 // ---- IndexSnapshot ----
 
 absl::StatusOr<std::vector<Hit>> IndexSnapshot::Search(const float* query, int k, int ef_search,
-                                                       absl::Span<const uint64_t> exclude) const {
+                                                       absl::Span<const uint64_t> exclude,
+                                                       QueryBatcher* batcher) const {
+  auto search_base = [&](absl::Span<const uint64_t> excluded) {
+    return batcher != nullptr ? batcher->Search(*base_, BatchQuery{query, k, ef_search, excluded})
+                              : base_->Search(query, k, ef_search, excluded);
+  };
   const FreshSegment& fresh = *fresh_;
   auto masked = [&](uint64_t key) {
     return removed_->contains(key) || fresh.row_of_key.contains(key);
@@ -49,7 +54,7 @@ absl::StatusOr<std::vector<Hit>> IndexSnapshot::Search(const float* query, int k
   std::vector<uint64_t> excluded(exclude.begin(), exclude.end());
   std::vector<Hit> base_hits;
   for (int round = 0;; ++round) {
-    TOWERPS_ASSIGN_OR_RETURN(base_hits, base_->Search(query, k, ef_search, excluded));
+    TOWERPS_ASSIGN_OR_RETURN(base_hits, search_base(excluded));
     if (!any_masked) break;
     const size_t before = excluded.size();
     for (const Hit& hit : base_hits) {
@@ -60,7 +65,7 @@ absl::StatusOr<std::vector<Hit>> IndexSnapshot::Search(const float* query, int k
       excluded.assign(exclude.begin(), exclude.end());
       excluded.insert(excluded.end(), removed_->begin(), removed_->end());
       excluded.insert(excluded.end(), fresh.keys.begin(), fresh.keys.end());
-      TOWERPS_ASSIGN_OR_RETURN(base_hits, base_->Search(query, k, ef_search, excluded));
+      TOWERPS_ASSIGN_OR_RETURN(base_hits, search_base(excluded));
       break;
     }
   }

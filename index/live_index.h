@@ -45,6 +45,7 @@
 #include "absl/types/span.h"
 #include "common/metrics.h"
 #include "index/item_delta.h"
+#include "index/query_batcher.h"
 #include "index/sharded_index.h"
 
 namespace towerps::index {
@@ -82,9 +83,11 @@ class IndexSnapshot {
  public:
   // The k best items for query (dim floats): the base's hits without masked keys,
   // merged with the fresh segment's, never one of `exclude`. Errors as
-  // ShardedIndex::Search.
+  // ShardedIndex::Search. With a batcher, the base's searches are batched with other
+  // waiting queries (query_batcher.h).
   absl::StatusOr<std::vector<Hit>> Search(const float* query, int k, int ef_search,
-                                          absl::Span<const uint64_t> exclude) const;
+                                          absl::Span<const uint64_t> exclude,
+                                          QueryBatcher* batcher = nullptr) const;
   // The raw id of a fresh item, or nullptr (then the exported table knows it).
   const std::string* FreshRawId(uint64_t key) const;
 

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/random_vectors.h"
 #include "common/test_dir.h"
 #include "gtest/gtest.h"
 #include "index/index_root.h"
@@ -17,17 +18,7 @@ namespace {
 constexpr int kDim = 8;
 constexpr int kShards = 3;
 
-std::vector<float> UnitRows(int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> out(static_cast<size_t>(n) * kDim);
-  for (int i = 0; i < n; ++i) {
-    float norm = 0;
-    for (int c = 0; c < kDim; ++c) norm += (out[i * kDim + c] = normal(rng)) * out[i * kDim + c];
-    for (int c = 0; c < kDim; ++c) out[i * kDim + c] /= std::sqrt(norm);
-  }
-  return out;
-}
+std::vector<float> UnitRows(int n, uint64_t seed) { return RandomUnitRows(n, kDim, seed); }
 
 // Keys first + 0 .. first + n - 1 with random vectors, built as <root>/<version>.
 void BuildVersion(const std::string& root, const std::string& version, uint64_t first, int n,

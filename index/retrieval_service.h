@@ -48,8 +48,9 @@ struct RetrievalServiceOptions {
   // Sender name in replies and logs.
   std::string name = "serve";
   // Local shards: most waiting queries searched as one batch (index/query_batcher.h);
-  // >= 1, 1 = no batching.
-  int max_batch = 32;
+  // >= 1, 1 = no batching (the default: batching measured no gain on 2 cores,
+  // BENCHMARKS.md "serve").
+  int max_batch = 1;
 
   absl::Status Validate() const;
 };

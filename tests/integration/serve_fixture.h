@@ -16,24 +16,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/random_vectors.h"
 #include "data/keys.h"
 #include "gtest/gtest.h"
 #include "index/embeddings.h"
 
 namespace towerps::testing {
 
-// n unit vectors of `dim` floats, one per row (n * dim).
-inline std::vector<float> RandomUnitRows(int n, int dim, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> out(static_cast<size_t>(n) * dim);
-  for (int i = 0; i < n; ++i) {
-    float norm = 0;
-    for (int c = 0; c < dim; ++c) norm += (out[i * dim + c] = normal(rng)) * out[i * dim + c];
-    for (int c = 0; c < dim; ++c) out[i * dim + c] /= std::sqrt(norm);
-  }
-  return out;
-}
+using ::towerps::RandomUnitRows;  // common/random_vectors.h
 
 // Writes an embeddings file of n rows (values: n * dim) with ids prefix0, prefix1, ...
 inline void WriteTable(const std::string& path, data::Side side, const std::string& prefix, int n,

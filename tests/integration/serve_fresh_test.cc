@@ -184,7 +184,9 @@ class ServeFreshTest : public ::testing::Test {
 
 TEST_F(ServeFreshTest, SwapsAndDeltasUnderConcurrentQueriesLoseNone) {
   Publish(1);
-  Server* server = Start("live", {"--watch_index_ms=10", "--serve_threads=4", "--http_threads=4"});
+  // Batching on: the batched search goes through each request's snapshot too.
+  Server* server = Start(
+      "live", {"--watch_index_ms=10", "--serve_threads=4", "--http_threads=4", "--max_batch=8"});
   ASSERT_NE(server, nullptr);
   // The plan, made up front so that the readers query every vector that matters:
   // round r serves v-(r+1); its delta adds FreshKey (vector fresh[r]), removes
