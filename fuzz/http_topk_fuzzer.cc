@@ -25,7 +25,8 @@ namespace {
 towerps::http::TopKApi* MakeApi() {
   return new towerps::http::TopKApi(
       towerps::fuzz::MakeTinyRetrievalService(),
-      {towerps::fuzz::kTinyItems, towerps::fuzz::kTinyDim, towerps::fuzz::kTinyShards});
+      {towerps::fuzz::TinySpec().items, towerps::fuzz::TinySpec().dim,
+       towerps::fuzz::TinySpec().shards});
 }
 
 void CheckReply(const towerps::http::HttpReply& reply) {

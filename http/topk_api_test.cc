@@ -24,7 +24,7 @@ class TopKApiTest : public ::testing::Test {
 
   // The user's vector as a JSON array.
   static std::string UserVector(int user) {
-    auto users = TestTable(data::Side::kUser, kUsers);
+    auto users = TestTable(data::Side::kUser);
     std::string out = "[";
     for (int d = 0; d < kDim; ++d) {
       absl::StrAppend(&out, d ? "," : "", absl::StrFormat("%.9g", users->row(user)[d]));

@@ -65,7 +65,7 @@ TEST_F(TopKServerTest, ServesTopKHealthAndMetrics) {
   auto by_user = (*client)->Search(request);
   ASSERT_TRUE(by_user.ok()) << by_user.status();
   EXPECT_EQ(by_user->raw_ids, get->raw_ids);
-  auto users = TestTable(data::Side::kUser, kUsers);
+  auto users = TestTable(data::Side::kUser);
   request.user.clear();
   request.vector.assign(users->row(1), users->row(1) + kDim);
   auto by_vector = (*client)->Search(request);
