@@ -1,6 +1,6 @@
 // Item deltas: the changes to a served index's items since its base version was
 // built (new or changed item vectors, removed items), written by
-// `towerps export --items-only` and applied by a live server (index/live_index.h)
+// `towerps export --items_only` and applied by a live server (index/live_index.h)
 // without a rebuild. docs/index.md, "Fresh items and new versions".
 //
 // One delta is one file <index_root>/deltas/delta-<seq, 8 digits>, written
@@ -76,7 +76,7 @@ absl::Status WriteItemDelta(const std::string& root, const ItemDelta& delta);
 // DataLoss (no or bad CURRENT), WriteItemDelta's.
 absl::StatusOr<uint64_t> PublishItemDelta(const std::string& root, ItemDelta delta);
 
-// The item dataflow's diff (`export --items-only --since=<previous embeddings>`):
+// The item dataflow's diff (`export --items_only --since=<previous embeddings>`):
 // upserts = items of `now` whose key is not in `before` or whose vector differs in
 // some component by more than `tolerance`; removals = keys of `before` not in
 // `now`. Fills the delta's dim, model_step, upserts and removals (not seq, base

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -99,13 +100,25 @@ class ServeFreshTest : public ::testing::Test {
     ASSERT_TRUE(index::SetCurrentVersion(dir_ + "/root", version).ok());
   }
 
-  Server* Start(const std::string& name, const std::vector<std::string>& flags) {
+  // Runs `towerps args...` to completion (2 minutes at most); its log is <dir>/<name>.log.
+  void Run(const std::string& name, std::vector<std::string> args) {
+    args.insert(args.begin(), binary_);
+    Subprocess process(args, absl::StrCat(dir_, "/", name, ".log"));
+    const std::optional<int> code = process.Wait(120s);
+    ASSERT_TRUE(code.has_value() && *code == 0)
+        << name << " failed; see " << process.log_path() << ": "
+        << ReadFileToString(process.log_path()).value_or("");
+  }
+
+  Server* Start(const std::string& name, const std::vector<std::string>& flags,
+                const std::string& root = "") {
     static std::mt19937 rng(::getpid());
     for (int attempt = 0; attempt < 5; ++attempt) {
       Server s;
       s.http_port = PickPort(&rng);
       const std::string endpoint_file = absl::StrCat(dir_, "/", name, attempt, ".endpoint");
-      std::vector<std::string> argv = {binary_, "serve", "--index_dir=" + dir_ + "/root",
+      std::vector<std::string> argv = {binary_, "serve",
+                                       "--index_dir=" + (root.empty() ? dir_ + "/root" : root),
                                        "--serve_endpoint_file=" + endpoint_file,
                                        absl::StrCat("--http_port=", s.http_port)};
       argv.insert(argv.end(), flags.begin(), flags.end());
@@ -374,6 +387,95 @@ TEST_F(ServeFreshTest, SighupAppliesDeltasAndHostileOnesAreRefused) {
   auto top = AskHttp(&web, v.data());
   ASSERT_TRUE(top.ok()) << top.status();
   EXPECT_EQ(top->at(0).key, FreshKey(1));
+}
+
+// The item dataflow end to end: a model trained on the whole catalog, exported for
+// part of it (a k-core that drops rare items) and published as v-1 of an index root
+// served live; `export --items_only --since` over the whole catalog writes a delta of
+// exactly the items the first export lacked, and the live server returns each of them
+// for its own vector; exporting the part again removes them, and then it never does.
+TEST_F(ServeFreshTest, ExportItemsOnlyFeedsALiveServer) {
+  const std::string d = dir_;
+  Run("generate", {"generate", "--output_dir=" + d + "/logs", "--users=400", "--items=300",
+                   "--interactions=12000", "--content_dim=0", "--seed=5"});
+  Run("prepare_all", {"prepare", "--input=" + d + "/logs", "--output=" + d + "/all"});
+  Run("prepare_part", {"prepare", "--input=" + d + "/logs", "--output=" + d + "/part",
+                       "--min_item_interactions=25"});
+  // Item vectors depend on the item_id row and the towers only (no dense area, whose
+  // normalisation is per dataset).
+  ASSERT_TRUE(WriteFileAtomically(d + "/model.conf", R"(
+table item_id dim=16 init=uniform:0.05 optimizer=rowwise_adagrad lr=0.05
+feature user history table=item_id pooling=mean
+feature item item_id table=item_id
+dense user off
+dense item off
+tower user mlp=32 cross=1 out=16 activation=relu
+tower item mlp=32 cross=1 out=16 activation=relu
+loss kind=softmax temperature=0.1 logq=on
+train batch=128 epochs=1 seed=1 dense_sync_every=1
+)")
+                  .ok());
+  const std::string model = "--config=" + d + "/model.conf";
+  const std::string checkpoint = "--checkpoint=" + d + "/run/checkpoint";
+  Run("train", {"train", model, "--dataset=" + d + "/all", "--run_dir=" + d + "/run",
+                "--threads=1"});
+  Run("export_part", {"export", model, "--dataset=" + d + "/part", checkpoint,
+                      "--embeddings=" + d + "/e1"});
+  Run("build_index", {"build-index", "--embeddings=" + d + "/e1", "--index_root=" + d + "/flow",
+                      "--shards=2"});
+  Server* server = Start("flow", {"--watch_index_ms=20"}, d + "/flow");
+  ASSERT_NE(server, nullptr);
+
+  Run("export_all", {"export", "--items_only", model, "--dataset=" + d + "/all", checkpoint,
+                     "--embeddings=" + d + "/e2", "--since=" + d + "/e1",
+                     "--index_dir=" + d + "/flow"});
+  auto part = index::EmbeddingTable::Read(d + "/e1/items.emb");
+  auto all = index::EmbeddingTable::Read(d + "/e2/items.emb");
+  ASSERT_TRUE(part.ok() && all.ok());
+  absl::flat_hash_map<uint64_t, int64_t> in_part;
+  for (size_t r = 0; r < (*part)->keys.size(); ++r) in_part[(*part)->keys[r]] = r;
+  std::vector<int64_t> added;  // rows of `all`
+  for (size_t r = 0; r < (*all)->keys.size(); ++r) {
+    if (!in_part.contains((*all)->keys[r])) added.push_back(static_cast<int64_t>(r));
+  }
+  ASSERT_GE(added.size(), 5u) << "the k-core dropped too few items for the test";
+  auto bytes = ReadFileToString(index::ItemDeltaPath(d + "/flow", 1));
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto delta = index::ParseItemDelta(*bytes);
+  ASSERT_TRUE(delta.ok()) << delta.status();
+  EXPECT_EQ(delta->upsert_keys.size(), added.size()) << "only the new items, none changed";
+  EXPECT_TRUE(delta->removed_keys.empty());
+
+  ASSERT_TRUE(WaitFor(server->http_port, 1, 1));
+  httplib::Client web("127.0.0.1", server->http_port);
+  const int dim = (*all)->dim;
+  auto ask = [&](int64_t row) {
+    json body;
+    body["vector"] = std::vector<float>((*all)->row(row), (*all)->row(row) + dim);
+    body["k"] = 10;
+    auto res = web.Post("/v1/topk", body.dump(), "application/json");
+    EXPECT_TRUE(res && res->status == 200) << (res ? res->body : "no reply");
+    std::vector<std::string> ids;
+    if (res && res->status == 200) {
+      const json doc = json::parse(res->body);
+      for (const json& item : doc["items"]) ids.push_back(item["id"]);
+    }
+    return ids;
+  };
+  for (int64_t row : added) {
+    const std::vector<std::string> ids = ask(row);
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(ids[0], (*all)->raw_ids[row]) << "a new item is its own vector's top-1";
+  }
+
+  // The part again: the added items are gone from the catalog, so removed.
+  Run("export_part_again", {"export", "--items_only", model, "--dataset=" + d + "/part",
+                            checkpoint, "--embeddings=" + d + "/e3", "--since=" + d + "/e2",
+                            "--index_dir=" + d + "/flow"});
+  ASSERT_TRUE(WaitFor(server->http_port, 1, 2));
+  for (int64_t row : added) {
+    for (const std::string& id : ask(row)) EXPECT_NE(id, (*all)->raw_ids[row]) << "removed";
+  }
 }
 
 }  // namespace
