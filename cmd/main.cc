@@ -1,5 +1,6 @@
 // towerps: one binary, many subcommands (`towerps --help`). This file only picks the
 // subcommand, parses its flags, initialises logging and hands over.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -60,6 +61,16 @@ void PrintSubcommandHelp(const Subcommand& sub) {
                              "ps, worker and ctl may hold flags of any of them; each role\n"
                              "takes those that concern it (deploy/README.md)."
                            : "");
+}
+
+// "--items-only=1" -> "--items_only=1": a flag name typed with dashes means the
+// same as with underscores (gflags knows only the latter); values are kept as typed.
+std::string DashesToUnderscores(absl::string_view arg) {
+  std::string out(arg);
+  if (arg.size() < 3 || arg.substr(0, 2) != "--") return out;
+  const size_t end = std::min(out.find('='), out.size());
+  std::replace(out.begin() + 2, out.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
+  return out;
 }
 
 // Names of the flags typed on the command line itself (not read from a --flagfile):
@@ -178,9 +189,14 @@ int Main(int argc, char** argv) {
     return 2;
   }
   std::string program = "towerps " + std::string(name);
+  std::vector<std::string> typed_args;
+  for (int i = 2; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
+    typed_args.push_back(DashesToUnderscores(argv[i]));
+  }
   std::vector<char*> args;
   args.push_back(program.data());
-  for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
+  for (std::string& arg : typed_args) args.push_back(arg.data());
+  for (int i = 2 + static_cast<int>(typed_args.size()); i < argc; ++i) args.push_back(argv[i]);
   int sub_argc = static_cast<int>(args.size());
   char** sub_argv = args.data();
   const absl::flat_hash_set<std::string> typed = TypedFlagNames(sub_argc, sub_argv);

@@ -23,6 +23,14 @@ err=$("$bin" version --no_such_flag=1 2>&1 >/dev/null); rc=$?
 check "unknown flag exits non-zero" test $rc -ne 0
 check "unknown flag names it" grep -q "no_such_flag" <<<"$err"
 
+err=$("$bin" version --no-such-flag=a-b 2>&1 >/dev/null); rc=$?
+check "a dashed unknown flag is named with underscores" grep -q "no_such_flag" <<<"$err"
+gen="$(mktemp -d)"
+"$bin" generate --output-dir="$gen/logs" --users=20 --items=10 --interactions=100 --clusters=2 \
+  >/dev/null
+check "flag names may use dashes (--output-dir)" test -s "$gen/logs/interactions.csv"
+rm -rf "$gen"
+
 "$bin" >/dev/null 2>&1; rc=$?
 check "no subcommand exits non-zero" test $rc -ne 0
 
