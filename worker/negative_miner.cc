@@ -15,6 +15,9 @@ namespace {
 // Items per item-tower pass when embedding the catalog.
 constexpr int64_t kEmbedChunk = 2048;
 
+// SelectMined keeps a sorted buffer up to this many ranks, else selects over all rows.
+constexpr size_t kBoundedSelection = 256;
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<UserPositives>> UserPositives::Load(const std::string& dataset_dir,
@@ -52,25 +55,37 @@ std::span<const int64_t> UserPositives::Of(uint64_t user_id) const {
 
 void SelectMined(std::span<const float> scores, std::span<const int64_t> excluded, int skip_top,
                  int per_user, std::vector<int64_t>* scratch, std::vector<int64_t>* out) {
-  // Candidates: every row not excluded (one merge-like pass over the sorted exclusions).
-  scratch->clear();
-  size_t e = 0;
-  const int64_t m = static_cast<int64_t>(scores.size());
-  for (int64_t row = 0; row < m; ++row) {
-    while (e < excluded.size() && excluded[e] < row) ++e;
-    if (e < excluded.size() && excluded[e] == row) continue;
-    scratch->push_back(row);
-  }
-  const size_t skip = std::min(scratch->size(), static_cast<size_t>(skip_top));
-  const size_t end = std::min(scratch->size(), skip + static_cast<size_t>(per_user));
-  if (end == skip) return;
   auto better = [&](int64_t a, int64_t b) {
     return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
   };
-  // The first `end` ranks in order: the guard's `skip` and the chosen ones.
-  std::nth_element(scratch->begin(), scratch->begin() + (end - 1), scratch->end(), better);
-  std::sort(scratch->begin(), scratch->begin() + end, better);
-  out->insert(out->end(), scratch->begin() + skip, scratch->begin() + end);
+  const size_t want = static_cast<size_t>(skip_top) + static_cast<size_t>(per_user);
+  const int64_t m = static_cast<int64_t>(scores.size());
+  scratch->clear();
+  size_t e = 0;  // one merge-like pass over the sorted exclusions
+  if (want <= kBoundedSelection) {
+    // The best `want` so far, in rank order: most rows lose one comparison to the last.
+    for (int64_t row = 0; row < m; ++row) {
+      while (e < excluded.size() && excluded[e] < row) ++e;
+      if (e < excluded.size() && excluded[e] == row) continue;
+      if (scratch->size() == want && !better(row, scratch->back())) continue;
+      scratch->insert(std::upper_bound(scratch->begin(), scratch->end(), row, better), row);
+      if (scratch->size() > want) scratch->pop_back();
+    }
+  } else {
+    for (int64_t row = 0; row < m; ++row) {
+      while (e < excluded.size() && excluded[e] < row) ++e;
+      if (e < excluded.size() && excluded[e] == row) continue;
+      scratch->push_back(row);
+    }
+    const size_t end = std::min(scratch->size(), want);
+    if (end == 0) return;
+    std::nth_element(scratch->begin(), scratch->begin() + (end - 1), scratch->end(), better);
+    scratch->resize(end);
+    std::sort(scratch->begin(), scratch->end(), better);
+  }
+  // The first `skip` ranks are the guard's; the rest are chosen.
+  const size_t skip = std::min(scratch->size(), static_cast<size_t>(skip_top));
+  out->insert(out->end(), scratch->begin() + skip, scratch->end());
 }
 
 NegativeMiner::NegativeMiner(const BoundModel* model, const ItemCatalog* catalog,

@@ -35,6 +35,18 @@ TEST(SelectMinedTest, SkipsExcludedAndTopRanks) {
   out.clear();
   SelectMined(scores, {}, 8, 3, &scratch, &out);  // the guard takes everything
   EXPECT_TRUE(out.empty());
+  // Both selection paths (a small buffer, or nth_element above 256 ranks) agree.
+  std::vector<float> many(2000);
+  for (size_t r = 0; r < many.size(); ++r) many[r] = static_cast<float>((r * 7919) % 1013);
+  std::vector<int64_t> excluded = {3, 17, 500, 1999}, small, large;
+  SelectMined(many, excluded, 10, 5, &scratch, &small);
+  SelectMined(many, excluded, 300, 5, &scratch, &large);
+  std::vector<int64_t> all;
+  SelectMined(many, excluded, 0, 305, &scratch, &all);
+  ASSERT_EQ(all.size(), 305u);
+  EXPECT_EQ(small, std::vector<int64_t>(all.begin() + 10, all.begin() + 15));
+  EXPECT_EQ(large, std::vector<int64_t>(all.begin() + 300, all.end()));
+  for (int64_t row : all) EXPECT_FALSE(std::binary_search(excluded.begin(), excluded.end(), row));
 }
 
 TEST(UserPositivesTest, SortedDeduplicatedPerUser) {
