@@ -31,9 +31,13 @@ absl::Status ValidateBatch(const LossBatch<T>& b) {
                          check_size(b.extra_item_ids.size(), extra, "extra_item_ids"),
                          check_size(b.item_log_q.size(), n, "item_log_q"),
                          check_size(b.extra_log_q.size(), extra, "extra_log_q"),
+                         check_size(b.extra_owner.size(), extra, "extra_owner"),
                          check_size(b.weights.size(), n, "weights"),
                          check_size(b.labels.size(), n, "labels")}) {
     if (!s.ok()) return s;
+  }
+  for (int32_t owner : b.extra_owner) {
+    if (owner < -1 || owner >= n) return bad("loss: an extra_owner is outside [-1, ", n, ")");
   }
   for (T w : b.weights) {
     if (!(w >= 0 && std::isfinite(w))) return bad("loss: a weight is negative or not finite");
@@ -140,6 +144,14 @@ absl::StatusOr<double> RetrievalLoss<T>::Compute(const LossBatch<T>& batch) {
 template <typename T>
 void RetrievalLoss<T>::BuildMask(const LossBatch<T>& batch) {
   masked_.clear();
+  // Per-row extras: column k belongs to its owner row alone.
+  for (size_t k = 0; k < batch.extra_owner.size(); ++k) {
+    const int32_t owner = batch.extra_owner[k];
+    if (owner < 0) continue;
+    for (Eigen::Index i = 0; i < batch_; ++i) {
+      if (i != owner) masked_.emplace_back(i, batch_ + static_cast<Eigen::Index>(k));
+    }
+  }
   if (!options_.mask_duplicates || batch.item_ids.empty()) return;
   sorted_ids_.clear();
   for (Eigen::Index i = 0; i < batch_; ++i) sorted_ids_.emplace_back(batch.item_ids[i], i);

@@ -11,6 +11,10 @@
 // that happens to be the positive) is removed from row i: it is neither a
 // negative nor a second positive. Masked logits read -inf; their gradient is 0.
 //
+// Per-row extras: when extra_owner is given, an extra column k with owner
+// r = extra_owner[k] >= 0 is a negative of row r only (masked in every other row;
+// mined hard negatives, worker/negative_miner.h); owner -1 is shared by all rows.
+//
 // kSoftmax (in-batch sampled softmax, the default):
 //   loss = 1/B sum_i c_i (logsumexp_{j unmasked} z_ij - z_ii),  c_i = w_i y_i
 // kBce (sigmoid + binary cross-entropy over in-batch pairs, Spotlight's):
@@ -82,6 +86,7 @@ struct LossBatch {
   std::span<const uint64_t> extra_item_ids;   // N, or empty
   std::span<const T> item_log_q;              // B, or empty (0)
   std::span<const T> extra_log_q;             // N, or empty (0)
+  std::span<const int32_t> extra_owner;       // N values in [-1, B), or empty (all -1)
   std::span<const T> weights;                 // B values >= 0, or empty (1)
   std::span<const T> labels;                  // B values in [0, 1], or empty (1)
 };

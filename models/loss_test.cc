@@ -26,6 +26,8 @@ struct Fixture {
   std::vector<double> extra_log_q = {-3.0, -3.0, -3.0};
   std::vector<double> weights = {1.0, 2.0, 0.5, 1.0, 0.0};
   std::vector<double> labels = {1.0, 1.0, 0.7, 0.0, 1.0};
+  std::vector<int32_t> extra_owner;  // empty: every extra is shared
+
 
   // All side information set, on the given matrices.
   LossBatch<double> Batch(const Mat<double>& uu, const Mat<double>& vv,
@@ -37,6 +39,7 @@ struct Fixture {
     batch.extra_log_q = extra_log_q;
     batch.weights = weights;
     batch.labels = labels;
+    batch.extra_owner = extra_owner;
     return batch;
   }
   LossBatch<double> Batch() const { return Batch(u, v, x); }
@@ -59,6 +62,10 @@ double ReferenceLoss(const Fixture& f, LossKind kind, double temperature, double
       const uint64_t id = extra ? f.extra_ids[j - f.b] : f.ids[j];
       const double lq = extra ? f.extra_log_q[j - f.b] : f.log_q[j];
       const double z = f.u.row(i).dot(item) / temperature - lq;
+      if (extra && !f.extra_owner.empty() && f.extra_owner[j - f.b] >= 0 &&
+          f.extra_owner[j - f.b] != i) {
+        continue;  // another row's own extra
+      }
       if (j == i) {
         pos = z;
       } else if (id != f.ids[i]) {
@@ -121,6 +128,50 @@ TEST_P(LossKindTest, MatchesReferenceAndGradientCheck) {
 
 INSTANTIATE_TEST_SUITE_P(Kinds, LossKindTest,
                          ::testing::Values(LossKind::kSoftmax, LossKind::kBce));
+
+// Per-row extras (mined negatives): an owned column is a negative of its row only.
+// Extra 1 (id 8) is owned by row 1, whose positive it is: masked in every row.
+TEST(LossTest, PerRowExtrasMatchReferenceAndGradientCheck) {
+  for (LossKind kind : {LossKind::kSoftmax, LossKind::kBce}) {
+    for (int hard : {0, 2}) {
+      SCOPED_TRACE(::testing::Message() << "kind " << static_cast<int>(kind) << " hard " << hard);
+      LossOptions options;
+      options.kind = kind;
+      options.temperature = 0.5;
+      options.negative_weight = 2.0;
+      options.hard_negatives = hard;
+      options.hard_only = hard > 0;
+      auto loss = std::move(RetrievalLoss<double>::Create(options)).value();
+      Fixture f;
+      f.extra_owner = {2, 1, -1};
+      auto value = loss->Compute(f.Batch());
+      ASSERT_TRUE(value.ok()) << value.status();
+      EXPECT_NEAR(*value, ReferenceLoss(f, kind, 0.5, 2.0, hard, 1.0, hard > 0), 1e-12);
+      for (int i = 0; i < f.b; ++i) {
+        // Row 2's own extra (with hard_only it may lose to harder columns).
+        if (i != 2 || hard == 0) {
+          EXPECT_EQ(std::isfinite(loss->logits()(i, f.b + 0)), i == 2) << i;
+        }
+        EXPECT_FALSE(std::isfinite(loss->logits()(i, f.b + 1))) << i;
+      }
+      Mat<double> du = loss->d_user(), dv = loss->d_item(), dx = loss->d_extra();
+      EXPECT_EQ(dx.row(1).norm(), 0.0);  // a column masked everywhere has no gradient
+      auto objective = [&] { return loss->Compute(f.Batch()).value(); };
+      ExpectGradientMatches("d_user", Span(f.u), Span(du), objective);
+      ExpectGradientMatches("d_item", Span(f.v), Span(dv), objective);
+      ExpectGradientMatches("d_extra", Span(f.x), Span(dx), objective);
+    }
+  }
+  // An owner outside [-1, B) is refused.
+  auto loss = std::move(RetrievalLoss<double>::Create(LossOptions())).value();
+  Fixture f;
+  f.extra_owner = {0, 5, -1};
+  EXPECT_FALSE(loss->Compute(f.Batch()).ok());
+  f.extra_owner = {0, -2, -1};
+  EXPECT_FALSE(loss->Compute(f.Batch()).ok());
+  f.extra_owner = {0, 1};
+  EXPECT_FALSE(loss->Compute(f.Batch()).ok());
+}
 
 // Hard negatives: value against the reference and central differences in double, for
 // up-weighting (softmax), keep-only (softmax and BCE) and K above the negatives a row has.

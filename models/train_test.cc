@@ -184,7 +184,7 @@ TEST(TwoTowerTrainTest, SteadyStateAllocatesNothing) {
   for (int i = 0; i < b; ++i) ids[i] = i % 40;  // duplicates
   for (int k = 0; k < n; ++k) extra_ids[k] = 30 + k;
   std::vector<float> log_q(b, -3.0f), extra_log_q(n, -5.0f), weights(b, 1.0f);
-  PairInfo info{ids, extra_ids, log_q, extra_log_q, weights, {}};
+  PairInfo info{ids, extra_ids, log_q, extra_log_q, weights, {}, {}};
   auto step = [&] {
     ASSERT_TRUE(model->ForwardBackward(View(ux), View(ix), n, info).ok());
     ASSERT_TRUE(opt->Step(model->params().values(), model->params().grads(), 1e-3f).ok());
@@ -223,7 +223,7 @@ TEST(TwoTowerTrainTest, SequenceEncoderSteadyStateAllocatesNothing) {
   for (int i = 0; i < b; ++i) lengths[i] = i % 7;  // 0 (no history) to 6 (full)
   std::vector<uint64_t> ids(b);
   for (int i = 0; i < b; ++i) ids[i] = i;
-  PairInfo info{ids, {}, {}, {}, {}, {}};
+  PairInfo info{ids, {}, {}, {}, {}, {}, {}};
   SequenceBatch batch{{rows.data(), static_cast<size_t>(rows.size())}, lengths};
   std::span<const SequenceBatch> seqs(&batch, 1);
   auto step = [&] { ASSERT_TRUE(model->ForwardBackward(View(ux), View(ix), 0, info, seqs).ok()); };

@@ -154,6 +154,7 @@ absl::StatusOr<double> TwoTower::ForwardBackward(ConstMatRef<float> user_x0,
   batch.extra_item_ids = info.extra_item_ids;
   batch.item_log_q = info.item_log_q;
   batch.extra_log_q = info.extra_log_q;
+  batch.extra_owner = info.extra_owner;
   batch.weights = info.weights;
   batch.labels = info.labels;
   TOWERPS_ASSIGN_OR_RETURN(double loss, loss_->Compute(batch));

@@ -74,6 +74,7 @@ struct PairInfo {
   std::span<const float> extra_log_q;
   std::span<const float> weights;
   std::span<const float> labels;
+  std::span<const int32_t> extra_owner;  // per-row extras (loss.h)
 };
 
 class TwoTower {

@@ -42,6 +42,10 @@ absl::StatusOr<std::unique_ptr<ClusterWorker>> ClusterWorker::Create(
   TOWERPS_ASSIGN_OR_RETURN(data::DatasetMeta meta, data::LoadDatasetMeta(options.dataset_dir));
   TOWERPS_ASSIGN_OR_RETURN(worker->model_, BindModel(config, meta.schema));
   TOWERPS_ASSIGN_OR_RETURN(worker->catalog_, ItemCatalog::Load(options.dataset_dir));
+  if (config.mining.enabled()) {  // the miner's guard: every user's training positives
+    TOWERPS_ASSIGN_OR_RETURN(worker->positives_,
+                             UserPositives::Load(options.dataset_dir, *worker->catalog_));
+  }
   return worker;
 }
 
@@ -135,6 +139,7 @@ absl::StatusOr<TrainResult> ClusterWorker::Run() {
                            StepRunner::Create(&model_, catalog_.get(), pacer->params(),
                                               StepRunner::NegativeSeed(config.seed, rank)));
   runner->set_refresh_with_push(view.staleness != 0);
+  if (positives_) TOWERPS_RETURN_IF_ERROR(runner->EnableMining(positives_.get()));
   TOWERPS_RETURN_IF_ERROR(pacer->InitDense(runner.get()));
 
   std::unique_ptr<LossLog> loss_log;

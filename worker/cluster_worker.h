@@ -97,6 +97,7 @@ class ClusterWorker {
   MetricsRegistry* const metrics_;
   BoundModel model_;
   std::unique_ptr<ItemCatalog> catalog_;
+  std::unique_ptr<UserPositives> positives_;  // with mining only
   std::atomic<bool> stop_requested_{false};
   absl::Notification stop_;
 };

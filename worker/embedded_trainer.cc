@@ -91,6 +91,10 @@ absl::StatusOr<std::unique_ptr<EmbeddedTrainer>> EmbeddedTrainer::Create(
         absl::StrCat(options.dataset_dir, " has ", trainer->train_examples_, " training examples"));
   }
   TOWERPS_ASSIGN_OR_RETURN(trainer->catalog_, ItemCatalog::Load(options.dataset_dir));
+  if (config.mining.enabled()) {  // the miner's guard: every user's training positives
+    TOWERPS_ASSIGN_OR_RETURN(trainer->positives_,
+                             UserPositives::Load(options.dataset_dir, *trainer->catalog_));
+  }
   ps::ParameterServerOptions server = ServerOptionsFor(trainer->model_, 0, 1);
   server.job_id = ps::NewJobId();  // every run is a fresh job: its checkpoint is bound to it
   TOWERPS_ASSIGN_OR_RETURN(trainer->server_, ps::ParameterServer::Create(server, metrics));
@@ -113,6 +117,7 @@ absl::StatusOr<TrainResult> EmbeddedTrainer::Run() {
                              StepRunner::Create(&model_, catalog_.get(), &params,
                                                 StepRunner::NegativeSeed(config.seed, t)));
     TOWERPS_RETURN_IF_ERROR(runner->InitDense(/*assign=*/t == 0));
+    if (positives_) TOWERPS_RETURN_IF_ERROR(runner->EnableMining(positives_.get()));
     runners.push_back(std::move(runner));
   }
   std::unique_ptr<LossLog> loss_log;

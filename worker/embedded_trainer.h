@@ -23,6 +23,7 @@
 #include "ps/server.h"
 #include "worker/item_catalog.h"
 #include "worker/model_config.h"
+#include "worker/negative_miner.h"
 
 namespace towerps::worker {
 
@@ -89,6 +90,7 @@ class EmbeddedTrainer {
   BoundModel model_;
   int64_t train_examples_ = 0;
   std::unique_ptr<ItemCatalog> catalog_;
+  std::unique_ptr<UserPositives> positives_;  // with mining only
   std::unique_ptr<ps::ParameterServer> server_;
   std::atomic<bool> stop_requested_{false};
 };

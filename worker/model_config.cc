@@ -240,6 +240,12 @@ absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) 
     TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("hard_weight", &c->loss.hard_weight, Range{1, 1e6}));
     TOWERPS_RETURN_IF_ERROR(kv.TakeBool("hard_only", &c->loss.hard_only));
     TOWERPS_RETURN_IF_ERROR(c->loss.Validate());
+  } else if (directive == "mine") {
+    MiningOptions& m = c->mining;
+    if (!kv.Has("every")) return absl::InvalidArgumentError("mine needs every=<steps>");
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("every", &m.every, Range{1, 1e9}));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("per_user", &m.per_user, Range{1, 1024}));
+    TOWERPS_RETURN_IF_ERROR(kv.TakeNumber("skip_top", &m.skip_top, Range{0, 1e6}));
   } else if (directive == "dense_optimizer") {
     auto& o = c->dense_optimizer;
     if (kv.Has("kind")) {
@@ -268,6 +274,19 @@ absl::Status ParseLine(const std::vector<absl::string_view>& t, ModelConfig* c) 
 
 }  // namespace
 
+absl::Status MiningOptions::Validate() const {
+  if (every < 0 || every > 1000000000) {
+    return absl::InvalidArgumentError("mine every must be in [0, 1e9]");
+  }
+  if (per_user < 1 || per_user > 1024) {
+    return absl::InvalidArgumentError("mine per_user must be in [1, 1024]");
+  }
+  if (skip_top < 0 || skip_top > 1000000) {
+    return absl::InvalidArgumentError("mine skip_top must be in [0, 1000000]");
+  }
+  return absl::OkStatus();
+}
+
 int ModelConfig::TableIndex(absl::string_view name) const {
   for (size_t i = 0; i < tables.size(); ++i) {
     if (tables[i].config.name == name) return static_cast<int>(i);
@@ -285,6 +304,12 @@ absl::Status ModelConfig::Validate() const {
   if (epochs < 1) return absl::InvalidArgumentError("train epochs must be >= 1");
   if (dense_sync_every < 1) return absl::InvalidArgumentError("dense_sync_every must be >= 1");
   if (extra_negatives < 0) return absl::InvalidArgumentError("extra_negatives must be >= 0");
+  TOWERPS_RETURN_IF_ERROR(mining.Validate());
+  if (mining.enabled() &&
+      static_cast<int64_t>(mining.per_user) * batch_size + extra_negatives > (1 << 20)) {
+    return absl::InvalidArgumentError(
+        "mine per_user * train batch + extra_negatives must be at most 1048576 columns");
+  }
   if (warmup_steps < 0) return absl::InvalidArgumentError("schedule warmup must be >= 0");
   if (!(min_lr_ratio >= 0 && min_lr_ratio <= 1)) {
     return absl::InvalidArgumentError("schedule min_lr_ratio must be in [0, 1]");

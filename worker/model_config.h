@@ -13,6 +13,7 @@
 //   dense_optimizer kind=adam lr=0.001 wd=0 clip=0
 //   schedule warmup=100 min_lr_ratio=0.05
 //   train batch=256 epochs=2 seed=1 dense_sync_every=1
+//   mine every=100 per_user=4 skip_top=10
 //
 // Plain values; thread-compatible.
 #ifndef TOWERPS_WORKER_MODEL_CONFIG_H_
@@ -66,6 +67,18 @@ struct TowerShape {
   models::ActivationKind activation = models::ActivationKind::kRelu;
 };
 
+// Mined hard negatives (worker/negative_miner.h): every `every` steps the item
+// catalog is re-embedded; each batch user gets the `per_user` items ranked just below
+// its known positives and its `skip_top` highest other items as its own negatives.
+struct MiningOptions {
+  int every = 0;      // steps between catalog embeddings; 0 = off (>= 0)
+  int per_user = 4;   // mined negatives per batch row (1..1024)
+  int skip_top = 10;  // the false-negative guard: ranks skipped (0..1000000)
+
+  bool enabled() const { return every > 0; }
+  absl::Status Validate() const;
+};
+
 struct ModelConfig {
   std::vector<TableSpec> tables;
   std::vector<FeatureSpec> features;
@@ -79,6 +92,8 @@ struct ModelConfig {
   bool logq = true;
   // Extra uniformly drawn items per batch as negatives (mixed negative sampling).
   int extra_negatives = 0;
+  // The `mine` directive (off unless given).
+  MiningOptions mining;
   models::DenseOptimizerOptions dense_optimizer;
   float dense_learning_rate = 1e-3f;
   // Linear warmup steps, then cosine to min_lr_ratio * base over the rest of training.

@@ -65,6 +65,25 @@ TEST(ModelConfigTest, ParsesEveryDirective) {
   EXPECT_EQ(c->dense_sync_every, 2);
 }
 
+TEST(ModelConfigTest, MineDirective) {
+  auto off = ParseModelConfig(kConfig);
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->mining.enabled());
+  auto c = ParseModelConfig(std::string(kConfig) + "mine every=50 per_user=8 skip_top=0\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->mining.enabled());
+  EXPECT_EQ(c->mining.every, 50);
+  EXPECT_EQ(c->mining.per_user, 8);
+  EXPECT_EQ(c->mining.skip_top, 0);
+  auto defaults = ParseModelConfig(std::string(kConfig) + "mine every=7\n");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->mining.per_user, MiningOptions().per_user);
+  EXPECT_EQ(defaults->mining.skip_top, MiningOptions().skip_top);
+  MiningOptions bad;
+  bad.every = -1;
+  EXPECT_FALSE(bad.Validate().ok());
+}
+
 // Table Adam without lr= gets a rate that moves rows (docs/models.md "Sparse Adam").
 TEST(ModelConfigTest, TableAdamDefaultsToItsOwnRate) {
   auto c = ParseModelConfig(
@@ -124,6 +143,21 @@ TEST(ModelConfigTest, ErrorsNameTheLine) {
        "cfg:2: seq_pool must be"},
       {"table t dim=8\nfeature item item_id table=t pooling=attention", "cfg:2: pooling=attention"},
       {"table t dim=8\nfeature user history table=t heads=2", "cfg:2: unknown key 'heads'"},
+      // mine: every= required, ranges, unknown keys, the column budget.
+      {"table t dim=8\nfeature user history table=t\nmine per_user=4", "cfg:3: mine needs every"},
+      {"table t dim=8\nfeature user history table=t\nmine every=0", "cfg:3: every=0"},
+      {"table t dim=8\nfeature user history table=t\nmine every=10 per_user=0",
+       "cfg:3: per_user=0"},
+      {"table t dim=8\nfeature user history table=t\nmine every=10 per_user=2000",
+       "cfg:3: per_user=2000"},
+      {"table t dim=8\nfeature user history table=t\nmine every=10 skip_top=-1",
+       "cfg:3: skip_top=-1"},
+      {"table t dim=8\nfeature user history table=t\nmine every=x", "cfg:3: every=x"},
+      {"table t dim=8\nfeature user history table=t\nmine every=10 top=3",
+       "cfg:3: unknown key 'top'"},
+      {"table t dim=8\nfeature user history table=t\nmine every=10 per_user=1024\n"
+       "train batch=4096",
+       "per_user * train batch"},
   };
   for (const Case& c : cases) {
     auto parsed = ParseModelConfig(c.text, "cfg");

@@ -50,10 +50,19 @@ absl::Status StepRunner::InitDense(bool assign) {
   return RefreshDense();
 }
 
-absl::Status StepRunner::RefreshDense() {
+absl::Status StepRunner::EnableMining(const UserPositives* positives) {
+  if (catalog_ == nullptr) {
+    return absl::FailedPreconditionError("mined negatives need the item catalog");
+  }
+  TOWERPS_ASSIGN_OR_RETURN(miner_, NegativeMiner::Create(model_, catalog_, positives));
+  return absl::OkStatus();
+}
+
+absl::Status StepRunner::RefreshDense(ps::ParamSource* source) {
+  if (source == nullptr) source = params_;
   auto values = two_tower_->params().values();
   TOWERPS_ASSIGN_OR_RETURN(int64_t version,
-                           params_->PullDense(absl::MakeSpan(values.data(), values.size())));
+                           source->PullDense(absl::MakeSpan(values.data(), values.size())));
   if (version < 0) {
     return absl::UnavailableError("dense parameters are not initialised yet");
   }
@@ -133,6 +142,19 @@ absl::Status StepRunner::Prepare(PreparedBatch* p, ps::ParamSource* source, int6
       p->extra_log_q.push_back(catalog_->UniformLogQ());
     }
   }
+  p->extra_owner.clear();
+  if (miner_ != nullptr) {
+    // Each row's mined items, a negative of that row only (loss.h extra_owner).
+    TOWERPS_RETURN_IF_ERROR(miner_->Mine(batch, step, source, &p->mined));
+    p->extra_owner.assign(p->extra_ids.size(), -1);
+    for (size_t k = 0; k < p->mined.rows.size(); ++k) {
+      const int64_t row = p->mined.rows[k];
+      p->items.Append(catalog_->features(row));
+      p->extra_ids.push_back(catalog_->key(row));
+      p->extra_log_q.push_back(catalog_->LogQ(catalog_->key(row)));
+      p->extra_owner.push_back(p->mined.owner[k]);
+    }
+  }
   const int64_t n_items = b + static_cast<int64_t>(p->extra_ids.size());
   p->log_q.clear();
   if (catalog_ != nullptr && model_->config.logq) {
@@ -164,6 +186,7 @@ absl::StatusOr<StepStats> StepRunner::Run(PreparedBatch* p, int64_t step, float 
     if (!p->extra_log_q.empty()) info.extra_log_q = p->extra_log_q;
   }
   info.weights = batch.weights;
+  info.extra_owner = p->extra_owner;
   TOWERPS_ASSIGN_OR_RETURN(stats.loss,
                            two_tower_->ForwardBackward(models::View(user_x0_),
                                                        models::View(item_x0_),
@@ -200,7 +223,8 @@ absl::StatusOr<StepStats> StepRunner::Run(PreparedBatch* p, int64_t step, float 
 }
 
 absl::Status StepRunner::Embed(data::Side side, const data::ExampleBatch::SideColumns& columns,
-                               int64_t n, models::Mat<float>* out) {
+                               int64_t n, models::Mat<float>* out, ps::ParamSource* source) {
+  if (source == nullptr) source = params_;
   if (n == 0) {
     out->resize(0, output_dim());
     return absl::OkStatus();
@@ -211,7 +235,7 @@ absl::Status StepRunner::Embed(data::Side side, const data::ExampleBatch::SideCo
   } else {
     inputs.Begin(nullptr, 0, &columns, n);
   }
-  TOWERPS_RETURN_IF_ERROR(params_->Pull(inputs.pull_slices(), 0, /*create=*/false));
+  TOWERPS_RETURN_IF_ERROR(source->Pull(inputs.pull_slices(), 0, /*create=*/false));
   models::Mat<float>& x0 = side == data::Side::kUser ? user_x0_ : item_x0_;
   TOWERPS_RETURN_IF_ERROR(inputs.BuildInput(side, &x0));
   if (side == data::Side::kUser) {

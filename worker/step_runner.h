@@ -24,6 +24,7 @@
 #include "ps/param_source.h"
 #include "worker/item_catalog.h"
 #include "worker/model_config.h"
+#include "worker/negative_miner.h"
 #include "worker/sparse_inputs.h"
 
 namespace towerps::worker {
@@ -47,6 +48,9 @@ struct PreparedBatch {
   data::ExampleBatch::SideColumns items;  // positives + extra negatives
   std::vector<uint64_t> extra_ids;
   std::vector<float> log_q, extra_log_q;
+  // With mining: the owner row of each extra (-1 for the shared uniform ones); else empty.
+  std::vector<int32_t> extra_owner;
+  MinedNegatives mined;
   SparseInputs inputs;
   int64_t unique_keys = 0;
   double pull_us = 0;
@@ -57,7 +61,8 @@ class StepRunner {
   // model, catalog and params are borrowed. catalog may be null: then no logQ
   // correction and no extra negatives. The extra negatives of a step depend only on
   // (seed, step), so a replayed step draws the same ones; give each training thread
-  // or worker its own seed (NegativeSeed).
+  // or worker its own seed (NegativeSeed). params may be null for a runner used only
+  // through the Embed and RefreshDense calls that name their source.
   static absl::StatusOr<std::unique_ptr<StepRunner>> Create(const BoundModel* model,
                                                             const ItemCatalog* catalog,
                                                             ps::ParamSource* params,
@@ -66,6 +71,11 @@ class StepRunner {
   // Sets up the dense parameters: with `assign`, initialises them from the config's
   // seed and assigns them to the source (ignored there if already set); then pulls.
   absl::Status InitDense(bool assign);
+
+  // Turns on mined hard negatives (the config's `mine` line): Prepare adds each row's
+  // mined items as its own extra negatives. positives is borrowed (shared by threads).
+  // Errors: FailedPrecondition without a catalog; NegativeMiner::Create's.
+  absl::Status EnableMining(const UserPositives* positives);
 
   // The sampler seed of training thread or worker `index` of a job with `config_seed`.
   static uint64_t NegativeSeed(uint64_t config_seed, int index);
@@ -77,7 +87,7 @@ class StepRunner {
 
   // The two halves of Train, for pipelining. Prepare draws the extra negatives and
   // pulls the batch's rows from `source` (which may be another thread's client); it
-  // changes nothing of the runner, so calls for different PreparedBatches and sources
+  // changes nothing of the runner but its miner's state (serialised), so calls for different PreparedBatches and sources
   // may overlap each other and Run of another PreparedBatch. Run computes, pushes the row gradients and accumulates the dense
   // ones through this runner's own ParamSource. prepared->batch must be set. When
   // Run's push fails, the step's dense gradient is taken out of the accumulation
@@ -90,8 +100,9 @@ class StepRunner {
   // every update is applied (end of training). May be retried after a failure.
   absl::Status FlushDense(int64_t step, float lr_scale);
 
-  // Re-reads the dense parameters (before Embed, after training).
-  absl::Status RefreshDense();
+  // Re-reads the dense parameters (before Embed, after training) from `source`
+  // (null: this runner's own).
+  absl::Status RefreshDense(ps::ParamSource* source = nullptr);
 
   // Forgets the dense gradients accumulated since the last dense push (the job
   // rolled back past them); the next step re-reads the dense parameters.
@@ -103,9 +114,10 @@ class StepRunner {
   // every worker's update of the step before.
   void set_refresh_with_push(bool on) { refresh_with_push_ = on; }
 
-  // Embeddings of n entities of `side` (columns of the side's schema): out n x d.
+  // Embeddings of n entities of `side` (columns of the side's schema): out n x d. Rows
+  // are read from `source` (null: this runner's own) with create=false.
   absl::Status Embed(data::Side side, const data::ExampleBatch::SideColumns& columns, int64_t n,
-                     models::Mat<float>* out);
+                     models::Mat<float>* out, ps::ParamSource* source = nullptr);
 
   models::TwoTower& model() { return *two_tower_; }
   // The source Run pushes to (and Train pulls from).
@@ -128,6 +140,7 @@ class StepRunner {
   ps::ParamSource* const params_;
   std::unique_ptr<models::TwoTower> two_tower_;
   const uint64_t seed_;  // of the extra-negative sampler
+  std::unique_ptr<NegativeMiner> miner_;  // null unless EnableMining
   PreparedBatch own_;    // Train's and Embed's
   models::Mat<float> user_x0_, item_x0_;
   std::vector<float> dense_grad_sum_;
