@@ -3,7 +3,8 @@
 # encoder's parameters with the towers' on the parameter servers and pushes the
 # history rows' gradients, so a 2-server, 2-worker deploy/local.sh job on generated
 # sequential data (`generate --sequence_strength`) must beat the same job with mean
-# pooling by a clear margin, as embedded training does (worker/sequence_quality_test).
+# pooling by a clear margin, as embedded training does (worker/sequence_quality_test),
+# and so must the same job mining hard negatives on its workers.
 set -u
 bin="$1"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -29,6 +30,8 @@ schedule warmup=50 min_lr_ratio=0.05
 train batch=256 epochs=3 seed=1 dense_sync_every=1
 CONF
 sed 's/pooling=attention .*/pooling=mean/' "$work/attention.conf" >"$work/mean.conf"
+# Mined hard negatives: each worker mines with the rows it pulls.
+{ cat "$work/attention.conf"; echo "mine every=50 per_user=4 skip_top=10"; } >"$work/mined.conf"
 
 recall10() {  # recall10 NAME: a local cluster job, then test Recall@10 of its checkpoint
   if ! timeout 300 "$root/deploy/local.sh" --config "$work/$1.conf" --dataset "$work/ds" \
@@ -40,10 +43,14 @@ recall10() {  # recall10 NAME: a local cluster job, then test Recall@10 of its c
 }
 attention=$(recall10 attention)
 mean=$(recall10 mean)
-echo "cluster jobs, test recall@10: attention $attention, mean pooling $mean"
+mined=$(recall10 mined)
+echo "cluster jobs, test recall@10: attention $attention, mean pooling $mean," \
+  "attention + mined negatives $mined"
 dense_params() { awk '$1 == "dense_params" { print $2 }' "$work/$1/checkpoint/"*/MANIFEST 2>/dev/null | head -1; }
 check "the servers hold the encoder's parameters besides the towers'" \
   test "$(dense_params attention)" -gt "$(dense_params mean)"
 check "attention beats mean pooling by 0.1 on a cluster" \
   awk -v a="$attention" -v m="$mean" 'BEGIN { exit !(a > m + 0.1) }'
+check "a job mining hard negatives trains as well" \
+  awk -v a="$mined" -v m="$mean" 'BEGIN { exit !(a > m + 0.1) }'
 exit "$fail"
