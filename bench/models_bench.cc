@@ -8,10 +8,18 @@
 //   adam_step_traffic: the dense optimizer over all dense parameters as bytes
 //     moved per second beside memcpy of the parameters (the memory bound).
 //   embedding_bag: mean pooling of 50-row histories beside a plain row gather.
+//   sequence_step_attention_L*: examples/s of a training step whose user tower
+//     encodes the history with pooling=attention (heads 2, 1 block, ffn 64)
+//     beside the same step with pooling=mean (EmbeddingBag forward + backward),
+//     same shapes otherwise: examples/movietweetings.conf's model (history dim 32,
+//     item 32+16+16, mlp 128, cross 2, out 64), batch 256, 64 extra negatives,
+//     full histories of L = 20 and 50 items, 1 OpenBLAS thread.
 #include <cblas.h>
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -196,6 +204,101 @@ void EmbeddingBagFigures(bool quick) {
                mrows / gather_s});
 }
 
+// One training step of the examples' model (docs/models.md "Sequential user
+// tower") with the history pooled by mean or encoded by attention; the rows and
+// gradients are those a worker pulls and pushes.
+class SequenceStep {
+ public:
+  SequenceStep(bool attention, int batch, int max_len, int extra)
+      : attention_(attention), extra_(extra) {
+    models::TwoTowerConfig config;
+    config.user.input_dims = {kDim};
+    config.item.input_dims = {kDim, 16, 16};
+    for (models::TowerConfig* t : {&config.user, &config.item}) {
+      t->mlp_hidden = {128};
+      t->cross_layers = 2;
+      t->output_dim = 64;
+    }
+    config.loss.temperature = 0.2;
+    if (attention) {
+      models::UserSequenceConfig seq;
+      seq.encoder.dim = kDim;
+      seq.encoder.max_len = max_len;
+      config.user_sequences.push_back(seq);
+    }
+    model_ = std::move(models::TwoTower::Create(config)).value();
+    model_->Init(7);
+    rows_ = RandomMatrix(batch * max_len, kDim, 8);
+    user_x0_ = Mat<float>::Zero(batch, kDim);
+    item_x0_ = RandomMatrix(batch + extra, 64, 9);
+    lengths_.assign(batch, max_len);
+    offsets_.resize(batch + 1);
+    for (int b = 0; b <= batch; ++b) offsets_[b] = static_cast<int64_t>(b) * max_len;
+    indices_.resize(static_cast<size_t>(batch) * max_len);
+    for (size_t k = 0; k < indices_.size(); ++k) indices_[k] = static_cast<int32_t>(k);
+    SplitMix64 rng(10);
+    ids_.resize(batch + extra);
+    log_q_.resize(batch + extra);
+    for (size_t i = 0; i < ids_.size(); ++i) {
+      ids_[i] = rng.NextBelow(10000);
+      log_q_[i] = -5.0f - static_cast<float>(rng.NextDouble());
+    }
+    info_.item_ids = std::span<const uint64_t>(ids_).first(batch);
+    info_.extra_item_ids = std::span<const uint64_t>(ids_).subspan(batch);
+    info_.item_log_q = std::span<const float>(log_q_).first(batch);
+    info_.extra_log_q = std::span<const float>(log_q_).subspan(batch);
+  }
+
+  void Run() {
+    if (attention_) {
+      const models::SequenceBatch seq{{rows_.data(), static_cast<size_t>(rows_.size())},
+                                      lengths_};
+      auto loss = model_->ForwardBackward(View(user_x0_), View(item_x0_), extra_,
+                                          info_, {&seq, 1});
+      DoNotOptimize(*loss);
+      DoNotOptimize(model_->sequence_input_grad(0)(0, 0));
+      return;
+    }
+    if (!bag_.Forward(View(rows_), {offsets_, indices_, {}}).ok()) std::abort();
+    user_x0_ = bag_.output();
+    auto loss = model_->ForwardBackward(View(user_x0_), View(item_x0_), extra_, info_);
+    DoNotOptimize(*loss);
+    DoNotOptimize(bag_.Backward(View(model_->user_input_grad()))(0, 0));
+  }
+
+ private:
+  static constexpr int kDim = 32;
+  bool attention_;
+  int extra_;
+  std::unique_ptr<models::TwoTower> model_;
+  Mat<float> rows_, user_x0_, item_x0_;
+  std::vector<int32_t> lengths_;
+  std::vector<int64_t> offsets_;
+  std::vector<int32_t> indices_;
+  std::vector<uint64_t> ids_;
+  std::vector<float> log_q_;
+  models::PairInfo info_;
+  models::EmbeddingBag<float> bag_;
+};
+
+void SequenceFigures(bool quick) {
+  const int batch = 256, extra = 64;
+  const int repeats = quick ? 5 : 31;
+  openblas_set_num_threads(1);
+  for (int len : {20, 50}) {
+    SequenceStep attention(true, batch, len, extra), mean(false, batch, len, extra);
+    for (int i = 0; i < 2; ++i) {
+      attention.Run();
+      mean.Run();
+    }
+    const std::vector<double> medians = InterleavedMedianSeconds(
+        repeats, {[&] { attention.Run(); }, [&] { mean.Run(); }});
+    PrintFigure({"models", absl::StrCat("sequence_step_attention_L", len), batch / medians[0],
+                 "examples/s", "mean_pooling_same_shapes", batch / medians[1]});
+  }
+  openblas_set_num_threads(2);
+}
+
 }  // namespace
 }  // namespace towerps::bench
 
@@ -203,5 +306,6 @@ int main(int argc, char** argv) {
   const bool quick = towerps::bench::QuickMode(argc, argv);
   towerps::bench::TwoTowerFigures(quick);
   towerps::bench::EmbeddingBagFigures(quick);
+  towerps::bench::SequenceFigures(quick);
   return 0;
 }
