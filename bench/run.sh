@@ -21,7 +21,10 @@ declare -A suites=(
   [serve]="towerps serve on the demo index under N closed-loop clients: QPS, p50/p99/p999, HTTP beside ZeroMQ"
   [fresh]="item delta -> retrievable latency (p50/p99) at 100/1000 ms watcher polls and on SIGHUP; apply and query cost of a fresh segment"
   [train]="towerps embedded training beside a PyTorch reference of the same model (recall, examples/s, MFU)"
+  [quality]="issue 16's table: mean/attention pooling x in-batch hard negatives on MovieTweetings, generated sequential data and the cold-item split (markdown)"
 )
+# Suites that are one script under another name than bench/<suite>_e2e.sh.
+declare -A scripts=([quality]=quality_table.sh)
 
 usage() { echo "usage: bench/run.sh SUITE [--quick] | list" >&2; exit 2; }
 [ $# -ge 1 ] || usage
@@ -42,7 +45,8 @@ if [ -f "$root/bench/${suite}_bench.cc" ]; then
   "$build/bench/bench_$suite" "$@"
 fi
 # A suite may add figures measured with whole processes (bench/<suite>_e2e.sh).
-if [ -x "$root/bench/${suite}_e2e.sh" ]; then
+script="$root/bench/${scripts[$suite]:-${suite}_e2e.sh}"
+if [ -x "$script" ]; then
   cmake --build "$build" --target towerps >&2
-  "$root/bench/${suite}_e2e.sh" "$build" "$@"
+  "$script" "$build" "$@"
 fi
