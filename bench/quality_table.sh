@@ -10,7 +10,7 @@
 # split (generated with content vectors, --cold_item_fraction=0.2, evaluate
 # --split=cold, examples/generated.conf). --quick: one seed. Prints a markdown table
 # (per-seed values "s1 / s2" for Recall@10/50, means elsewhere); the raw JSON lines go
-# to stderr. ~6 min on a 2-core VM.
+# to stderr. 1.5 min on a quiet 2-core VM (7 min at load average ~8).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${TOWERPS_BUILD_DIR:-$root/build}"
