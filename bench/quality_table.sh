@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh quality: issue 16's comparison table. Per dataset, the same prepared
 # data and the base config's epochs for every row: mean pooling / attention, each
-# without and with in-batch hard negatives, two seeds (bench/optimizer_sweep.sh:
+# without and with in-batch and with mined hard negatives, two seeds (bench/optimizer_sweep.sh:
 # embedded `train` + `evaluate`, 1 training thread).
 #   bench/quality_table.sh [BUILD_DIR] [--quick] [--seeds="1 2"]
 # Datasets: (1) MovieTweetings (../shared/data, --min_rating=7,
@@ -10,7 +10,7 @@
 # split (generated with content vectors, --cold_item_fraction=0.2, evaluate
 # --split=cold, examples/generated.conf). --quick: one seed. Prints a markdown table
 # (per-seed values "s1 / s2" for Recall@10/50, means elsewhere); the raw JSON lines go
-# to stderr. 1.5 min on a quiet 2-core VM (7 min at load average ~8).
+# to stderr. ~8 min on a 2-core VM (load average ~2-3).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${TOWERPS_BUILD_DIR:-$root/build}"
@@ -34,14 +34,14 @@ trap 'rm -rf "$work"' EXIT
 # The variants (sed expressions on the base config; bench/optimizer_sweep.sh).
 attention='s/^feature user history table=item_id pooling=mean/feature user history table=item_id pooling=attention heads=2 blocks=1 max_len=20 ffn=64/'
 hard='s/^loss .*/& hard_negatives=8 hard_weight=2/'
+mined='mine every=100 per_user=8 skip_top=50'  # docs/models.md "Hard negatives", Mined
 variants=(
   "mean|"
   "mean + hard|$hard"
   "attention|$attention"
   "attention + hard|$attention;$hard"
-  # Mined hard negatives (branch mined-negatives): uncomment once the directive is on main.
-  # "mean + mined|\$a mine every=50 per_user=16 skip_top=10"
-  # "attention + mined|$attention;\$a mine every=50 per_user=16 skip_top=10"
+  "mean + mined|\$a $mined"
+  "attention + mined|$attention;\$a $mined"
 )
 
 sweep() {  # sweep LABEL CONFIG DATASET [SPLIT]: one JSON line per (variant, seed), tagged
