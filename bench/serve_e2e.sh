@@ -16,7 +16,7 @@ run_dir="$root/runs/demo"
 clients="1,8"
 seconds=5
 threads=8  # serve's handler threads on both APIs: one per concurrent client at most
-max_batches="32"
+max_batches="1"  # serve's default; "1,32" compares batching off and on
 search_threads=0
 while [ $# -gt 0 ]; do
   case "$1" in
