@@ -50,12 +50,12 @@ absl::StatusOr<std::vector<Hit>> IndexSnapshot::Search(const float* query, int k
   auto masked = [&](uint64_t key) {
     return removed_->contains(key) || fresh.row_of_key.contains(key);
   };
-  const bool any_masked = !removed_->empty() || !fresh.keys.empty();
+  // A version without deltas (the common case): the base alone, no copy of `exclude`.
+  if (removed_->empty() && fresh.keys.empty()) return search_base(exclude);
   std::vector<uint64_t> excluded(exclude.begin(), exclude.end());
   std::vector<Hit> base_hits;
   for (int round = 0;; ++round) {
     TOWERPS_ASSIGN_OR_RETURN(base_hits, search_base(excluded));
-    if (!any_masked) break;
     const size_t before = excluded.size();
     for (const Hit& hit : base_hits) {
       if (masked(hit.key)) excluded.push_back(hit.key);
